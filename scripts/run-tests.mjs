@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+// Runs every *.test.ts below ./src of the current package with node's test runner through tsx.
+// Node 20's `--test` does not expand globs nor look for .ts files by itself, hence this finder.
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+
+const root = process.argv[2] ?? "src";
+const files = [];
+(function walk(dir) {
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (name === "node_modules" || name === "gen" || name === "dist") continue;
+    if (statSync(p).isDirectory()) walk(p);
+    else if (name.endsWith(".test.ts")) files.push(p);
+  }
+})(root);
+files.sort();
+if (files.length === 0) {
+  console.error(`run-tests: no *.test.ts files under ${root}`);
+  process.exit(1);
+}
+const extra = process.env.RLHF_TEST_ARGS ? process.env.RLHF_TEST_ARGS.split(" ") : [];
+const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=1", ...extra, ...files], {
+  stdio: "inherit",
+});
+process.exit(r.status ?? 1);

@@ -1,0 +1,234 @@
+import * as grpc from "@grpc/grpc-js";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "./server";
+
+/** Status codes worth retrying, and only for idempotent calls. */
+export const RETRYABLE_CODES: ReadonlySet<grpc.status> = new Set([
+  grpc.status.UNAVAILABLE,
+  grpc.status.RESOURCE_EXHAUSTED,
+  grpc.status.ABORTED,
+]);
+
+/** Options of {@link createClient}. */
+export interface ClientOptions<M extends string = string> {
+  /** Deadline of every call unless the call sets its own. Default 30 s. */
+  deadlineMs?: number;
+  /** Methods that are safe to repeat; only these are retried. Default none. */
+  idempotent?: readonly M[];
+  /** Most attempts of an idempotent call (first try included). Default 4. */
+  maxAttempts?: number;
+  /** First retry delay; doubles each time, with jitter, up to `maxBackoffMs`. Default 100 ms. */
+  initialBackoffMs?: number;
+  /** Default 2 s. */
+  maxBackoffMs?: number;
+  /** Largest message accepted from the server. Default 4 MiB. */
+  maxReceiveMessageBytes?: number;
+  /** Largest message sent. Default 4 MiB. */
+  maxSendMessageBytes?: number;
+  /**
+   * "round_robin" spreads calls over every address a `dns:///host:port` name resolves to (a
+   * headless Kubernetes Service); "pick_first" uses one. Default "round_robin".
+   */
+  loadBalancing?: "round_robin" | "pick_first";
+  credentials?: grpc.ChannelCredentials;
+}
+
+/** Per-call options. */
+export interface CallOpts {
+  /** Overrides the client's default deadline. */
+  deadlineMs?: number;
+  metadata?: grpc.Metadata;
+  /** Cancels the call (and any retry) when aborted. */
+  signal?: AbortSignal;
+}
+
+type UnaryCb<R> = (err: grpc.ServiceError | null, res: R) => void;
+
+/** Names of the unary methods of a generated client, with their request/response types. */
+export type UnaryMethod<C> = {
+  [K in keyof C]: C[K] extends (req: infer _Q, md: grpc.Metadata, o: Partial<grpc.CallOptions>, cb: UnaryCb<infer _R>) => grpc.ClientUnaryCall
+    ? K
+    : never;
+}[keyof C] &
+  string;
+export type UnaryReq<C, K extends keyof C> = C[K] extends (req: infer Q, md: grpc.Metadata, o: Partial<grpc.CallOptions>, cb: UnaryCb<infer _R>) => grpc.ClientUnaryCall ? Q : never;
+export type UnaryRes<C, K extends keyof C> = C[K] extends (req: infer _Q, md: grpc.Metadata, o: Partial<grpc.CallOptions>, cb: UnaryCb<infer R>) => grpc.ClientUnaryCall ? R : never;
+
+export type ServerStreamMethod<C> = {
+  [K in keyof C]: C[K] extends (req: infer _Q, md?: grpc.Metadata, o?: Partial<grpc.CallOptions>) => grpc.ClientReadableStream<infer _R> ? K : never;
+}[keyof C] &
+  string;
+export type ServerStreamReq<C, K extends keyof C> = C[K] extends (req: infer Q, md?: grpc.Metadata, o?: Partial<grpc.CallOptions>) => grpc.ClientReadableStream<infer _R> ? Q : never;
+export type ServerStreamRes<C, K extends keyof C> = C[K] extends (req: infer _Q, md?: grpc.Metadata, o?: Partial<grpc.CallOptions>) => grpc.ClientReadableStream<infer R> ? R : never;
+
+export type ClientStreamMethod<C> = {
+  [K in keyof C]: C[K] extends (md: grpc.Metadata, o: Partial<grpc.CallOptions>, cb: UnaryCb<infer _R>) => grpc.ClientWritableStream<infer _Q> ? K : never;
+}[keyof C] &
+  string;
+export type ClientStreamReq<C, K extends keyof C> = C[K] extends (md: grpc.Metadata, o: Partial<grpc.CallOptions>, cb: UnaryCb<infer _R>) => grpc.ClientWritableStream<infer Q> ? Q : never;
+export type ClientStreamRes<C, K extends keyof C> = C[K] extends (md: grpc.Metadata, o: Partial<grpc.CallOptions>, cb: UnaryCb<infer R>) => grpc.ClientWritableStream<infer _Q> ? R : never;
+
+export type BidiMethod<C> = {
+  [K in keyof C]: C[K] extends (md: grpc.Metadata, o?: Partial<grpc.CallOptions>) => grpc.ClientDuplexStream<infer _Q, infer _R> ? K : never;
+}[keyof C] &
+  string;
+export type BidiReq<C, K extends keyof C> = C[K] extends (md: grpc.Metadata, o?: Partial<grpc.CallOptions>) => grpc.ClientDuplexStream<infer Q, infer _R> ? Q : never;
+export type BidiRes<C, K extends keyof C> = C[K] extends (md: grpc.Metadata, o?: Partial<grpc.CallOptions>) => grpc.ClientDuplexStream<infer _Q, infer R> ? R : never;
+
+/** A client-streaming call in progress. */
+export interface ClientStreamCall<Req, Res> {
+  /** Writes one message; resolves when the stream can take more (back-pressure). */
+  write(msg: Req): Promise<void>;
+  /** Half-closes and waits for the response. */
+  end(): Promise<Res>;
+  /** Cancels the call. */
+  cancel(): void;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    }, { once: true });
+  });
+
+/**
+ * A generated grpc-js client wrapped so that every call has a deadline, unary idempotent calls
+ * are retried on UNAVAILABLE / RESOURCE_EXHAUSTED / ABORTED with exponential backoff (within the
+ * same overall deadline), and non-idempotent calls are never retried.
+ */
+export class KitClient<C extends grpc.Client> {
+  readonly raw: C;
+  private readonly idempotent: ReadonlySet<string>;
+  private readonly deadlineMs: number;
+
+  constructor(
+    Ctor: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => C,
+    readonly address: string,
+    private readonly opts: ClientOptions = {},
+  ) {
+    const lb = opts.loadBalancing ?? "round_robin";
+    this.raw = new Ctor(address, opts.credentials ?? grpc.credentials.createInsecure(), {
+      "grpc.max_receive_message_length": opts.maxReceiveMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+      "grpc.max_send_message_length": opts.maxSendMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+      "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ [lb]: {} }] }),
+      "grpc.enable_retries": 0, // retries are ours, and only for idempotent calls
+    });
+    this.idempotent = new Set(opts.idempotent ?? []);
+    this.deadlineMs = opts.deadlineMs ?? 30_000;
+  }
+
+  private fn(method: string): (...args: unknown[]) => unknown {
+    const f = Reflect.get(this.raw, method) as unknown;
+    if (typeof f !== "function") throw new Error(`no method ${method} on client`);
+    return (f as (...args: unknown[]) => unknown).bind(this.raw);
+  }
+
+  /** A unary call with a deadline; retried only if `method` is idempotent. */
+  async unary<K extends UnaryMethod<C>>(method: K, req: UnaryReq<C, K>, call: CallOpts = {}): Promise<UnaryRes<C, K>> {
+    const deadline = Date.now() + (call.deadlineMs ?? this.deadlineMs);
+    const maxAttempts = this.idempotent.has(method) ? (this.opts.maxAttempts ?? 4) : 1;
+    let backoff = this.opts.initialBackoffMs ?? 100;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.once<UnaryRes<C, K>>(method, req, deadline, call);
+      } catch (err) {
+        const code = (err as Partial<grpc.ServiceError>).code;
+        const left = deadline - Date.now();
+        if (attempt >= maxAttempts || code === undefined || !RETRYABLE_CODES.has(code) || call.signal?.aborted) throw err;
+        const wait = Math.min(backoff * (0.5 + Math.random() / 2), this.opts.maxBackoffMs ?? 2000);
+        if (wait >= left) throw err;
+        await sleep(wait, call.signal);
+        backoff *= 2;
+      }
+    }
+  }
+
+  private once<R>(method: string, req: unknown, deadline: number, call: CallOpts): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      const c = this.fn(method)(req, call.metadata ?? new grpc.Metadata(), { deadline }, (err: grpc.ServiceError | null, res: R) =>
+        err ? reject(err) : resolve(res),
+      ) as grpc.ClientUnaryCall;
+      call.signal?.addEventListener("abort", () => c.cancel(), { once: true });
+    });
+  }
+
+  /** A server-streaming call with a deadline over the whole stream; iterate it with `for await`. */
+  serverStream<K extends ServerStreamMethod<C>>(
+    method: K,
+    req: ServerStreamReq<C, K>,
+    call: CallOpts = {},
+  ): grpc.ClientReadableStream<ServerStreamRes<C, K>> {
+    const deadline = Date.now() + (call.deadlineMs ?? this.deadlineMs);
+    const s = this.fn(method)(req, call.metadata ?? new grpc.Metadata(), { deadline }) as grpc.ClientReadableStream<ServerStreamRes<C, K>>;
+    call.signal?.addEventListener("abort", () => s.cancel(), { once: true });
+    return s;
+  }
+
+  /** A client-streaming call with a deadline; `write` honours back-pressure. */
+  clientStream<K extends ClientStreamMethod<C>>(method: K, call: CallOpts = {}): ClientStreamCall<ClientStreamReq<C, K>, ClientStreamRes<C, K>> {
+    const deadline = Date.now() + (call.deadlineMs ?? this.deadlineMs);
+    let settle!: { resolve: (r: ClientStreamRes<C, K>) => void; reject: (e: unknown) => void };
+    const response = new Promise<ClientStreamRes<C, K>>((resolve, reject) => (settle = { resolve, reject }));
+    response.catch(() => undefined); // observed through end()
+    let failed: unknown;
+    const s = this.fn(method)(call.metadata ?? new grpc.Metadata(), { deadline }, (err: grpc.ServiceError | null, res: ClientStreamRes<C, K>) => {
+      if (err) {
+        failed = err;
+        settle.reject(err);
+      } else settle.resolve(res);
+    }) as grpc.ClientWritableStream<ClientStreamReq<C, K>>;
+    call.signal?.addEventListener("abort", () => s.cancel(), { once: true });
+    return {
+      write: (msg) =>
+        new Promise<void>((resolve, reject) => {
+          if (failed) return reject(failed);
+          if (s.write(msg)) return resolve();
+          const onDrain = () => resolve();
+          s.once("drain", onDrain);
+          // If the server answers (with an error) before draining, stop waiting.
+          response.then(
+            () => resolve(),
+            (e: unknown) => {
+              s.removeListener("drain", onDrain);
+              reject(e);
+            },
+          );
+        }),
+      end: () => {
+        s.end();
+        return response;
+      },
+      cancel: () => s.cancel(),
+    };
+  }
+
+  /** A bidirectional call with a deadline. */
+  bidi<K extends BidiMethod<C>>(method: K, call: CallOpts = {}): grpc.ClientDuplexStream<BidiReq<C, K>, BidiRes<C, K>> {
+    const deadline = Date.now() + (call.deadlineMs ?? this.deadlineMs);
+    const s = this.fn(method)(call.metadata ?? new grpc.Metadata(), { deadline }) as grpc.ClientDuplexStream<BidiReq<C, K>, BidiRes<C, K>>;
+    call.signal?.addEventListener("abort", () => s.cancel(), { once: true });
+    return s;
+  }
+
+  /** Resolves once the channel is connected, or rejects after `timeoutMs`. */
+  waitForReady(timeoutMs = 10_000): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.raw.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(err) : resolve())),
+    );
+  }
+
+  close(): void {
+    this.raw.close();
+  }
+}
+
+/** Shorthand for `new KitClient(Ctor, address, opts)`. */
+export function createClient<C extends grpc.Client>(
+  Ctor: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => C,
+  address: string,
+  opts: ClientOptions<UnaryMethod<C>> = {},
+): KitClient<C> {
+  return new KitClient(Ctor, address, opts);
+}

@@ -1,0 +1,156 @@
+import {
+  status,
+  type Metadata,
+  type ServerUnaryCall,
+  type ServerReadableStream,
+  type ServerWritableStream,
+  type ServerDuplexStream,
+  type sendUnaryData,
+  type handleUnaryCall,
+  type handleClientStreamingCall,
+  type handleServerStreamingCall,
+  type handleBidiStreamingCall,
+} from "@grpc/grpc-js";
+import { trace } from "@opentelemetry/api";
+import { DomainError } from "@rlhf/errors";
+import type { Logger } from "pino";
+import { toStatusError, statusName } from "./errors";
+
+/** What a handler gets besides its request: a per-call logger, metadata and cancellation. */
+export interface CallContext {
+  /** Full method path, e.g. `/rlhf.reference_model.v1.ReferenceModelService/LogProbs`. */
+  method: string;
+  /** Child logger with `{method, traceId}`. */
+  log: Logger;
+  /** Request metadata (trace context is already extracted by the instrumentation). */
+  metadata: Metadata;
+  /** Aborted when the client cancels or its deadline passes. */
+  signal: AbortSignal;
+}
+
+/** What every kind of server call has in common. */
+interface AnyCall {
+  getPath(): string;
+  metadata: Metadata;
+  on(event: "cancelled", listener: () => void): unknown;
+}
+
+function makeContext(call: AnyCall, log: Logger): { ctx: CallContext; done: (code: number, extra?: object) => void } {
+  const method = call.getPath();
+  const traceId = trace.getActiveSpan()?.spanContext().traceId;
+  const child = log.child(traceId ? { method, traceId } : { method });
+  const ac = new AbortController();
+  call.on("cancelled", () => ac.abort(new DomainError("CANCELLED", "call cancelled by the client")));
+  const started = process.hrtime.bigint();
+  const done = (code: number, extra?: object) => {
+    const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+    const fields = { code: statusName(code), durationMs: Math.round(durationMs * 100) / 100, ...extra };
+    if (code === status.OK) child.info(fields, "rpc ok");
+    else if (code === status.INTERNAL || code === status.UNKNOWN || code === status.DATA_LOSS) child.error(fields, "rpc failed");
+    else child.warn(fields, "rpc failed");
+  };
+  return { ctx: { method, log: child, metadata: call.metadata, signal: ac.signal }, done };
+}
+
+/** Wraps an async unary handler: errors map to statuses in one place, every call is logged. */
+export function unary<Req, Res>(log: Logger, fn: (req: Req, ctx: CallContext) => Promise<Res>): handleUnaryCall<Req, Res> {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+    const { ctx, done } = makeContext(call as AnyCall, log);
+    fn(call.request, ctx).then(
+      (res) => {
+        done(status.OK);
+        callback(null, res);
+      },
+      (err: unknown) => {
+        const se = toStatusError(err, ctx.log);
+        done(se.code, { details: se.details });
+        callback(se, null);
+      },
+    );
+  };
+}
+
+/** Wraps a client-streaming handler; `requests` is consumed with `for await` (back-pressure). */
+export function clientStream<Req, Res>(
+  log: Logger,
+  fn: (requests: AsyncIterable<Req>, ctx: CallContext) => Promise<Res>,
+): handleClientStreamingCall<Req, Res> {
+  return (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>) => {
+    const { ctx, done } = makeContext(call as AnyCall, log);
+    fn(call as AsyncIterable<Req>, ctx).then(
+      (res) => {
+        done(status.OK);
+        callback(null, res);
+      },
+      (err: unknown) => {
+        const se = toStatusError(err, ctx.log);
+        done(se.code, { details: se.details });
+        callback(se, null);
+      },
+    );
+  };
+}
+
+/** Sends one message, waiting for the stream to drain when its buffer is full. */
+export type Send<Res> = (msg: Res) => Promise<void>;
+
+function makeSend<Res>(call: ServerWritableStream<unknown, Res> | ServerDuplexStream<unknown, Res>, signal: AbortSignal): Send<Res> {
+  return (msg: Res) =>
+    new Promise<void>((resolve, reject) => {
+      if (signal.aborted) return reject(signal.reason);
+      if (call.write(msg)) return resolve();
+      const onDrain = () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        call.removeListener("drain", onDrain);
+        reject(signal.reason);
+      };
+      call.once("drain", onDrain);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+}
+
+function finishStream(
+  call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>,
+  p: Promise<void>,
+  ctx: CallContext,
+  done: (code: number, extra?: object) => void,
+): void {
+  p.then(
+    () => {
+      done(status.OK);
+      call.end();
+    },
+    (err: unknown) => {
+      const se = toStatusError(err, ctx.log);
+      done(se.code, { details: se.details });
+      if (!ctx.signal.aborted) call.emit("error", se);
+    },
+  );
+}
+
+/** Wraps a server-streaming handler; `send` respects back-pressure. */
+export function serverStream<Req, Res>(
+  log: Logger,
+  fn: (req: Req, send: Send<Res>, ctx: CallContext) => Promise<void>,
+): handleServerStreamingCall<Req, Res> {
+  return (call: ServerWritableStream<Req, Res>) => {
+    const { ctx, done } = makeContext(call as AnyCall, log);
+    const send = makeSend(call, ctx.signal);
+    finishStream(call as ServerWritableStream<unknown, unknown>, fn(call.request, send, ctx), ctx, done);
+  };
+}
+
+/** Wraps a bidirectional-streaming handler. */
+export function bidiStream<Req, Res>(
+  log: Logger,
+  fn: (requests: AsyncIterable<Req>, send: Send<Res>, ctx: CallContext) => Promise<void>,
+): handleBidiStreamingCall<Req, Res> {
+  return (call: ServerDuplexStream<Req, Res>) => {
+    const { ctx, done } = makeContext(call as AnyCall, log);
+    const send = makeSend(call, ctx.signal);
+    finishStream(call as ServerDuplexStream<unknown, unknown>, fn(call as AsyncIterable<Req>, send, ctx), ctx, done);
+  };
+}

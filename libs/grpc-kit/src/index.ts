@@ -1,0 +1,13 @@
+/**
+ * Service kit: gRPC server start-up (health, reflection, limits, graceful shutdown), handler
+ * wrappers that map domain errors to statuses in one place, structured logs, a client with
+ * deadlines and idempotent-only retries, a bounded serial queue, and environment parsing.
+ */
+export * from "./logger";
+export * from "./errors";
+export * from "./handlers";
+export * from "./server";
+export * from "./client";
+export * from "./queue";
+export * from "./env";
+export * from "./probe";

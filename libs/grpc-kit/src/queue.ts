@@ -1,0 +1,45 @@
+import { ResourceExhaustedError } from "@rlhf/errors";
+
+/**
+ * Runs tasks one at a time, in arrival order, with at most `capacity` waiting. A task offered to a
+ * full queue is refused at once with ResourceExhaustedError (RESOURCE_EXHAUSTED), so a burst of
+ * calls never grows memory without bound. Used to serialise training calls on one model.
+ */
+export class SerialQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+  private waiting = 0;
+  private running = 0;
+
+  /** @param capacity most tasks waiting behind the running one (default 8). */
+  constructor(
+    readonly name: string,
+    readonly capacity = 8,
+  ) {}
+
+  /** Tasks waiting plus the one running. */
+  get depth(): number {
+    return this.waiting + this.running;
+  }
+
+  /** Queue `task`; resolves with its result once it has run. */
+  run<T>(task: () => Promise<T> | T): Promise<T> {
+    if (this.waiting >= this.capacity) {
+      return Promise.reject(
+        new ResourceExhaustedError(`${this.name} queue is full (${this.capacity} waiting); retry later`),
+      );
+    }
+    this.waiting++;
+    const result = this.tail.then(async () => {
+      this.waiting--;
+      this.running++;
+      try {
+        return await task();
+      } finally {
+        this.running--;
+      }
+    });
+    // The chain continues whether or not this task failed.
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}

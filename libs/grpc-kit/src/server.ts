@@ -1,0 +1,153 @@
+import { readFileSync } from "node:fs";
+import * as grpc from "@grpc/grpc-js";
+import { loadFileDescriptorSetFromBuffer, loadSync } from "@grpc/proto-loader";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import type { Logger } from "pino";
+
+/** Default receive/send limit per message: gRPC's 4 MiB. Big payloads travel as chunk streams. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/** One gRPC service to serve: a generated definition and its implementation. */
+export interface ServiceRegistration {
+  definition: grpc.ServiceDefinition;
+  implementation: grpc.UntypedServiceImplementation;
+}
+
+/** Options of {@link startServer}. */
+export interface ServerOptions {
+  /** Services to serve; health and reflection are added for them. */
+  services: ServiceRegistration[];
+  log: Logger;
+  /** Interface to bind. Default "127.0.0.1" (loopback only). */
+  host?: string;
+  /** Port; 0 picks a free one. Default 0. */
+  port?: number;
+  /** Largest message accepted, bytes. Default 4 MiB. */
+  maxReceiveMessageBytes?: number;
+  /** Largest message sent, bytes. Default 4 MiB. */
+  maxSendMessageBytes?: number;
+  /** FileDescriptorSet of the contracts, for server reflection. Reflection is off without it. */
+  descriptorSetPath?: string;
+}
+
+/** A started server. */
+export interface RunningServer {
+  server: grpc.Server;
+  host: string;
+  port: number;
+  /** `host:port` to dial. */
+  address: string;
+  health: HealthImplementation;
+  /** Full names of the served services (`rlhf.reference_model.v1.ReferenceModelService`). */
+  serviceNames: string[];
+  /** Marks every service (and the server as a whole, "") SERVING or NOT_SERVING. */
+  setServing(serving: boolean): void;
+  /**
+   * Graceful stop: report NOT_SERVING, refuse new calls, wait for in-flight calls up to
+   * `graceMs` (default 10 s), then cancel what is left.
+   */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+/** Full service name from a generated definition's first method path. */
+export function serviceNameOf(def: grpc.ServiceDefinition): string {
+  const first = Object.values(def)[0] as grpc.MethodDefinition<unknown, unknown> | undefined;
+  if (!first) throw new Error("service definition has no methods");
+  return first.path.split("/")[1];
+}
+
+function formatHost(host: string): string {
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}
+
+/**
+ * Starts a gRPC server with grpc.health.v1 (NOT_SERVING until `setServing(true)`), server
+ * reflection, message size limits, and the given services. Listens on 127.0.0.1 unless told
+ * otherwise.
+ */
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const host = opts.host ?? "127.0.0.1";
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": opts.maxReceiveMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    "grpc.max_send_message_length": opts.maxSendMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+  });
+  const serviceNames = opts.services.map((s) => serviceNameOf(s.definition));
+  for (const s of opts.services) server.addService(s.definition, s.implementation);
+
+  const health = new HealthImplementation({ "": "NOT_SERVING", ...Object.fromEntries(serviceNames.map((n) => [n, "NOT_SERVING"])) });
+  health.addToServer(server);
+  if (opts.descriptorSetPath) {
+    const pkgDef = loadFileDescriptorSetFromBuffer(readFileSync(opts.descriptorSetPath));
+    new ReflectionService({ ...pkgDef, ...loadSync(healthProtoPath) }).addToServer(server);
+  }
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${formatHost(host)}:${opts.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    );
+  });
+  const address = `${formatHost(host)}:${port}`;
+  const setServing = (serving: boolean) => {
+    const s = serving ? "SERVING" : "NOT_SERVING";
+    health.setStatus("", s);
+    for (const n of serviceNames) health.setStatus(n, s);
+  };
+  let stopping: Promise<void> | undefined;
+  const shutdown = (graceMs = 10_000) =>
+    (stopping ??= new Promise<void>((resolve) => {
+      setServing(false);
+      opts.log.info({ graceMs }, "shutting down: refusing new calls, draining in-flight calls");
+      const timer = setTimeout(() => {
+        opts.log.warn({ graceMs }, "grace period over: cancelling remaining calls");
+        server.forceShutdown();
+        resolve();
+      }, graceMs);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    }));
+  opts.log.info({ address, services: serviceNames, reflection: Boolean(opts.descriptorSetPath) }, "listening");
+  return { server, host, port, address, health, serviceNames, setServing, shutdown };
+}
+
+/** Options of {@link installShutdownHandlers}. */
+export interface ShutdownOptions {
+  log: Logger;
+  /** How long in-flight calls may take to finish. Default 10 s (from SHUTDOWN_GRACE_MS). */
+  graceMs?: number;
+  /** Runs after the server stopped (flush telemetry, free models). */
+  onStopped?: () => Promise<void> | void;
+}
+
+/**
+ * SIGTERM / SIGINT: stop accepting, drain, run `onStopped`, exit 0. A second signal exits at once
+ * with status 1.
+ */
+export function installShutdownHandlers(running: RunningServer, opts: ShutdownOptions): void {
+  let signalled = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (signalled) {
+      opts.log.warn({ signal: sig }, "second signal: exiting now");
+      process.exit(1);
+    }
+    signalled = true;
+    opts.log.info({ signal: sig }, "signal received");
+    running
+      .shutdown(opts.graceMs)
+      .then(() => opts.onStopped?.())
+      .then(
+        () => {
+          opts.log.info("stopped");
+          process.exit(0);
+        },
+        (err: unknown) => {
+          opts.log.error({ err: String(err) }, "error while stopping");
+          process.exit(1);
+        },
+      );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}

@@ -1,0 +1,42 @@
+import { existsSync } from "node:fs";
+import { type ParsedArgs, UsageError, allowFlags, flagString } from "../args";
+import { SERVICES, entryPointOf } from "../services";
+
+export const SERVE_USAGE = `rlhf serve <service> [--port N] [--host ADDR] [--checkpoint DIR] [--init PRESET] [--seed N]
+  <service>           one of: ${SERVICES.map((s) => s.name).join(", ")}
+  --port N            GRPC_PORT (default: the service's own, 0 = any free port)
+  --host ADDR         GRPC_HOST (default 127.0.0.1; 0.0.0.0 to accept remote calls)
+  --checkpoint DIR    CHECKPOINT_DIR: checkpoint folder to load at start
+  --init PRESET       INIT_PRESET: start with a seeded random model (tiny, small, gpt2-124m)
+  --seed N            INIT_SEED (default 0)
+Every option can be given as its environment variable instead; a flag wins.`;
+
+/**
+ * Runs a service in this process: sets its environment from the flags, then loads its entry
+ * point (which starts tracing before gRPC loads, and handles SIGTERM itself).
+ */
+export function serve(args: ParsedArgs): void {
+  allowFlags(args, ["port", "host", "checkpoint", "init", "seed"], "rlhf serve");
+  const name = args.positional[1];
+  if (!name) throw new UsageError(`which service?\n${SERVE_USAGE}`);
+  if (args.positional.length > 2) throw new UsageError(`rlhf serve takes one service, got: ${args.positional.slice(1).join(" ")}`);
+  const svc = SERVICES.find((s) => s.name === name);
+  if (!svc) throw new UsageError(`unknown service "${name}"; the services are: ${SERVICES.map((s) => s.name).join(", ")}`);
+  if (!svc.pkg) {
+    throw new UsageError(`the ${svc.name} service is not built yet (${svc.builtBy}); available now: ${SERVICES.filter((s) => s.pkg).map((s) => s.name).join(", ")}`);
+  }
+  const setEnv = (flag: string, env: string) => {
+    const v = flagString(args, flag);
+    if (v !== undefined) process.env[env] = v;
+  };
+  setEnv("port", "GRPC_PORT");
+  setEnv("host", "GRPC_HOST");
+  setEnv("checkpoint", "CHECKPOINT_DIR");
+  setEnv("init", "INIT_PRESET");
+  setEnv("seed", "INIT_SEED");
+  process.env.GRPC_PORT ??= String(svc.port);
+  const entry = entryPointOf(svc);
+  if (!existsSync(entry)) throw new UsageError(`${entry} is missing: run \`pnpm build\` first`);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  require(entry);
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+/**
+ * The `rlhf` command (run from the repository root as `pnpm rlhf ...`). Nothing that loads gRPC
+ * is imported at the top: `rlhf serve` must let the service start tracing before gRPC loads, so
+ * each command is required only when it runs.
+ */
+import { parseArgs, UsageError } from "./args";
+
+const USAGE = `usage: rlhf <command> [options]
+commands:
+  serve <service>   run one service in this process (see rlhf serve --help)
+  demo              the main job: serve a checkpoint with the reference-model service and query it
+  help              this text`;
+
+async function main(argv: string[]): Promise<void> {
+  const args = parseArgs(argv, new Set(["help", "tiny"]));
+  const cmd = args.positional[0];
+  if (!cmd || cmd === "help" || (args.flags.has("help") && !cmd)) {
+    console.log(USAGE);
+    return;
+  }
+  switch (cmd) {
+    case "serve": {
+      /* eslint-disable @typescript-eslint/no-require-imports */
+      const { serve, SERVE_USAGE } = require("./commands/serve") as typeof import("./commands/serve");
+      if (args.flags.has("help")) return void console.log(SERVE_USAGE);
+      return serve(args);
+    }
+    case "demo": {
+      const { demo, DEMO_USAGE } = require("./commands/demo") as typeof import("./commands/demo");
+      /* eslint-enable @typescript-eslint/no-require-imports */
+      if (args.flags.has("help")) return void console.log(DEMO_USAGE);
+      return demo(args);
+    }
+    default:
+      throw new UsageError(`unknown command "${cmd}"\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof UsageError) {
+    process.stderr.write(`rlhf: ${err.message}\n`);
+    process.exit(2);
+  }
+  const e = err as Error;
+  process.stderr.write(`rlhf: ${e.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,24 @@
+/** The five services, named as in ARCHITECTURE.md, with what `rlhf serve` needs to start each. */
+export interface ServiceEntry {
+  name: string;
+  /** Package whose dist/main.js is the process entry point; undefined until the service exists. */
+  pkg?: string;
+  /** Default port (GRPC_PORT). */
+  port: number;
+  /** Issue that builds it, for a clear message while it does not exist yet. */
+  builtBy?: string;
+}
+
+export const SERVICES: readonly ServiceEntry[] = [
+  { name: "ppo-coordinator", port: 50050, builtBy: "issue #6 (the PPO coordinator)" },
+  { name: "policy", port: 50051, builtBy: "issue #5 (policy, reward-model and pretrain-mix services)" },
+  { name: "reward-model", port: 50052, builtBy: "issue #5 (policy, reward-model and pretrain-mix services)" },
+  { name: "reference-model", pkg: "@rlhf/reference-model", port: 50053 },
+  { name: "pretrain-mix", port: 50054, builtBy: "issue #5 (policy, reward-model and pretrain-mix services)" },
+];
+
+/** Absolute path of a service's built entry point. */
+export function entryPointOf(s: ServiceEntry): string {
+  if (!s.pkg) throw new Error(`${s.name} has no entry point yet`);
+  return require.resolve(`${s.pkg}/dist/main.js`);
+}

@@ -1,0 +1,100 @@
+/**
+ * The reference model's domain: one frozen GPT-2 and the WeightsRef naming it. A load builds
+ * the new model completely (validating every tensor) before it replaces the old one, so a failed
+ * load changes nothing, and the old model is disposed only after the swap.
+ */
+import { resolve, relative, isAbsolute } from "node:path";
+import * as tf from "@tensorflow/tfjs-core";
+import { GPT2, loadCheckpoint, type GPT2Config, type PackedSequences } from "@rlhf/model";
+import type { NamedHostTensors } from "@rlhf/compute";
+import { FailedPreconditionError, InvalidArgumentError } from "@rlhf/errors";
+import type { Logger } from "@rlhf/grpc-kit";
+
+/** Which weights are loaded. */
+export interface LoadedRef {
+  modelId: string;
+  version: number;
+  source: string;
+}
+
+/** Per-token log-probabilities of a packed batch, concatenated. */
+export interface LogProbsResult {
+  values: Float32Array;
+  /** L-1 per sequence. */
+  lengths: number[];
+}
+
+export class ReferenceModel {
+  private model?: GPT2;
+  private ref: LoadedRef = { modelId: "", version: 0, source: "" };
+
+  constructor(
+    private readonly log: Logger,
+    private readonly opts: { maxLogitsElements: number; checkpointRoot?: string; onLoaded?: () => void },
+  ) {}
+
+  get config(): Readonly<GPT2Config> | undefined {
+    return this.model?.config;
+  }
+
+  get weights(): LoadedRef {
+    return { ...this.ref };
+  }
+
+  private require(): GPT2 {
+    if (!this.model) throw new FailedPreconditionError("no model is loaded: call LoadWeights (or start with CHECKPOINT_DIR / INIT_PRESET)");
+    return this.model;
+  }
+
+  private swap(next: GPT2, ref: LoadedRef): void {
+    const old = this.model;
+    this.model = next;
+    this.ref = ref;
+    old?.dispose();
+    this.opts.onLoaded?.();
+    this.log.info({ ...ref, config: next.config, numTensors: tf.memory().numTensors }, "weights loaded");
+  }
+
+  /** Loads a checkpoint folder (config.json + model.safetensors). */
+  async loadCheckpoint(dir: string, field = "checkpoint_dir"): Promise<void> {
+    if (!dir) throw new InvalidArgumentError(field, "is empty");
+    const abs = resolve(dir);
+    if (this.opts.checkpointRoot) {
+      const rel = relative(resolve(this.opts.checkpointRoot), abs);
+      if (rel.startsWith("..") || isAbsolute(rel)) {
+        throw new InvalidArgumentError(field, `"${dir}" is outside CHECKPOINT_ROOT (${this.opts.checkpointRoot})`);
+      }
+    }
+    const model = await loadCheckpoint(abs, { trainable: false });
+    this.swap(model, { modelId: "reference", version: 0, source: abs });
+  }
+
+  /** Builds a seeded random model. */
+  loadRandom(config: GPT2Config, seed: number): void {
+    this.swap(GPT2.random(config, seed, { trainable: false }), { modelId: "reference", version: 0, source: `random:${seed}` });
+  }
+
+  /** Builds the model from a received tensor set (already digest-checked). */
+  loadTensors(config: GPT2Config, tensors: NamedHostTensors, ref: LoadedRef): void {
+    this.swap(GPT2.fromHostTensors(config, tensors, { copy: false, trainable: false }), ref);
+  }
+
+  /** log p(x_t | x_<t) of every sequence; logits divided by `temperature`. */
+  logProbs(batch: PackedSequences, temperature: number): LogProbsResult {
+    const model = this.require();
+    const per = model.tokenLogProbs(batch, temperature, { maxLogitsElements: this.opts.maxLogitsElements });
+    const lengths = per.map((p) => p.length);
+    const values = new Float32Array(lengths.reduce((a, b) => a + b, 0));
+    let o = 0;
+    for (const p of per) {
+      values.set(p, o);
+      o += p.length;
+    }
+    return { values, lengths };
+  }
+
+  dispose(): void {
+    this.model?.dispose();
+    this.model = undefined;
+  }
+}

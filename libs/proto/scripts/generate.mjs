@@ -32,7 +32,8 @@ const byPackage = new Map();
     else if (name.endsWith(".ts")) {
       const src = readFileSync(p, "utf8");
       const pkgName = /export const protobufPackage = "([^"]+)"/.exec(src)?.[1];
-      if (!pkgName) continue;
+      // Well-known types (google.protobuf.*) map to plain TS types (Timestamp -> Date).
+      if (!pkgName || pkgName.startsWith("google.")) continue;
       const names = [...src.matchAll(/^export (?:const|interface|enum|function|type) (\w+)/gm)]
         .map((m) => m[1])
         .filter((n) => !helpers.has(n));

@@ -105,7 +105,8 @@ test("a TensorSetChunk stream round-trips through encode/decode and its digest s
   const t0 = Buffer.from(new Float32Array([1.5, -2, 0.25, 3]).buffer); // [2, 2] float32
   const t1 = Buffer.from(new Float32Array([7]).buffer); // [1] float32
   const digest = createHash("sha256").update(t0).update(t1).digest();
-  const chunks: common.TensorSetChunk[] = [
+  // fromPartial fills every field the test leaves out (e.g. model_config, unset for gradients).
+  const parts: Parameters<typeof common.TensorSetChunk.fromPartial>[0][] = [
     {
       part: {
         $case: "header",
@@ -126,6 +127,7 @@ test("a TensorSetChunk stream round-trips through encode/decode and its digest s
     { part: { $case: "data", data: { tensorIndex: 1, offset: 0, data: t1 } } },
     { part: { $case: "trailer", trailer: { digest } } },
   ];
+  const chunks = parts.map((c) => common.TensorSetChunk.fromPartial(c));
 
   const decoded = chunks.map((c) => common.TensorSetChunk.decode(common.TensorSetChunk.encode(c).finish()));
   assert.deepEqual(decoded, chunks);

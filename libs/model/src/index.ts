@@ -1,0 +1,5 @@
+export * from "./config";
+export * from "./random";
+export * from "./gpt2";
+export * from "./safetensors";
+export * from "./checkpoint";

@@ -10,6 +10,7 @@ const USAGE = `usage: rlhf <command> [options]
 commands:
   serve <service>   run one service in this process (see rlhf serve --help)
   demo              the main job: serve a checkpoint with the reference-model service and query it
+  data export|check write the built-in datasets / check a data file (see rlhf data --help)
   help              this text`;
 
 async function main(argv: string[]): Promise<void> {
@@ -28,9 +29,14 @@ async function main(argv: string[]): Promise<void> {
     }
     case "demo": {
       const { demo, DEMO_USAGE } = require("./commands/demo") as typeof import("./commands/demo");
-      /* eslint-enable @typescript-eslint/no-require-imports */
       if (args.flags.has("help")) return void console.log(DEMO_USAGE);
       return demo(args);
+    }
+    case "data": {
+      const { data, DATA_USAGE } = require("./commands/data") as typeof import("./commands/data");
+      /* eslint-enable @typescript-eslint/no-require-imports */
+      if (args.flags.has("help")) return void console.log(DATA_USAGE);
+      return data(args);
     }
     default:
       throw new UsageError(`unknown command "${cmd}"\n${USAGE}`);

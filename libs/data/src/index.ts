@@ -1,0 +1,15 @@
+/**
+ * `@rlhf/data`: the pretraining corpus (Brown), instruction tasks with exact gold answers,
+ * simulated labelers, users' JSONL/text data, and export of the built-in datasets. No gRPC.
+ */
+export * from "./rng";
+export * from "./words";
+export * from "./brown";
+export * from "./pretrain";
+export * from "./tasks";
+export * from "./scoring";
+export * from "./responses";
+export * from "./labelers";
+export * from "./sampler";
+export * from "./jsonl";
+export * from "./builtin";

@@ -1,0 +1,131 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  SimulatedLabeler,
+  calibrateNoiseStd,
+  createLabelers,
+  expectedAgreement,
+  normalCdf,
+  pairwiseAgreement,
+  simulatedScoreDiffs,
+  winRate,
+} from "./labelers";
+import { simulateResponses } from "./responses";
+import { Rng } from "./rng";
+import { goldRanking } from "./scoring";
+import { buildInstructionDatasets } from "./tasks";
+
+const ds = buildInstructionDatasets({ sizes: { sft: 0, rm: 1400, ppo: 0, eval: 0 } });
+const tasks = ds.rm;
+
+test("normalCdf matches tabulated values", () => {
+  assert.ok(Math.abs(normalCdf(0) - 0.5) < 1e-7);
+  assert.ok(Math.abs(normalCdf(1) - 0.8413447461) < 2e-7);
+  assert.ok(Math.abs(normalCdf(-1.96) - 0.0249978951) < 2e-7);
+  assert.ok(Math.abs(normalCdf(3) - 0.9986501020) < 2e-7);
+});
+
+test("expectedAgreement matches a direct simulation of two noisy labelers", () => {
+  const rng = new Rng(11);
+  for (const [d, sigma] of [
+    [0.5, 0.7],
+    [0, 0.3],
+    [2, 0.5],
+  ]) {
+    let agree = 0;
+    const n = 100000;
+    for (let i = 0; i < n; i++) {
+      const l1 = d + sigma * (rng.normal() - rng.normal()) > 0;
+      const l2 = d + sigma * (rng.normal() - rng.normal()) > 0;
+      if (l1 === l2) agree++;
+    }
+    assert.ok(Math.abs(agree / n - expectedAgreement([d], sigma)) < 0.006, `d=${d} sigma=${sigma}: ${agree / n} vs ${expectedAgreement([d], sigma)}`);
+  }
+});
+
+/** Two fresh labelers with noise calibrated for `target`, measured on 20000 new random response pairs. */
+function measuredAgreement(target: number): number {
+  const [a, b] = createLabelers(tasks, { count: 2, agreement: target, seed: 5 });
+  const rng = new Rng(424242, "fresh pairs");
+  let agree = 0;
+  const n = 20000;
+  for (let i = 0; i < n; i++) {
+    const t = rng.pick(tasks);
+    const [x, y] = simulateResponses(t, 2, rng);
+    if (a.compare(t, x, y) === b.compare(t, x, y)) agree++;
+  }
+  return agree / n;
+}
+
+test("two simulated labelers agree on random response pairs within 3 points of the configured rate (0.73, 0.6, 0.9)", (t) => {
+  for (const target of [0.73, 0.6, 0.9]) {
+    const m = measuredAgreement(target);
+    t.diagnostic(`target agreement ${target}: measured ${m.toFixed(4)} on 20000 pairs`);
+    assert.ok(Math.abs(m - target) <= 0.03, `target ${target}, measured ${m}`);
+  }
+});
+
+test("rankings of K = 4 by two labelers agree pairwise at about the configured rate", (tc) => {
+  const [a, b] = createLabelers(tasks, { count: 2, seed: 9 });
+  let agree = 0;
+  let pairs = 0;
+  tasks.forEach((t, i) => {
+    const responses = simulateResponses(t, 4, new Rng(77, i));
+    const r = pairwiseAgreement(a.rank(t, responses), b.rank(t, responses));
+    agree += r.agree;
+    pairs += r.pairs;
+  });
+  tc.diagnostic(`K=4 rankings: pairwise agreement ${(agree / pairs).toFixed(4)} over ${pairs} pairs`);
+  assert.ok(Math.abs(agree / pairs - 0.73) <= 0.03, `${agree / pairs}`);
+});
+
+test("calibration: the σ found gives the target agreement; impossible targets are refused", () => {
+  const diffs = simulatedScoreDiffs(tasks, { pairs: 2000, seed: 1 });
+  const sigma = calibrateNoiseStd(diffs, 0.73);
+  assert.ok(Math.abs(expectedAgreement(diffs, sigma) - 0.73) < 1e-6);
+  assert.ok(calibrateNoiseStd(diffs, 0.8) < sigma, "more agreement needs less noise");
+  assert.throws(() => calibrateNoiseStd(diffs, 0.5), /agreement/);
+  assert.throws(() => calibrateNoiseStd(diffs, 1), /agreement/);
+  assert.throws(() => calibrateNoiseStd([0, 0, 1], 0.9), /unreachable/);
+});
+
+test("a labeler ties identical responses, is consistent whatever the order, and differs from its peers", () => {
+  const [a, b] = createLabelers(tasks, { count: 2 });
+  const t = tasks[3];
+  const rs = simulateResponses(t, 4, new Rng(1));
+  const withDup = [rs[0], rs[1], ` ${rs[0].trim()}  `];
+  const r = a.rank(t, withDup);
+  assert.equal(r[0], r[2], "identical up to whitespace: a tie");
+  assert.equal(a.compare(t, rs[0], `${rs[0]} `), 0);
+  const fwd = a.rank(t, rs);
+  const rev = a.rank(t, [...rs].reverse());
+  assert.deepEqual([...rev].reverse(), fwd);
+  assert.deepEqual(new SimulatedLabeler({ id: 0, noiseStd: a.noiseStd }).rank(t, rs), fwd, "same id and seed: same judgements");
+  let differ = 0;
+  for (const task of tasks.slice(0, 200)) {
+    const resp = simulateResponses(task, 4, new Rng(2, task.id));
+    if (a.rank(task, resp).join() !== b.rank(task, resp).join()) differ++;
+  }
+  assert.ok(differ > 50, `${differ} of 200 rankings differ`);
+});
+
+test("a noiseless labeler ranks like the gold scorer", () => {
+  const exact = new SimulatedLabeler({ id: 0, noiseStd: 0 });
+  for (const t of tasks.slice(0, 100)) {
+    const rs = simulateResponses(t, 5, new Rng(3, t.id));
+    assert.deepEqual(exact.rank(t, rs), goldRanking(t, rs));
+  }
+});
+
+test("win rate: gold answers beat degraded ones; a model against itself is 0.5", () => {
+  const labelers = createLabelers(tasks, { count: 3 });
+  const sub = tasks.slice(0, 400);
+  const gold = sub.map((t) => t.completion);
+  const bad = sub.map((t, i) => simulateResponses(t, 1, new Rng(4, i), { goldRate: 0 })[0]);
+  const w = winRate(sub, gold, bad, labelers);
+  assert.equal(w.wins + w.losses + w.ties, 400);
+  assert.ok(w.winRate > 0.8, `${w.winRate}`);
+  const self = winRate(sub, gold, gold, labelers);
+  assert.deepEqual(self, { wins: 0, losses: 0, ties: 400, winRate: 0.5 });
+  assert.throws(() => winRate(sub, gold, [], labelers), /responsesB/);
+});

@@ -1,1 +1,3 @@
 export * from "./host-tensor";
+export * from "./backend";
+export * from "./kernels";

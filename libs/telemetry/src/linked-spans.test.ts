@@ -8,7 +8,8 @@ import { SpanKind, trace, context } from "@opentelemetry/api";
 import { startTelemetry } from "./index";
 
 const exporter = new InMemorySpanExporter();
-const telemetry = startTelemetry({ serviceName: "linked-spans-test", spanProcessors: [new SimpleSpanProcessor(exporter)], env: {} });
+const processor = new SimpleSpanProcessor(exporter);
+const telemetry = startTelemetry({ serviceName: "linked-spans-test", spanProcessors: [processor], env: {} });
 
 test("client and server spans are linked across a real gRPC call", async () => {
   assert.equal(telemetry.grpcLoadedTooEarly, false);
@@ -40,6 +41,8 @@ test("client and server spans are linked across a real gRPC call", async () => {
   root.end();
   client.close();
   await srv.shutdown(100);
+  // Export waits for asynchronous resource detection; flush before reading.
+  await processor.forceFlush();
 
   const spans = exporter.getFinishedSpans();
   const clientSpan = spans.find((s) => s.kind === SpanKind.CLIENT && s.name.includes("GetInfo"));

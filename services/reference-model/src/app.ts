@@ -20,15 +20,16 @@ export interface ReferenceModelApp {
  */
 export async function startReferenceModel(cfg: ReferenceModelConfig, log: Logger): Promise<ReferenceModelApp> {
   const backend = await initBackend({ log: (msg, fields) => log.info(fields ?? {}, msg) });
-  let server: RunningServer | undefined;
+  // Filled once the server is up; a load before that (at start) needs no health change.
+  const started: { server?: RunningServer } = {};
   const model = new ReferenceModel(log, {
     maxLogitsElements: cfg.maxLogitsElements,
     checkpointRoot: cfg.checkpointRoot,
-    onLoaded: () => server?.setServing(true),
+    onLoaded: () => started.server?.setServing(true),
   });
   if (cfg.checkpointDir) await model.loadCheckpoint(cfg.checkpointDir, "CHECKPOINT_DIR");
   else if (cfg.initPreset) model.loadRandom(presetConfig(cfg.initPreset), cfg.initSeed);
-  server = await startServer({
+  const server = await startServer({
     services: [referenceModelService(model, cfg, backend.name, log)],
     log,
     host: cfg.host,
@@ -36,14 +37,14 @@ export async function startReferenceModel(cfg: ReferenceModelConfig, log: Logger
     maxReceiveMessageBytes: cfg.maxReceiveBytes,
     descriptorSetPath,
   });
+  started.server = server;
   server.setServing(Boolean(model.config));
-  const running = server;
   return {
-    server: running,
+    server,
     model,
     backend: backend.name,
     stop: async (graceMs) => {
-      await running.shutdown(graceMs);
+      await server.shutdown(graceMs);
       model.dispose();
     },
   };

@@ -52,7 +52,8 @@ export class ReferenceModel {
     this.ref = ref;
     old?.dispose();
     this.opts.onLoaded?.();
-    this.log.info({ ...ref, config: next.config, numTensors: tf.memory().numTensors }, "weights loaded");
+    // `version` is the service's own on every line: the weights' version goes under another key.
+    this.log.info({ modelId: ref.modelId, weightsVersion: ref.version, source: ref.source, config: next.config, numTensors: tf.memory().numTensors }, "weights loaded");
   }
 
   /** Loads a checkpoint folder (config.json + model.safetensors). */

@@ -136,7 +136,7 @@ test("LoadWeights: random init, unknown folders, folders outside CHECKPOINT_ROOT
     String(await call(client.unary("loadWeights", { source: { $case: "randomInit", randomInit: { config: { ...modelConfigToProto(TINY), nHead: 3 }, seed: 1 } } }))),
     /^INVALID_ARGUMENT: random_init\.config\.n_embd: must be a multiple of n?Head/,
   );
-  assert.match(String(await call(client.unary("loadWeights", {}))), /^INVALID_ARGUMENT: source: set one of/);
+  assert.match(String(await call(client.unary("loadWeights", { source: undefined }))), /^INVALID_ARGUMENT: source: set one of/);
   assert.match(String(await call(client.unary("loadWeights", { source: { $case: "policyWeights", policyWeights: { modelId: "policy", version: 1, source: "" } } }))), /^FAILED_PRECONDITION: policy_weights: POLICY_ADDR is not configured/);
   // the failed loads changed nothing
   const info = await client.unary("getInfo", {});

@@ -1,0 +1,317 @@
+/**
+ * Compute backend selection: one TensorFlow.js backend per process, chosen once at start.
+ *
+ * Order: `@tensorflow/tfjs-node-gpu` (CUDA nodes), `@tensorflow/tfjs-node`, then
+ * `@tensorflow/tfjs-backend-wasm`, then the pure-JS `@tensorflow/tfjs-backend-cpu`. The native
+ * packages are optional dependencies whose install script downloads libtensorflow; where that did
+ * not happen, requiring them throws, and the selection falls through to wasm.
+ */
+import { existsSync, realpathSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, sep } from "node:path";
+import * as tf from "@tensorflow/tfjs-core";
+import type * as TfWasm from "@tensorflow/tfjs-backend-wasm";
+import { registerFallbackKernels, registerMissingGradients, registerWasmFallbacks } from "./kernels";
+
+/** Our names for the compute backends, in order of preference. */
+export type BackendName = "tensorflow-gpu" | "tensorflow" | "wasm" | "cpu";
+
+/** Every {@link BackendName}, in the order `initBackend` tries them. */
+export const BACKEND_ORDER: readonly BackendName[] = ["tensorflow-gpu", "tensorflow", "wasm", "cpu"];
+
+/** Environment variable that forces one backend: one of {@link BACKEND_ORDER}. */
+export const BACKEND_ENV_VAR = "RLHF_BACKEND";
+
+/** Structured log sink, e.g. `(msg, fields) => logger.info(fields, msg)` for pino. */
+export type BackendLog = (msg: string, fields?: Record<string, unknown>) => void;
+
+/** Options of {@link initBackend}. */
+export interface InitBackendOptions {
+  /** Force this backend (takes precedence over `RLHF_BACKEND`). Default: `RLHF_BACKEND`, else the first that loads. */
+  backend?: BackendName;
+  /** Receives one line for the backend chosen and one per backend skipped. Default: no logging. */
+  log?: BackendLog;
+  /** Where `RLHF_BACKEND` is read from. Default: `process.env`. */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+/** The backend `initBackend` settled on. */
+export interface BackendInfo {
+  /** Our name for it. */
+  name: BackendName;
+  /** The tfjs backend name now active (`tf.getBackend()`): "tensorflow", "wasm" or "cpu". */
+  tfBackend: string;
+}
+
+/** A backend could not be initialised (forced one unavailable, bad `RLHF_BACKEND`, conflicting calls). */
+export class BackendInitError extends Error {
+  override name = "BackendInitError";
+}
+
+const PACKAGES: Readonly<Record<BackendName, string>> = {
+  "tensorflow-gpu": "@tensorflow/tfjs-node-gpu",
+  tensorflow: "@tensorflow/tfjs-node",
+  wasm: "@tensorflow/tfjs-backend-wasm",
+  cpu: "@tensorflow/tfjs-backend-cpu",
+};
+
+// createRequire keeps CommonJS loading (and its try/catch semantics) explicit and lint-clean.
+const load = createRequire(__filename);
+
+let selected: Promise<BackendInfo> | undefined;
+let selectedInfo: BackendInfo | undefined;
+
+/**
+ * Makes tfjs-core able to train: registers every gradient (and the chained tensor methods such
+ * as `t.reshape()`, which some of tfjs' own gradients call) by loading the `@tensorflow/tfjs` union
+ * package. tfjs-core's published bundles register neither, so with tfjs-core and a backend alone
+ * `tf.grad` fails with "gradient function not found for Sum". The union package inlines them from
+ * tfjs-core and registers them in tfjs-core's global registries (checked below). Idempotent.
+ * Called by {@link initBackend}; call it directly only in code that skips `initBackend`.
+ */
+export function ensureGradients(): void {
+  if (tf.getGradient(tf.Sum) !== undefined && tf.getGradient(tf.GatherV2) !== undefined) return;
+  const ours = realpathSync(load.resolve("@tensorflow/tfjs-core/package.json"));
+  const union = createRequire(load.resolve("@tensorflow/tfjs/package.json"));
+  const theirs = realpathSync(union.resolve("@tensorflow/tfjs-core/package.json"));
+  if (theirs !== ours) {
+    throw new BackendInitError(`@tensorflow/tfjs uses another copy of @tensorflow/tfjs-core (${dirname(theirs)}, ours: ${dirname(ours)})`);
+  }
+  quietly(() => load("@tensorflow/tfjs"));
+  if (tf.getGradient(tf.Sum) === undefined) {
+    throw new BackendInitError("@tensorflow/tfjs loaded but registered no gradients with our @tensorflow/tfjs-core");
+  }
+}
+
+/** Type guard for {@link BackendName}. */
+export function isBackendName(v: unknown): v is BackendName {
+  return typeof v === "string" && (BACKEND_ORDER as readonly string[]).includes(v);
+}
+
+/**
+ * Chooses and initialises the TensorFlow.js backend for this process.
+ *
+ * Without a forced backend it tries, in order, tensorflow-gpu, tensorflow, wasm, cpu and keeps the
+ * first that loads and computes `1 + 2` correctly, logging one line per skipped backend (with the
+ * reason) and one for the chosen one. A forced backend (`opts.backend`, else the `RLHF_BACKEND`
+ * environment variable) is the only one tried; if it cannot load, this rejects with one
+ * {@link BackendInitError} line saying why. An unknown `RLHF_BACKEND` value is rejected, naming
+ * the allowed values.
+ *
+ * Also, before any backend: registers tfjs' gradients ({@link ensureGradients}) and the ones tfjs
+ * lacks (`registerMissingGradients`: GatherNd). Per backend: checks that its package uses the same
+ * copy of `@tensorflow/tfjs-core` as this library; points wasm at its own `.wasm` files (works from
+ * any cwd, bundled or not) and removes the process listeners emscripten adds; registers the kernel
+ * fallbacks of `./kernels` (wasm: UnsortedSegmentSum, GatherV2 with batchDims; cpu: a fast
+ * UnsortedSegmentSum); mutes tfjs' Node.js "install our node backend" banner on cpu.
+ *
+ * Idempotent: later (and concurrent) calls return the first call's result; a later call that
+ * forces a different backend is rejected. A failed call leaves tfjs-core usable and may be retried.
+ */
+export function initBackend(opts: InitBackendOptions = {}): Promise<BackendInfo> {
+  if (opts.backend !== undefined && !isBackendName(opts.backend)) {
+    return Promise.reject(new BackendInitError(`options.backend=${JSON.stringify(opts.backend)} is not a compute backend; allowed: ${BACKEND_ORDER.join(", ")}`));
+  }
+  if (selected === undefined) {
+    const attempt = select(opts);
+    selected = attempt;
+    attempt.then(
+      (info) => {
+        selectedInfo = info;
+      },
+      () => {
+        if (selected === attempt) selected = undefined;
+      },
+    );
+    return attempt;
+  }
+  const wanted = opts.backend;
+  return selected.then((info) => {
+    if (wanted !== undefined && wanted !== info.name) {
+      throw new BackendInitError(`compute backend already initialised as ${info.name}; cannot switch to ${wanted}`);
+    }
+    return info;
+  });
+}
+
+/** The backend chosen by a completed {@link initBackend}, or undefined before that. */
+export function getBackendInfo(): BackendInfo | undefined {
+  return selectedInfo;
+}
+
+async function select(opts: InitBackendOptions): Promise<BackendInfo> {
+  const log = opts.log ?? (() => undefined);
+  const env = opts.env ?? process.env;
+  let forced: BackendName | undefined = opts.backend;
+  let selectedBy = "options.backend";
+  if (forced === undefined) {
+    const raw = env[BACKEND_ENV_VAR];
+    if (raw !== undefined && raw.trim() !== "") {
+      const v = raw.trim();
+      if (!isBackendName(v)) {
+        throw new BackendInitError(`${BACKEND_ENV_VAR}=${JSON.stringify(raw)} is not a compute backend; allowed: ${BACKEND_ORDER.join(", ")}`);
+      }
+      forced = v;
+      selectedBy = BACKEND_ENV_VAR;
+    }
+  }
+
+  ensureGradients();
+  registerMissingGradients();
+
+  if (forced !== undefined) {
+    const r = await tryBackend(forced);
+    if (!r.ok) {
+      throw new BackendInitError(`${selectedBy}=${forced}: cannot use ${PACKAGES[forced]}: ${r.reason}`);
+    }
+    log(`compute backend ${forced} (forced by ${selectedBy})`, { backend: forced, selectedBy, ...r.fields });
+    return { name: forced, tfBackend: tf.getBackend() };
+  }
+
+  const reasons: string[] = [];
+  for (const name of BACKEND_ORDER) {
+    const r = await tryBackend(name);
+    if (r.ok) {
+      log(`compute backend ${name}`, { backend: name, selectedBy: "auto", ...r.fields });
+      return { name, tfBackend: tf.getBackend() };
+    }
+    reasons.push(`${name}: ${r.reason}`);
+    log(`compute backend ${name} skipped: ${r.reason}`, { backend: name, package: PACKAGES[name], reason: r.reason });
+  }
+  throw new BackendInitError(`no compute backend could be loaded (${reasons.join("; ")})`);
+}
+
+type Attempt = { ok: true; fields: Record<string, unknown> } | { ok: false; reason: string };
+
+async function tryBackend(name: BackendName): Promise<Attempt> {
+  const pkg = PACKAGES[name];
+  try {
+    checkSingleCore(name);
+    let fields: Record<string, unknown>;
+    if (name === "tensorflow-gpu" || name === "tensorflow") fields = await useNative(pkg);
+    else if (name === "wasm") fields = await useWasm();
+    else fields = await useCpu();
+    return { ok: true, fields: { package: pkg, tfBackend: tf.getBackend(), ...fields } };
+  } catch (err) {
+    return { ok: false, reason: oneLine(err) };
+  }
+}
+
+/** First non-empty line of an error's message: skip reasons are one line, never a stack. */
+function oneLine(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  const line = msg.split("\n").map((l) => l.trim()).find((l) => l !== "");
+  return line ?? (err instanceof Error ? err.name : "unknown error");
+}
+
+/**
+ * Throws unless `pkg` resolves the very `@tensorflow/tfjs-core` file this library uses: a second
+ * copy would have its own Tensor class and kernel registrations that ours never sees.
+ */
+function checkSingleCore(name: BackendName): void {
+  const pkg = PACKAGES[name];
+  const ours = realpathSync(load.resolve("@tensorflow/tfjs-core/package.json"));
+  let pkgJson: string;
+  try {
+    pkgJson = load.resolve(`${pkg}/package.json`);
+  } catch {
+    throw new Error(`${pkg} is not installed`);
+  }
+  let from = createRequire(pkgJson);
+  // The native packages reach tfjs-core through the @tensorflow/tfjs union package.
+  if (name === "tensorflow-gpu" || name === "tensorflow") from = createRequire(from.resolve("@tensorflow/tfjs/package.json"));
+  const theirs = realpathSync(from.resolve("@tensorflow/tfjs-core/package.json"));
+  if (theirs !== ours) {
+    throw new Error(`${pkg} uses another copy of @tensorflow/tfjs-core (${dirname(theirs)}, ours: ${dirname(ours)}); pin every @tensorflow package to ${tf.version_core}`);
+  }
+}
+
+/** Runs `f` with tfjs' own console warnings muted (they are not ours to print). */
+function quietly<T>(f: () => T): T {
+  const prod = tf.env().getBool("PROD");
+  tf.env().set("PROD", true);
+  try {
+    return f();
+  } finally {
+    tf.env().set("PROD", prod);
+  }
+}
+
+/** `tf.setBackend` plus a smoke test (which also takes the cpu backend's one-off Node.js hint). */
+async function activate(tfBackend: string): Promise<void> {
+  if (!(await tf.setBackend(tfBackend))) throw new Error(`tf.setBackend("${tfBackend}") failed`);
+  await tf.ready();
+  const sum = quietly(() => tf.tidy(() => tf.add(tf.scalar(1), tf.scalar(2)).dataSync()[0]));
+  if (sum !== 3) throw new Error(`backend ${tfBackend} computed 1 + 2 = ${sum}`);
+}
+
+async function useNative(pkg: string): Promise<Record<string, unknown>> {
+  const pkgDir = dirname(realpathSync(load.resolve(`${pkg}/package.json`)));
+  const kernelsBefore = new Set(tf.getKernelsForBackend("tensorflow").map((k) => k.kernelName));
+  const hadFactory = tf.findBackendFactory("tensorflow") != null;
+  try {
+    // Loading registers ~150 kernels for "tensorflow" before it looks for its native binding.
+    quietly(() => load(pkg));
+  } catch (err) {
+    // Undo what the failed load left behind, so the next candidate (tfjs-node after tfjs-node-gpu,
+    // or wasm) starts from a clean registry and a retry in this process loads it afresh.
+    for (const k of tf.getKernelsForBackend("tensorflow")) {
+      if (!kernelsBefore.has(k.kernelName)) tf.unregisterKernel(k.kernelName, "tensorflow");
+    }
+    if (!hadFactory && tf.findBackendFactory("tensorflow") != null) tf.removeBackend("tensorflow");
+    for (const key of Object.keys(load.cache)) {
+      if (key.startsWith(pkgDir + sep)) delete load.cache[key];
+    }
+    throw new Error(nativeReason(err));
+  }
+  await activate("tensorflow");
+  // libtensorflow falls back to its CPU device when CUDA is absent; say so instead of guessing.
+  const gpu = (tf.backend() as unknown as { isUsingGpuDevice?: unknown }).isUsingGpuDevice;
+  return typeof gpu === "boolean" ? { gpuDevice: gpu } : {};
+}
+
+/** Says why a native package did not load, in one line, with the usual cause when we know it. */
+function nativeReason(err: unknown): string {
+  const line = oneLine(err);
+  const m = /native addon module \(tfjs_binding\.node\) can not be found at path: (\S+?)\.?$/.exec(line);
+  if (m) return `native addon not built (${m[1]} is missing: the package's install script, which downloads libtensorflow, did not run or failed)`;
+  return line;
+}
+
+async function useWasm(): Promise<Record<string, unknown>> {
+  const wasm = load("@tensorflow/tfjs-backend-wasm") as typeof TfWasm;
+  // The package's Node entry (dist/tf-backend-wasm.node.js) sits beside the .wasm files and finds
+  // them through __dirname; we still give the absolute folder explicitly so that this keeps
+  // working when the code is bundled (where __dirname is the bundle's) and from any cwd.
+  const distDir = dirname(realpathSync(load.resolve("@tensorflow/tfjs-backend-wasm")));
+  const missing = ["tfjs-backend-wasm.wasm", "tfjs-backend-wasm-simd.wasm"].filter((f) => !existsSync(join(distDir, f)));
+  if (missing.length > 0) throw new Error(`missing ${missing.join(", ")} in ${distDir}`);
+  // setWasmPaths throws once the wasm module is initialised (e.g. tf.setBackend("wasm") ran before).
+  if (!("wasm" in tf.engine().registry)) wasm.setWasmPaths(distDir + sep);
+  const fallbackKernels = registerWasmFallbacks();
+  // Emscripten's Node glue adds process listeners that rethrow every uncaught exception and
+  // unhandled rejection, which would run before (and defeat) a service's own shutdown handlers.
+  // Node's default behaviour without them is the same crash, so drop them.
+  const uncaught = process.listeners("uncaughtException");
+  const unhandled = process.listeners("unhandledRejection");
+  try {
+    await activate("wasm");
+  } finally {
+    for (const l of process.listeners("uncaughtException")) {
+      if (!uncaught.includes(l)) process.removeListener("uncaughtException", l);
+    }
+    for (const l of process.listeners("unhandledRejection")) {
+      if (!unhandled.includes(l)) process.removeListener("unhandledRejection", l);
+    }
+  }
+  const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
+  return { simd, threads: wasm.getThreadsCount(), fallbackKernels, wasmDir: distDir };
+}
+
+async function useCpu(): Promise<Record<string, unknown>> {
+  load("@tensorflow/tfjs-backend-cpu");
+  // The stock cpu UnsortedSegmentSum loops over every segment (vocabulary entry): replace it.
+  const fallbackKernels = registerFallbackKernels("cpu", [tf.UnsortedSegmentSum]);
+  await activate("cpu");
+  return { fallbackKernels };
+}

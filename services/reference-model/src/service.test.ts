@@ -216,3 +216,16 @@ test("LoadWeights from the policy at a version pulls its weights over a stream",
   policyWeights.dispose();
   void toHfConfig;
 });
+
+test("LoadWeights from a policy that is down answers UNAVAILABLE and keeps the current model", async () => {
+  const cfg = loadConfig({ GRPC_PORT: "0", POLICY_ADDR: "127.0.0.1:1", INIT_PRESET: "tiny", INIT_SEED: "2" });
+  const app3 = await startReferenceModel(cfg, log);
+  const c3 = createClient(referenceModel.ReferenceModelServiceClient, app3.server.address);
+  const got = await call(c3.unary("loadWeights", { source: { $case: "policyWeights", policyWeights: { modelId: "policy", version: 1, source: "" } } }));
+  assert.match(String(got), /^UNAVAILABLE: /);
+  const info = await c3.unary("getInfo", {});
+  assert.equal(info.weights?.source, "random:2");
+  assert.equal(await checkHealth(app3.server.address), "SERVING");
+  c3.close();
+  await app3.stop(500);
+});

@@ -11,10 +11,13 @@ commands:
   serve <service>   run one service in this process (see rlhf serve --help)
   demo              the main job: serve a checkpoint with the reference-model service and query it
   data export|check write the built-in datasets / check a data file (see rlhf data --help)
+  generate          sample from a checkpoint (see rlhf generate --help)
+  logprobs          per-token log-probabilities of a text or token list
+  init              write a seeded random checkpoint (tiny, small, gpt2-124m)
   help              this text`;
 
 async function main(argv: string[]): Promise<void> {
-  const args = parseArgs(argv, new Set(["help", "tiny"]));
+  const args = parseArgs(argv, new Set(["help", "tiny", "no-cache"]));
   const cmd = args.positional[0];
   if (!cmd || cmd === "help" || (args.flags.has("help") && !cmd)) {
     console.log(USAGE);
@@ -34,9 +37,16 @@ async function main(argv: string[]): Promise<void> {
     }
     case "data": {
       const { data, DATA_USAGE } = require("./commands/data") as typeof import("./commands/data");
-      /* eslint-enable @typescript-eslint/no-require-imports */
       if (args.flags.has("help")) return void console.log(DATA_USAGE);
       return data(args);
+    }
+    case "generate":
+    case "logprobs":
+    case "init": {
+      const m = require("./commands/model") as typeof import("./commands/model");
+      /* eslint-enable @typescript-eslint/no-require-imports */
+      if (args.flags.has("help")) return void console.log(m.MODEL_USAGE);
+      return cmd === "generate" ? m.generate(args) : cmd === "logprobs" ? m.logprobs(args) : m.init(args);
     }
     default:
       throw new UsageError(`unknown command "${cmd}"\n${USAGE}`);

@@ -133,10 +133,66 @@ function causalSelfAttention(x: tf.Tensor3D, params: Params, prefix: string, con
   return conv1d(merged, param(params, `${prefix}.c_proj.weight`), param(params, `${prefix}.c_proj.bias`)); // [B, T, C]
 }
 
+/** Keys (transposed) and values of one block's attention for the positions seen so far. */
+export interface LayerKV {
+  /** Keys, transposed so scores need no transposeB matMul (slow on wasm): [B, H, D, Tk]. */
+  kT: tf.Tensor4D;
+  /** Values: [B, H, Tk, D]. */
+  v: tf.Tensor4D;
+}
+
+/**
+ * Attention of S new positions against the cached ones plus themselves. `mask` is additive,
+ * [B, 1, S, Tk] with Tk = cached + S: 0 where allowed, -1e9 elsewhere (causality and padding).
+ */
+function cachedSelfAttention(
+  x: tf.Tensor3D,
+  params: Params,
+  prefix: string,
+  config: GPT2Config,
+  past: LayerKV | undefined,
+  mask: tf.Tensor4D,
+): { y: tf.Tensor3D; kv: LayerKV } {
+  const [B, S, C] = x.shape;
+  const H = config.nHead;
+  const D = C / H;
+  const qkv = conv1d(x, param(params, `${prefix}.c_attn.weight`), param(params, `${prefix}.c_attn.bias`)); // [B, S, 3C]
+  const [q, k, v] = tf.split(qkv, 3, 2) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D]; // [B, S, C] each
+  const qh = tf.transpose(tf.reshape(q, [B, S, H, D]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, H, S, D]
+  const kTNew = tf.transpose(tf.reshape(k, [B, S, H, D]), [0, 2, 3, 1]) as tf.Tensor4D; // [B, H, D, S]
+  const vNew = tf.transpose(tf.reshape(v, [B, S, H, D]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, H, S, D]
+  const kT = past ? tf.concat([past.kT, kTNew], 3) : kTNew; // [B, H, D, Tk]
+  const vAll = past ? tf.concat([past.v, vNew], 2) : vNew; // [B, H, Tk, D]
+  const scores = tf.mul(tf.matMul(qh, kT), 1 / Math.sqrt(D)); // [B, H, S, Tk]
+  const att = tf.softmax(tf.add(scores, mask), -1); // [B, H, S, Tk]
+  const y = tf.matMul(att, vAll); // [B, H, S, D]
+  const merged = tf.reshape<tf.Rank.R3>(tf.transpose(y, [0, 2, 1, 3]), [B, S, C]); // [B, S, C]
+  const out = conv1d(merged, param(params, `${prefix}.c_proj.weight`), param(params, `${prefix}.c_proj.bias`)); // [B, S, C]
+  return { y: out, kv: { kT, v: vAll } };
+}
+
 /** Position-wise MLP: `c_fc` (C -> 4C), GELU, `c_proj` (4C -> C). */
 function mlp(x: tf.Tensor3D, params: Params, prefix: string): tf.Tensor3D {
   const h = gelu(conv1d(x, param(params, `${prefix}.c_fc.weight`), param(params, `${prefix}.c_fc.bias`))); // [B, T, 4C]
   return conv1d(h, param(params, `${prefix}.c_proj.weight`), param(params, `${prefix}.c_proj.bias`)); // [B, T, C]
+}
+
+/** `block` over S new positions with a key/value cache (see `cachedSelfAttention`). */
+function cachedBlock(
+  x: tf.Tensor3D,
+  params: Params,
+  i: number,
+  config: GPT2Config,
+  past: LayerKV | undefined,
+  mask: tf.Tensor4D,
+): { y: tf.Tensor3D; kv: LayerKV } {
+  const h = `h.${i}`;
+  const eps = config.layerNormEpsilon;
+  const a = layerNorm(x, param(params, `${h}.ln_1.weight`), param(params, `${h}.ln_1.bias`), eps); // [B, S, C]
+  const att = cachedSelfAttention(a, params, `${h}.attn`, config, past, mask);
+  const x1 = tf.add<tf.Tensor3D>(x, att.y); // [B, S, C]
+  const m = layerNorm(x1, param(params, `${h}.ln_2.weight`), param(params, `${h}.ln_2.bias`), eps); // [B, S, C]
+  return { y: tf.add<tf.Tensor3D>(x1, mlp(m, params, `${h}.mlp`)), kv: att.kv }; // [B, S, C]
 }
 
 /** Pre-LayerNorm transformer block: x + attn(ln_1(x)), then + mlp(ln_2(x)). */
@@ -298,6 +354,43 @@ export class GPT2 {
       for (let i = 0; i < this.config.nLayer; i++) x = block(x, p, i, this.config); // [B, T, C]
       return layerNorm(x, param(p, "ln_f.weight"), param(p, "ln_f.bias"), this.config.layerNormEpsilon); // [B, T, C]
     });
+  }
+
+  /**
+   * Incremental forward for generation with a key/value cache. `tokens` int32 [B, S] are S new
+   * positions per row; `positions` int32 [B, S] their position ids (per row, so left-padded
+   * prompts still number their real tokens 0..P-1); `mask` additive [B, 1, S, Tk] where
+   * Tk = (cached length) + S, 0 where a query may attend to a key and -1e9 where not (future keys,
+   * padding). Returns the final hidden states (after `ln_f`) [B, S, C] and the new cache (one
+   * entry per block). Nothing is disposed: the caller owns `past` and the returned tensors.
+   */
+  forwardCached(
+    tokens: tf.Tensor2D,
+    positions: tf.Tensor2D,
+    mask: tf.Tensor4D,
+    past?: readonly LayerKV[],
+  ): { hidden: tf.Tensor3D; cache: LayerKV[] } {
+    this.checkLive();
+    check(tokens.rank === 2 && tokens.dtype === "int32", "tokens", "must be int32 [B, S]");
+    check(positions.dtype === "int32" && positions.shape.join() === tokens.shape.join(), "positions", "must be int32 with the shape of tokens");
+    const [B, S] = tokens.shape;
+    const Tk = (past?.[0]?.v.shape[2] ?? 0) + S;
+    check(mask.shape.join() === [B, 1, S, Tk].join(), "mask", `must have shape [${B}, 1, ${S}, ${Tk}], got [${mask.shape.join(", ")}]`);
+    check(past === undefined || past.length === this.config.nLayer, "past", `must have ${this.config.nLayer} layers`);
+    const p = this.params;
+    return tf.tidy(() => {
+      const tokEmb = tf.gather(param<tf.Rank.R2>(p, "wte.weight"), tokens); // [B, S, C]
+      const posEmb = tf.gather(param<tf.Rank.R2>(p, "wpe.weight"), positions); // [B, S, C]
+      let x = tf.add(tokEmb, posEmb) as tf.Tensor3D; // [B, S, C]
+      const cache: LayerKV[] = [];
+      for (let i = 0; i < this.config.nLayer; i++) {
+        const r = cachedBlock(x, p, i, this.config, past?.[i], mask);
+        x = r.y; // [B, S, C]
+        cache.push(r.kv);
+      }
+      const hidden = layerNorm(x, param(p, "ln_f.weight"), param(p, "ln_f.bias"), this.config.layerNormEpsilon); // [B, S, C]
+      return { hidden, cache } as unknown as tf.TensorContainer;
+    }) as unknown as { hidden: tf.Tensor3D; cache: LayerKV[] };
   }
 
   /** Next-token logits [B, T, V] for int32 tokens [B, T] (head tied to `wte`). Differentiable. */

@@ -3,3 +3,7 @@ export * from "./random";
 export * from "./gpt2";
 export * from "./safetensors";
 export * from "./checkpoint";
+export * from "./tokenizer";
+export * from "./generate";
+export * from "./train";
+export * from "./heads";

@@ -1,0 +1,83 @@
+/**
+ * Throughput benchmark: generated tokens/second with and without the key/value cache, and
+ * training tokens/second (forward + backward + AdamW), for the `small` and `gpt2-124m` shapes.
+ * Run after a build: `node libs/model/dist/bench.js [--quick]` (backend: RLHF_BACKEND, default the
+ * first that loads). Random weights; batch of 1 prompt of 16 tokens for generation.
+ * GPT-2-124M without the cache is quadratic and slow on wasm: its runs use fewer new tokens
+ * (the table's "new" column says how many were actually generated). GPT-2-124M training runs
+ * only with `--train-124m` (on wasm it aborts: out of the 4 GiB wasm heap).
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { initBackend } from "@rlhf/compute";
+import { presetConfig } from "./config";
+import { GPT2 } from "./gpt2";
+import { generate } from "./generate";
+import { Trainer, lmLoss, makeLmBatch } from "./train";
+
+interface Row {
+  config: string;
+  what: string;
+  tokens: number;
+  seconds: number;
+}
+
+function time<T>(fn: () => T): { value: T; seconds: number } {
+  const t0 = process.hrtime.bigint();
+  const value = fn();
+  return { value, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+}
+
+async function main(): Promise<void> {
+  const info = await initBackend();
+  const quick = process.argv.includes("--quick");
+  const rows: Row[] = [];
+  const plan: { name: "small" | "gpt2-124m"; gen: [number, boolean][]; train: [number, number, number] }[] = [
+    { name: "small", gen: [[128, true], [128, false], [512 - 16, true], [512 - 16, false]], train: [8, 128, 3] },
+    { name: "gpt2-124m", gen: [[128, true], [32, false], [512, true]], train: [1, 128, 1] },
+  ];
+  for (const p of plan) {
+    const config = presetConfig(p.name, p.name === "small" ? { nPositions: 512 } : {});
+    const m = GPT2.random(config, 0);
+    const prompt = Array.from({ length: 16 }, (_, i) => (i * 37) % 1000);
+    generate(m, [prompt], { maxNewTokens: 2 }); // warm-up
+    for (const [n0, useCache] of p.gen) {
+      const n = quick ? Math.min(n0, 16) : Math.min(n0, config.nPositions - prompt.length);
+      const { seconds } = time(() => generate(m, [prompt], { maxNewTokens: n, useCache, seed: 1 }));
+      rows.push({ config: p.name, what: `generate ${useCache ? "cache" : "no cache"} (${n} new)`, tokens: n, seconds });
+      console.error(`${p.name} ${useCache ? "cache" : "no-cache"} ${n}: ${(n / seconds).toFixed(1)} tok/s`);
+    }
+    // GPT-2-124M training aborts the wasm module (out of its 4 GiB heap: weights, grads, two Adam
+    // moments and activations); only with --train-124m, for native backends.
+    if (p.name === "gpt2-124m" && !process.argv.includes("--train-124m")) {
+      m.dispose();
+      continue;
+    }
+    const [B, T, steps] = p.train;
+    const seqs = Array.from({ length: B }, (_, b) => ({ tokens: Array.from({ length: T }, (_, i) => (b * 131 + i * 7) % 1000) }));
+    const batch = makeLmBatch(seqs);
+    const trainer = new Trainer(m.parameters(), { schedule: { kind: "constant", lr: 1e-4 } });
+    trainer.accumulate(() => lmLoss(m, batch.tokens, batch.lossMask)); // warm-up
+    trainer.update();
+    const { seconds } = time(() => {
+      for (let i = 0; i < (quick ? 1 : steps); i++) {
+        trainer.accumulate(() => lmLoss(m, batch.tokens, batch.lossMask));
+        trainer.update();
+      }
+    });
+    const ntok = B * T * (quick ? 1 : steps);
+    rows.push({ config: p.name, what: `train B=${B} T=${T}`, tokens: ntok, seconds });
+    console.error(`${p.name} train: ${(ntok / seconds).toFixed(1)} tok/s`);
+    tf.dispose([batch.tokens, batch.lossMask]);
+    trainer.dispose();
+    m.dispose();
+  }
+  console.log(`backend: ${info.name}, node ${process.version}`);
+  console.log("| config | measurement | tokens | seconds | tokens/s |");
+  console.log("|---|---|---:|---:|---:|");
+  for (const r of rows) console.log(`| ${r.config} | ${r.what} | ${r.tokens} | ${r.seconds.toFixed(2)} | ${(r.tokens / r.seconds).toFixed(1)} |`);
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -5,7 +5,9 @@
  * first that loads). Random weights; batch of 1 prompt of 16 tokens for generation.
  * GPT-2-124M without the cache is quadratic and slow on wasm: its runs use fewer new tokens
  * (the table's "new" column says how many were actually generated). GPT-2-124M training runs
- * only with `--train-124m` (on wasm it aborts: out of the 4 GiB wasm heap).
+ * only with `--train-124m` (on wasm it aborts: weights, gradients and Adam moments alone are
+ * ~2 GB, past what the wasm module can allocate); `RLHF_BACKEND=cpu ... --train-124m-only`
+ * measures just that on the pure-JS cpu backend (one warm-up and one timed step, B=1, T=16).
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "@rlhf/compute";
@@ -30,16 +32,22 @@ function time<T>(fn: () => T): { value: T; seconds: number } {
 async function main(): Promise<void> {
   const info = await initBackend();
   const quick = process.argv.includes("--quick");
+  // GPT-2-124M training alone, small (B=1, T=16, 1 step): for the pure-JS cpu backend, the only
+  // one here whose heap holds weights + gradients + Adam moments (wasm's does not).
+  const train124mOnly = process.argv.includes("--train-124m-only");
   const rows: Row[] = [];
   const plan: { name: "small" | "gpt2-124m"; gen: [number, boolean][]; train: [number, number, number] }[] = [
     { name: "small", gen: [[128, true], [128, false], [512 - 16, true], [512 - 16, false]], train: [8, 128, 3] },
     { name: "gpt2-124m", gen: [[128, true], [32, false], [512, true]], train: [1, 128, 1] },
   ];
+  if (train124mOnly) {
+    plan.splice(0, plan.length, { name: "gpt2-124m", gen: [], train: [1, 16, 1] });
+  }
   for (const p of plan) {
     const config = presetConfig(p.name, p.name === "small" ? { nPositions: 512 } : {});
     const m = GPT2.random(config, 0);
     const prompt = Array.from({ length: 16 }, (_, i) => (i * 37) % 1000);
-    generate(m, [prompt], { maxNewTokens: 2 }); // warm-up
+    if (p.gen.length > 0) generate(m, [prompt], { maxNewTokens: 2 }); // warm-up
     for (const [n0, useCache] of p.gen) {
       const n = quick ? Math.min(n0, 16) : Math.min(n0, config.nPositions - prompt.length);
       const { seconds } = time(() => generate(m, [prompt], { maxNewTokens: n, useCache, seed: 1 }));
@@ -48,7 +56,7 @@ async function main(): Promise<void> {
     }
     // GPT-2-124M training aborts the wasm module (out of its 4 GiB heap: weights, grads, two Adam
     // moments and activations); only with --train-124m, for native backends.
-    if (p.name === "gpt2-124m" && !process.argv.includes("--train-124m")) {
+    if (p.name === "gpt2-124m" && !process.argv.includes("--train-124m") && !train124mOnly) {
       m.dispose();
       continue;
     }

@@ -12,7 +12,7 @@ export interface ServiceEntry {
 export const SERVICES: readonly ServiceEntry[] = [
   { name: "ppo-coordinator", port: 50050, builtBy: "issue #6 (the PPO coordinator)" },
   { name: "policy", port: 50051, builtBy: "issue #5 (policy, reward-model and pretrain-mix services)" },
-  { name: "reward-model", port: 50052, builtBy: "issue #5 (policy, reward-model and pretrain-mix services)" },
+  { name: "reward-model", pkg: "@rlhf/reward-model", port: 50052 },
   { name: "reference-model", pkg: "@rlhf/reference-model", port: 50053 },
   { name: "pretrain-mix", port: 50054, builtBy: "issue #5 (policy, reward-model and pretrain-mix services)" },
 ];

@@ -143,7 +143,16 @@ export function serverStream<Req, Res>(
   };
 }
 
-/** Wraps a bidirectional-streaming handler. */
+/**
+ * The requests of a duplex call as an async iterable that does NOT destroy the call when the loop
+ * ends: a plain `for await` over the duplex destroys it on completion, which also kills the
+ * response side (no further messages, no status).
+ */
+function requestsOf<Req>(call: ServerDuplexStream<Req, unknown>): AsyncIterable<Req> {
+  return call.iterator({ destroyOnReturn: false }) as AsyncIterable<Req>;
+}
+
+/** Wraps a bidirectional-streaming handler; reading every request leaves the response side open. */
 export function bidiStream<Req, Res>(
   log: Logger,
   fn: (requests: AsyncIterable<Req>, send: Send<Res>, ctx: CallContext) => Promise<void>,
@@ -151,6 +160,6 @@ export function bidiStream<Req, Res>(
   return (call: ServerDuplexStream<Req, Res>) => {
     const { ctx, done } = makeContext(call as AnyCall, log);
     const send = makeSend(call, ctx.signal);
-    finishStream(call as ServerDuplexStream<unknown, unknown>, fn(call as AsyncIterable<Req>, send, ctx), ctx, done);
+    finishStream(call as ServerDuplexStream<unknown, unknown>, fn(requestsOf(call), send, ctx), ctx, done);
   };
 }

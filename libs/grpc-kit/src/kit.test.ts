@@ -4,7 +4,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
-import { referenceModel, descriptorSetPath } from "@rlhf/proto";
+import { referenceModel, rewardModel, descriptorSetPath } from "@rlhf/proto";
 import { InvalidArgumentError, UnavailableError, NotFoundError } from "@rlhf/errors";
 import {
   createLogger,
@@ -15,6 +15,7 @@ import {
   checkHealth,
   listServicesByReflection,
   SerialQueue,
+  bidiStream,
   type RunningServer,
   envInt,
   envAddress,
@@ -208,4 +209,39 @@ test("environment parsing gives one clear line", () => {
   assert.throws(() => envInt({ N: "50" }, "N", 1, 0, 10), /N must be in \[0, 10\], got 50/);
   assert.equal(envAddress({ A: "dns:///ref.svc:50051" }, "A"), "dns:///ref.svc:50051");
   assert.throws(() => envAddress({ A: "nohost" }, "A"), /A must look like host:port/);
+});
+
+test("a bidirectional handler that reads every request can still send and finish with a status", async () => {
+  const local = await startServer({
+    log,
+    services: [
+      {
+        definition: rewardModel.RewardModelServiceService,
+        implementation: {
+          train: bidiStream(log, async (reqs: AsyncIterable<rewardModel.TrainRequest>, send) => {
+            let n = 0;
+            for await (const _r of reqs) n++;
+            // after the request side ended: answer, then fail with a domain error for odd counts
+            await send({ part: { $case: "progress", progress: rewardModel.TrainProgress.fromPartial({ step: n }) } });
+            if (n % 2 === 1) throw new InvalidArgumentError("requests", `odd count ${n}`);
+          }),
+        },
+      },
+    ],
+  });
+  const c = createClient(rewardModel.RewardModelServiceClient, local.address, { deadlineMs: 5000 });
+  const run = (n: number) =>
+    new Promise<{ got: number; code: number }>((resolve) => {
+      const call = c.bidi("train");
+      let got = 0;
+      call.on("data", () => got++);
+      call.on("error", (e: grpc.ServiceError) => resolve({ got, code: e.code }));
+      call.on("status", (st: grpc.StatusObject) => st.code === grpc.status.OK && resolve({ got, code: 0 }));
+      for (let i = 0; i < n; i++) call.write({ part: undefined });
+      call.end();
+    });
+  assert.deepEqual(await run(2), { got: 1, code: 0 });
+  assert.deepEqual(await run(3), { got: 1, code: grpc.status.INVALID_ARGUMENT });
+  c.close();
+  await local.shutdown(500);
 });

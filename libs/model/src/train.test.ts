@@ -187,3 +187,13 @@ test("saving and restoring in the middle of training continues bit-identically (
     for (const m of [a, b, c]) m.dispose();
   }
 });
+
+test("AdamW holds exactly two moment tensors per parameter and frees them on dispose", () => {
+  const model = GPT2.random({ vocabSize: 20, nPositions: 8, nEmbd: 8, nLayer: 1, nHead: 2, layerNormEpsilon: 1e-5 }, 4);
+  const before = tf.memory().numTensors;
+  const opt = new AdamW(model.parameters());
+  assert.equal(tf.memory().numTensors - before, 2 * model.parameters().size, "nothing but m and v per parameter");
+  opt.dispose();
+  assert.equal(tf.memory().numTensors, before);
+  model.dispose();
+});

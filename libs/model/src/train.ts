@@ -162,8 +162,9 @@ export class AdamW {
     check(this.epsilon > 0, "epsilon", `must be > 0, got ${this.epsilon}`);
     check(this.weightDecay >= 0, "weightDecay", `must be >= 0, got ${this.weightDecay}`);
     for (const [name, p] of params) {
-      this.m.set(name, tf.variable(tf.zerosLike(p), false));
-      this.v.set(name, tf.variable(tf.zerosLike(p), false));
+      // tidy frees the zeros: a variable holds its own reference to the data.
+      this.m.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
+      this.v.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
     }
   }
 

@@ -1,0 +1,355 @@
+/**
+ * The reward model's domain: one ScalarHeadModel (GPT-2 trunk + "score.weight"/"score.bias")
+ * and the WeightsRef naming it. Loads build the new model completely before the swap, so a
+ * failed load changes nothing. Every change of the weights (optimiser step, Normalize) bumps the
+ * version by one.
+ */
+import { resolve, relative, isAbsolute, join, dirname, basename } from "node:path";
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import * as tf from "@tensorflow/tfjs-core";
+import { GPT2, ScalarHeadModel, SCORE_BIAS, SCORE_WEIGHT, Trainer, loadCheckpointTensors, type GPT2Config, type LrSchedule, type AdamWOptions } from "@rlhf/model";
+import type { HostTensor, NamedHostTensors } from "@rlhf/compute";
+import { DomainError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@rlhf/errors";
+import type { Logger } from "@rlhf/grpc-kit";
+import { groupedScores, pairStats, rankingLoss, rankingPairs, scoreSequences, type PairStats, type RankedGroup } from "./ranking";
+
+/** model_id of every WeightsRef this service hands out. */
+export const MODEL_ID = "reward-model";
+/** Version file of a reward-model checkpoint. */
+export const STATE_FILE = "state.json";
+
+/** Which weights are loaded. */
+export interface LoadedRef {
+  modelId: string;
+  version: number;
+  source: string;
+}
+
+/** Hyperparameters of one Train call (already validated). */
+export interface TrainSettings {
+  epochs: number;
+  batchSize: number;
+  optimizer: AdamWOptions;
+  maxGradNorm: number;
+  schedule: LrSchedule;
+  seed: number;
+  progressEverySteps: number;
+}
+
+/** One optimiser step's report. */
+export interface StepReport {
+  epoch: number;
+  step: number;
+  totalSteps: number;
+  loss: number;
+  accuracy: number;
+  lr: number;
+  gradNorm: number;
+  tokens: number;
+  /** Set on an epoch's last step when validation groups were given. */
+  validation?: PairStats;
+}
+
+/** Summary of a finished (or cancelled) Train call. */
+export interface TrainSummary {
+  steps: number;
+  groups: number;
+  pairs: number;
+  finalLoss: number;
+  finalAccuracy: number;
+  validation?: PairStats;
+}
+
+/** A zero scalar head for width C: every score is 0 before training. */
+function zeroHead(nEmbd: number): NamedHostTensors {
+  return new Map<string, HostTensor>([
+    [SCORE_WEIGHT, { dtype: "float32", shape: [nEmbd, 1], data: new Float32Array(nEmbd) }],
+    [SCORE_BIAS, { dtype: "float32", shape: [1], data: new Float32Array(1) }],
+  ]);
+}
+
+function withZeroHead(config: GPT2Config, trunk: NamedHostTensors): ScalarHeadModel {
+  const body = new Map([...trunk].filter(([n]) => n !== SCORE_WEIGHT && n !== SCORE_BIAS));
+  for (const [n, t] of zeroHead(config.nEmbd)) body.set(n, t);
+  return ScalarHeadModel.fromHostTensors(config, body);
+}
+
+/** Seeded Fisher-Yates permutation of 0..n-1 (host, float64-free). */
+function permutation(n: number, seed: number, epoch: number): number[] {
+  const idx = Array.from({ length: n }, (_, i) => i);
+  // xorshift on (seed, epoch): deterministic and independent of the compute backend.
+  let x = (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0 || 1;
+  for (let i = n - 1; i > 0; i--) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    const j = x % (i + 1);
+    [idx[i], idx[j]] = [idx[j], idx[i]];
+  }
+  return idx;
+}
+
+export class RewardModel {
+  private model?: ScalarHeadModel;
+  private ref: LoadedRef = { modelId: MODEL_ID, version: 0, source: "" };
+  /** True while a Train call is training. */
+  training = false;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly opts: { checkpointRoot?: string; onLoaded?: () => void },
+  ) {}
+
+  get config(): Readonly<GPT2Config> | undefined {
+    return this.model?.config;
+  }
+
+  get weights(): LoadedRef {
+    return { ...this.ref };
+  }
+
+  /** The head's bias ("score.bias"); 0 without a model. */
+  get bias(): number {
+    const b = this.model?.parameters().get(SCORE_BIAS);
+    return b ? b.dataSync()[0] : 0;
+  }
+
+  /** The loaded model, or FAILED_PRECONDITION. */
+  require(): ScalarHeadModel {
+    if (!this.model) throw new FailedPreconditionError("no model is loaded: call LoadCheckpoint first (or start with CHECKPOINT_DIR / MODEL_DIR / INIT_PRESET)");
+    return this.model;
+  }
+
+  private swap(next: ScalarHeadModel, ref: LoadedRef): void {
+    const old = this.model;
+    this.model = next;
+    this.ref = ref;
+    old?.dispose();
+    this.opts.onLoaded?.();
+    this.log.info({ modelId: ref.modelId, weightsVersion: ref.version, source: ref.source, config: next.config, numTensors: tf.memory().numTensors }, "weights loaded");
+  }
+
+  /** `dir` made absolute, refused outside CHECKPOINT_ROOT. */
+  resolveDir(dir: string, field: string): string {
+    if (!dir) throw new InvalidArgumentError(field, "is empty");
+    const abs = resolve(dir);
+    if (this.opts.checkpointRoot) {
+      const rel = relative(resolve(this.opts.checkpointRoot), abs);
+      if (rel.startsWith("..") || isAbsolute(rel)) throw new InvalidArgumentError(field, `"${dir}" is outside CHECKPOINT_ROOT (${this.opts.checkpointRoot})`);
+    }
+    return abs;
+  }
+
+  /** A reward-model checkpoint (with score.*, state.json): restores head and version. */
+  async loadCheckpoint(dir: string, field = "checkpoint_dir"): Promise<void> {
+    const abs = this.resolveDir(dir, field);
+    const { config, tensors } = await loadCheckpointTensors(abs);
+    if (!tensors.has(SCORE_WEIGHT) || !tensors.has(SCORE_BIAS)) {
+      throw new InvalidArgumentError(field, `"${dir}" has no score.weight / score.bias: not a reward-model checkpoint (use model_dir for a language model)`);
+    }
+    const version = await readVersion(abs);
+    this.swap(ScalarHeadModel.fromHostTensors(config, tensors), { modelId: MODEL_ID, version, source: abs });
+  }
+
+  /** A plain language-model folder: trunk kept, unembedding dropped, new zero head, version 0. */
+  async loadModelDir(dir: string, field = "model_dir"): Promise<void> {
+    const abs = this.resolveDir(dir, field);
+    const { config, tensors } = await loadCheckpointTensors(abs);
+    this.swap(withZeroHead(config, tensors), { modelId: MODEL_ID, version: 0, source: abs });
+  }
+
+  /** A seeded random trunk with a zero head, version 0. */
+  loadRandom(config: GPT2Config, seed: number): void {
+    const lm = GPT2.random(config, seed, { trainable: false });
+    try {
+      this.swap(withZeroHead(lm.config, lm.toHostTensors()), { modelId: MODEL_ID, version: 0, source: `random:${seed}` });
+    } finally {
+      lm.dispose();
+    }
+  }
+
+  /** Trunk tensors (e.g. the policy's) with a new zero head, version 0. */
+  loadTrunk(config: GPT2Config, tensors: NamedHostTensors, source: string): void {
+    this.swap(withZeroHead(config, tensors), { modelId: MODEL_ID, version: 0, source });
+  }
+
+  /** r(x, y) per packed sequence, read at its last token. */
+  score(seqs: readonly (readonly number[])[]): Float32Array {
+    const model = this.require();
+    const s = scoreSequences(model, seqs);
+    try {
+      return s.dataSync() as Float32Array;
+    } finally {
+      s.dispose();
+    }
+  }
+
+  /** Host scores of every response of `groups` (one forward) and their pairwise statistics. */
+  evaluate(groups: readonly RankedGroup[]): PairStats {
+    const model = this.require();
+    if (groups.length === 0) return { groups: 0, pairs: 0, correct: 0, scoreTies: 0, loss: 0 };
+    const s = groupedScores(model, groups);
+    try {
+      return pairStats(s.dataSync(), groups);
+    } finally {
+      s.dispose();
+    }
+  }
+
+  /** Sets bias := bias + delta; the version increases by one. Returns the new bias. */
+  addToBias(delta: number): number {
+    const b = this.require().parameters().get(SCORE_BIAS) as tf.Variable;
+    tf.tidy(() => b.assign(tf.add(b, delta)));
+    this.ref = { ...this.ref, version: this.ref.version + 1 };
+    return b.dataSync()[0];
+  }
+
+  /**
+   * Trains on `groups` (groups without untied pairs dropped): per step one forward over all
+   * responses of `batchSize` groups, the ranking loss, one AdamW update (version + 1).
+   * `onStep` may await (back-pressure of the progress stream); `signal` stops after a step.
+   */
+  async train(
+    all: readonly RankedGroup[],
+    validation: readonly RankedGroup[],
+    s: TrainSettings,
+    onStep: (r: StepReport) => Promise<void>,
+    signal?: AbortSignal,
+  ): Promise<TrainSummary> {
+    const model = this.require();
+    const groups = all.filter((g) => rankingPairs(g.ranks).length > 0);
+    if (groups.length === 0) throw new InvalidArgumentError("comparisons", "no group has an untied pair: nothing to train on");
+    const stepsPerEpoch = Math.ceil(groups.length / s.batchSize);
+    const totalSteps = s.epochs * stepsPerEpoch;
+    const schedule: LrSchedule = s.schedule.kind === "cosine" && s.schedule.totalSteps <= (s.schedule.warmupSteps ?? 0) ? { kind: "constant", lr: s.schedule.lr, warmupSteps: s.schedule.warmupSteps } : s.schedule;
+    // Built inside tidy: AdamW's constructor leaves the zerosLike() tensors its moment variables
+    // were made from (2 per parameter) undisposed; tidy frees them and keeps the variables.
+    let trainer!: Trainer;
+    tf.tidy(() => {
+      trainer = new Trainer(model.parameters(), { optimizer: s.optimizer, maxGradNorm: s.maxGradNorm, schedule });
+    });
+    this.training = true;
+    const summary: TrainSummary = { steps: 0, groups: groups.length, pairs: 0, finalLoss: 0, finalAccuracy: 0 };
+    try {
+      for (let epoch = 1; epoch <= s.epochs; epoch++) {
+        const order = permutation(groups.length, s.seed, epoch);
+        let epochLoss = 0;
+        let epochGroups = 0;
+        let epochPairs = 0;
+        let epochCorrect = 0;
+        for (let k = 0; k < stepsPerEpoch; k++) {
+          if (signal?.aborted) return summary;
+          const batch = order.slice(k * s.batchSize, (k + 1) * s.batchSize).map((i) => groups[i]);
+          let host: Float32Array | undefined;
+          const loss = trainer.accumulate(() => {
+            const scores = groupedScores(model, batch);
+            host = scores.dataSync() as Float32Array;
+            return rankingLoss(scores, batch);
+          });
+          const stats = pairStats(host as Float32Array, batch);
+          const step = trainer.update();
+          this.ref = { ...this.ref, version: this.ref.version + 1 };
+          summary.steps++;
+          epochLoss += loss * batch.length;
+          epochGroups += batch.length;
+          epochPairs += stats.pairs;
+          epochCorrect += stats.correct;
+          const last = k === stepsPerEpoch - 1;
+          const report: StepReport = {
+            epoch,
+            step: summary.steps,
+            totalSteps,
+            loss,
+            accuracy: stats.pairs > 0 ? stats.correct / stats.pairs : 0,
+            lr: step.lr,
+            gradNorm: step.gradNorm,
+            tokens: batch.reduce((a, g) => a + g.responses.reduce((b, r) => b + g.prompt.length + r.length, 0), 0),
+          };
+          if (last && validation.length > 0) {
+            report.validation = this.evaluate(validation);
+            summary.validation = report.validation;
+          }
+          await onStep(report);
+        }
+        summary.pairs = epochPairs;
+        summary.finalLoss = epochLoss / epochGroups;
+        summary.finalAccuracy = epochPairs > 0 ? epochCorrect / epochPairs : 0;
+      }
+      return summary;
+    } finally {
+      this.training = false;
+      trainer.dispose();
+    }
+  }
+
+  /** All tensors in host memory (one consistent snapshot). */
+  toHostTensors(): NamedHostTensors {
+    return this.require().toHostTensors();
+  }
+
+  /**
+   * Writes config.json, model.safetensors and state.json to `dir` via a temporary sibling and a
+   * rename. A folder holding this version already: nothing written (0 bytes); any other
+   * non-empty folder: ALREADY_EXISTS.
+   */
+  async save(dir: string, field = "dir"): Promise<{ dir: string; bytes: number }> {
+    const model = this.require();
+    const abs = this.resolveDir(dir, field);
+    let entries: string[] = [];
+    try {
+      entries = await readdir(abs);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    }
+    if (entries.length > 0) {
+      let existing: number | undefined;
+      try {
+        existing = await readVersion(abs);
+      } catch {
+        existing = undefined;
+      }
+      if (existing === this.ref.version) return { dir: abs, bytes: 0 };
+      throw new DomainError("ALREADY_EXISTS", `"${dir}" is not empty and holds no checkpoint of version ${this.ref.version}`, field);
+    }
+    await mkdir(dirname(abs), { recursive: true });
+    const tmp = join(dirname(abs), `.${basename(abs)}.tmp-${process.pid}-${Date.now()}`);
+    try {
+      await model.save(tmp);
+      await writeFile(join(tmp, STATE_FILE), JSON.stringify({ version: this.ref.version, model_id: MODEL_ID }, null, 2) + "\n");
+      if (entries.length === 0) await rm(abs, { recursive: true, force: true });
+      await rename(tmp, abs);
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
+    let bytes = 0;
+    for (const f of await readdir(abs)) bytes += (await stat(join(abs, f))).size;
+    return { dir: abs, bytes };
+  }
+
+  dispose(): void {
+    this.model?.dispose();
+    this.model = undefined;
+  }
+}
+
+async function readVersion(dir: string): Promise<number> {
+  const path = join(dir, STATE_FILE);
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new NotFoundError(path, "no such file: not a reward-model checkpoint");
+    throw e;
+  }
+  let v: unknown;
+  try {
+    v = (JSON.parse(text) as { version?: unknown }).version;
+  } catch (e) {
+    throw new InvalidArgumentError(path, `not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError(path, `version must be an integer >= 0, got ${String(v)}`);
+  return v;
+}

@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import { join } from "node:path";
 
 /** Repository root (e2e/dist/.. or e2e/src/..). */
@@ -8,16 +7,7 @@ export const ROOT = join(__dirname, "..", "..");
 export const RLHF = join(ROOT, "cli", "dist", "main.js");
 
 /** A free loopback port. */
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
+export { freePort } from "@rlhf/grpc-kit";
 
 /** A child process with its output collected. */
 export interface Proc {

@@ -7,29 +7,16 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { referenceModel } from "@rlhf/proto";
-import { createClient, waitForServing } from "@rlhf/grpc-kit";
+import { createClient, freePort, waitForServing } from "@rlhf/grpc-kit";
 import { gpt2InitTensors, presetConfig, toHfConfig, writeSafetensorsFile } from "@rlhf/model";
 import { type ParsedArgs, allowFlags, flagString, UsageError } from "../args";
 
 export const DEMO_USAGE = `rlhf demo [--preset tiny|small|gpt2-124m] [--seed N] [--out DIR]
   Writes a seeded checkpoint to DIR (default runs/demo-<time>), serves it with the
   reference-model service on a free loopback port, queries it over gRPC and stops it.`;
-
-/** A free TCP port on loopback (closed again before the child binds it). */
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 const PROMPTS = [
   "The jury said it did find that the city's election was conducted.",

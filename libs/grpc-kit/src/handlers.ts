@@ -52,21 +52,26 @@ function makeContext(call: AnyCall, log: Logger): { ctx: CallContext; done: (cod
   return { ctx: { method, log: child, metadata: call.metadata, signal: ac.signal }, done };
 }
 
+/** Answers a unary-response call from the handler's promise, mapping errors in one place. */
+function respond<Res>(p: Promise<Res>, callback: sendUnaryData<Res>, ctx: CallContext, done: (code: number, extra?: object) => void): void {
+  p.then(
+    (res) => {
+      done(status.OK);
+      callback(null, res);
+    },
+    (err: unknown) => {
+      const se = toStatusError(err, ctx.log);
+      done(se.code, { details: se.details });
+      callback(se, null);
+    },
+  );
+}
+
 /** Wraps an async unary handler: errors map to statuses in one place, every call is logged. */
 export function unary<Req, Res>(log: Logger, fn: (req: Req, ctx: CallContext) => Promise<Res>): handleUnaryCall<Req, Res> {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
     const { ctx, done } = makeContext(call as AnyCall, log);
-    fn(call.request, ctx).then(
-      (res) => {
-        done(status.OK);
-        callback(null, res);
-      },
-      (err: unknown) => {
-        const se = toStatusError(err, ctx.log);
-        done(se.code, { details: se.details });
-        callback(se, null);
-      },
-    );
+    respond(fn(call.request, ctx), callback, ctx, done);
   };
 }
 
@@ -77,17 +82,7 @@ export function clientStream<Req, Res>(
 ): handleClientStreamingCall<Req, Res> {
   return (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>) => {
     const { ctx, done } = makeContext(call as AnyCall, log);
-    fn(call as AsyncIterable<Req>, ctx).then(
-      (res) => {
-        done(status.OK);
-        callback(null, res);
-      },
-      (err: unknown) => {
-        const se = toStatusError(err, ctx.log);
-        done(se.code, { details: se.details });
-        callback(se, null);
-      },
-    );
+    respond(fn(call as AsyncIterable<Req>, ctx), callback, ctx, done);
   };
 }
 

@@ -11,3 +11,4 @@ export * from "./client";
 export * from "./queue";
 export * from "./env";
 export * from "./probe";
+export * from "./main";

@@ -1,34 +1,15 @@
-// Entry point of the reference-model service. Tracing first: it must patch gRPC before any
-// module loads it.
+// Entry point of the reference-model service. Tracing first: it must patch gRPC before any module loads it.
 import { telemetry } from "./tracing";
-import { createLogger, installShutdownHandlers, exitOnConfigError } from "@rlhf/grpc-kit";
+import { runServiceMain } from "@rlhf/grpc-kit";
 import { loadConfig } from "./config";
 import { startReferenceModel } from "./app";
 
-const SERVICE = "reference-model";
-
-async function main(): Promise<void> {
-  let cfg;
-  try {
-    cfg = loadConfig();
-  } catch (err) {
-    exitOnConfigError(err, SERVICE);
-  }
-  const log = createLogger({ service: SERVICE });
-  log.info({ tracing: telemetry.exporting }, "starting");
-  const app = await startReferenceModel(cfg, log);
-  installShutdownHandlers(app.server, {
-    log,
-    graceMs: cfg.shutdownGraceMs,
-    onStopped: async () => {
-      app.model.dispose();
-      await telemetry.shutdown();
-    },
-  });
-}
-
-main().catch((err: unknown) => {
-  const e = err as Error & { field?: string };
-  process.stderr.write(`${SERVICE}: failed to start: ${e.message}\n`);
-  process.exit(1);
+runServiceMain({
+  service: "reference-model",
+  telemetry,
+  loadConfig,
+  start: async (cfg, log) => {
+    const app = await startReferenceModel(cfg, log);
+    return { server: app.server, dispose: () => app.model.dispose() };
+  },
 });

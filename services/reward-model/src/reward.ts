@@ -224,12 +224,7 @@ export class RewardModel {
     const stepsPerEpoch = Math.ceil(groups.length / s.batchSize);
     const totalSteps = s.epochs * stepsPerEpoch;
     const schedule: LrSchedule = s.schedule.kind === "cosine" && s.schedule.totalSteps <= (s.schedule.warmupSteps ?? 0) ? { kind: "constant", lr: s.schedule.lr, warmupSteps: s.schedule.warmupSteps } : s.schedule;
-    // Built inside tidy: AdamW's constructor leaves the zerosLike() tensors its moment variables
-    // were made from (2 per parameter) undisposed; tidy frees them and keeps the variables.
-    let trainer!: Trainer;
-    tf.tidy(() => {
-      trainer = new Trainer(model.parameters(), { optimizer: s.optimizer, maxGradNorm: s.maxGradNorm, schedule });
-    });
+    const trainer = new Trainer(model.parameters(), { optimizer: s.optimizer, maxGradNorm: s.maxGradNorm, schedule });
     this.training = true;
     const summary: TrainSummary = { steps: 0, groups: groups.length, pairs: 0, finalLoss: 0, finalAccuracy: 0 };
     try {

@@ -1,7 +1,7 @@
-import { common, referenceModel, policy } from "@rlhf/proto";
-import { type CallContext, type SerialQueue, createClient } from "@rlhf/grpc-kit";
-import { receiveTensorSet, modelConfigFromProto, modelConfigToProto } from "@rlhf/tensor-transport";
-import { FailedPreconditionError, InvalidArgumentError } from "@rlhf/errors";
+import { common, referenceModel } from "@rlhf/proto";
+import type { CallContext, SerialQueue } from "@rlhf/grpc-kit";
+import { receiveTensorSet, modelConfigFromProto, modelConfigToProto, pullPolicyWeights } from "@rlhf/tensor-transport";
+import { InvalidArgumentError } from "@rlhf/errors";
 import type { ReferenceModel } from "../reference";
 import type { ReferenceModelConfig } from "../config";
 
@@ -32,28 +32,19 @@ export function loadWeightsHandler(ref: ReferenceModel, queue: SerialQueue, cfg:
         });
       }
       case "policyWeights": {
-        if (!cfg.policyAddr) throw new FailedPreconditionError("policy_weights: POLICY_ADDR is not configured on this reference-model");
-        const want = src.policyWeights;
-        const client = createClient(policy.PolicyServiceClient, cfg.policyAddr, { maxReceiveMessageBytes: cfg.maxReceiveBytes });
-        try {
-          const stream = client.serverStream(
-            "streamWeights",
-            { model: policy.ModelKind.MODEL_KIND_POLICY, version: want.version, dtype: common.Dtype.DTYPE_FLOAT32 },
-            { deadlineMs: cfg.policyDeadlineMs, signal: ctx.signal },
-          );
-          const set = await receiveTensorSet(stream, (m: policy.StreamWeightsResponse) => m.chunk, {
-            expectKind: common.TensorSetKind.TENSOR_SET_KIND_WEIGHTS,
-            maxTotalBytes: cfg.maxUploadBytes,
-            field: "policy.StreamWeights",
-          });
-          const config = modelConfigFromProto(set.modelConfig, "policy.StreamWeights header.model_config");
-          return queue.run(() => {
-            ref.loadTensors(config, set.tensors, { modelId: set.weights?.modelId || "policy", version: set.weights?.version ?? want.version, source: `policy@${cfg.policyAddr}` });
-            return loaded(ref);
-          });
-        } finally {
-          client.close();
-        }
+        const pulled = await pullPolicyWeights({
+          address: cfg.policyAddr,
+          caller: "reference-model",
+          version: src.policyWeights.version,
+          deadlineMs: cfg.policyDeadlineMs,
+          maxReceiveMessageBytes: cfg.maxReceiveBytes,
+          maxTotalBytes: cfg.maxUploadBytes,
+          signal: ctx.signal,
+        });
+        return queue.run(() => {
+          ref.loadTensors(pulled.config, pulled.tensors, { modelId: pulled.modelId, version: pulled.version, source: pulled.source });
+          return loaded(ref);
+        });
       }
     }
   };

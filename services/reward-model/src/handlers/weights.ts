@@ -1,7 +1,7 @@
-import { common, rewardModel, policy } from "@rlhf/proto";
-import { type CallContext, type SerialQueue, type Send, createClient } from "@rlhf/grpc-kit";
-import { receiveTensorSet, sendTensorSet, modelConfigFromProto, modelConfigToProto } from "@rlhf/tensor-transport";
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@rlhf/errors";
+import { common, rewardModel } from "@rlhf/proto";
+import { type CallContext, type SerialQueue, type Send } from "@rlhf/grpc-kit";
+import { sendTensorSet, modelConfigFromProto, modelConfigToProto, pullPolicyWeights } from "@rlhf/tensor-transport";
+import { InvalidArgumentError, NotFoundError } from "@rlhf/errors";
 import { MODEL_ID, type RewardModel } from "../reward";
 import type { RewardModelConfig } from "../config";
 
@@ -36,28 +36,19 @@ export function loadCheckpointHandler(rm: RewardModel, queue: SerialQueue, cfg: 
         });
       }
       case "policyWeights": {
-        if (!cfg.policyAddr) throw new FailedPreconditionError("policy_weights: POLICY_ADDR is not configured on this reward-model");
-        const want = src.policyWeights;
-        const client = createClient(policy.PolicyServiceClient, cfg.policyAddr, { maxReceiveMessageBytes: cfg.maxReceiveBytes });
-        try {
-          const stream = client.serverStream(
-            "streamWeights",
-            { model: policy.ModelKind.MODEL_KIND_POLICY, version: want.version, dtype: common.Dtype.DTYPE_FLOAT32 },
-            { deadlineMs: cfg.policyDeadlineMs, signal: ctx.signal },
-          );
-          const set = await receiveTensorSet(stream, (m: policy.StreamWeightsResponse) => m.chunk, {
-            expectKind: common.TensorSetKind.TENSOR_SET_KIND_WEIGHTS,
-            maxTotalBytes: cfg.maxUploadBytes,
-            field: "policy.StreamWeights",
-          });
-          const config = modelConfigFromProto(set.modelConfig, "policy.StreamWeights header.model_config");
-          return queue.run(() => {
-            rm.loadTrunk(config, set.tensors, `policy@${cfg.policyAddr}:${set.weights?.version ?? want.version}`);
-            return loaded(rm);
-          });
-        } finally {
-          client.close();
-        }
+        const pulled = await pullPolicyWeights({
+          address: cfg.policyAddr,
+          caller: "reward-model",
+          version: src.policyWeights.version,
+          deadlineMs: cfg.policyDeadlineMs,
+          maxReceiveMessageBytes: cfg.maxReceiveBytes,
+          maxTotalBytes: cfg.maxUploadBytes,
+          signal: ctx.signal,
+        });
+        return queue.run(() => {
+          rm.loadTrunk(pulled.config, pulled.tensors, `${pulled.source}:${pulled.version}`);
+          return loaded(rm);
+        });
       }
     }
   };

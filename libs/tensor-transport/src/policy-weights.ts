@@ -1,0 +1,66 @@
+/**
+ * Pulls the policy's weights at a version over PolicyService.StreamWeights: the one client of
+ * that stream used by every service that loads "the policy at version N" (reference-model,
+ * reward-model, and later pretrain-mix).
+ */
+import { common, policy } from "@rlhf/proto";
+import { createClient } from "@rlhf/grpc-kit";
+import { FailedPreconditionError } from "@rlhf/errors";
+import type { GPT2Config } from "@rlhf/model";
+import type { NamedHostTensors } from "@rlhf/compute";
+import { receiveTensorSet } from "./stream";
+import { modelConfigFromProto } from "./requests";
+
+/** Options of {@link pullPolicyWeights}. */
+export interface PullPolicyWeightsOptions {
+  /** POLICY_ADDR of the caller; undefined means not configured (FAILED_PRECONDITION). */
+  address: string | undefined;
+  /** The caller's service name, for the error message. */
+  caller: string;
+  /** Stream only this version (NOT_FOUND from the policy otherwise); undefined: the current one. */
+  version?: number;
+  deadlineMs: number;
+  maxReceiveMessageBytes: number;
+  /** Largest weight set accepted. */
+  maxTotalBytes: number;
+  /** Cancels the pull (e.g. the caller's own call was cancelled). */
+  signal?: AbortSignal;
+}
+
+/** A verified weight set with its architecture and version. */
+export interface PulledWeights {
+  config: GPT2Config;
+  tensors: NamedHostTensors;
+  /** Version the policy streamed (the requested one when it says none). */
+  version: number;
+  modelId: string;
+  /** "policy@host:port", for WeightsRef.source. */
+  source: string;
+}
+
+/** Streams, verifies (digest, shapes, finite values) and returns the policy's weights. */
+export async function pullPolicyWeights(opts: PullPolicyWeightsOptions): Promise<PulledWeights> {
+  if (!opts.address) throw new FailedPreconditionError(`policy_weights: POLICY_ADDR is not configured on this ${opts.caller}`);
+  const client = createClient(policy.PolicyServiceClient, opts.address, { maxReceiveMessageBytes: opts.maxReceiveMessageBytes });
+  try {
+    const stream = client.serverStream(
+      "streamWeights",
+      { model: policy.ModelKind.MODEL_KIND_POLICY, version: opts.version, dtype: common.Dtype.DTYPE_FLOAT32 },
+      { deadlineMs: opts.deadlineMs, signal: opts.signal },
+    );
+    const set = await receiveTensorSet(stream, (m: policy.StreamWeightsResponse) => m.chunk, {
+      expectKind: common.TensorSetKind.TENSOR_SET_KIND_WEIGHTS,
+      maxTotalBytes: opts.maxTotalBytes,
+      field: "policy.StreamWeights",
+    });
+    return {
+      config: modelConfigFromProto(set.modelConfig, "policy.StreamWeights header.model_config"),
+      tensors: set.tensors,
+      version: set.weights?.version ?? opts.version ?? 0,
+      modelId: set.weights?.modelId || "policy",
+      source: `policy@${opts.address}`,
+    };
+  } finally {
+    client.close();
+  }
+}

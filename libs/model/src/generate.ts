@@ -42,6 +42,11 @@ export interface GenerateOptions {
   seed?: number;
   /** Use the key/value cache (default true); false recomputes the whole sequence every step. */
   useCache?: boolean;
+  /**
+   * Row b draws from stream `sample/(b + rowOffset)` (default 0): a caller that splits one big
+   * batch into chunks passes each chunk's first row so that every row's draws stay the same.
+   */
+  rowOffset?: number;
 }
 
 /** One generated sequence. */
@@ -167,7 +172,9 @@ export function sampleToken(
  */
 export function generate(model: GPT2, prompts: readonly ArrayLike<number>[], options: GenerateOptions): GeneratedSequence[] {
   const r = resolve(model, prompts, options);
-  const rngs = prompts.map((_, b) => new Rng(r.seed, `sample/${b}`));
+  const offset = options.rowOffset ?? 0;
+  check(Number.isSafeInteger(offset) && offset >= 0, "rowOffset", `must be an integer >= 0, got ${offset}`);
+  const rngs = prompts.map((_, b) => new Rng(r.seed, `sample/${b + offset}`));
   const seqs = prompts.map((p) => Array.from(p));
   const out = prompts.map(() => ({ tokens: [] as number[], logProbs: [] as number[], done: false, eos: false }));
   const next = r.useCache ? cachedStepper(model, seqs) : uncachedStepper(model, seqs);

@@ -197,3 +197,23 @@ test("AdamW holds exactly two moment tensors per parameter and frees them on dis
   assert.equal(tf.memory().numTensors, before);
   model.dispose();
 });
+
+test("weight decay spares the embeddings, biases and gains, and decays other matrices", () => {
+  const mk = (v: number, shape: number[]) => tf.variable(tf.fill(shape, v));
+  const params = new Map<string, tf.Variable>([
+    ["wte.weight", mk(1, [3, 2])],
+    ["wpe.weight", mk(1, [2, 2])],
+    ["h.0.mlp.c_fc.weight", mk(1, [2, 2])],
+    ["h.0.mlp.c_fc.bias", mk(1, [2])],
+  ]);
+  const opt = new AdamW(params, { weightDecay: 0.1 });
+  const zeros = new Map([...params].map(([n, p]) => [n, tf.zerosLike(p)] as const));
+  opt.apply(zeros, 0.5); // zero gradients: only the decay moves anything
+  const first = (n: string) => (params.get(n) as tf.Variable).dataSync()[0];
+  assert.equal(first("wte.weight"), 1);
+  assert.equal(first("wpe.weight"), 1);
+  assert.equal(first("h.0.mlp.c_fc.bias"), 1);
+  assert.ok(Math.abs(first("h.0.mlp.c_fc.weight") - 0.95) < 1e-7);
+  tf.dispose([...zeros.values(), ...params.values()]);
+  opt.dispose();
+});

@@ -125,9 +125,12 @@ export interface AdamWOptions {
   beta2?: number;
   /** Default 1e-8. */
   epsilon?: number;
-  /** Decoupled weight decay (Loshchilov & Hutter), default 0.1; applied to weights of rank >= 2 only (not biases, LayerNorm). */
+  /** Decoupled weight decay (Loshchilov & Hutter), default 0.1; applied to weights of rank >= 2 only, not to biases, LayerNorm gains or the embeddings (`wte.weight`, `wpe.weight`), as in nanoGPT and OpenAI's GPT-2 fine-tuning. */
   weightDecay?: number;
 }
+
+/** Parameters of rank >= 2 that weight decay leaves alone: the token and position embeddings. */
+const NO_DECAY: ReadonlySet<string> = new Set(["wte.weight", "wpe.weight"]);
 
 /** Optimiser state: `exp_avg.<param>` and `exp_avg_sq.<param>` plus the number of updates applied. */
 export interface AdamWState {
@@ -140,10 +143,10 @@ export interface AdamWState {
  * moments m_hat = m / (1 - beta1^t), v_hat = v / (1 - beta2^t). Call `dispose()` when done.
  */
 export class AdamW {
-  readonly beta1: number;
-  readonly beta2: number;
-  readonly epsilon: number;
-  readonly weightDecay: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  weightDecay: number;
   /** Updates applied so far. */
   step = 0;
   private readonly m = new Map<string, tf.Variable>();
@@ -153,19 +156,29 @@ export class AdamW {
     private readonly params: ReadonlyMap<string, tf.Variable>,
     options: AdamWOptions = {},
   ) {
-    this.beta1 = options.beta1 ?? 0.9;
-    this.beta2 = options.beta2 ?? 0.95;
-    this.epsilon = options.epsilon ?? 1e-8;
-    this.weightDecay = options.weightDecay ?? 0.1;
-    check(this.beta1 >= 0 && this.beta1 < 1, "beta1", `must be in [0, 1), got ${this.beta1}`);
-    check(this.beta2 >= 0 && this.beta2 < 1, "beta2", `must be in [0, 1), got ${this.beta2}`);
-    check(this.epsilon > 0, "epsilon", `must be > 0, got ${this.epsilon}`);
-    check(this.weightDecay >= 0, "weightDecay", `must be >= 0, got ${this.weightDecay}`);
+    this.beta1 = this.beta2 = this.epsilon = this.weightDecay = 0;
+    this.configure(options);
     for (const [name, p] of params) {
       // tidy frees the zeros: a variable holds its own reference to the data.
       this.m.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
       this.v.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
     }
+  }
+
+  /**
+   * Sets the hyperparameters (defaults as in the constructor) and keeps the moments: a PPO
+   * service takes them from each update request while its optimiser state lives on.
+   */
+  configure(options: AdamWOptions): void {
+    const beta1 = options.beta1 ?? 0.9;
+    const beta2 = options.beta2 ?? 0.95;
+    const epsilon = options.epsilon ?? 1e-8;
+    const weightDecay = options.weightDecay ?? 0.1;
+    check(beta1 >= 0 && beta1 < 1, "beta1", `must be in [0, 1), got ${beta1}`);
+    check(beta2 >= 0 && beta2 < 1, "beta2", `must be in [0, 1), got ${beta2}`);
+    check(epsilon > 0, "epsilon", `must be > 0, got ${epsilon}`);
+    check(weightDecay >= 0, "weightDecay", `must be >= 0, got ${weightDecay}`);
+    Object.assign(this, { beta1, beta2, epsilon, weightDecay });
   }
 
   /** Applies one update with learning rate `lr`; `gradScale` multiplies every gradient first (clipping). */
@@ -186,7 +199,7 @@ export class AdamW {
         m.assign(m1);
         v.assign(v1);
         const update = tf.div(tf.div(m1, bc1), tf.add(tf.sqrt(tf.div(v1, bc2)), this.epsilon));
-        const decay = p.rank >= 2 && this.weightDecay > 0 ? 1 - lr * this.weightDecay : 1;
+        const decay = p.rank >= 2 && !NO_DECAY.has(name) && this.weightDecay > 0 ? 1 - lr * this.weightDecay : 1;
         const decayed = decay === 1 ? p : tf.mul(p, decay);
         p.assign(tf.sub(decayed, tf.mul(update, lr)));
       });
@@ -343,8 +356,10 @@ export class Trainer {
   /**
    * One optimiser update from the accumulated gradients: clips their global norm to
    * `maxGradNorm`, applies AdamW with the schedule's learning rate, clears the accumulator.
+   * `override` replaces the learning rate and / or the clipping norm of this one update (a PPO
+   * service takes both from each request while its optimiser state lives on).
    */
-  update(): StepResult {
+  update(override: { lr?: number; maxGradNorm?: number } = {}): StepResult {
     if (this.microBatches === 0) throw new FailedPreconditionError("no gradients accumulated since the last step");
     const grads = new Map<string, tf.Tensor>();
     for (const [name, p] of this.params) grads.set(name, this.acc.get(name) ?? tf.zerosLike(p));
@@ -352,8 +367,11 @@ export class Trainer {
       const sq = tf.tidy(() => tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))));
       const gradNorm = Math.sqrt(sq.dataSync()[0]);
       sq.dispose();
-      const scale = this.maxGradNorm > 0 && gradNorm > this.maxGradNorm ? this.maxGradNorm / (gradNorm + 1e-6) : 1;
-      const lr = learningRate(this.schedule, this.optimizer.step);
+      const maxNorm = override.maxGradNorm ?? this.maxGradNorm;
+      check(Number.isFinite(maxNorm) && maxNorm >= 0, "maxGradNorm", `must be a number >= 0, got ${maxNorm}`);
+      const scale = maxNorm > 0 && gradNorm > maxNorm ? maxNorm / (gradNorm + 1e-6) : 1;
+      const lr = override.lr ?? learningRate(this.schedule, this.optimizer.step);
+      check(Number.isFinite(lr) && lr >= 0, "lr", `must be a number >= 0, got ${lr}`);
       this.optimizer.apply(grads, lr, scale);
       const result = { step: this.optimizer.step, lr, gradNorm, microBatches: this.microBatches };
       return result;

@@ -1,0 +1,34 @@
+import type { policy as policyPb } from "@rlhf/proto";
+import type { SerialQueue } from "@rlhf/grpc-kit";
+import { modelConfigToProto } from "@rlhf/tensor-transport";
+import type { PolicyState } from "../policy";
+import type { PolicyConfig } from "../config";
+
+/** The EOS of Generate requests that set none: EOS_TOKEN_ID, else the tokenizer's. */
+export function defaultEos(state: PolicyState, cfg: PolicyConfig): number {
+  return cfg.eosTokenId ?? state.tokenizer?.eosId ?? 50256;
+}
+
+/** GetInfo: what is loaded, the limits and the queue. */
+export function getInfoHandler(state: PolicyState, queue: SerialQueue, cfg: PolicyConfig, backend: string) {
+  return async (): Promise<policyPb.GetInfoResponse> => {
+    const pc = state.policyConfig;
+    const cc = state.criticConfig;
+    return {
+      policyWeights: pc ? state.policyWeights : undefined,
+      policyConfig: pc ? modelConfigToProto(pc) : undefined,
+      criticWeights: state.criticWeights,
+      criticConfig: cc ? modelConfigToProto(cc) : undefined,
+      backend,
+      maxBatchSequences: cfg.maxBatchSequences,
+      maxBatchTokens: cfg.maxBatchTokens,
+      maxGenerateSequences: cfg.maxGenerateSequences,
+      maxNewTokens: cfg.maxNewTokens,
+      maxSftTokens: cfg.maxSftTokens,
+      eosTokenId: defaultEos(state, cfg),
+      queueDepth: queue.depth,
+      maxQueueDepth: queue.capacity,
+      training: state.training,
+    };
+  };
+}

@@ -1,0 +1,15 @@
+// Entry point of the policy service. Tracing first: it must patch gRPC before any module loads it.
+import { telemetry } from "./tracing";
+import { runServiceMain } from "@rlhf/grpc-kit";
+import { loadConfig } from "./config";
+import { startPolicy } from "./app";
+
+runServiceMain({
+  service: "policy",
+  telemetry,
+  loadConfig,
+  start: async (cfg, log) => {
+    const app = await startPolicy(cfg, log);
+    return { server: app.server, dispose: () => app.state.dispose() };
+  },
+});

@@ -11,10 +11,10 @@ export interface ServiceEntry {
 
 export const SERVICES: readonly ServiceEntry[] = [
   { name: "ppo-coordinator", port: 50050, builtBy: "issue #6 (the PPO coordinator)" },
-  { name: "policy", port: 50051, builtBy: "issue #5 (policy, reward-model and pretrain-mix services)" },
+  { name: "policy", pkg: "@rlhf/policy", port: 50051 },
   { name: "reward-model", pkg: "@rlhf/reward-model", port: 50052 },
   { name: "reference-model", pkg: "@rlhf/reference-model", port: 50053 },
-  { name: "pretrain-mix", port: 50054, builtBy: "issue #5 (policy, reward-model and pretrain-mix services)" },
+  { name: "pretrain-mix", pkg: "@rlhf/pretrain-mix", port: 50054 },
 ];
 
 /** Absolute path of a service's built entry point. */

@@ -1,0 +1,111 @@
+// The coordinator against the four real model services, all in this test's process on free ports:
+// the tiny recipe end to end, the run folder, WatchRun, and bad input.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, existsSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { ppoCoordinator } from "@rlhf/proto";
+import { createLogger, createClient, type KitClient } from "@rlhf/grpc-kit";
+import { startPolicy, loadConfig as policyConfig, type PolicyApp } from "@rlhf/policy";
+import { startRewardModel, loadConfig as rmConfig, type RewardModelApp } from "@rlhf/reward-model";
+import { startReferenceModel, loadConfig as refConfig, type ReferenceModelApp } from "@rlhf/reference-model";
+import { startPretrainMix, loadConfig as mixConfig, type PretrainMixApp } from "@rlhf/pretrain-mix";
+import { startCoordinator, loadConfig, type CoordinatorApp } from "@rlhf/ppo-coordinator";
+
+const log = createLogger({ service: "coordinator-test", level: "silent" });
+let apps: { policy: PolicyApp; rm: RewardModelApp; ref: ReferenceModelApp; mix: PretrainMixApp; coord: CoordinatorApp };
+let client: KitClient<ppoCoordinator.PpoCoordinatorServiceClient>;
+let runsDir: string;
+
+before(async () => {
+  process.env.RLHF_BACKEND = "cpu";
+  runsDir = mkdtempSync(join(tmpdir(), "coordinator-"));
+  const policy = await startPolicy(policyConfig({ GRPC_PORT: "0", TOKENIZER: "byte" }), log);
+  const rm = await startRewardModel(rmConfig({ GRPC_PORT: "0", POLICY_ADDR: policy.server.address }), log);
+  const ref = await startReferenceModel(refConfig({ GRPC_PORT: "0", POLICY_ADDR: policy.server.address }), log);
+  const mix = await startPretrainMix(mixConfig({ GRPC_PORT: "0", POLICY_ADDR: policy.server.address, TOKENIZER: "byte" }), log);
+  const coord = await startCoordinator(
+    loadConfig({ GRPC_PORT: "0", POLICY_ADDR: policy.server.address, REWARD_MODEL_ADDR: rm.server.address, REFERENCE_MODEL_ADDR: ref.server.address, PRETRAIN_MIX_ADDR: mix.server.address, RUNS_DIR: runsDir }),
+    log,
+  );
+  apps = { policy, rm, ref, mix, coord };
+  client = createClient(ppoCoordinator.PpoCoordinatorServiceClient, coord.server.address, { deadlineMs: 600_000 });
+});
+after(async () => {
+  client.close();
+  await apps.coord.stop(500);
+  await Promise.all([apps.policy.stop(500), apps.rm.stop(500), apps.ref.stop(500), apps.mix.stop(500)]);
+});
+
+async function statusOf<T>(p: Promise<T>): Promise<T | string> {
+  try {
+    return await p;
+  } catch (e) {
+    const se = e as grpc.ServiceError;
+    return `${grpc.status[se.code]}: ${se.details}`;
+  }
+}
+
+// A recipe small enough for a unit test: every stage, two PPO iterations per variant.
+const MICRO = {
+  model: { preset: "tiny", n_positions: 256 },
+  data: { builtin: { sft_prompts: 32, rm_prompts: 16, ppo_prompts: 16, eval_prompts: 8 } },
+  pretrain: { steps: 4, batch_size: 4, sequence_length: 64, warmup_steps: 1 },
+  sft: { epochs: 1, batch_size: 8 },
+  rankings: { prompts: 16, max_new_tokens: 16 },
+  reward_model: { epochs: 1, batch_size: 4 },
+  ppo: { iterations: 2, prompts_per_iteration: 8, minibatch_size: 4, max_new_tokens: 16, ptx: { sequences: 2, sequence_length: 32 } },
+  evaluation: { prompts: 8, max_new_tokens: 16, pretrain_validation_sequences: 4, samples_in_report: 2 },
+  checkpoint: { every_iterations: 1, keep_last: 1 },
+};
+
+test("StartRun validates the config and names the key; validate_only creates nothing", async () => {
+  const start = (configJson: string, over: Partial<ppoCoordinator.StartRunRequest> = {}) => statusOf(client.unary("startRun", { configJson, runId: "", displayName: "", validateOnly: false, ...over }));
+  assert.match(String(await start("{nope")), /^INVALID_ARGUMENT: config_json: not valid JSON/);
+  assert.match(String(await start(JSON.stringify({ ppo: { bogus: 1 } }))), /^INVALID_ARGUMENT: .*ppo\.bogus/);
+  assert.match(String(await start(JSON.stringify({ preset: "huge" }))), /^INVALID_ARGUMENT: config_json\.preset: must be one of tiny, default/);
+  assert.match(String(await start("{}", { runId: "Bad_Id" })), /^INVALID_ARGUMENT: run_id: must be 1\.\.64 of \[a-z0-9-\]/);
+  const v = await client.unary("startRun", { configJson: JSON.stringify({ preset: "tiny" }), runId: "", displayName: "", validateOnly: true });
+  assert.equal(v.run?.state, ppoCoordinator.RunState.RUN_STATE_UNSPECIFIED);
+  assert.equal(JSON.parse(v.run?.configJson ?? "{}").ppo.iterations, 3);
+  assert.equal((await client.unary("listRuns", { pageSize: 0, pageToken: "", states: [] })).runs.length, 0);
+  assert.match(String(await statusOf(client.unary("getRun", { runId: "nope" }))), /^NOT_FOUND: run_id: no run "nope"/);
+});
+
+test("a micro recipe runs every stage across the real services; WatchRun replays it in order", { timeout: 600_000 }, async () => {
+  const started = await client.unary("startRun", { configJson: JSON.stringify(MICRO), runId: "micro", displayName: "unit test", validateOnly: false });
+  assert.equal(started.run?.id, "micro");
+  const events: ppoCoordinator.RunEvent[] = [];
+  for await (const m of client.serverStream("watchRun", { runId: "micro", afterSequence: 0 })) events.push((m as ppoCoordinator.WatchRunResponse).event as ppoCoordinator.RunEvent);
+  const run = (await client.unary("getRun", { runId: "micro" })).run as ppoCoordinator.Run;
+  assert.equal(run.state, ppoCoordinator.RunState.RUN_STATE_SUCCEEDED, run.errorMessage);
+  assert.deepEqual(
+    events.map((e) => e.sequence),
+    events.map((_, i) => i + 1),
+    "numbered 1, 2, 3... with none missing",
+  );
+  const stages = new Set(events.flatMap((e) => (e.payload?.$case === "stageProgress" ? [e.payload.stageProgress.stage] : [])));
+  for (const s of [ppoCoordinator.Stage.STAGE_PRETRAIN, ppoCoordinator.Stage.STAGE_SFT, ppoCoordinator.Stage.STAGE_RANKINGS, ppoCoordinator.Stage.STAGE_REWARD_MODEL, ppoCoordinator.Stage.STAGE_PPO, ppoCoordinator.Stage.STAGE_EVALUATION]) {
+    assert.ok(stages.has(s), `stage ${ppoCoordinator.stageToJSON(s)} reported progress`);
+  }
+  const ppo = events.flatMap((e) => (e.payload?.$case === "metrics" && e.payload.metrics.stage === ppoCoordinator.Stage.STAGE_PPO ? [e.payload.metrics.values] : []));
+  assert.equal(ppo.length, 4, "two iterations of PPO-ptx and two of plain PPO");
+  assert.ok(ppo.every((v) => Number.isFinite(v["objective/reward"]) && Number.isFinite(v["objective/kl"]) && Number.isFinite(v["loss/policy"])));
+  assert.ok(ppo.slice(0, 2).every((v) => Number.isFinite(v["ptx/loss"])) && ppo.slice(2).every((v) => v["ptx/loss"] === undefined), "ptx loss only in PPO-ptx");
+  for (const f of ["config.json", "run.json", "events.jsonl", "recipe-state.json", "report.json"]) assert.ok(existsSync(join(run.runDir, f)), f);
+  const lines = readFileSync(join(run.runDir, "events.jsonl"), "utf8").trim().split("\n");
+  assert.equal(lines.length, events.length);
+  const report = JSON.parse(readFileSync(join(run.runDir, "report.json"), "utf8"));
+  for (const m of ["base", "sft", "ppo", "ppo_ptx"]) assert.ok(report.models[m], m);
+  assert.equal(report.models.sft.win_rate_vs_sft, 0.5, "SFT against itself ties");
+  // Replay from the middle sends only what came after.
+  const tail: ppoCoordinator.RunEvent[] = [];
+  for await (const m of client.serverStream("watchRun", { runId: "micro", afterSequence: events.length - 3 })) tail.push((m as ppoCoordinator.WatchRunResponse).event as ppoCoordinator.RunEvent);
+  assert.deepEqual(tail.map((e) => e.sequence), [events.length - 2, events.length - 1, events.length]);
+  // A retry with the same id and config returns the run; another config is ALREADY_EXISTS.
+  assert.equal((await client.unary("startRun", { configJson: JSON.stringify(MICRO), runId: "micro", displayName: "", validateOnly: false })).run?.id, "micro");
+  assert.match(String(await statusOf(client.unary("startRun", { configJson: "{}", runId: "micro", displayName: "", validateOnly: false }))), /^ALREADY_EXISTS/);
+  assert.match(String(await statusOf(client.unary("cancelRun", { runId: "micro" }))), /^FAILED_PRECONDITION: run micro is RUN_STATE_SUCCEEDED/);
+});

@@ -1,0 +1,16 @@
+// Entry point of the ppo-coordinator. Tracing first: it must patch gRPC before any module loads it.
+import { telemetry } from "./tracing";
+import { runServiceMain } from "@rlhf/grpc-kit";
+import { loadConfig } from "./config";
+import { startCoordinator } from "./app";
+
+runServiceMain({
+  service: "ppo-coordinator",
+  telemetry,
+  loadConfig,
+  start: async (cfg, log) => {
+    const app = await startCoordinator(cfg, log);
+    // Runs in progress are cancelled (and stay resumable) before the server drains.
+    return { server: app.server, dispose: () => void app.store.stopAll() };
+  },
+});

@@ -1,0 +1,225 @@
+/**
+ * One PPO(-ptx) iteration, as ARCHITECTURE.md draws it: generate; then score, reference
+ * log-probs and evaluate in parallel; per-token rewards with the KL penalty, GAE, whitening over
+ * the whole batch; minibatch updates, each with its pretraining gradients streamed from
+ * pretrain-mix straight into the policy's update. The maths is libs/rl's; this file only moves
+ * data between the services.
+ */
+import { common, pretrainMix, type policy as policyPb } from "@rlhf/proto";
+import type { KitClient } from "@rlhf/grpc-kit";
+import { computeGae, computeKlPenalizedRewards, explainedVariance, minibatchIndices, whiten, type KlController } from "@rlhf/rl";
+import { batchOf, generateSamples, type Sample } from "./sequences";
+import type { Clients } from "./context";
+
+/** PPO settings of one variant (PPO-ptx, or plain PPO with gamma 0). */
+export interface PpoSettings {
+  seed: number;
+  promptsPerIteration: number;
+  maxNewTokens: number;
+  temperature: number;
+  ppoEpochs: number;
+  minibatchSize: number;
+  clipRange: number;
+  valueClipRange: number;
+  valueLossCoef: number;
+  entropyCoef: number;
+  gaeGamma: number;
+  gaeLambda: number;
+  policyLr: number;
+  criticLr: number;
+  maxGradNorm: number;
+  missingEosPenalty: number;
+  /** gamma of PPO-ptx; 0 = plain PPO (no pretraining gradients). */
+  ptxGamma: number;
+  ptxSequences: number;
+  ptxSequenceLength: number;
+}
+
+/** Counters an iteration advances (saved with every checkpoint). */
+export interface PpoCursor {
+  /** Iterations done. */
+  iteration: number;
+  /** Next PPO prompt (index into the prompt list, wraps). */
+  promptCursor: number;
+  /** Next pretraining window (pretrain-mix's cursor). */
+  ptxCursor: number;
+  /** The policy's weights version (PpoUpdate's expected_version). */
+  policyVersion: number;
+}
+
+/** The rollout batch of one iteration; per-token arrays in the response-token layout. */
+export interface Rollout {
+  samples: Sample[];
+  /** R per sequence. */
+  lengths: number[];
+  /** log pi_old(a_t|s_t) from Evaluate, [N]. */
+  logprobs: Float32Array;
+  /** log pi_ref(a_t|s_t) of the reference (SFT) model, [N]. */
+  logprobsRef: Float32Array;
+  /** V(s_t) of the critic at rollout time, [N]. */
+  values: Float32Array;
+  /** r(x, y) of the reward model per sequence, [B]. */
+  scores: number[];
+}
+
+const cat = (arrays: readonly number[][]) => Float32Array.from(arrays.flat());
+
+/** Generation, then scoring, reference log-probs and evaluation in parallel. */
+export async function rollout(clients: Clients, prompts: number[][], s: PpoSettings, seed: number, timing: Record<string, number>, signal?: AbortSignal): Promise<Rollout> {
+  let t = Date.now();
+  const gen = await generateSamples(clients.policy, prompts, { samplesPerPrompt: 1, temperature: s.temperature, maxNewTokens: s.maxNewTokens, seed }, signal);
+  timing["timing/generate_ms"] = Date.now() - t;
+  const samples = gen.samples;
+  const batch = batchOf(samples);
+  t = Date.now();
+  const [score, ref, ev] = await Promise.all([
+    clients.rewardModel.unary("score", { sequences: batch }, { signal }),
+    clients.reference.unary("logProbs", { batch, temperature: s.temperature }, { signal }),
+    clients.policy.unary("evaluate", { sequences: batch, temperature: s.temperature, skipValues: false }, { signal }),
+  ]);
+  timing["timing/score_ref_evaluate_ms"] = Date.now() - t;
+  // The reference answers in the L-1 layout: the response slice is entries P-1..L-2.
+  const refSlices: number[][] = [];
+  let o = 0;
+  samples.forEach((smp) => {
+    const L = smp.tokens.length;
+    refSlices.push(ref.logprobs.slice(o + smp.promptLength - 1, o + L - 1));
+    o += L - 1;
+  });
+  return {
+    samples,
+    lengths: samples.map((x) => x.tokens.length - x.promptLength),
+    logprobs: Float32Array.from(ev.logprobs),
+    logprobsRef: cat(refSlices),
+    values: Float32Array.from(ev.values),
+    scores: score.scores,
+  };
+}
+
+/** A PpoUpdate with the pretraining gradients of the same version piped in chunk by chunk. */
+async function update(clients: Clients, mb: policyPb.PpoMinibatch, ptx: pretrainMix.PtxGradientsRequest | undefined, signal?: AbortSignal): Promise<{ res: policyPb.PpoUpdateResponse; ptxLoss?: number }> {
+  const call = clients.policy.clientStream("ppoUpdate", { signal });
+  let ptxLoss: number | undefined;
+  try {
+    await call.write({ part: { $case: "minibatch", minibatch: mb } });
+    if (ptx) {
+      for await (const m of clients.pretrainMix.serverStream("ptxGradients", ptx, { signal }) as AsyncIterable<pretrainMix.PtxGradientsResponse>) {
+        const part = m.part;
+        if (part?.$case === "loss") ptxLoss = part.loss.loss;
+        else if (part?.$case === "chunk") await call.write({ part: { $case: "ptxGradients", ptxGradients: part.chunk } });
+      }
+    }
+  } catch (e) {
+    call.cancel();
+    throw e;
+  }
+  return { res: await call.end(), ptxLoss };
+}
+
+/**
+ * One iteration of `s` on `prompts` (the iteration's slice of the PPO prompts). Advances
+ * `cursor` and the KL controller; returns the iteration's metrics (namespaced names).
+ */
+export async function ppoIteration(clients: Clients, s: PpoSettings, kl: KlController, cursor: PpoCursor, prompts: number[][], signal?: AbortSignal): Promise<Record<string, number>> {
+  const started = Date.now();
+  const timing: Record<string, number> = {};
+  const it = cursor.iteration + 1;
+  const ro = await rollout(clients, prompts, s, s.seed * 1_000_003 + it, timing, signal);
+  let t = Date.now();
+  const beta = kl.beta;
+  const rw = computeKlPenalizedRewards(
+    { logprobs: ro.logprobs, logprobsRef: ro.logprobsRef, scores: ro.scores, eos: ro.samples.map((x) => x.eos), lengths: ro.lengths },
+    { beta, missingEosPenalty: s.missingEosPenalty },
+  );
+  const gae = computeGae({ rewards: rw.rewards, values: ro.values, lengths: ro.lengths }, { gamma: s.gaeGamma, lambda: s.gaeLambda });
+  const advantages = whiten(gae.advantages, ro.lengths);
+  timing["timing/advantages_ms"] = Date.now() - t;
+
+  // Offsets of each sequence in the response-token layout.
+  const offsets = [0];
+  for (const R of ro.lengths) offsets.push(offsets[offsets.length - 1] + R);
+  const pick = (a: Float32Array, idx: readonly number[]) => idx.flatMap((i) => Array.from(a.subarray(offsets[i], offsets[i + 1])));
+  const sums = { policy: 0, value: 0, clip: 0, vclip: 0, approxKl: 0, entropy: 0, gradNorm: 0, ptx: 0, ptxCount: 0, n: 0 };
+  t = Date.now();
+  for (let epoch = 0; epoch < s.ppoEpochs; epoch++) {
+    for (const idx of minibatchIndices(ro.samples.length, s.minibatchSize, s.seed, cursor.iteration * s.ppoEpochs + epoch)) {
+      const mb: policyPb.PpoMinibatch = {
+        sequences: batchOf(idx.map((i) => ro.samples[i])),
+        oldLogprobs: pick(ro.logprobs, idx),
+        oldValues: pick(ro.values, idx),
+        advantages: pick(advantages, idx),
+        returns: pick(gae.returns, idx),
+        hyperparameters: {
+          clipRange: s.clipRange,
+          valueClipRange: s.valueClipRange,
+          valueLossCoef: s.valueLossCoef,
+          entropyCoef: s.entropyCoef,
+          temperature: s.temperature,
+          policyOptimizer: { learningRate: s.policyLr, beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: 0, maxGradNorm: s.maxGradNorm },
+          criticOptimizer: { learningRate: s.criticLr, beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: 0, maxGradNorm: s.maxGradNorm },
+        },
+        expectedVersion: cursor.policyVersion,
+        withPtxGradients: s.ptxGamma > 0,
+      };
+      const ptx: pretrainMix.PtxGradientsRequest | undefined =
+        s.ptxGamma > 0
+          ? {
+              policyWeights: { modelId: "policy", version: cursor.policyVersion, source: "" },
+              gamma: s.ptxGamma,
+              sequences: s.ptxSequences,
+              sequenceLength: s.ptxSequenceLength,
+              cursor: cursor.ptxCursor,
+              seed: s.seed + 1,
+              temperature: s.temperature,
+              dtype: common.Dtype.DTYPE_FLOAT32,
+            }
+          : undefined;
+      const { res, ptxLoss } = await update(clients, mb, ptx, signal);
+      if (ptx) cursor.ptxCursor += s.ptxSequences;
+      cursor.policyVersion = res.policyWeights?.version ?? cursor.policyVersion + 1;
+      sums.policy += res.policyLoss;
+      sums.value += res.valueLoss;
+      sums.clip += res.clipFraction;
+      sums.vclip += res.valueClipFraction;
+      sums.approxKl += res.approxKl;
+      sums.entropy += res.entropy;
+      sums.gradNorm += res.policyGradNorm;
+      if (ptxLoss !== undefined) {
+        sums.ptx += ptxLoss;
+        sums.ptxCount++;
+      }
+      sums.n++;
+    }
+  }
+  timing["timing/update_ms"] = Date.now() - t;
+  kl.update(rw.stats.meanSequenceKl, ro.samples.length);
+  cursor.iteration = it;
+  cursor.promptCursor += prompts.length;
+  const meanLen = ro.lengths.reduce((a, b) => a + b, 0) / ro.lengths.length;
+  const metrics: Record<string, number> = {
+    "objective/reward": rw.stats.meanScore,
+    "objective/kl": rw.stats.meanSequenceKl,
+    "objective/kl_per_token": rw.stats.meanTokenKl,
+    "objective/beta": beta,
+    "objective/non_score_reward": rw.stats.meanNonScoreReward,
+    "objective/missing_eos_fraction": rw.stats.missingEosFraction,
+    "loss/policy": sums.policy / sums.n,
+    "loss/value": sums.value / sums.n,
+    "policy/clip_fraction": sums.clip / sums.n,
+    "policy/approx_kl": sums.approxKl / sums.n,
+    "policy/entropy": sums.entropy / sums.n,
+    "policy/grad_norm": sums.gradNorm / sums.n,
+    "value/clip_fraction": sums.vclip / sums.n,
+    "response/length_mean": meanLen,
+    ...timing,
+    "timing/iteration_ms": Date.now() - started,
+  };
+  const ev = explainedVariance(ro.values, gae.returns);
+  if (Number.isFinite(ev)) metrics["value/explained_variance"] = ev;
+  if (sums.ptxCount > 0) metrics["ptx/loss"] = sums.ptx / sums.ptxCount;
+  return metrics;
+}
+
+/** The clients of the four model services. */
+export type { Clients } from "./context";
+export type PolicyClient = KitClient<policyPb.PolicyServiceClient>;

@@ -1,0 +1,438 @@
+/**
+ * The recipe, one function per stage: pretrain -> SFT -> rankings -> reward model -> PPO-ptx (and
+ * plain PPO for comparison) -> evaluation. Each stage records what it produced in the run's
+ * progress (`RecipeState`), which is saved after every stage and every PPO checkpoint, so a
+ * resumed run skips what is done and continues a PPO variant from its last checkpoint.
+ */
+import { join } from "node:path";
+import { mkdir, rm, readdir } from "node:fs/promises";
+import { common, ppoCoordinator, pretrainMix, type policy as policyPb, type rewardModel } from "@rlhf/proto";
+import { buildInstructionDatasets, createLabelers, evaluateResponses, winRate, type InstructionTask, type SimulatedLabeler } from "@rlhf/data";
+import { getTokenizer, presetConfig, type Tokenizer, type GPT2Config } from "@rlhf/model";
+import { modelConfigToProto } from "@rlhf/tensor-transport";
+import { createKlController, klControllerFromState, type KlControllerState } from "@rlhf/rl";
+import type { RecipeContext } from "./context";
+import { generateSamples, responseOf } from "./sequences";
+import { ppoIteration, type PpoCursor, type PpoSettings } from "./ppo";
+
+const Stage = ppoCoordinator.Stage;
+
+/** The models the recipe produces, by name. */
+export type ModelName = "base" | "sft" | "ppo" | "ppo_ptx";
+
+/** Evaluation of one model on the held-out prompts. */
+export interface ModelEval {
+  winRateVsSft: number;
+  wins: number;
+  losses: number;
+  ties: number;
+  goldHelpfulness: number;
+  hallucinationRate: number;
+  blocklistRate: number;
+  pretrainValidationLoss: number;
+  meanResponseTokens: number;
+  eosRate: number;
+  responses: string[];
+}
+
+/** One PPO variant's progress. */
+export interface VariantState {
+  cursor: PpoCursor;
+  kl: KlControllerState;
+  /** Latest checkpoint of this variant (policy service folder), if any. */
+  checkpointDir?: string;
+  /** Metrics of every iteration so far. */
+  iterations: { iteration: number; values: Record<string, number> }[];
+  done: boolean;
+}
+
+/** Everything a resumed run needs, saved as `recipe-state.json` in the run folder. */
+export interface RecipeState {
+  /** Stages completed, in order. */
+  stagesDone: ppoCoordinator.Stage[];
+  /** Policy checkpoint folders by model. */
+  models: Partial<Record<ModelName, string>>;
+  rewardModelDir?: string;
+  rewardModel?: { heldoutAccuracy: number; trainLoss: number; pairs: number; labelerAgreement: number };
+  ppo: Partial<Record<"ppo" | "ppo_ptx", VariantState>>;
+  evaluation?: Partial<Record<ModelName, ModelEval>>;
+  /** Elapsed milliseconds per stage (summed across resumes). */
+  stageMs: Record<string, number>;
+}
+
+export function emptyState(): RecipeState {
+  return { stagesDone: [], models: {}, ppo: {}, stageMs: {} };
+}
+
+/** The run's data: tasks, tokenised prompts and the labeler panel. */
+export interface RecipeData {
+  tok: Tokenizer;
+  modelConfig: GPT2Config;
+  sft: InstructionTask[];
+  rm: InstructionTask[];
+  ppo: InstructionTask[];
+  eval: InstructionTask[];
+  labelers: SimulatedLabeler[];
+}
+
+/** Builds the built-in data and keeps the tasks whose prompts fit the context. */
+export function recipeData(ctx: RecipeContext): RecipeData {
+  const c = ctx.cfg;
+  const tok = getTokenizer(c.model.tokenizer);
+  const modelConfig = presetConfig(c.model.preset, {
+    vocabSize: tok.name === "gpt2" ? 50257 : tok.vocabSize,
+    nPositions: c.model.n_positions,
+    nEmbd: c.model.n_embd,
+    nLayer: c.model.n_layer,
+    nHead: c.model.n_head,
+  });
+  const b = c.data.builtin;
+  const ds = buildInstructionDatasets({ seed: b.seed, sizes: { sft: b.sft_prompts, rm: b.rm_prompts, ppo: b.ppo_prompts, eval: b.eval_prompts } });
+  const longest = Math.max(c.ppo.max_new_tokens, c.rankings.max_new_tokens, c.evaluation.max_new_tokens);
+  const fits = (t: InstructionTask) => {
+    const p = tok.encode(t.prompt).length;
+    return p <= c.data.max_prompt_tokens && p + longest <= modelConfig.nPositions && p + tok.encode(t.completion).length + 1 <= modelConfig.nPositions;
+  };
+  const labelers = createLabelers(ds.rm, { count: b.labelers, agreement: b.labeler_agreement, seed: b.seed, blocklist: b.blocklist ?? undefined });
+  return { tok, modelConfig, sft: ds.sft.filter(fits), rm: ds.rm.filter(fits), ppo: ds.ppo.filter(fits), eval: ds.eval.filter(fits), labelers };
+}
+
+/** Emits a stage's progress with an ETA from the rate so far. */
+function progress(ctx: RecipeContext, stage: ppoCoordinator.Stage, unit: string, total: number, startedMs: number) {
+  return (step: number) => {
+    const elapsed = Date.now() - startedMs;
+    ctx.events.progress({ stage, step, totalSteps: total, unit, etaMs: step > 0 && total > 0 ? Math.round((elapsed / step) * (total - step)) : 0, elapsedMs: elapsed });
+  };
+}
+
+const adam = (lr: number, weightDecay: number, maxGradNorm: number): common.OptimizerConfig => ({ learningRate: lr, beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay, maxGradNorm });
+const schedule = (s: string) => (s === "cosine" ? common.LearningRateSchedule.LEARNING_RATE_SCHEDULE_COSINE : common.LearningRateSchedule.LEARNING_RATE_SCHEDULE_CONSTANT);
+
+/** Runs an Sft call with streamed examples, reporting progress and metrics under `stage`. */
+async function runSft(ctx: RecipeContext, stage: ppoCoordinator.Stage, config: policyPb.SftConfig, examples: { tokens: number[]; promptLength: number }[]): Promise<policyPb.SftDone> {
+  const s = ctx.clients.policy.bidi("sft", { signal: ctx.signal, deadlineMs: 24 * 3600_000 });
+  const started = Date.now();
+  const report = progress(ctx, stage, "optimizer_steps", config.epochs * Math.ceil(examples.length / config.batchSize), started);
+  report(0);
+  s.write({ part: { $case: "config", config } });
+  // A few hundred examples per message keeps each well under the 4 MiB limit.
+  for (let i = 0; i < examples.length; i += 256) {
+    const part = examples.slice(i, i + 256);
+    s.write({ part: { $case: "examples", examples: { tokens: part.flatMap((e) => e.tokens), lengths: part.map((e) => e.tokens.length), promptLengths: part.map((e) => e.promptLength) } } });
+  }
+  s.end();
+  let done: policyPb.SftDone | undefined;
+  for await (const m of s as AsyncIterable<policyPb.SftResponse>) {
+    if (m.part?.$case === "progress") {
+      const p = m.part.progress;
+      report(p.step);
+      const values: Record<string, number> = { "loss/lm": p.loss, "optim/learning_rate": p.learningRate, "optim/grad_norm": p.gradNorm, "throughput/tokens_per_second": p.tokensPerSecond };
+      if (p.validationLoss !== undefined) values["loss/lm_validation"] = p.validationLoss;
+      ctx.events.metrics({ stage, step: p.step, values });
+    } else if (m.part?.$case === "done") done = m.part.done;
+  }
+  if (!done) throw new Error("policy.Sft ended without its done message");
+  return done;
+}
+
+/** Saves the policy service's state to `<run>/checkpoints/<name>` (replacing an older one). */
+async function savePolicy(ctx: RecipeContext, name: string): Promise<string> {
+  const dir = join(ctx.runDir, "checkpoints", name);
+  await rm(dir, { recursive: true, force: true });
+  const r = await ctx.clients.policy.unary("saveCheckpoint", { dir }, { signal: ctx.signal });
+  ctx.events.checkpoint({ dir: r.dir, stage: Stage.STAGE_UNSPECIFIED, iteration: 0, weights: [r.policyWeights, r.criticWeights].filter((w): w is common.WeightsRef => Boolean(w)), bytes: r.bytesWritten });
+  return r.dir;
+}
+
+/** Stage 1: a base model, pretrained here on the corpus or loaded from `model.base_checkpoint`. */
+export async function pretrainStage(ctx: RecipeContext, data: RecipeData, state: RecipeState): Promise<void> {
+  const c = ctx.cfg;
+  if (c.model.base_checkpoint) {
+    await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "modelDir", modelDir: c.model.base_checkpoint } }, { signal: ctx.signal });
+    state.models.base = join(ctx.runDir, "checkpoints", "base");
+    state.models.base = await savePolicy(ctx, "base");
+    return;
+  }
+  await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "randomInit", randomInit: { config: modelConfigToProto(data.modelConfig), seed: c.seed } } }, { signal: ctx.signal });
+  if (c.pretrain.enabled) {
+    const p = c.pretrain;
+    const total = p.steps * p.batch_size;
+    const examples: { tokens: number[]; promptLength: number }[] = [];
+    for (let cursor = 0; cursor < total; ) {
+      const n = Math.min(64, total - cursor);
+      const b = await ctx.clients.pretrainMix.unary("sampleBatch", { split: pretrainMix.Split.SPLIT_TRAIN, sequences: n, sequenceLength: p.sequence_length, cursor, seed: c.seed + 1 }, { signal: ctx.signal });
+      const toks = b.batch?.tokens ?? [];
+      for (let i = 0; i < n; i++) examples.push({ tokens: toks.slice(i * p.sequence_length, (i + 1) * p.sequence_length), promptLength: 1 });
+      cursor += n;
+    }
+    await runSft(
+      ctx,
+      Stage.STAGE_PRETRAIN,
+      {
+        epochs: 1,
+        batchSize: p.batch_size,
+        optimizer: adam(p.learning_rate, p.weight_decay, p.max_grad_norm),
+        schedule: schedule(p.schedule),
+        warmupSteps: p.warmup_steps,
+        minLearningRate: p.learning_rate / 10,
+        seed: c.seed,
+        dataset: undefined,
+        validationDataset: undefined,
+        progressEverySteps: Math.max(1, Math.floor(p.steps / 50)),
+        temperature: 0,
+      },
+      examples,
+    );
+  }
+  state.models.base = await savePolicy(ctx, "base");
+}
+
+/** Stage 2: SFT on the demonstrations (prompt + gold completion + EOS). */
+export async function sftStage(ctx: RecipeContext, data: RecipeData, state: RecipeState): Promise<void> {
+  const c = ctx.cfg.sft;
+  await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: state.models.base as string } }, { signal: ctx.signal });
+  const examples = data.sft.map((t) => {
+    const prompt = data.tok.encode(t.prompt);
+    return { tokens: [...prompt, ...data.tok.encode(t.completion), data.tok.eosId], promptLength: prompt.length };
+  });
+  const steps = c.epochs * Math.ceil(examples.length / c.batch_size);
+  await runSft(
+    ctx,
+    Stage.STAGE_SFT,
+    {
+      epochs: c.epochs,
+      batchSize: c.batch_size,
+      optimizer: adam(c.learning_rate, c.weight_decay, c.max_grad_norm),
+      schedule: schedule(c.schedule),
+      warmupSteps: c.warmup_steps,
+      minLearningRate: c.learning_rate / 10,
+      seed: ctx.cfg.seed + 2,
+      dataset: undefined,
+      validationDataset: undefined,
+      progressEverySteps: Math.max(1, Math.floor(steps / 50)),
+      temperature: 0,
+    },
+    examples,
+  );
+  state.models.sft = await savePolicy(ctx, "sft");
+}
+
+/** A ranked group of K sampled responses to one reward-model prompt. */
+export interface RankedSamples {
+  prompt: number[];
+  responses: number[][];
+  ranks: number[];
+}
+
+/** Stage 3: K samples per reward-model prompt from the SFT model, ranked by the labelers. */
+export async function rankingsStage(ctx: RecipeContext, data: RecipeData, state: RecipeState): Promise<RankedSamples[]> {
+  const c = ctx.cfg.rankings;
+  await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: state.models.sft as string } }, { signal: ctx.signal });
+  const tasks = data.rm.slice(0, c.prompts);
+  const report = progress(ctx, Stage.STAGE_RANKINGS, "prompts", tasks.length, Date.now());
+  report(0);
+  const out: RankedSamples[] = [];
+  const chunk = Math.max(1, Math.floor(256 / c.k));
+  for (let i = 0; i < tasks.length; i += chunk) {
+    const part = tasks.slice(i, i + chunk);
+    const prompts = part.map((t) => data.tok.encode(t.prompt));
+    const g = await generateSamples(ctx.clients.policy, prompts, { samplesPerPrompt: c.k, temperature: c.temperature, maxNewTokens: c.max_new_tokens, seed: ctx.cfg.seed * 7919 + i }, ctx.signal);
+    part.forEach((task, j) => {
+      const responses = g.samples.slice(j * c.k, (j + 1) * c.k).map(responseOf);
+      const texts = responses.map((r) => data.tok.decode(r));
+      const ranks = data.labelers[(i + j) % data.labelers.length].rank(task, texts);
+      out.push({ prompt: prompts[j], responses, ranks });
+    });
+    report(Math.min(tasks.length, i + chunk));
+  }
+  return out;
+}
+
+/** Stage 4: the reward model from the SFT weights, trained on the rankings, normalised, measured. */
+export async function rewardModelStage(ctx: RecipeContext, data: RecipeData, state: RecipeState, ranked: RankedSamples[]): Promise<void> {
+  const c = ctx.cfg.reward_model;
+  const rmc = ctx.clients.rewardModel;
+  await rmc.unary("loadCheckpoint", { source: { $case: "modelDir", modelDir: join(state.models.sft as string, "policy") } }, { signal: ctx.signal });
+  const nVal = Math.max(1, Math.round(ranked.length * c.validation_fraction));
+  const validation = ranked.slice(0, nVal);
+  const train = ranked.slice(nVal);
+  const group = (g: RankedSamples): rewardModel.ComparisonGroup => ({ prompt: g.prompt, responses: { tokens: g.responses.flat(), lengths: g.responses.map((r) => r.length), promptLengths: [] }, ranks: g.ranks });
+  const s = rmc.bidi("train", { signal: ctx.signal, deadlineMs: 24 * 3600_000 });
+  const steps = c.epochs * Math.ceil(train.length / c.batch_size);
+  const report = progress(ctx, Stage.STAGE_REWARD_MODEL, "optimizer_steps", steps, Date.now());
+  report(0);
+  s.write({
+    part: {
+      $case: "config",
+      config: { epochs: c.epochs, batchSize: c.batch_size, optimizer: adam(c.learning_rate, c.weight_decay, c.max_grad_norm), schedule: schedule(c.schedule), warmupSteps: 0, minLearningRate: c.learning_rate / 10, seed: ctx.cfg.seed + 3, progressEverySteps: 1 },
+    },
+  });
+  for (let i = 0; i < train.length; i += 64) s.write({ part: { $case: "comparisons", comparisons: { groups: train.slice(i, i + 64).map(group), pairs: [] } } });
+  s.end();
+  let trainLoss = 0;
+  for await (const m of s as AsyncIterable<rewardModel.TrainResponse>) {
+    if (m.part?.$case === "progress") {
+      const p = m.part.progress;
+      report(p.step);
+      ctx.events.metrics({ stage: Stage.STAGE_REWARD_MODEL, step: p.step, values: { "loss/reward_model": p.loss, "reward_model/accuracy": p.accuracy, "optim/learning_rate": p.learningRate } });
+    } else if (m.part?.$case === "done") trainLoss = m.part.done.finalLoss;
+  }
+  if (c.normalize) {
+    const n = rmc.clientStream("normalize", { signal: ctx.signal });
+    const refs = data.sft.slice(0, 256).map((t) => [...data.tok.encode(t.prompt), ...data.tok.encode(t.completion), data.tok.eosId]);
+    await n.write({ references: { tokens: refs.flat(), lengths: refs.map((r) => r.length), promptLengths: [] } });
+    await n.end();
+  }
+  let pairs = 0;
+  let correct = 0;
+  for (let i = 0; i < validation.length; i += 16) {
+    const a = await rmc.unary("accuracy", { comparisons: { groups: validation.slice(i, i + 16).map(group), pairs: [] } }, { signal: ctx.signal });
+    pairs += a.pairs;
+    correct += a.correct;
+  }
+  const dir = join(ctx.runDir, "checkpoints", "reward-model");
+  await rm(dir, { recursive: true, force: true });
+  const saved = await rmc.unary("saveCheckpoint", { dir }, { signal: ctx.signal });
+  state.rewardModelDir = saved.dir;
+  state.rewardModel = { heldoutAccuracy: pairs > 0 ? correct / pairs : 0, trainLoss, pairs, labelerAgreement: ctx.cfg.data.builtin.labeler_agreement };
+  ctx.events.metrics({ stage: Stage.STAGE_REWARD_MODEL, step: steps, values: { "reward_model/heldout_accuracy": state.rewardModel.heldoutAccuracy, "reward_model/heldout_pairs": pairs } });
+}
+
+/** The PPO settings of a variant from the config. */
+function ppoSettings(ctx: RecipeContext, ptx: boolean): PpoSettings {
+  const p = ctx.cfg.ppo;
+  return {
+    seed: ctx.cfg.seed + (ptx ? 100 : 200),
+    promptsPerIteration: p.prompts_per_iteration,
+    maxNewTokens: p.max_new_tokens,
+    temperature: p.temperature,
+    ppoEpochs: p.ppo_epochs,
+    minibatchSize: p.minibatch_size,
+    clipRange: p.clip_range,
+    valueClipRange: p.value_clip_range,
+    valueLossCoef: p.value_loss_coef,
+    entropyCoef: p.entropy_coef,
+    gaeGamma: p.gae_gamma,
+    gaeLambda: p.gae_lambda,
+    policyLr: p.policy_learning_rate,
+    criticLr: p.critic_learning_rate,
+    maxGradNorm: p.max_grad_norm,
+    missingEosPenalty: p.missing_eos_penalty,
+    ptxGamma: ptx ? p.ptx.gamma : 0,
+    ptxSequences: p.ptx.sequences,
+    ptxSequenceLength: p.ptx.sequence_length,
+  };
+}
+
+/**
+ * Stage 5: PPO-ptx, then (with `compare_without_ptx`) plain PPO from the same SFT model; the
+ * reference model holds the SFT weights, the critic starts as the reward model.
+ */
+export async function ppoStage(ctx: RecipeContext, data: RecipeData, state: RecipeState, saveState: () => Promise<void>): Promise<void> {
+  const p = ctx.cfg.ppo;
+  await ctx.clients.reference.unary("loadWeights", { source: { $case: "checkpointDir", checkpointDir: join(state.models.sft as string, "policy") } }, { signal: ctx.signal });
+  const variants: ("ppo_ptx" | "ppo")[] = p.compare_without_ptx ? ["ppo_ptx", "ppo"] : ["ppo_ptx"];
+  const totalIterations = variants.length * p.iterations;
+  const started = Date.now();
+  const report = progress(ctx, Stage.STAGE_PPO, "iterations", totalIterations, started);
+  const prompts = data.ppo.map((t) => data.tok.encode(t.prompt));
+  for (const [vi, name] of variants.entries()) {
+    let v = state.ppo[name];
+    if (v?.done) continue;
+    const s = ppoSettings(ctx, name === "ppo_ptx");
+    if (v?.checkpointDir) {
+      await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: v.checkpointDir } }, { signal: ctx.signal });
+    } else {
+      const l = await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: state.models.sft as string } }, { signal: ctx.signal });
+      await ctx.clients.policy.unary("initCritic", { source: { $case: "checkpointDir", checkpointDir: state.rewardModelDir as string } }, { signal: ctx.signal });
+      const kl = createKlController(p.kl.controller === "adaptive" ? { kind: "adaptive", initBeta: p.kl.beta, targetKl: p.kl.target as number, horizon: p.kl.horizon as number } : { kind: "fixed", beta: p.kl.beta });
+      v = { cursor: { iteration: 0, promptCursor: 0, ptxCursor: 0, policyVersion: l.policyWeights?.version ?? 0 }, kl: kl.state(), iterations: [], done: false };
+      state.ppo[name] = v;
+    }
+    const kl = klControllerFromState(v.kl);
+    report(vi * p.iterations + v.cursor.iteration);
+    while (v.cursor.iteration < p.iterations) {
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+      const start = v.cursor.promptCursor;
+      const batch = Array.from({ length: s.promptsPerIteration }, (_, i) => prompts[(start + i) % prompts.length]);
+      const values = await ppoIteration(ctx.clients, s, kl, v.cursor, batch, ctx.signal);
+      v.kl = kl.state();
+      v.iterations.push({ iteration: v.cursor.iteration, values });
+      ctx.events.metrics({ stage: Stage.STAGE_PPO, step: vi * p.iterations + v.cursor.iteration, values: { ...values, "run/variant_ptx": name === "ppo_ptx" ? 1 : 0 } });
+      report(vi * p.iterations + v.cursor.iteration);
+      if (v.cursor.iteration % ctx.cfg.checkpoint.every_iterations === 0 || v.cursor.iteration === p.iterations) {
+        v.checkpointDir = await savePolicy(ctx, `${name}-${String(v.cursor.iteration).padStart(6, "0")}`);
+        await pruneCheckpoints(ctx, name, ctx.cfg.checkpoint.keep_last);
+        await saveState();
+      }
+    }
+    v.done = true;
+    state.models[name] = v.checkpointDir;
+    await saveState();
+  }
+}
+
+async function pruneCheckpoints(ctx: RecipeContext, name: string, keep: number): Promise<void> {
+  const dir = join(ctx.runDir, "checkpoints");
+  const mine = (await readdir(dir)).filter((d) => new RegExp(`^${name}-\\d{6}$`).test(d)).sort();
+  for (const d of mine.slice(0, Math.max(0, mine.length - keep))) await rm(join(dir, d), { recursive: true, force: true });
+}
+
+/** Stage 6: every model answers the held-out prompts; labelers compare each with SFT. */
+export async function evaluationStage(ctx: RecipeContext, data: RecipeData, state: RecipeState): Promise<void> {
+  const e = ctx.cfg.evaluation;
+  const tasks = data.eval.slice(0, e.prompts);
+  const prompts = tasks.map((t) => data.tok.encode(t.prompt));
+  const names = (["base", "sft", "ppo", "ppo_ptx"] as const).filter((n) => state.models[n]);
+  const report = progress(ctx, Stage.STAGE_EVALUATION, "models", names.length, Date.now());
+  report(0);
+  const valLen = Math.min(ctx.cfg.ppo.ptx.sequence_length, data.modelConfig.nPositions);
+  const val = await ctx.clients.pretrainMix.unary("sampleBatch", { split: pretrainMix.Split.SPLIT_VALIDATION, sequences: e.pretrain_validation_sequences, sequenceLength: valLen, cursor: 0, seed: 0 }, { signal: ctx.signal });
+  const raw: Partial<Record<ModelName, { texts: string[]; lengths: number[]; eos: boolean[]; valLoss: number }>> = {};
+  for (const [k, name] of names.entries()) {
+    await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: state.models[name] as string } }, { signal: ctx.signal });
+    const texts: string[] = [];
+    const lengths: number[] = [];
+    const eos: boolean[] = [];
+    for (let i = 0; i < prompts.length; i += 128) {
+      // Temperature 0 is greedy: top_k 1 at temperature 1.
+      const g = await generateSamples(ctx.clients.policy, prompts.slice(i, i + 128), { samplesPerPrompt: 1, temperature: e.temperature || 1, topK: e.temperature === 0 ? 1 : 0, maxNewTokens: e.max_new_tokens, seed: ctx.cfg.seed + 5 }, ctx.signal);
+      for (const smp of g.samples) {
+        texts.push(data.tok.decode(responseOf(smp)));
+        lengths.push(smp.tokens.length - smp.promptLength);
+        eos.push(smp.eos);
+      }
+    }
+    const vb = val.batch as common.TokenBatch;
+    const ev = await ctx.clients.policy.unary("evaluate", { sequences: { ...vb, promptLengths: vb.lengths.map(() => 1) }, temperature: 0, skipValues: true }, { signal: ctx.signal });
+    raw[name] = { texts, lengths, eos, valLoss: -ev.logprobs.reduce((a, b) => a + b, 0) / Math.max(ev.logprobs.length, 1) };
+    report(k + 1);
+  }
+  const sft = raw.sft?.texts ?? [];
+  state.evaluation = {};
+  for (const name of names) {
+    const r = raw[name];
+    if (!r) continue;
+    const g = evaluateResponses(tasks, r.texts);
+    const w = winRate(tasks, r.texts, sft, data.labelers);
+    state.evaluation[name] = {
+      winRateVsSft: w.winRate,
+      wins: w.wins,
+      losses: w.losses,
+      ties: w.ties,
+      goldHelpfulness: g.helpfulness,
+      hallucinationRate: g.hallucinationRate,
+      blocklistRate: g.blocklistRate,
+      pretrainValidationLoss: r.valLoss,
+      meanResponseTokens: r.lengths.reduce((a, b) => a + b, 0) / Math.max(1, r.lengths.length),
+      eosRate: r.eos.filter(Boolean).length / Math.max(1, r.eos.length),
+      responses: r.texts,
+    };
+    ctx.events.metrics({ stage: Stage.STAGE_EVALUATION, step: 0, values: { [`eval/${name}/win_rate_vs_sft`]: w.winRate, [`eval/${name}/gold_helpfulness`]: g.helpfulness, [`eval/${name}/pretrain_validation_loss`]: r.valLoss } });
+  }
+}
+
+/** Makes sure the run folder's checkpoint directory exists. */
+export async function prepareRunDir(runDir: string): Promise<void> {
+  await mkdir(join(runDir, "checkpoints"), { recursive: true });
+}

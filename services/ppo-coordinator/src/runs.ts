@@ -1,0 +1,304 @@
+/**
+ * The coordinator's runs: each one a folder under RUNS_DIR holding `run.json` (the Run message),
+ * `config.json` (the resolved config), `events.jsonl` (every RunEvent, numbered), `recipe-state.json`
+ * (what a resume needs), `checkpoints/` and the report. A run executes in the background; watchers
+ * get its stored events, then new ones as they happen.
+ */
+import { join, resolve } from "node:path";
+import { appendFile, mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { ppoCoordinator } from "@rlhf/proto";
+import { DomainError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@rlhf/errors";
+import type { Logger } from "@rlhf/grpc-kit";
+import { RUN_PRESET_NAMES, mergeRunConfigs, presetRunConfig, resolveRunConfig, type RunConfig, type RunPresetName } from "@rlhf/run-config";
+import type { Clients, RecipeContext } from "./recipe/context";
+import { emptyState, evaluationStage, ppoStage, prepareRunDir, pretrainStage, rankingsStage, recipeData, rewardModelStage, sftStage, type RankedSamples, type RecipeState } from "./recipe/recipe";
+import { writeRunReport } from "./report";
+
+const { RunState, Stage } = ppoCoordinator;
+type Run = ppoCoordinator.Run;
+type RunEvent = ppoCoordinator.RunEvent;
+
+const RUN_ID = /^[a-z0-9-]{1,64}$/;
+const TERMINAL = new Set([RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED]);
+
+interface RunRecord {
+  run: Run;
+  config: RunConfig;
+  events: RunEvent[];
+  watchers: Set<(e: RunEvent) => void>;
+  abort?: AbortController;
+  state: RecipeState;
+  /** Settles when the background execution ends. */
+  finished?: Promise<void>;
+}
+
+async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeFile(tmp, JSON.stringify(value, null, 2) + "\n");
+  await rename(tmp, path);
+}
+
+export class RunStore {
+  private readonly runs = new Map<string, RunRecord>();
+
+  constructor(
+    readonly runsDir: string,
+    private readonly clients: Clients,
+    private readonly log: Logger,
+  ) {}
+
+  /** Loads the runs found in RUNS_DIR; one that was RUNNING or PENDING is marked FAILED (resumable). */
+  async init(): Promise<void> {
+    await mkdir(this.runsDir, { recursive: true });
+    for (const name of await readdir(this.runsDir)) {
+      const dir = join(this.runsDir, name);
+      if (!existsSync(join(dir, "run.json"))) continue;
+      try {
+        const run = ppoCoordinator.Run.fromJSON(JSON.parse(await readFile(join(dir, "run.json"), "utf8")));
+        const config = resolveRunConfig(JSON.parse(run.configJson));
+        const events = (await readFile(join(dir, "events.jsonl"), "utf8").catch(() => ""))
+          .split("\n")
+          .filter((l) => l.trim() !== "")
+          .map((l) => ppoCoordinator.RunEvent.fromJSON(JSON.parse(l)));
+        const state = existsSync(join(dir, "recipe-state.json")) ? (JSON.parse(await readFile(join(dir, "recipe-state.json"), "utf8")) as RecipeState) : emptyState();
+        const rec: RunRecord = { run, config, events, watchers: new Set(), state };
+        this.runs.set(run.id, rec);
+        if (run.state === RunState.RUN_STATE_RUNNING || run.state === RunState.RUN_STATE_PENDING) {
+          await this.transition(rec, RunState.RUN_STATE_FAILED, "the coordinator stopped while the run was in progress; ResumeRun continues it from its last checkpoint");
+        }
+      } catch (e) {
+        this.log.warn({ dir, err: (e as Error).message }, "skipping an unreadable run folder");
+      }
+    }
+  }
+
+  private dirOf(id: string): string {
+    return join(this.runsDir, id);
+  }
+
+  /** Validates and resolves the config; creates and starts the run unless `validateOnly`. */
+  async start(req: ppoCoordinator.StartRunRequest): Promise<Run> {
+    if (Buffer.byteLength(req.configJson) > 1024 * 1024) throw new InvalidArgumentError("config_json", "exceeds 1 MiB");
+    let json: unknown;
+    try {
+      json = req.configJson.trim() === "" ? {} : JSON.parse(req.configJson);
+    } catch (e) {
+      throw new InvalidArgumentError("config_json", `not valid JSON: ${(e as Error).message}`);
+    }
+    // A top-level "preset" ("tiny" or "default") expands to that demo configuration, which the
+    // other keys then override.
+    if (typeof json === "object" && json !== null && !Array.isArray(json) && "preset" in json) {
+      const { preset, ...rest } = json as Record<string, unknown>;
+      if (typeof preset !== "string" || !(RUN_PRESET_NAMES as readonly string[]).includes(preset)) {
+        throw new InvalidArgumentError("config_json.preset", `must be one of ${RUN_PRESET_NAMES.join(", ")}, got ${JSON.stringify(preset)}`);
+      }
+      json = mergeRunConfigs(presetRunConfig(preset as RunPresetName), rest);
+    }
+    const config = resolveRunConfig(json);
+    const configJson = JSON.stringify(config);
+    if (Buffer.byteLength(req.displayName) > 256) throw new InvalidArgumentError("display_name", "exceeds 256 bytes");
+    if (req.validateOnly) return ppoCoordinator.Run.fromPartial({ configJson, displayName: req.displayName });
+    if (req.runId !== "" && !RUN_ID.test(req.runId)) throw new InvalidArgumentError("run_id", `must be 1..64 of [a-z0-9-], got ${JSON.stringify(req.runId)}`);
+    const existing = req.runId ? this.runs.get(req.runId) : undefined;
+    if (existing) {
+      if (existing.run.configJson === configJson) return existing.run;
+      throw new DomainError("ALREADY_EXISTS", `run ${req.runId} exists with a different config`, "run_id");
+    }
+    const id = req.runId || `run-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, "").toLowerCase()}-${randomBytes(3).toString("hex")}`;
+    const dir = resolve(this.dirOf(id));
+    await mkdir(dir, { recursive: true });
+    const now = new Date();
+    const run = ppoCoordinator.Run.fromPartial({
+      id,
+      displayName: req.displayName,
+      state: RunState.RUN_STATE_PENDING,
+      stage: Stage.STAGE_UNSPECIFIED,
+      createTime: now,
+      updateTime: now,
+      runDir: dir,
+      totalIterations: config.ppo.iterations * (config.ppo.compare_without_ptx ? 2 : 1),
+      configJson,
+    });
+    const rec: RunRecord = { run, config, events: [], watchers: new Set(), state: emptyState() };
+    this.runs.set(id, rec);
+    await writeJsonAtomic(join(dir, "config.json"), config);
+    await this.saveRun(rec);
+    this.execute(rec);
+    return run;
+  }
+
+  get(id: string): Run {
+    return this.record(id).run;
+  }
+
+  private record(id: string): RunRecord {
+    const rec = this.runs.get(id);
+    if (!rec) throw new NotFoundError("run_id", `no run ${JSON.stringify(id)}`);
+    return rec;
+  }
+
+  list(req: ppoCoordinator.ListRunsRequest): ppoCoordinator.ListRunsResponse {
+    const size = req.pageSize === 0 ? 20 : Math.min(req.pageSize, 100);
+    const filter = [...req.states].sort().join(",");
+    let offset = 0;
+    if (req.pageToken) {
+      const [f, o] = Buffer.from(req.pageToken, "base64url").toString().split("|");
+      if (f !== filter || !/^\d+$/.test(o ?? "")) throw new InvalidArgumentError("page_token", "not a token of this listing");
+      offset = Number(o);
+    }
+    const all = [...this.runs.values()]
+      .map((r) => r.run)
+      .filter((r) => req.states.length === 0 || req.states.includes(r.state))
+      .sort((a, b) => (b.createTime?.getTime() ?? 0) - (a.createTime?.getTime() ?? 0));
+    const page = all.slice(offset, offset + size);
+    const next = offset + size < all.length ? Buffer.from(`${filter}|${offset + size}`).toString("base64url") : "";
+    return { runs: page, nextPageToken: next };
+  }
+
+  async cancel(id: string): Promise<Run> {
+    const rec = this.record(id);
+    const s = rec.run.state;
+    if (s === RunState.RUN_STATE_SUCCEEDED || s === RunState.RUN_STATE_FAILED) throw new FailedPreconditionError(`run ${id} is ${ppoCoordinator.runStateToJSON(s)}: nothing to cancel`);
+    if (s === RunState.RUN_STATE_CANCELLED || rec.run.cancelRequested) return rec.run;
+    rec.run.cancelRequested = true;
+    rec.run.updateTime = new Date();
+    rec.abort?.abort(new DomainError("CANCELLED", "run cancelled"));
+    await this.saveRun(rec);
+    return rec.run;
+  }
+
+  async resume(id: string): Promise<Run> {
+    const rec = this.record(id);
+    const s = rec.run.state;
+    if (s !== RunState.RUN_STATE_FAILED && s !== RunState.RUN_STATE_CANCELLED) throw new FailedPreconditionError(`run ${id} is ${ppoCoordinator.runStateToJSON(s)}: only FAILED or CANCELLED runs resume`);
+    rec.run.resumeCount++;
+    rec.run.cancelRequested = false;
+    rec.run.errorMessage = "";
+    rec.run.endTime = undefined;
+    await this.transition(rec, RunState.RUN_STATE_PENDING);
+    this.execute(rec);
+    return rec.run;
+  }
+
+  /** Stored events after `after`, then live ones; returns an unsubscribe function. */
+  watch(id: string, after: number, onEvent: (e: RunEvent) => void): { replay: RunEvent[]; terminal: boolean; unsubscribe: () => void } {
+    const rec = this.record(id);
+    const replay = rec.events.filter((e) => e.sequence > after);
+    const terminal = TERMINAL.has(rec.run.state);
+    if (terminal) return { replay, terminal, unsubscribe: () => undefined };
+    rec.watchers.add(onEvent);
+    return { replay, terminal, unsubscribe: () => rec.watchers.delete(onEvent) };
+  }
+
+  /** Cancels every running run and waits for them (shutdown). */
+  async stopAll(): Promise<void> {
+    for (const rec of this.runs.values()) rec.abort?.abort(new DomainError("CANCELLED", "the coordinator is shutting down"));
+    await Promise.all([...this.runs.values()].map((r) => r.finished?.catch(() => undefined)));
+  }
+
+  private async saveRun(rec: RunRecord): Promise<void> {
+    await writeJsonAtomic(join(rec.run.runDir, "run.json"), ppoCoordinator.Run.toJSON(rec.run));
+  }
+
+  private async saveState(rec: RunRecord): Promise<void> {
+    await writeJsonAtomic(join(rec.run.runDir, "recipe-state.json"), rec.state);
+  }
+
+  private emit(rec: RunEvent["payload"], r: RunRecord): void {
+    const event: RunEvent = { runId: r.run.id, sequence: (r.events.at(-1)?.sequence ?? 0) + 1, time: new Date(), payload: rec };
+    r.events.push(event);
+    r.run.lastEventSequence = event.sequence;
+    r.run.updateTime = event.time;
+    if (rec?.$case === "metrics" && rec.metrics.stage === Stage.STAGE_PPO) {
+      r.run.lastMetrics = rec.metrics.values;
+      r.run.iteration = rec.metrics.step;
+    }
+    // Appends are ordered: each waits for the previous one.
+    const line = JSON.stringify(ppoCoordinator.RunEvent.toJSON(event)) + "\n";
+    this.pending = this.pending.then(() => appendFile(join(r.run.runDir, "events.jsonl"), line)).catch((e) => this.log.error({ err: (e as Error).message }, "events.jsonl write failed"));
+    for (const w of r.watchers) w(event);
+  }
+  private pending: Promise<void> = Promise.resolve();
+
+  private async transition(rec: RunRecord, to: ppoCoordinator.RunState, error = ""): Promise<void> {
+    const from = rec.run.state;
+    rec.run.state = to;
+    const now = new Date();
+    if (to === RunState.RUN_STATE_RUNNING) rec.run.startTime = now;
+    if (TERMINAL.has(to)) rec.run.endTime = now;
+    if (to === RunState.RUN_STATE_FAILED) rec.run.errorMessage = error;
+    this.emit({ $case: "stateChanged", stateChanged: { fromState: from, toState: to, stage: rec.run.stage, errorMessage: error } }, rec);
+    await this.pending;
+    await this.saveRun(rec);
+    if (TERMINAL.has(to)) rec.watchers.clear();
+  }
+
+  /** Runs the recipe in the background, skipping the stages a previous attempt finished. */
+  private execute(rec: RunRecord): void {
+    const abort = new AbortController();
+    rec.abort = abort;
+    const ctx: RecipeContext = {
+      cfg: rec.config,
+      clients: this.clients,
+      runDir: rec.run.runDir,
+      log: this.log.child({ runId: rec.run.id }),
+      signal: abort.signal,
+      events: {
+        progress: (p) => this.emit({ $case: "stageProgress", stageProgress: p }, rec),
+        metrics: (m) => this.emit({ $case: "metrics", metrics: m }, rec),
+        checkpoint: (c) => {
+          rec.run.lastCheckpointDir = c.dir;
+          this.emit({ $case: "checkpointWritten", checkpointWritten: { ...c, stage: rec.run.stage, iteration: rec.run.iteration } }, rec);
+        },
+      },
+    };
+    rec.finished = (async () => {
+      try {
+        await prepareRunDir(rec.run.runDir);
+        await this.transition(rec, RunState.RUN_STATE_RUNNING);
+        const data = recipeData(ctx);
+        let ranked: RankedSamples[] | undefined;
+        const stage = async (s: ppoCoordinator.Stage, fn: () => Promise<void>) => {
+          if (rec.state.stagesDone.includes(s)) return;
+          if (abort.signal.aborted) throw abort.signal.reason;
+          rec.run.stage = s;
+          const t = Date.now();
+          await fn();
+          const key = ppoCoordinator.stageToJSON(s);
+          rec.state.stageMs[key] = (rec.state.stageMs[key] ?? 0) + Date.now() - t;
+          rec.state.stagesDone.push(s);
+          await this.saveState(rec);
+          await this.saveRun(rec);
+        };
+        await stage(Stage.STAGE_PRETRAIN, () => pretrainStage(ctx, data, rec.state));
+        await stage(Stage.STAGE_SFT, () => sftStage(ctx, data, rec.state));
+        // Rankings are the reward model's input; a resume that redoes the reward model redoes them.
+        if (!rec.state.stagesDone.includes(Stage.STAGE_REWARD_MODEL)) {
+          rec.state.stagesDone = rec.state.stagesDone.filter((s) => s !== Stage.STAGE_RANKINGS);
+          await stage(Stage.STAGE_RANKINGS, async () => {
+            ranked = await rankingsStage(ctx, data, rec.state);
+          });
+          await stage(Stage.STAGE_REWARD_MODEL, () => rewardModelStage(ctx, data, rec.state, ranked as RankedSamples[]));
+        }
+        await stage(Stage.STAGE_PPO, () => ppoStage(ctx, data, rec.state, () => this.saveState(rec)));
+        await stage(Stage.STAGE_EVALUATION, async () => {
+          await evaluationStage(ctx, data, rec.state);
+          await writeRunReport(rec.run, rec.config, rec.state, data);
+        });
+        await this.transition(rec, RunState.RUN_STATE_SUCCEEDED);
+      } catch (e) {
+        await this.saveState(rec).catch(() => undefined);
+        if (abort.signal.aborted) await this.transition(rec, RunState.RUN_STATE_CANCELLED);
+        else {
+          const msg = (e as Error).message ?? String(e);
+          this.log.error({ runId: rec.run.id, err: msg, stack: (e as Error).stack }, "run failed");
+          await this.transition(rec, RunState.RUN_STATE_FAILED, `${ppoCoordinator.stageToJSON(rec.run.stage)}: ${msg}`);
+        }
+      } finally {
+        rec.abort = undefined;
+      }
+    })();
+  }
+}

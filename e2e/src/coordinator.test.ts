@@ -109,3 +109,47 @@ test("a micro recipe runs every stage across the real services; WatchRun replays
   assert.match(String(await statusOf(client.unary("startRun", { configJson: "{}", runId: "micro", displayName: "", validateOnly: false }))), /^ALREADY_EXISTS/);
   assert.match(String(await statusOf(client.unary("cancelRun", { runId: "micro" }))), /^FAILED_PRECONDITION: run micro is RUN_STATE_SUCCEEDED/);
 });
+
+/** Follows a run to its end (or until `until` says stop); returns the events seen. */
+async function follow(runId: string, after = 0, until?: (e: ppoCoordinator.RunEvent) => boolean): Promise<ppoCoordinator.RunEvent[]> {
+  const out: ppoCoordinator.RunEvent[] = [];
+  const stream = client.serverStream("watchRun", { runId, afterSequence: after });
+  for await (const m of stream) {
+    const e = (m as ppoCoordinator.WatchRunResponse).event as ppoCoordinator.RunEvent;
+    out.push(e);
+    if (until?.(e)) {
+      stream.cancel();
+      break;
+    }
+  }
+  return out;
+}
+
+test("a run cancelled in the middle of PPO and resumed ends with the same weights as an uninterrupted one", { timeout: 600_000 }, async () => {
+  const config = JSON.stringify({ ...MICRO, pretrain: { enabled: false }, ppo: { ...MICRO.ppo, iterations: 3 }, evaluation: { ...MICRO.evaluation, prompts: 4 } });
+  const start = (runId: string) => client.unary("startRun", { configJson: config, runId, displayName: "", validateOnly: false });
+  await start("straight");
+  await follow("straight");
+  assert.equal((await client.unary("getRun", { runId: "straight" })).run?.state, ppoCoordinator.RunState.RUN_STATE_SUCCEEDED);
+
+  await start("resumed");
+  // Cancel right after PPO-ptx's first checkpoint (iteration 1 of 3).
+  const before = await follow("resumed", 0, (e) => e.payload?.$case === "checkpointWritten" && /ppo_ptx-000001$/.test(e.payload.checkpointWritten.dir));
+  const cancelled = await client.unary("cancelRun", { runId: "resumed" });
+  assert.equal(cancelled.run?.cancelRequested, true);
+  const rest = await follow("resumed", before.at(-1)?.sequence ?? 0);
+  const end = rest.at(-1)?.payload;
+  assert.ok(end?.$case === "stateChanged" && end.stateChanged.toState === ppoCoordinator.RunState.RUN_STATE_CANCELLED, "the run reports CANCELLED");
+  const resumed = await client.unary("resumeRun", { runId: "resumed" });
+  assert.equal(resumed.run?.resumeCount, 1);
+  await follow("resumed", rest.at(-1)?.sequence ?? 0);
+  const r = (await client.unary("getRun", { runId: "resumed" })).run as ppoCoordinator.Run;
+  assert.equal(r.state, ppoCoordinator.RunState.RUN_STATE_SUCCEEDED, r.errorMessage);
+  for (const f of ["ppo_ptx-000003/policy/model.safetensors", "ppo_ptx-000003/critic/model.safetensors", "ppo_ptx-000003/policy/optimizer.safetensors", "ppo-000003/policy/model.safetensors"]) {
+    const a = readFileSync(join(runsDir, "straight", "checkpoints", f));
+    const b = readFileSync(join(runsDir, "resumed", "checkpoints", f));
+    assert.ok(a.equals(b), `${f} is byte-identical after cancel + resume`);
+  }
+  const metrics = (id: string) => JSON.parse(readFileSync(join(runsDir, id, "report.json"), "utf8")).iterations;
+  assert.deepEqual(metrics("resumed").ppo_ptx.map((i: { values: Record<string, number> }) => i.values["objective/kl"]), metrics("straight").ppo_ptx.map((i: { values: Record<string, number> }) => i.values["objective/kl"]));
+});

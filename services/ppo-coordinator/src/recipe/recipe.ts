@@ -35,12 +35,24 @@ export interface ModelEval {
   responses: string[];
 }
 
+/** What a variant's checkpoint holds besides the policy service's folder. */
+export interface VariantCheckpoint {
+  /** The policy service's checkpoint (policy, critic, both optimisers, versions). */
+  dir: string;
+  /** Counters and cursors at the checkpoint. */
+  cursor: PpoCursor;
+  /** The KL controller at the checkpoint. */
+  kl: KlControllerState;
+  /** Iterations whose metrics belong to the checkpoint. */
+  iterations: number;
+}
+
 /** One PPO variant's progress. */
 export interface VariantState {
   cursor: PpoCursor;
   kl: KlControllerState;
-  /** Latest checkpoint of this variant (policy service folder), if any. */
-  checkpointDir?: string;
+  /** Latest checkpoint: a resume continues from here, whatever ran after it. */
+  checkpoint?: VariantCheckpoint;
   /** Metrics of every iteration so far. */
   iterations: { iteration: number; values: Record<string, number> }[];
   done: boolean;
@@ -330,6 +342,8 @@ function ppoSettings(ctx: RecipeContext, ptx: boolean): PpoSettings {
  */
 export async function ppoStage(ctx: RecipeContext, data: RecipeData, state: RecipeState, saveState: () => Promise<void>): Promise<void> {
   const p = ctx.cfg.ppo;
+  // The reward model and the reference may have restarted since their stage (a resume): load both.
+  await ctx.clients.rewardModel.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: state.rewardModelDir as string } }, { signal: ctx.signal });
   await ctx.clients.reference.unary("loadWeights", { source: { $case: "checkpointDir", checkpointDir: join(state.models.sft as string, "policy") } }, { signal: ctx.signal });
   const variants: ("ppo_ptx" | "ppo")[] = p.compare_without_ptx ? ["ppo_ptx", "ppo"] : ["ppo_ptx"];
   const totalIterations = variants.length * p.iterations;
@@ -340,8 +354,14 @@ export async function ppoStage(ctx: RecipeContext, data: RecipeData, state: Reci
     let v = state.ppo[name];
     if (v?.done) continue;
     const s = ppoSettings(ctx, name === "ppo_ptx");
-    if (v?.checkpointDir) {
-      await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: v.checkpointDir } }, { signal: ctx.signal });
+    if (v?.checkpoint) {
+      // Continue exactly from the checkpoint: the policy service's state, the counters, the KL
+      // controller, and the metrics up to it (iterations after it run again, identically).
+      const ck = v.checkpoint;
+      await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: ck.dir } }, { signal: ctx.signal });
+      v.cursor = { ...ck.cursor };
+      v.kl = ck.kl;
+      v.iterations = v.iterations.slice(0, ck.iterations);
     } else {
       const l = await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: state.models.sft as string } }, { signal: ctx.signal });
       await ctx.clients.policy.unary("initCritic", { source: { $case: "checkpointDir", checkpointDir: state.rewardModelDir as string } }, { signal: ctx.signal });
@@ -361,13 +381,14 @@ export async function ppoStage(ctx: RecipeContext, data: RecipeData, state: Reci
       ctx.events.metrics({ stage: Stage.STAGE_PPO, step: vi * p.iterations + v.cursor.iteration, values: { ...values, "run/variant_ptx": name === "ppo_ptx" ? 1 : 0 } });
       report(vi * p.iterations + v.cursor.iteration);
       if (v.cursor.iteration % ctx.cfg.checkpoint.every_iterations === 0 || v.cursor.iteration === p.iterations) {
-        v.checkpointDir = await savePolicy(ctx, `${name}-${String(v.cursor.iteration).padStart(6, "0")}`);
+        const dir = await savePolicy(ctx, `${name}-${String(v.cursor.iteration).padStart(6, "0")}`);
+        v.checkpoint = { dir, cursor: { ...v.cursor }, kl: v.kl, iterations: v.iterations.length };
         await pruneCheckpoints(ctx, name, ctx.cfg.checkpoint.keep_last);
         await saveState();
       }
     }
     v.done = true;
-    state.models[name] = v.checkpointDir;
+    state.models[name] = v.checkpoint?.dir;
     await saveState();
   }
 }

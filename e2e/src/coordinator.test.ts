@@ -94,12 +94,16 @@ test("a micro recipe runs every stage across the real services; WatchRun replays
   assert.equal(ppo.length, 4, "two iterations of PPO-ptx and two of plain PPO");
   assert.ok(ppo.every((v) => Number.isFinite(v["objective/reward"]) && Number.isFinite(v["objective/kl"]) && Number.isFinite(v["loss/policy"])));
   assert.ok(ppo.slice(0, 2).every((v) => Number.isFinite(v["ptx/loss"])) && ppo.slice(2).every((v) => v["ptx/loss"] === undefined), "ptx loss only in PPO-ptx");
-  for (const f of ["config.json", "run.json", "events.jsonl", "recipe-state.json", "report.json"]) assert.ok(existsSync(join(run.runDir, f)), f);
+  for (const f of ["config.json", "run.json", "events.jsonl", "recipe-state.json", "report.json", "report.html"]) assert.ok(existsSync(join(run.runDir, f)), f);
   const lines = readFileSync(join(run.runDir, "events.jsonl"), "utf8").trim().split("\n");
   assert.equal(lines.length, events.length);
   const report = JSON.parse(readFileSync(join(run.runDir, "report.json"), "utf8"));
   for (const m of ["base", "sft", "ppo", "ppo_ptx"]) assert.ok(report.models[m], m);
-  assert.equal(report.models.sft.win_rate_vs_sft, 0.5, "SFT against itself ties");
+  assert.equal(report.models.sft.win_rate_vs_sft, null, "SFT is the baseline");
+  assert.ok(report.models.ppo_ptx.win_rate_vs_sft.comparisons === 8);
+  assert.equal(report.acceptance.checks.length, 4, "acceptance checks are in the report");
+  const last = events.filter((e) => e.payload?.$case === "metrics").at(-1);
+  assert.ok(last?.payload?.$case === "metrics" && Object.keys(last.payload.metrics.values).some((k) => k.startsWith("acceptance/")), "the last metrics carry the acceptance checks");
   // Replay from the middle sends only what came after.
   const tail: ppoCoordinator.RunEvent[] = [];
   for await (const m of client.serverStream("watchRun", { runId: "micro", afterSequence: events.length - 3 })) tail.push((m as ppoCoordinator.WatchRunResponse).event as ppoCoordinator.RunEvent);

@@ -285,7 +285,9 @@ export class RunStore {
         await stage(Stage.STAGE_PPO, () => ppoStage(ctx, data, rec.state, () => this.saveState(rec)));
         await stage(Stage.STAGE_EVALUATION, async () => {
           await evaluationStage(ctx, data, rec.state);
-          await writeRunReport(rec.run, rec.config, rec.state, data);
+          const backend = (await this.clients.policy.unary("getInfo", {}, { signal: abort.signal })).backend;
+          const acceptance = writeRunReport(rec.run, rec.config, rec.state, data, backend);
+          ctx.events.metrics({ stage: Stage.STAGE_EVALUATION, step: 1, values: acceptance });
         });
         await this.transition(rec, RunState.RUN_STATE_SUCCEEDED);
       } catch (e) {

@@ -65,7 +65,7 @@ export interface RecipeState {
   /** Policy checkpoint folders by model. */
   models: Partial<Record<ModelName, string>>;
   rewardModelDir?: string;
-  rewardModel?: { heldoutAccuracy: number; trainLoss: number; pairs: number; labelerAgreement: number };
+  rewardModel?: { heldoutAccuracy: number; trainLoss: number; trainPairs: number; pairs: number; labelerAgreement: number };
   ppo: Partial<Record<"ppo" | "ppo_ptx", VariantState>>;
   evaluation?: Partial<Record<ModelName, ModelEval>>;
   /** Elapsed milliseconds per stage (summed across resumes). */
@@ -282,12 +282,16 @@ export async function rewardModelStage(ctx: RecipeContext, data: RecipeData, sta
   for (let i = 0; i < train.length; i += 64) s.write({ part: { $case: "comparisons", comparisons: { groups: train.slice(i, i + 64).map(group), pairs: [] } } });
   s.end();
   let trainLoss = 0;
+  let trainPairs = 0;
   for await (const m of s as AsyncIterable<rewardModel.TrainResponse>) {
     if (m.part?.$case === "progress") {
       const p = m.part.progress;
       report(p.step);
       ctx.events.metrics({ stage: Stage.STAGE_REWARD_MODEL, step: p.step, values: { "loss/reward_model": p.loss, "reward_model/accuracy": p.accuracy, "optim/learning_rate": p.learningRate } });
-    } else if (m.part?.$case === "done") trainLoss = m.part.done.finalLoss;
+    } else if (m.part?.$case === "done") {
+      trainLoss = m.part.done.finalLoss;
+      trainPairs = m.part.done.pairs;
+    }
   }
   if (c.normalize) {
     const n = rmc.clientStream("normalize", { signal: ctx.signal });
@@ -306,7 +310,7 @@ export async function rewardModelStage(ctx: RecipeContext, data: RecipeData, sta
   await rm(dir, { recursive: true, force: true });
   const saved = await rmc.unary("saveCheckpoint", { dir }, { signal: ctx.signal });
   state.rewardModelDir = saved.dir;
-  state.rewardModel = { heldoutAccuracy: pairs > 0 ? correct / pairs : 0, trainLoss, pairs, labelerAgreement: ctx.cfg.data.builtin.labeler_agreement };
+  state.rewardModel = { heldoutAccuracy: pairs > 0 ? correct / pairs : 0, trainLoss, trainPairs, pairs, labelerAgreement: ctx.cfg.data.builtin.labeler_agreement };
   ctx.events.metrics({ stage: Stage.STAGE_REWARD_MODEL, step: steps, values: { "reward_model/heldout_accuracy": state.rewardModel.heldoutAccuracy, "reward_model/heldout_pairs": pairs } });
 }
 
@@ -364,7 +368,7 @@ export async function ppoStage(ctx: RecipeContext, data: RecipeData, state: Reci
       v.iterations = v.iterations.slice(0, ck.iterations);
     } else {
       const l = await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: state.models.sft as string } }, { signal: ctx.signal });
-      await ctx.clients.policy.unary("initCritic", { source: { $case: "checkpointDir", checkpointDir: state.rewardModelDir as string } }, { signal: ctx.signal });
+      await ctx.clients.policy.unary("initCritic", { source: { $case: "checkpointDir", checkpointDir: await criticInitDir(ctx, state) } }, { signal: ctx.signal });
       const kl = createKlController(p.kl.controller === "adaptive" ? { kind: "adaptive", initBeta: p.kl.beta, targetKl: p.kl.target as number, horizon: p.kl.horizon as number } : { kind: "fixed", beta: p.kl.beta });
       v = { cursor: { iteration: 0, promptCursor: 0, ptxCursor: 0, policyVersion: l.policyWeights?.version ?? 0 }, kl: kl.state(), iterations: [], done: false };
       state.ppo[name] = v;
@@ -375,7 +379,9 @@ export async function ppoStage(ctx: RecipeContext, data: RecipeData, state: Reci
       if (ctx.signal.aborted) throw ctx.signal.reason;
       const start = v.cursor.promptCursor;
       const batch = Array.from({ length: s.promptsPerIteration }, (_, i) => prompts[(start + i) % prompts.length]);
-      const values = await ppoIteration(ctx.clients, s, kl, v.cursor, batch, ctx.signal);
+      // Linear warm-up of both learning rates over the first warmup_iterations iterations.
+      const warm = Math.min(1, (v.cursor.iteration + 1) / Math.max(1, p.warmup_iterations));
+      const values = await ppoIteration(ctx.clients, { ...s, policyLr: s.policyLr * warm, criticLr: s.criticLr * warm }, kl, v.cursor, batch, ctx.signal);
       v.kl = kl.state();
       v.iterations.push({ iteration: v.cursor.iteration, values });
       ctx.events.metrics({ stage: Stage.STAGE_PPO, step: vi * p.iterations + v.cursor.iteration, values: { ...values, "run/variant_ptx": name === "ppo_ptx" ? 1 : 0 } });
@@ -391,6 +397,22 @@ export async function ppoStage(ctx: RecipeContext, data: RecipeData, state: Reci
     state.models[name] = v.checkpoint?.dir;
     await saveState();
   }
+}
+
+/**
+ * The folder the critic starts from: the reward model (the paper), or with `critic_init: "sft"`
+ * the SFT trunk with a zero head, written once by the reward-model service (which then reloads
+ * the reward model it scores with).
+ */
+async function criticInitDir(ctx: RecipeContext, state: RecipeState): Promise<string> {
+  if (ctx.cfg.ppo.critic_init === "reward_model") return state.rewardModelDir as string;
+  const dir = join(ctx.runDir, "checkpoints", "critic-init-sft");
+  const rmc = ctx.clients.rewardModel;
+  await rmc.unary("loadCheckpoint", { source: { $case: "modelDir", modelDir: join(state.models.sft as string, "policy") } }, { signal: ctx.signal });
+  await rm(dir, { recursive: true, force: true });
+  await rmc.unary("saveCheckpoint", { dir }, { signal: ctx.signal });
+  await rmc.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: state.rewardModelDir as string } }, { signal: ctx.signal });
+  return dir;
 }
 
 async function pruneCheckpoints(ctx: RecipeContext, name: string, keep: number): Promise<void> {

@@ -1,0 +1,86 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { InvalidArgumentError } from "@rlhf/errors";
+import { acceptanceChecks, klSummary, winRate } from "./acceptance";
+import { fullReportData } from "./testing/fixture";
+import { type ModelEvaluation, type ReportData } from "./types";
+
+function byName(data: ReportData): Record<string, { value: number | null; threshold: number | null; passed: boolean }> {
+  return Object.fromEntries(acceptanceChecks(data).map((c) => [c.name, c]));
+}
+
+function withModels(d: ReportData, patch: Partial<Record<"sft" | "ppo" | "ppo_ptx", Partial<ModelEvaluation>>>): ReportData {
+  const models = { ...d.models };
+  for (const [k, v] of Object.entries(patch) as ["sft" | "ppo" | "ppo_ptx", Partial<ModelEvaluation>][]) models[k] = { ...models[k]!, ...v };
+  return { ...d, models };
+}
+
+test("the fabricated run passes every check, in the documented order", () => {
+  const checks = acceptanceChecks(fullReportData());
+  assert.deepEqual(checks.map((c) => c.name), ["rm_heldout_accuracy", "ppo_ptx_win_rate", "ptx_pretrain_loss_closer_to_sft", "kl_within_bound"]);
+  assert.ok(checks.every((c) => c.passed));
+  const c = byName(fullReportData());
+  assert.equal(c.rm_heldout_accuracy.value, 0.7);
+  assert.equal(c.ppo_ptx_win_rate.value, 0.65);
+  assert.equal(c.kl_within_bound.value, 2.75);
+  assert.equal(c.kl_within_bound.threshold, 10);
+});
+
+test("reward model accuracy: 0.65 passes, just below fails", () => {
+  const d = fullReportData();
+  const at = (acc: number) => byName({ ...d, reward_model: { ...d.reward_model!, heldout_accuracy: acc } }).rm_heldout_accuracy.passed;
+  assert.equal(at(0.65), true);
+  assert.equal(at(0.6499), false);
+  assert.equal(byName({ ...d, reward_model: undefined }).rm_heldout_accuracy.passed, false);
+  assert.equal(byName({ ...d, reward_model: undefined }).rm_heldout_accuracy.value, null);
+});
+
+test("PPO-ptx win rate: 0.60 passes, just below fails, absent fails", () => {
+  const d = fullReportData();
+  const at = (rate: number) => byName(withModels(d, { ppo_ptx: { win_rate_vs_sft: { rate, comparisons: 200, ci95: [0, 1] } } })).ppo_ptx_win_rate.passed;
+  assert.equal(at(0.6), true);
+  assert.equal(at(0.5999), false);
+  assert.equal(byName(withModels(d, { ppo_ptx: { win_rate_vs_sft: null } })).ppo_ptx_win_rate.passed, false);
+  const { ppo_ptx: _drop, ...rest } = d.models;
+  assert.equal(byName({ ...d, models: rest }).ppo_ptx_win_rate.value, null);
+});
+
+test("alignment tax: PPO-ptx must be strictly closer to SFT's pretraining loss, on either side", () => {
+  const d = fullReportData(); // sft 3.3
+  const check = (ppo: number, ptx: number) => byName(withModels(d, { ppo: { pretrain_validation_loss: ppo }, ppo_ptx: { pretrain_validation_loss: ptx } })).ptx_pretrain_loss_closer_to_sft;
+  assert.equal(check(3.6, 3.4).passed, true);
+  assert.ok(Math.abs(check(3.6, 3.4).value! - 0.1) < 1e-12);
+  assert.ok(Math.abs(check(3.6, 3.4).threshold! - 0.3) < 1e-12);
+  assert.equal(check(3.5, 3.5).passed, false, "equal distance is not closer");
+  assert.equal(check(3.4, 3.0).passed, false, "ptx far below SFT is farther than PPO a little above");
+  assert.equal(check(3.0, 3.35).passed, true, "PPO below SFT counts by distance too");
+  const { ppo: _drop, ...noPpo } = d.models;
+  const c = byName({ ...d, models: noPpo }).ptx_pretrain_loss_closer_to_sft;
+  assert.deepEqual([c.threshold, c.passed], [null, false]);
+});
+
+test("KL: under the bound passes, at the bound fails, nothing observed fails", () => {
+  const d = fullReportData(); // max observed 2.75
+  assert.equal(byName({ ...d, kl: { max_mean_kl: 2.7501 } }).kl_within_bound.passed, true);
+  assert.equal(byName({ ...d, kl: { max_mean_kl: 2.75 } }).kl_within_bound.passed, false);
+  assert.equal(klSummary({ ...d, kl: { max_mean_kl: 2.75 } })!.within_bound, false);
+  assert.deepEqual(klSummary(d), { max_mean_kl: 10, max_observed: { ppo: 2.5, ppo_ptx: 2.75 }, within_bound: true });
+  assert.equal(byName({ ...d, iterations: undefined }).kl_within_bound.value, null);
+  assert.equal(byName({ ...d, iterations: undefined }).kl_within_bound.passed, false);
+  assert.equal(byName({ ...d, kl: undefined }).kl_within_bound.passed, false);
+  assert.equal(klSummary({ ...d, kl: undefined }), undefined);
+});
+
+test("winRate: rate counts ties as half, the interval is Wilson's", () => {
+  const w = winRate(8, 0, 10);
+  assert.equal(w.rate, 0.8);
+  // Wilson 95% for 8/10: [0.4902, 0.9433] (worked out from the formula by hand).
+  assert.ok(Math.abs(w.ci95[0] - 0.4902) < 1e-4 && Math.abs(w.ci95[1] - 0.9433) < 1e-4, String(w.ci95));
+  assert.equal(winRate(5, 2, 10).rate, 0.6);
+  const all = winRate(10, 0, 10);
+  assert.equal(all.ci95[1], 1);
+  assert.ok(all.ci95[0] > 0.69 && all.ci95[0] < 0.73);
+  assert.throws(() => winRate(1, 0, 0), InvalidArgumentError);
+  assert.throws(() => winRate(6, 5, 10), /exceed/);
+  assert.throws(() => winRate(1.5, 0, 10), /wins: must be an integer/);
+});

@@ -1,0 +1,120 @@
+/**
+ * Documentation of every report.json field: REPORT_JSON_FIELDS is the source, REPORT.md its
+ * rendering (`pnpm --filter @rlhf/report run docs`); tests keep both equal to what reportJson
+ * writes.
+ */
+
+/** One field of report.json. */
+export interface ReportField {
+  /** Path: `.` between keys, `[]` for array items, `<model>`/`<variant>`/`<stage>`/`<metric>` for keys that vary. */
+  readonly path: string;
+  readonly type: string;
+  /** Unit, or "" when it has none. */
+  readonly unit: string;
+  readonly meaning: string;
+}
+
+const f = (path: string, type: string, unit: string, meaning: string): ReportField => Object.freeze({ path, type, unit, meaning });
+
+/** Every field of report.json, in file order. */
+export const REPORT_JSON_FIELDS: readonly ReportField[] = Object.freeze([
+  f("schema_version", "integer", "", "Layout version of report.json (1)."),
+  f("run", "object", "", "Which run this is."),
+  f("run.id", "string", "", "Run id."),
+  f("run.created", "string", "ISO 8601, UTC", "When the run was created."),
+  f("run.finished", "string | null", "ISO 8601, UTC", "When the run finished; null while unfinished."),
+  f("run.config", "object", "", "The resolved run config, every default filled in (see CONFIG.md of @rlhf/run-config)."),
+  f("run.elapsed_ms", "object", "", "Wall-clock time per stage; stages that did not run are absent."),
+  f("run.elapsed_ms.<stage>", "number", "ms", "Time spent in a stage: pretrain, sft, rankings, reward_model, ppo (both variants), evaluation."),
+  f("run.backend", "string", "", "Compute backend of the model services (tensorflow-gpu, tensorflow, wasm or cpu)."),
+  f("acceptance", "object", "", "The acceptance checks of the recipe, computed by the report from the fields below."),
+  f("acceptance.passed", "boolean", "", "True when every check passed."),
+  f("acceptance.checks[]", "array", "", "One entry per check: rm_heldout_accuracy, ppo_ptx_win_rate, ptx_pretrain_loss_closer_to_sft, kl_within_bound."),
+  f("acceptance.checks[].name", "string", "", "Stable id of the check."),
+  f("acceptance.checks[].description", "string", "", "What it checks, for people."),
+  f("acceptance.checks[].value", "number | null", "as the check", "Measured value (accuracy or win rate: fraction; loss distance: nats/token; KL: nats/sequence); null when its data is absent."),
+  f("acceptance.checks[].threshold", "number | null", "as value", "What value is compared with (0.65; 0.60; plain PPO's loss distance to SFT; ppo.kl.max_mean_kl); null when absent."),
+  f("acceptance.checks[].comparison", "\">=\" | \"<\"", "", "How value is compared with threshold."),
+  f("acceptance.checks[].passed", "boolean", "", "Whether the check passed; a check whose value or threshold is null fails."),
+  f("models", "object", "", "Evaluation on held-out prompts per model: base, sft, ppo (plain PPO, ptx gamma 0), ppo_ptx; models not trained are absent."),
+  f("models.<model>", "object", "", "One model's evaluation."),
+  f("models.<model>.win_rate_vs_sft", "object | null", "", "Pairwise comparisons against SFT's response to the same prompt, judged by the simulated labelers; null for SFT itself."),
+  f("models.<model>.win_rate_vs_sft.rate", "number", "fraction, 0..1", "(wins + ties / 2) / comparisons."),
+  f("models.<model>.win_rate_vs_sft.comparisons", "integer", "comparisons", "Comparisons judged."),
+  f("models.<model>.win_rate_vs_sft.ci95", "[number, number]", "fraction, 0..1", "95% Wilson score interval of rate: [low, high]."),
+  f("models.<model>.gold_helpfulness", "number", "0..1", "Mean agreement of the response with the gold answer (noiseless gold scorer)."),
+  f("models.<model>.hallucination_rate", "number", "fraction of responses", "Responses with a word that is not in the source sentence."),
+  f("models.<model>.blocklist_rate", "number", "fraction of responses", "Responses with a word from the labelers' blocklist."),
+  f("models.<model>.pretrain_validation_loss", "number", "nats per token", "Language-model loss on held-out pretraining text (the alignment tax shows here)."),
+  f("models.<model>.mean_response_tokens", "number", "tokens", "Mean response length."),
+  f("models.<model>.eos_rate", "number", "fraction of responses", "Responses that ended with EOS instead of being cut at max_new_tokens."),
+  f("reward_model", "object", "", "The reward model's evaluation; absent when it was not trained."),
+  f("reward_model.heldout_accuracy", "number", "fraction of pairs", "Held-out pairs the reward model orders as the labeler did."),
+  f("reward_model.labeler_agreement", "number", "fraction of pairs", "How often two labelers agree on a pair: the ceiling to compare the accuracy with."),
+  f("reward_model.train_loss", "number", "nats per pair", "Ranking loss -log sigmoid(r_w - r_l) at the end of training."),
+  f("reward_model.pairs", "object", "", "Comparison pairs used."),
+  f("reward_model.pairs.train", "integer", "pairs", "Pairs trained on (all C(K,2) pairs of each training prompt, ties left out)."),
+  f("reward_model.pairs.heldout", "integer", "pairs", "Pairs the accuracy is measured on."),
+  f("kl", "object", "", "KL to the reference (SFT) model against the config's bound; absent when PPO did not run."),
+  f("kl.max_mean_kl", "number", "nats per sequence", "The bound (ppo.kl.max_mean_kl)."),
+  f("kl.max_observed", "object", "", "Largest per-iteration mean KL of each variant."),
+  f("kl.max_observed.<variant>", "number", "nats per sequence", "Largest objective/kl over the variant's iterations (ppo, ppo_ptx)."),
+  f("kl.within_bound", "boolean", "", "Every iteration of every variant stayed strictly under the bound (false when nothing was observed)."),
+  f("iterations", "object", "", "Per-iteration metrics of each PPO variant (ppo, ppo_ptx)."),
+  f("iterations.<variant>[]", "array", "", "One entry per PPO iteration, in order."),
+  f("iterations.<variant>[].iteration", "integer", "iterations", "1-based iteration."),
+  f("iterations.<variant>[].values", "object", "", "Metrics of the iteration by namespaced name (table below)."),
+  f("iterations.<variant>[].values.<metric>", "number", "per metric", "One metric's value; durations end in _ms."),
+  f("samples[]", "array", "", "Held-out prompts with each model's response side by side; absent when none were kept."),
+  f("samples[].prompt", "string", "", "The prompt."),
+  f("samples[].gold", "string | null", "", "The gold answer, when the data has one."),
+  f("samples[].responses", "object", "", "Responses by model."),
+  f("samples[].responses.<model>", "string", "", "The model's response (decoded, EOS dropped)."),
+  f("timeline[]", "array", "", "Spans of one traced PPO iteration; absent when not recorded."),
+  f("timeline[].name", "string", "", "Span name (a phase or an RPC)."),
+  f("timeline[].service", "string", "", "Service that recorded the span."),
+  f("timeline[].startMs", "number", "ms", "Start, after the iteration's root span started."),
+  f("timeline[].durationMs", "number", "ms", "Duration."),
+  f("timeline[].depth", "integer", "", "0 for the root span, 1 for its children, ..."),
+]);
+
+/** The per-iteration metrics the report plots (others are plotted under "Other metrics"). */
+export const REPORT_ITERATION_METRICS: readonly ReportField[] = Object.freeze([
+  f("objective/reward", "number", "reward", "Mean reward-model score of the rollout batch (normalised; missing-EOS penalty included)."),
+  f("objective/kl", "number", "nats per sequence", "k1 = log pi_RL - log pi_SFT summed over response tokens, mean over sequences; checked against kl.max_mean_kl."),
+  f("objective/beta", "number", "reward per nat", "KL coefficient used in the iteration."),
+  f("loss/policy", "number", "", "PPO clipped policy loss, mean over the iteration's minibatches."),
+  f("loss/value", "number", "", "Clipped value loss, mean over the minibatches."),
+  f("ptx/loss", "number", "nats per token", "Language-model loss on the pretraining windows mixed in (PPO-ptx only; not multiplied by gamma)."),
+  f("policy/clip_fraction", "number", "fraction of tokens", "Tokens whose probability ratio was clipped."),
+  f("policy/approx_kl", "number", "nats per token", "Approximate KL between the policy before and after the update."),
+  f("timing/<phase>_ms", "number", "ms", "Wall-clock time of a phase of the iteration (generate, score, update, ...)."),
+]);
+
+function cell(s: string): string {
+  return s.replace(/\|/g, "\\|").replace(/\r?\n/g, " ");
+}
+
+function table(rows: readonly ReportField[], first: string): string {
+  return [`| ${first} | type | unit | meaning |`, "|---|---|---|---|", ...rows.map((r) => `| \`${cell(r.path)}\` | ${cell(r.type)} | ${cell(r.unit)} | ${cell(r.meaning)} |`)].join("\n");
+}
+
+/** REPORT_JSON_FIELDS as a markdown table `path | type | unit | meaning`, then the plotted iteration metrics. */
+export function reportFieldsMarkdown(): string {
+  return `${table(REPORT_JSON_FIELDS, "path")}\n\nPer-iteration metrics the report plots (\`iterations.<variant>[].values\`):\n\n${table(REPORT_ITERATION_METRICS, "metric")}\n`;
+}
+
+/** The whole of REPORT.md. */
+export function reportFieldsDocument(): string {
+  return [
+    "# report.json",
+    "",
+    "<!-- Generated by `pnpm --filter @rlhf/report run docs` from libs/report/src/fields.ts; do not edit. -->",
+    "",
+    "Every run writes `report.json` and `report.html` (one self-contained page: Chart.js and the",
+    "styles are inlined, it opens offline) into its run folder. Sections whose data is absent are",
+    "left out of both. Rates are fractions in 0..1; losses are in nats.",
+    "",
+    reportFieldsMarkdown(),
+  ].join("\n");
+}

@@ -1,0 +1,120 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { runInNewContext } from "node:vm";
+import { type ChartSpec, escapeHtml, plotLibrary, renderReportHtml } from "./html";
+import { fullReportData, minimalReportData } from "./testing/fixture";
+import { type ReportData } from "./types";
+
+/** The chart specs embedded in the page. */
+function chartsOf(html: string): ChartSpec[] {
+  const m = /<script type="application\/json" id="report-charts">([\s\S]*?)<\/script>/.exec(html);
+  assert.ok(m, "chart data block");
+  return JSON.parse(m[1]) as ChartSpec[];
+}
+
+type Dataset = { label: string; data: unknown[] };
+function datasets(c: ChartSpec): Dataset[] {
+  return (c.config.data as { datasets: Dataset[] }).datasets;
+}
+
+test("the page inlines Chart.js and loads nothing from anywhere", () => {
+  const html = renderReportHtml(fullReportData());
+  const lib = plotLibrary();
+  assert.equal(lib.name, "Chart.js");
+  assert.match(lib.version, /^4\./);
+  assert.ok(lib.code.length > 100_000, "the whole bundle");
+  assert.ok(html.includes(lib.code.slice(0, 2000)) && html.includes(lib.code.slice(-2000)), "bundle inlined");
+  assert.doesNotMatch(html, /<script[^>]*\bsrc\s*=/i);
+  assert.doesNotMatch(html, /<link\b/i);
+  assert.doesNotMatch(html, /<(img|iframe|object|embed|source|video|audio)\b/i);
+  assert.doesNotMatch(html, /\b(src|href|action)\s*=\s*["']?\s*(https?:)?\/\//i);
+  assert.doesNotMatch(html, /@import|url\(\s*["']?\s*(https?:)?\/\//i);
+  assert.match(html, /Content-Security-Policy" content="default-src 'none'/);
+  assert.equal(html.match(/<\/script/gi)?.length, 3, "library, chart data, boot script");
+});
+
+test("model output is escaped: a <script> in a response stays text", () => {
+  const html = renderReportHtml(fullReportData());
+  assert.ok(html.includes("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quoted&quot;"));
+  assert.ok(!html.includes("<script>alert(1)"));
+  const d = fullReportData();
+  const hostile: ReportData = {
+    ...d,
+    run: { ...d.run, id: "<b>id</b>", config: { note: "</script><script>x()</script>" } },
+    iterations: { ppo: [{ iteration: 1, values: { "x</script><script>y()": 1 } }] },
+  };
+  const h = renderReportHtml(hostile);
+  assert.equal(h.match(/<\/script/gi)?.length, 3);
+  assert.ok(h.includes("&lt;b&gt;id&lt;/b&gt;"));
+  assert.ok(chartsOf(h).some((c) => c.title.includes("x</script><script>y()")), "the name survives inside the JSON block");
+  assert.equal(escapeHtml(`<a href="x">'&'</a>`), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+});
+
+test("every chart carries its data; both variants share the axes; KL has the bound line", () => {
+  const d = fullReportData();
+  const charts = chartsOf(renderReportHtml(d));
+  const byId = new Map(charts.map((c) => [c.id, c]));
+  for (const id of ["chart-models", "chart-reward-model", "chart-objective-reward", "chart-objective-kl", "chart-loss-policy", "chart-loss-value", "chart-ptx-loss", "chart-timeline"]) {
+    assert.ok(byId.has(id), id);
+  }
+  const reward = datasets(byId.get("chart-objective-reward")!);
+  assert.deepEqual(reward.map((s) => s.label), ["PPO", "PPO-ptx"]);
+  assert.deepEqual(reward[0].data, d.iterations!.ppo!.map((it) => ({ x: it.iteration, y: it.values["objective/reward"] })));
+  assert.deepEqual(reward[1].data, d.iterations!.ppo_ptx!.map((it) => ({ x: it.iteration, y: it.values["objective/reward"] })));
+  const kl = datasets(byId.get("chart-objective-kl")!);
+  assert.deepEqual(kl.map((s) => s.label), ["PPO", "PPO-ptx", "bound (ppo.kl.max_mean_kl = 10)"]);
+  assert.deepEqual(kl[2].data, [{ x: 1, y: 10 }, { x: 5, y: 10 }]);
+  assert.deepEqual(datasets(byId.get("chart-ptx-loss")!).map((s) => s.label), ["PPO-ptx"], "plain PPO has no ptx loss");
+  assert.deepEqual(datasets(byId.get("chart-loss-value")!)[0].data[1], { x: 2, y: 0.5 });
+  assert.deepEqual(datasets(byId.get("chart-reward-model")!)[0].data, [0.7, 0.73]);
+  assert.deepEqual(datasets(byId.get("chart-models")!).map((s) => s.label), ["Base", "SFT", "PPO", "PPO-ptx"]);
+  const timeline = byId.get("chart-timeline")!;
+  assert.deepEqual(datasets(timeline)[0].data, [[0, 5000], [0, 1200], [5, 1195], [2000, 5000]]);
+  assert.equal((timeline.config.options as { indexAxis: string }).indexAxis, "y");
+  // The metrics without a chart of their own are plotted under "Other metrics".
+  for (const m of ["objective/beta", "policy/approx_kl", "policy/clip_fraction", "timing/generate_ms"]) assert.ok(charts.some((c) => c.title === m), m);
+});
+
+test("the boot script creates one Chart per spec on its canvas", () => {
+  const html = renderReportHtml(fullReportData());
+  const scripts = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1]);
+  const boot = scripts[scripts.length - 1];
+  const json = /id="report-charts">([\s\S]*?)<\/script>/.exec(html)![1];
+  const canvases = new Set([...html.matchAll(/<canvas id="([^"]+)">/g)].map((m) => m[1]));
+  const created: string[] = [];
+  class Chart {
+    static defaults = { font: {} as Record<string, unknown> };
+    constructor(el: { id: string }, config: { type: string }) {
+      assert.ok(["line", "bar"].includes(config.type));
+      created.push(el.id);
+    }
+  }
+  const document = { getElementById: (id: string) => (id === "report-charts" ? { textContent: json } : canvases.has(id) ? { id } : null) };
+  runInNewContext(boot, { document, Chart, JSON });
+  assert.deepEqual(created, chartsOf(html).map((c) => c.id));
+  assert.deepEqual(new Set(created), canvases);
+});
+
+test("sections are left out when their data is absent", () => {
+  const html = renderReportHtml(minimalReportData());
+  for (const id of ["models", "reward-model", "iterations", "samples", "timeline"]) assert.ok(!html.includes(`<section id="${id}">`), id);
+  for (const id of ["acceptance", "run"]) assert.ok(html.includes(`<section id="${id}">`), id);
+  assert.deepEqual(chartsOf(html), []);
+  assert.match(html, /4 of 4 checks failed/);
+  const noTimeline = renderReportHtml({ ...fullReportData(), timeline: undefined });
+  assert.ok(!noTimeline.includes('<section id="timeline">'));
+  assert.ok(!chartsOf(noTimeline).some((c) => c.id === "chart-timeline"));
+  const onlyPtx = renderReportHtml({ ...fullReportData(), iterations: { ppo_ptx: fullReportData().iterations!.ppo_ptx } });
+  assert.deepEqual(datasets(chartsOf(onlyPtx).find((c) => c.id === "chart-objective-reward")!).map((s) => s.label), ["PPO-ptx"]);
+});
+
+test("the page shows the summary, the acceptance table, the models and the config", () => {
+  const html = renderReportHtml(fullReportData());
+  assert.match(html, /<title>RLHF run report — demo-1<\/title>/);
+  assert.match(html, /all checks passed/);
+  assert.match(html, /PASS/);
+  assert.match(html, /65\.0% <span class="muted">\[/);
+  assert.match(html, /<th>total<\/th><td class="num">15 min 0 s<\/td>/);
+  assert.match(html, /&quot;max_mean_kl&quot;: 10/);
+  assert.match(html, /RM held-out accuracy|held-out pairwise accuracy/);
+});

@@ -1,0 +1,441 @@
+/**
+ * The report as ONE self-contained HTML page: Chart.js (read from node_modules at generation
+ * time) and the page's CSS are inlined, the charts' data travels in an inline JSON block, and a
+ * Content-Security-Policy forbids loading anything, so the file opens offline from disk.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { FailedPreconditionError } from "@rlhf/errors";
+import { type AcceptanceCheck } from "./acceptance";
+import { type ReportJson, reportJson } from "./json";
+import { KL_METRIC, MODEL_LABELS, MODEL_NAMES, type ModelName, PPO_VARIANTS, type PpoVariant, type ReportData, STAGE_NAMES } from "./types";
+
+/** Chart.js's browser bundle and version. */
+export interface PlotLibrary {
+  readonly name: string;
+  readonly version: string;
+  readonly license: string;
+  readonly code: string;
+}
+
+let cachedLibrary: PlotLibrary | undefined;
+
+/**
+ * Chart.js's UMD bundle (which registers every chart type) from the installed package. Its
+ * package `exports` do not list the bundle, so it is found beside the resolved main file.
+ */
+export function plotLibrary(): PlotLibrary {
+  if (cachedLibrary) return cachedLibrary;
+  const main = require.resolve("chart.js");
+  const dist = dirname(main);
+  const pkg = JSON.parse(readFileSync(join(dist, "..", "package.json"), "utf8")) as { version: string; license: string };
+  let code: string | undefined;
+  for (const name of ["chart.umd.min.js", "chart.umd.js"]) {
+    try {
+      code = readFileSync(join(dist, name), "utf8");
+      break;
+    } catch {
+      // try the next name
+    }
+  }
+  if (code === undefined) throw new FailedPreconditionError(`chart.js ${pkg.version}: no UMD bundle (chart.umd.min.js / chart.umd.js) in ${dist}`);
+  cachedLibrary = { name: "Chart.js", version: pkg.version, license: pkg.license, code };
+  return cachedLibrary;
+}
+
+/** Escapes text for HTML content and attribute values. */
+export function escapeHtml(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;");
+}
+
+/** Makes script text safe inside <script>: no "</script" (or "<!--") can end or confuse the element. */
+function scriptSafe(code: string): string {
+  return code.replace(/<\/(script)/gi, "<\\/$1").replace(/<!--/g, "<\\u0021--");
+}
+
+/** JSON inside <script type="application/json">: `<` escaped, so no text in it can close the element. */
+function jsonForScript(v: unknown): string {
+  return JSON.stringify(v).replace(/</g, "\\u003c").replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029");
+}
+
+const COLORS: Readonly<Record<ModelName, string>> = { base: "#7f8c8d", sft: "#2874a6", ppo: "#d35400", ppo_ptx: "#1e8449" };
+const BOUND_COLOR = "#c0392b";
+
+/** A chart: the canvas id, its heading, and a plain-JSON Chart.js configuration. */
+export interface ChartSpec {
+  readonly id: string;
+  readonly title: string;
+  readonly config: Record<string, unknown>;
+}
+
+interface PlotMetric {
+  readonly metric: string;
+  readonly title: string;
+  readonly yLabel: string;
+}
+
+/** The per-iteration charts always shown when their metric is present, in this order. */
+const PRIMARY_METRICS: readonly PlotMetric[] = [
+  { metric: "objective/reward", title: "Reward (reward-model score, batch mean)", yLabel: "reward" },
+  { metric: KL_METRIC, title: "KL to the reference (per-sequence k1 sum, batch mean)", yLabel: "nats per sequence" },
+  { metric: "loss/policy", title: "Policy loss", yLabel: "loss" },
+  { metric: "loss/value", title: "Value loss", yLabel: "loss" },
+  { metric: "ptx/loss", title: "Pretraining (ptx) loss", yLabel: "nats per token" },
+];
+
+function lineConfig(datasets: Record<string, unknown>[], xLabel: string, yLabel: string): Record<string, unknown> {
+  return {
+    type: "line",
+    data: { datasets },
+    options: {
+      animation: false,
+      responsive: true,
+      maintainAspectRatio: false,
+      parsing: true,
+      scales: {
+        x: { type: "linear", title: { display: true, text: xLabel }, ticks: { precision: 0 } },
+        y: { title: { display: true, text: yLabel } },
+      },
+      plugins: { legend: { position: "bottom" } },
+    },
+  };
+}
+
+function seriesOf(data: ReportData, variant: PpoVariant, metric: string): { x: number; y: number }[] {
+  return (data.iterations?.[variant] ?? []).filter((it) => typeof it.values[metric] === "number").map((it) => ({ x: it.iteration, y: it.values[metric] }));
+}
+
+function metricDataset(variant: PpoVariant, points: { x: number; y: number }[]): Record<string, unknown> {
+  return { label: MODEL_LABELS[variant], data: points, borderColor: COLORS[variant], backgroundColor: COLORS[variant], borderWidth: 2, pointRadius: 2, tension: 0 };
+}
+
+function slug(s: string): string {
+  return s.replace(/[^a-zA-Z0-9]+/g, "-").replace(/^-|-$/g, "").toLowerCase();
+}
+
+/** The per-iteration charts: the primary metrics, then every other metric present, both variants on the same axes. */
+export function iterationCharts(data: ReportData): { primary: ChartSpec[]; other: ChartSpec[] } {
+  const present = new Set<string>();
+  for (const v of PPO_VARIANTS) for (const it of data.iterations?.[v] ?? []) for (const k of Object.keys(it.values)) present.add(k);
+  const chart = (m: PlotMetric): ChartSpec | undefined => {
+    const datasets: Record<string, unknown>[] = [];
+    const xs: number[] = [];
+    for (const v of PPO_VARIANTS) {
+      const pts = seriesOf(data, v, m.metric);
+      if (pts.length) {
+        datasets.push(metricDataset(v, pts));
+        xs.push(...pts.map((p) => p.x));
+      }
+    }
+    if (!datasets.length) return undefined;
+    if (m.metric === KL_METRIC && data.kl) {
+      const bound = data.kl.max_mean_kl;
+      datasets.push({
+        label: `bound (ppo.kl.max_mean_kl = ${bound})`,
+        data: [
+          { x: Math.min(...xs), y: bound },
+          { x: Math.max(...xs), y: bound },
+        ],
+        borderColor: BOUND_COLOR,
+        backgroundColor: BOUND_COLOR,
+        borderDash: [6, 4],
+        borderWidth: 2,
+        pointRadius: 0,
+      });
+    }
+    return { id: `chart-${slug(m.metric)}`, title: m.title === m.metric ? m.metric : `${m.title} — ${m.metric}`, config: lineConfig(datasets, "PPO iteration", m.yLabel) };
+  };
+  const primary = PRIMARY_METRICS.map(chart).filter((c): c is ChartSpec => c !== undefined);
+  const primaryNames = new Set(PRIMARY_METRICS.map((m) => m.metric));
+  const other = [...present]
+    .filter((k) => !primaryNames.has(k))
+    .sort()
+    .map((k) => chart({ metric: k, title: k, yLabel: k.endsWith("_ms") ? "ms" : k }))
+    .filter((c): c is ChartSpec => c !== undefined);
+  return { primary, other };
+}
+
+function modelsChart(data: ReportData): ChartSpec | undefined {
+  const models = MODEL_NAMES.filter((m) => data.models[m]);
+  if (!models.length) return undefined;
+  const metrics: [keyof NonNullable<ReportData["models"]["sft"]>, string][] = [
+    ["gold_helpfulness", "gold helpfulness"],
+    ["hallucination_rate", "hallucination rate"],
+    ["blocklist_rate", "blocklist rate"],
+    ["eos_rate", "EOS rate"],
+  ];
+  return {
+    id: "chart-models",
+    title: "Held-out evaluation by model",
+    config: {
+      type: "bar",
+      data: {
+        labels: metrics.map(([, l]) => l),
+        datasets: models.map((m) => ({ label: MODEL_LABELS[m], data: metrics.map(([k]) => data.models[m]![k]), backgroundColor: COLORS[m] })),
+      },
+      options: { animation: false, responsive: true, maintainAspectRatio: false, scales: { y: { min: 0, max: 1 } }, plugins: { legend: { position: "bottom" } } },
+    },
+  };
+}
+
+function rewardModelChart(data: ReportData): ChartSpec | undefined {
+  const rm = data.reward_model;
+  if (!rm) return undefined;
+  return {
+    id: "chart-reward-model",
+    title: "Reward model held-out accuracy beside labeler agreement",
+    config: {
+      type: "bar",
+      data: {
+        labels: ["RM held-out accuracy", "Labeler agreement"],
+        datasets: [{ label: "pairwise agreement", data: [rm.heldout_accuracy, rm.labeler_agreement], backgroundColor: ["#8e44ad", "#7f8c8d"] }],
+      },
+      options: { animation: false, responsive: true, maintainAspectRatio: false, indexAxis: "y", scales: { x: { min: 0, max: 1 } }, plugins: { legend: { display: false } } },
+    },
+  };
+}
+
+function timelineChart(data: ReportData): ChartSpec | undefined {
+  const spans = data.timeline;
+  if (!spans || !spans.length) return undefined;
+  // Indent by depth with U+2003 (em space): Chart.js trims ASCII spaces from labels.
+  const labels = spans.map((s) => `${"\u2003".repeat(s.depth)}${s.name} (${s.service})`);
+  return {
+    id: "chart-timeline",
+    title: "Timeline of one PPO iteration",
+    config: {
+      type: "bar",
+      data: {
+        labels,
+        datasets: [
+          {
+            label: "span (ms)",
+            data: spans.map((s) => [s.startMs, s.startMs + s.durationMs]),
+            backgroundColor: spans.map((s) => ["#2874a6", "#1e8449", "#d35400", "#8e44ad", "#7f8c8d"][s.depth % 5]),
+          },
+        ],
+      },
+      options: {
+        animation: false,
+        responsive: true,
+        maintainAspectRatio: false,
+        indexAxis: "y",
+        // Labels left-aligned so that the depth indentation shows.
+        scales: { x: { type: "linear", min: 0, title: { display: true, text: "ms since the iteration started" } }, y: { ticks: { crossAlign: "far" } } },
+        plugins: { legend: { display: false } },
+      },
+    },
+  };
+}
+
+interface PageCharts {
+  readonly models?: ChartSpec;
+  readonly rewardModel?: ChartSpec;
+  readonly iterations: { primary: ChartSpec[]; other: ChartSpec[] };
+  readonly timeline?: ChartSpec;
+  /** All of them, in page order. */
+  readonly all: ChartSpec[];
+}
+
+function pageCharts(data: ReportData): PageCharts {
+  const models = modelsChart(data);
+  const rewardModel = rewardModelChart(data);
+  const iterations = iterationCharts(data);
+  const timeline = timelineChart(data);
+  const all = [models, rewardModel, ...iterations.primary, ...iterations.other, timeline].filter((c): c is ChartSpec => c !== undefined);
+  return { models, rewardModel, iterations, timeline, all };
+}
+
+/** Every chart of the page, in page order. */
+export function reportCharts(data: ReportData): ChartSpec[] {
+  return pageCharts(data).all;
+}
+
+const pct = (v: number): string => `${(100 * v).toFixed(1)}%`;
+const num = (v: number, digits = 3): string => (Math.abs(v) >= 1000 ? v.toFixed(0) : v.toFixed(digits));
+
+function seconds(ms: number): string {
+  const s = ms / 1000;
+  return s >= 60 ? `${Math.floor(s / 60)} min ${(s % 60).toFixed(0)} s` : `${s.toFixed(1)} s`;
+}
+
+function checkValue(c: AcceptanceCheck, v: number | null): string {
+  if (v === null) return "—";
+  return c.name === "ppo_ptx_win_rate" || c.name === "rm_heldout_accuracy" ? pct(v) : num(v);
+}
+
+function chartBlock(c: ChartSpec, tall = false): string {
+  return `<figure class="chart"><figcaption>${escapeHtml(c.title)}</figcaption><div class="canvas${tall ? " tall" : ""}"><canvas id="${escapeHtml(c.id)}"></canvas></div></figure>`;
+}
+
+const CSS = `
+:root { color-scheme: light; --fg: #1c2833; --muted: #5d6d7e; --line: #d5d8dc; --pass: #1e8449; --fail: #c0392b; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); margin: 0 auto; max-width: 1200px; padding: 24px; }
+h1 { margin: 0 0 4px; font-size: 26px; }
+h2 { margin: 32px 0 8px; font-size: 19px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
+.muted { color: var(--muted); }
+table { border-collapse: collapse; margin: 8px 0; }
+th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f4f6f7; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.pass { color: var(--pass); font-weight: 600; }
+.fail { color: var(--fail); font-weight: 600; }
+.verdict { display: inline-block; padding: 2px 10px; border-radius: 4px; color: white; font-weight: 600; }
+.verdict.pass { background: var(--pass); color: white; }
+.verdict.fail { background: var(--fail); color: white; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 16px; }
+figure.chart { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 8px; }
+figure.chart figcaption { font-weight: 600; margin-bottom: 4px; }
+.canvas { position: relative; height: 280px; }
+.canvas.tall { height: 420px; }
+table.samples td { white-space: pre-wrap; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; max-width: 320px; }
+pre.config { background: #f4f6f7; padding: 12px; overflow: auto; font-size: 12px; max-height: 480px; }
+footer { margin-top: 40px; border-top: 1px solid var(--line); padding-top: 8px; }
+`;
+
+const BOOT = `
+(function () {
+  var specs = JSON.parse(document.getElementById("report-charts").textContent);
+  if (typeof Chart === "undefined") return;
+  Chart.defaults.font.family = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
+  specs.forEach(function (s) {
+    var el = document.getElementById(s.id);
+    if (el) new Chart(el, s.config);
+  });
+})();
+`;
+
+function sectionRun(r: ReportJson): string {
+  const run = r.run;
+  const stages = [...STAGE_NAMES.filter((s) => run.elapsed_ms[s] !== undefined), ...Object.keys(run.elapsed_ms).filter((s) => !(STAGE_NAMES as readonly string[]).includes(s))];
+  const total = stages.reduce((a, s) => a + run.elapsed_ms[s], 0);
+  const rows = stages.map((s) => `<tr><td>${escapeHtml(s)}</td><td class="num">${seconds(run.elapsed_ms[s])}</td></tr>`).join("");
+  return `<section id="run"><h2>Run</h2>
+<table><tr><th>run id</th><td>${escapeHtml(run.id)}</td></tr>
+<tr><th>created</th><td>${escapeHtml(run.created)}</td></tr>
+<tr><th>finished</th><td>${run.finished === null ? "not finished" : escapeHtml(run.finished)}</td></tr>
+<tr><th>compute backend</th><td>${escapeHtml(run.backend)}</td></tr></table>
+${stages.length ? `<table><tr><th>stage</th><th>elapsed</th></tr>${rows}<tr><th>total</th><td class="num">${seconds(total)}</td></tr></table>` : ""}
+</section>`;
+}
+
+function sectionAcceptance(r: ReportJson): string {
+  const rows = r.acceptance.checks
+    .map(
+      (c) =>
+        `<tr><td>${escapeHtml(c.description)}<br><span class="muted">${escapeHtml(c.name)}</span></td><td class="num">${checkValue(c, c.value)}</td><td class="num">${escapeHtml(c.comparison)} ${checkValue(c, c.threshold)}</td><td class="${c.passed ? "pass" : "fail"}">${c.passed ? "PASS" : "FAIL"}</td></tr>`,
+    )
+    .join("\n");
+  const failed = r.acceptance.checks.filter((c) => !c.passed).length;
+  return `<section id="acceptance"><h2>Acceptance</h2>
+<p><span class="verdict ${r.acceptance.passed ? "pass" : "fail"}">${r.acceptance.passed ? "all checks passed" : `${failed} of ${r.acceptance.checks.length} checks failed`}</span></p>
+<table><tr><th>check</th><th>value</th><th>threshold</th><th>result</th></tr>
+${rows}</table></section>`;
+}
+
+function sectionModels(r: ReportJson, chart: ChartSpec | undefined): string {
+  const models = MODEL_NAMES.filter((m) => r.models[m]);
+  if (!models.length) return "";
+  const rows = models
+    .map((m) => {
+      const e = r.models[m]!;
+      const w = e.win_rate_vs_sft;
+      const win = w ? `${pct(w.rate)} <span class="muted">[${pct(w.ci95[0])}, ${pct(w.ci95[1])}], n=${w.comparisons}</span>` : "—";
+      return `<tr><th>${MODEL_LABELS[m]}</th><td class="num">${win}</td><td class="num">${num(e.gold_helpfulness)}</td><td class="num">${pct(e.hallucination_rate)}</td><td class="num">${pct(e.blocklist_rate)}</td><td class="num">${num(e.pretrain_validation_loss)}</td><td class="num">${num(e.mean_response_tokens, 1)}</td><td class="num">${pct(e.eos_rate)}</td></tr>`;
+    })
+    .join("\n");
+  return `<section id="models"><h2>Models on held-out prompts</h2>
+<table><tr><th>model</th><th>win rate vs SFT [95% interval]</th><th>gold helpfulness</th><th>hallucination rate</th><th>blocklist rate</th><th>pretraining validation loss (nats/token)</th><th>mean response tokens</th><th>EOS rate</th></tr>
+${rows}</table>
+${chart ? `<div class="charts">${chartBlock(chart)}</div>` : ""}
+</section>`;
+}
+
+function sectionRewardModel(r: ReportJson, chart: ChartSpec | undefined): string {
+  const rm = r.reward_model;
+  if (!rm) return "";
+  return `<section id="reward-model"><h2>Reward model</h2>
+<table><tr><th>held-out pairwise accuracy</th><td class="num">${pct(rm.heldout_accuracy)}</td></tr>
+<tr><th>labeler agreement (two labelers on a pair)</th><td class="num">${pct(rm.labeler_agreement)}</td></tr>
+<tr><th>final training loss (nats/pair)</th><td class="num">${num(rm.train_loss)}</td></tr>
+<tr><th>pairs: training / held out</th><td class="num">${rm.pairs.train} / ${rm.pairs.heldout}</td></tr></table>
+${chart ? `<div class="charts">${chartBlock(chart)}</div>` : ""}
+</section>`;
+}
+
+function sectionIterations(r: ReportJson, charts: { primary: ChartSpec[]; other: ChartSpec[] }): string {
+  if (!charts.primary.length && !charts.other.length) return "";
+  const kl = r.kl
+    ? `<p>KL bound (ppo.kl.max_mean_kl): ${num(r.kl.max_mean_kl)} nats/sequence; largest observed: ${
+        PPO_VARIANTS.filter((v) => r.kl!.max_observed[v] !== undefined)
+          .map((v) => `${MODEL_LABELS[v]} ${num(r.kl!.max_observed[v]!)}`)
+          .join(", ") || "none"
+      } — <span class="${r.kl.within_bound ? "pass" : "fail"}">${r.kl.within_bound ? "within bound" : "not within bound"}</span></p>`
+    : "";
+  return `<section id="iterations"><h2>PPO iterations</h2>${kl}
+<div class="charts">${charts.primary.map((c) => chartBlock(c)).join("\n")}</div>
+${charts.other.length ? `<h3>Other metrics</h3><div class="charts">${charts.other.map((c) => chartBlock(c)).join("\n")}</div>` : ""}
+</section>`;
+}
+
+function sectionSamples(r: ReportJson): string {
+  const samples = r.samples;
+  if (!samples || !samples.length) return "";
+  const models = MODEL_NAMES.filter((m) => samples.some((s) => s.responses[m] !== undefined));
+  const head = `<tr><th>prompt</th><th>gold</th>${models.map((m) => `<th>${MODEL_LABELS[m]}</th>`).join("")}</tr>`;
+  const rows = samples
+    .map((s) => `<tr><td>${escapeHtml(s.prompt)}</td><td>${s.gold === null ? "—" : escapeHtml(s.gold)}</td>${models.map((m) => `<td>${s.responses[m] === undefined ? "—" : escapeHtml(s.responses[m]!)}</td>`).join("")}</tr>`)
+    .join("\n");
+  return `<section id="samples"><h2>Sample responses (held-out prompts)</h2>
+<table class="samples">${head}
+${rows}</table></section>`;
+}
+
+function sectionTimeline(chart: ChartSpec | undefined): string {
+  if (!chart) return "";
+  return `<section id="timeline"><h2>Timeline of one iteration</h2><div>${chartBlock(chart, true)}</div></section>`;
+}
+
+/**
+ * The report page. Every text from the data (responses, prompts, ids, config) is escaped; the
+ * charts are drawn by the inlined Chart.js from the JSON block `#report-charts`.
+ */
+export function renderReportHtml(data: ReportData): string {
+  const r = reportJson(data); // validates
+  const lib = plotLibrary();
+  const charts = pageCharts(data);
+  const title = `RLHF run report — ${r.run.id}`;
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">
+<title>${escapeHtml(title)}</title>
+<style>${CSS}</style>
+<script>/* ${lib.name} ${lib.version} (${lib.license} license), inlined */
+${scriptSafe(lib.code)}
+</script>
+</head>
+<body>
+<header><h1>${escapeHtml(title)}</h1>
+<p class="muted">InstructGPT recipe: pretrain → SFT → rankings → reward model → PPO-ptx → evaluation. Field meanings: REPORT.md of @rlhf/report.</p></header>
+${sectionAcceptance(r)}
+${sectionRun(r)}
+${sectionModels(r, charts.models)}
+${sectionRewardModel(r, charts.rewardModel)}
+${sectionIterations(r, charts.iterations)}
+${sectionSamples(r)}
+${sectionTimeline(charts.timeline)}
+<footer>
+<details><summary>Run config (resolved)</summary>
+<pre class="config">${escapeHtml(JSON.stringify(r.run.config, null, 2))}</pre></details>
+<p class="muted">Generated by @rlhf/report; plots by ${lib.name} ${lib.version} (${escapeHtml(lib.license)}), inlined. report.json beside this file holds the same data.</p>
+</footer>
+<script type="application/json" id="report-charts">${jsonForScript(charts.all)}</script>
+<script>${BOOT}</script>
+</body>
+</html>
+`;
+}

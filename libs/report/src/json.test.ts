@@ -1,0 +1,51 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { InvalidArgumentError } from "@rlhf/errors";
+import { REPORT_SCHEMA_VERSION, reportDataFromJson, reportJson, validateReportData } from "./json";
+import { fullReportData, minimalReportData } from "./testing/fixture";
+import { type ReportData } from "./types";
+
+const roundTrip = (d: ReportData): ReportData => reportDataFromJson(JSON.parse(JSON.stringify(reportJson(d))));
+
+test("report.json holds the data plus acceptance and the KL summary, in a fixed order", () => {
+  const j = reportJson(fullReportData());
+  assert.deepEqual(Object.keys(j), ["schema_version", "run", "acceptance", "models", "reward_model", "kl", "iterations", "samples", "timeline"]);
+  assert.equal(j.schema_version, REPORT_SCHEMA_VERSION);
+  assert.equal(j.acceptance.passed, true);
+  assert.equal(j.acceptance.checks.length, 4);
+  assert.deepEqual(j.kl, { max_mean_kl: 10, max_observed: { ppo: 2.5, ppo_ptx: 2.75 }, within_bound: true });
+  assert.equal(j.models.ppo_ptx!.win_rate_vs_sft!.rate, 0.65);
+});
+
+test("report.json round trip: reading it back gives the same data", () => {
+  for (const d of [fullReportData(), minimalReportData()]) assert.deepEqual(roundTrip(d), d);
+  const again = reportJson(roundTrip(fullReportData()));
+  assert.deepEqual(again, reportJson(fullReportData()));
+});
+
+test("absent data: its sections are left out, and the checks that need it fail", () => {
+  const j = reportJson(minimalReportData());
+  assert.deepEqual(Object.keys(j), ["schema_version", "run", "acceptance", "models"]);
+  assert.equal(j.acceptance.passed, false);
+  assert.ok(j.acceptance.checks.every((c) => !c.passed && c.value === null));
+});
+
+test("bad data is an InvalidArgumentError naming the field", () => {
+  const d = fullReportData();
+  const bad = (patch: unknown, field: string) =>
+    assert.throws(
+      () => reportJson({ ...d, ...(patch as object) } as ReportData),
+      (e: unknown) => e instanceof InvalidArgumentError && e.field === field,
+      field,
+    );
+  bad({ models: { ...d.models, ppo_ptx: { ...d.models.ppo_ptx!, eos_rate: 1.2 } } }, "models.ppo_ptx.eos_rate");
+  bad({ models: { gpt4: d.models.sft } }, "models.gpt4");
+  bad({ iterations: { ppo: [{ iteration: 1, values: { "objective/kl": Number.NaN } }] } }, "iterations.ppo[0].values.objective/kl");
+  bad({ iterations: { ppo: [{ iteration: 1, values: {} , extra: 1 }] } }, "iterations.ppo[0].extra");
+  bad({ samples: [{ prompt: "p", gold: null, responses: { sft: 3 } }] }, "samples[0].responses.sft");
+  bad({ reward_model: { ...d.reward_model!, pairs: { train: 1.5, heldout: 1 } } }, "reward_model.pairs.train");
+  bad({ timeline: [{ name: "x", service: "s", startMs: -1, durationMs: 1, depth: 0 }] }, "timeline[0].startMs");
+  bad({ run: { ...d.run, id: 7 } }, "run.id");
+  assert.throws(() => validateReportData([]), (e: unknown) => e instanceof InvalidArgumentError && e.field === "report");
+  assert.throws(() => reportDataFromJson({ ...reportJson(d), schema_version: 2 }), /schema_version: must be 1, got 2/);
+});

@@ -1,0 +1,68 @@
+/** A fabricated ReportData with every section, for tests. */
+import { winRate } from "../acceptance";
+import { type IterationMetrics, type ReportData } from "../types";
+
+function iterations(n: number, ptx: boolean): IterationMetrics[] {
+  return Array.from({ length: n }, (_, i) => {
+    const values: Record<string, number> = {
+      "objective/reward": 0.1 * (i + 1) + (ptx ? 0.01 : 0),
+      "objective/kl": 0.5 * (i + 1) + (ptx ? 0.25 : 0),
+      "objective/beta": 0.02,
+      "loss/policy": -0.01 * (i + 1),
+      "loss/value": 1 / (i + 1),
+      "policy/clip_fraction": 0.05,
+      "policy/approx_kl": 0.001 * (i + 1),
+      "timing/generate_ms": 1200 + i,
+    };
+    if (ptx) values["ptx/loss"] = 3.25 - 0.01 * i;
+    return { iteration: i + 1, values };
+  });
+}
+
+/** Every section present; acceptance passes (RM 0.70, PPO-ptx 0.65, ptx loss closer, KL 2.75 < 10). */
+export function fullReportData(): ReportData {
+  const model = (win: ReturnType<typeof winRate> | null, loss: number) => ({
+    win_rate_vs_sft: win,
+    gold_helpfulness: 0.5,
+    hallucination_rate: 0.1,
+    blocklist_rate: 0.02,
+    pretrain_validation_loss: loss,
+    mean_response_tokens: 21.5,
+    eos_rate: 0.9,
+  });
+  return {
+    run: {
+      id: "demo-1",
+      created: "2025-01-02T03:04:05.000Z",
+      finished: "2025-01-02T03:20:00.000Z",
+      config: { seed: 0, ppo: { kl: { max_mean_kl: 10 } } },
+      elapsed_ms: { pretrain: 160000, sft: 190000, rankings: 40000, reward_model: 170000, ppo: 300000, evaluation: 40000 },
+      backend: "wasm",
+    },
+    models: {
+      base: model(winRate(40, 0, 200), 3.1),
+      sft: model(null, 3.3),
+      ppo: model(winRate(120, 10, 200), 3.6),
+      ppo_ptx: model(winRate(125, 10, 200), 3.4),
+    },
+    reward_model: { heldout_accuracy: 0.7, labeler_agreement: 0.73, train_loss: 0.61, pairs: { train: 2592, heldout: 288 } },
+    kl: { max_mean_kl: 10 },
+    iterations: { ppo: iterations(5, false), ppo_ptx: iterations(5, true) },
+    samples: [
+      { prompt: "List the nouns: The cat sat.\nAnswer:", gold: " cat", responses: { base: " the the", sft: " cat", ppo: " cat", ppo_ptx: " cat" } },
+      { prompt: "Count the words: A b c.\nAnswer:", gold: " 3", responses: { sft: " 3", ppo_ptx: "<script>alert(1)</script> & \"quoted\"" } },
+    ],
+    timeline: [
+      { name: "ppo.iteration", service: "ppo-coordinator", startMs: 0, durationMs: 5000, depth: 0 },
+      { name: "generate", service: "ppo-coordinator", startMs: 0, durationMs: 1200, depth: 1 },
+      { name: "PolicyService/Generate", service: "policy", startMs: 5, durationMs: 1190, depth: 2 },
+      { name: "update", service: "ppo-coordinator", startMs: 2000, durationMs: 3000, depth: 1 },
+    ],
+  };
+}
+
+/** Only the run: every optional section absent. */
+export function minimalReportData(): ReportData {
+  const d = fullReportData();
+  return { run: d.run, models: {} };
+}

@@ -1,0 +1,94 @@
+/**
+ * The two demo configurations, as overrides of the defaults, and the merge that layers
+ * overrides (preset, then a user's file, then flags).
+ */
+import { InvalidArgumentError } from "@rlhf/errors";
+
+/** Names of the demo configurations. */
+export const RUN_PRESET_NAMES = ["tiny", "default"] as const;
+/** A demo configuration's name. */
+export type RunPresetName = (typeof RUN_PRESET_NAMES)[number];
+
+/** JSON object (plain, nested). */
+export type JsonObject = { [key: string]: unknown };
+
+/**
+ * Sizes come from throughput measured on a 2-core machine (wasm backend, byte tokenizer,
+ * batch 16, forward + backward + AdamW): 32-wide 2-layer ~8,600 tokens/s at T=128 and ~6,900
+ * at T=256; 64-wide 4-layer ~1,900 and ~1,500; 128-wide 4-layer ~580 and ~520. Generation with
+ * the key/value cache is several times faster than training, so the training stages (pretrain,
+ * SFT, reward model, policy + critic updates) set the time. Built-in prompts are 98 bytes at the
+ * median (171 at most) and gold answers 12 (98 at most).
+ */
+const PRESETS: Readonly<Record<RunPresetName, JsonObject>> = {
+  // A smoke run (about 3 minutes on 2 cores, most of it process start-up): every stage runs,
+  // nothing is expected to learn much. ~120k pretraining tokens, 16 SFT steps, 96 ranked
+  // prompts, 3 PPO iterations of 16 episodes for each of the two variants.
+  tiny: {
+    model: { preset: "tiny" },
+    data: { builtin: { sft_prompts: 256, rm_prompts: 96, ppo_prompts: 64, eval_prompts: 32 } },
+    pretrain: { steps: 60, batch_size: 16, sequence_length: 128, warmup_steps: 6 },
+    sft: { epochs: 1, batch_size: 16 },
+    rankings: { prompts: 96, max_new_tokens: 64 },
+    reward_model: { epochs: 1, batch_size: 8 },
+    ppo: { iterations: 3, prompts_per_iteration: 16, minibatch_size: 8, max_new_tokens: 64, ptx: { sequences: 8, sequence_length: 64 } },
+    evaluation: { prompts: 32, max_new_tokens: 64, pretrain_validation_sequences: 16, samples_in_report: 4 },
+    checkpoint: { every_iterations: 3, keep_last: 1 },
+  },
+  // The `rlhf demo` run (meant to finish in under 20 minutes on 2 cores): a 64-wide, 4-layer,
+  // 4-head model (`small` narrowed; ~1,500-1,900 training tokens/s). Estimated budget: pretrain
+  // 150 x 16 x 128 tokens ~160 s; SFT 2 epochs of 800 demonstrations ~190 s; 480 x 4 sampled
+  // responses ~40 s; reward model on 432 groups of 4 ~170 s; PPO 15 iterations of 32 episodes
+  // (policy + critic updates ~10 s each) for PPO-ptx and plain PPO ~300 s; evaluation of four
+  // models on 200 prompts ~40 s; start-up ~60 s: ~16 minutes.
+  default: {
+    model: { preset: "small", n_embd: 64 },
+    data: { builtin: { sft_prompts: 800, rm_prompts: 480, ppo_prompts: 480, eval_prompts: 200 } },
+    pretrain: { steps: 150, batch_size: 16, sequence_length: 128, warmup_steps: 15 },
+    sft: { epochs: 2, batch_size: 16 },
+    rankings: { prompts: 480 },
+    reward_model: { epochs: 1, batch_size: 16 },
+    ppo: { iterations: 15, prompts_per_iteration: 32, minibatch_size: 8, ptx: { sequences: 8, sequence_length: 128 } },
+    evaluation: { prompts: 200, pretrain_validation_sequences: 64, samples_in_report: 8 },
+    checkpoint: { every_iterations: 5 },
+  },
+};
+
+function deepCopy<T>(v: T): T {
+  return v === undefined ? v : (JSON.parse(JSON.stringify(v)) as T);
+}
+
+/** The overrides of a demo configuration (a fresh copy); resolve them with `resolveRunConfig`. */
+export function presetRunConfig(name: RunPresetName): JsonObject {
+  if (!Object.prototype.hasOwnProperty.call(PRESETS, name)) {
+    throw new InvalidArgumentError("preset", `unknown run preset ${JSON.stringify(name)}; known: ${RUN_PRESET_NAMES.join(", ")}`);
+  }
+  return deepCopy(PRESETS[name]);
+}
+
+function isPlainObject(v: unknown): v is JsonObject {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Layers JSON configs: later layers win key by key; nested objects merge, anything else
+ * (arrays included) replaces. Inputs are not modified. A layer that is not an object is
+ * returned as is by the merge so that validation reports it.
+ */
+export function mergeRunConfigs(...layers: unknown[]): unknown {
+  let out: unknown = {};
+  for (const layer of layers) {
+    if (layer === undefined) continue;
+    out = isPlainObject(out) && isPlainObject(layer) ? mergeTwo(out, layer) : deepCopy(layer);
+  }
+  return out;
+}
+
+function mergeTwo(a: JsonObject, b: JsonObject): JsonObject {
+  const out: JsonObject = deepCopy(a);
+  for (const [k, v] of Object.entries(b)) {
+    if (v === undefined) continue;
+    out[k] = isPlainObject(out[k]) && isPlainObject(v) ? mergeTwo(out[k] as JsonObject, v) : deepCopy(v);
+  }
+  return out;
+}

@@ -1,0 +1,461 @@
+/**
+ * THE run config of the recipe (pretrain -> SFT -> rankings -> reward model -> PPO-ptx ->
+ * evaluation): one table from which validation, defaults, the `RunConfig` type and the
+ * documentation (CONFIG.md) are all derived. Keys are snake_case (JSON).
+ *
+ * Paper values are InstructGPT's (Ouyang et al. 2022, section 3 and appendix C) and are given
+ * only where the paper states them; ours are scaled for small models on a 2-core machine.
+ */
+import {
+  type ConfigReader,
+  type ValueOf,
+  bool,
+  int,
+  listOf,
+  num,
+  oneOf,
+  optionalInt,
+  optionalNum,
+  optionalText,
+  optionalTextList,
+  section,
+} from "./schema";
+
+/** Names of the model shapes. */
+export const MODEL_PRESET_NAMES = ["tiny", "small", "gpt2-124m"] as const;
+/** A model shape name. */
+export type ModelPresetName = (typeof MODEL_PRESET_NAMES)[number];
+
+/** A decoder's shape, without the vocabulary (which follows `model.tokenizer`). */
+export interface ModelShape {
+  /** Longest sequence (prompt + response), tokens. */
+  readonly n_positions: number;
+  /** Width of the residual stream. */
+  readonly n_embd: number;
+  /** Transformer blocks. */
+  readonly n_layer: number;
+  /** Attention heads per block (`n_embd` must be a multiple). */
+  readonly n_head: number;
+}
+
+/**
+ * The shapes `model.preset` names. `small` and `gpt2-124m` are `@rlhf/model`'s presets of the
+ * same name; `tiny` is the model library's tiny (2 layers, 2 heads, 32 wide) with 256 positions
+ * instead of 64, because the built-in prompts are up to 200 byte tokens.
+ */
+export const MODEL_PRESETS: Readonly<Record<ModelPresetName, ModelShape>> = Object.freeze({
+  tiny: Object.freeze({ n_positions: 256, n_embd: 32, n_layer: 2, n_head: 2 }),
+  small: Object.freeze({ n_positions: 256, n_embd: 128, n_layer: 4, n_head: 4 }),
+  "gpt2-124m": Object.freeze({ n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12 }),
+});
+
+/** Tokenizer names; the model's vocabulary follows the tokenizer. */
+export const TOKENIZER_NAMES = ["byte", "gpt2"] as const;
+/** A tokenizer name. */
+export type TokenizerName = (typeof TOKENIZER_NAMES)[number];
+/** Token ids each tokenizer needs the model to embed: byte = 256 bytes + EOS + PAD; gpt2 = GPT-2's 50257. */
+export const TOKENIZER_VOCAB_SIZE: Readonly<Record<TokenizerName, number>> = Object.freeze({ byte: 258, gpt2: 50257 });
+
+/** The instruction task families of the built-in data (`@rlhf/data`'s TASK_FAMILIES). */
+export const TASK_FAMILY_NAMES = ["nouns", "verbs", "adjectives", "names", "count", "reverse", "longest"] as const;
+
+function shapeDefault(key: keyof ModelShape) {
+  return {
+    doc: "from `model.preset`",
+    derive: (get: ConfigReader) => {
+      const preset = get("model.preset");
+      return typeof preset === "string" && preset in MODEL_PRESETS ? MODEL_PRESETS[preset as ModelPresetName][key] : undefined;
+    },
+  };
+}
+
+const LR = { gt: 0, max: 1 } as const;
+const GRAD_NORM = { gt: 0, max: 1e6 } as const;
+const WEIGHT_DECAY = { min: 0, max: 1 } as const;
+const SCHEDULES = ["constant", "cosine"] as const;
+const SCHEDULE_DOC = "constant: linear warm-up, then flat; cosine: the same warm-up, then cosine decay to 10% of the learning rate at the last step (as the paper)";
+
+/** The run config schema: every key, its type, default, unit, limits, paper value and meaning. */
+export const RUN_CONFIG_SCHEMA = section("A run of the recipe", {
+  seed: int({ default: 0, min: 0, max: 2 ** 31 - 1, description: "Seed of every random choice of the run (initialisation, data order, sampling, labeler noise)" }),
+  model: section("The policy's shape and tokenizer (the reward model, critic and reference share them)", {
+    preset: oneOf(MODEL_PRESET_NAMES, {
+      default: "tiny",
+      paper: "GPT-3 1.3B / 6B / 175B",
+      description: "Model shape (see the presets table); the fields below override it",
+    }),
+    n_positions: int({ default: shapeDefault("n_positions"), min: 8, max: 65536, unit: "tokens", paper: 2048, description: "Longest sequence the model takes (prompt + response)" }),
+    n_embd: int({ default: shapeDefault("n_embd"), min: 1, max: 16384, limitsNote: "multiple of `model.n_head`", description: "Width of the residual stream" }),
+    n_layer: int({ default: shapeDefault("n_layer"), min: 1, max: 256, description: "Transformer blocks" }),
+    n_head: int({ default: shapeDefault("n_head"), min: 1, max: 256, description: "Attention heads per block" }),
+    tokenizer: oneOf(TOKENIZER_NAMES, {
+      default: "byte",
+      paper: "GPT-3 BPE",
+      description: "byte: UTF-8 bytes + EOS + PAD (vocabulary 258); gpt2: GPT-2 BPE (vocabulary 50257, needed for real GPT-2 weights)",
+    }),
+    base_checkpoint: optionalText({
+      default: null,
+      description: "Folder (config.json + model.safetensors) to start from instead of a random model, e.g. real GPT-2 weights; its shape must equal the resolved one",
+    }),
+  }),
+  data: section("Where prompts, demonstrations, rankings and pretraining text come from", {
+    source: oneOf(["builtin", "files"] as const, {
+      default: "builtin",
+      description: "builtin: instruction tasks on the Brown corpus with gold answers and simulated labelers; files: your JSONL files below",
+    }),
+    max_prompt_tokens: int({
+      default: 176,
+      min: 1,
+      max: 65536,
+      unit: "tokens",
+      limitsNote: "+ each stage's `max_new_tokens` <= `model.n_positions`",
+      description: "Prompts longer than this are left out of every split, so that prompt + response fits the model (built-in prompts: at most 171 bytes)",
+    }),
+    pretrain_validation_fraction: num({
+      default: 0.05,
+      gt: 0,
+      max: 0.5,
+      description: "Fraction of pretraining documents held out for the pretraining validation loss (built-in: every 20th Brown document)",
+    }),
+    builtin: section("The built-in data (`data.source` = \"builtin\")", {
+      seed: int({
+        default: { doc: "`seed`", derive: (get) => get("seed") as number | undefined },
+        min: 0,
+        max: 2 ** 31 - 1,
+        description: "Seed of the task sentences' split and of the labelers' noise",
+      }),
+      sft_prompts: int({ default: 2000, min: 1, max: 100000, unit: "prompts", paper: "~13k", description: "SFT demonstrations (prompt + gold completion)" }),
+      rm_prompts: int({ default: 2000, min: 2, max: 100000, unit: "prompts", paper: "~33k", description: "Reward-model prompts, each ranked over K sampled responses" }),
+      ppo_prompts: int({ default: 2000, min: 1, max: 100000, unit: "prompts", paper: "~31k", description: "PPO prompts (cycled through when the iterations need more)" }),
+      eval_prompts: int({ default: 500, min: 1, max: 100000, unit: "prompts", description: "Held-out evaluation prompts" }),
+      families: listOf(TASK_FAMILY_NAMES, { default: TASK_FAMILY_NAMES, description: "Instruction task families mixed round-robin in every split" }),
+      labelers: int({ default: 4, min: 1, max: 1000, unit: "labelers", paper: "~40", description: "Simulated labelers; prompt i is ranked by labeler i mod count" }),
+      labeler_agreement: num({
+        default: 0.73,
+        gt: 0.5,
+        lt: 1,
+        paper: 0.726,
+        description: "How often two labelers agree on a pair; sets the labelers' noise (paper: 72.6 ± 1.5%)",
+      }),
+      blocklist: optionalTextList({ default: null, description: "Words the labelers count as harmful; null = the data library's default list" }),
+    }),
+    files: section("Your own data (`data.source` = \"files\"; formats in the data library's README)", {
+      sft: optionalText({ default: null, description: "SFT demonstrations, JSONL `{prompt, completion}`; required with files" }),
+      rankings: optionalText({
+        default: null,
+        description: "Rankings, JSONL `{prompt, responses[], ranking[]}` or `{prompt, chosen, rejected}`; required when `rankings.source` = \"file\"",
+      }),
+      prompts: optionalText({ default: null, description: "PPO prompts, JSONL `{prompt}`; required with files" }),
+      eval_prompts: optionalText({ default: null, description: "Held-out evaluation prompts, JSONL `{prompt}`; required with files" }),
+      pretrain: optionalText({ default: null, description: "Pretraining text: a file or folder of .txt, documents separated by blank lines; required with files" }),
+    }),
+  }),
+  pretrain: section("Training the base model on the pretraining corpus", {
+    enabled: bool({
+      default: { doc: "true unless `model.base_checkpoint`", derive: (get) => (get("model.base_checkpoint") === undefined ? undefined : get("model.base_checkpoint") === null) },
+      paper: "GPT-3 pretrained",
+      description: "Pretrain the base model (from `model.base_checkpoint` when set, else from random weights)",
+    }),
+    steps: int({ default: 1000, min: 1, max: 10_000_000, unit: "optimizer steps", description: "Pretraining optimiser steps" }),
+    batch_size: int({ default: 16, min: 1, max: 4096, unit: "sequences", description: "Token windows per step" }),
+    sequence_length: int({ default: 128, min: 2, max: 65536, unit: "tokens", limitsNote: "<= `model.n_positions`", description: "Length of a pretraining window" }),
+    learning_rate: num({ default: 1e-3, ...LR, description: "Peak AdamW learning rate" }),
+    schedule: oneOf(SCHEDULES, { default: "cosine", description: SCHEDULE_DOC }),
+    warmup_steps: int({ default: 50, min: 0, max: 10_000_000, unit: "optimizer steps", limitsNote: "< `pretrain.steps`", description: "Linear warm-up steps" }),
+    weight_decay: num({ default: 0.1, ...WEIGHT_DECAY, description: "AdamW decoupled weight decay (embeddings and biases spared)" }),
+    max_grad_norm: num({ default: 1.0, ...GRAD_NORM, description: "Global gradient-norm clip" }),
+  }),
+  sft: section("Supervised fine-tuning on demonstrations (loss on completion tokens only)", {
+    epochs: int({ default: 2, min: 1, max: 1000, unit: "epochs", paper: 16, description: "Passes over the demonstrations (the paper trains 16 although it overfits after 1)" }),
+    batch_size: int({ default: 16, min: 1, max: 4096, unit: "sequences", paper: "32 (1.3B, 6B); 8 (175B)", description: "Demonstrations per optimiser step" }),
+    learning_rate: num({ default: 3e-4, ...LR, paper: "9.65e-6 (1.3B, 6B); 5.03e-6 (175B)", description: "Peak AdamW learning rate" }),
+    schedule: oneOf(SCHEDULES, { default: "cosine", paper: "cosine", description: SCHEDULE_DOC }),
+    warmup_steps: int({ default: 0, min: 0, max: 10_000_000, unit: "optimizer steps", paper: 0, description: "Linear warm-up steps" }),
+    weight_decay: num({ default: 0, ...WEIGHT_DECAY, description: "AdamW decoupled weight decay" }),
+    max_grad_norm: num({ default: 1.0, ...GRAD_NORM, description: "Global gradient-norm clip" }),
+  }),
+  rankings: section("Comparison data: K responses per prompt ranked by the labelers", {
+    source: oneOf(["simulated", "file"] as const, {
+      default: "simulated",
+      description: "simulated: sample K responses per prompt from the SFT model, the simulated labelers rank them (built-in data only); file: `data.files.rankings`",
+    }),
+    k: int({ default: 4, min: 2, max: 16, unit: "responses", paper: "4..9", description: "Responses ranked per prompt; each gives C(K,2) pairs in one batch element" }),
+    prompts: int({ default: 1000, min: 2, max: 1_000_000, unit: "prompts", limitsNote: "<= `data.builtin.rm_prompts` (built-in)", description: "Prompts ranked (with a file: the first this many)" }),
+    temperature: num({ default: 1.0, gt: 0, max: 10, description: "Sampling temperature of the K responses" }),
+    max_new_tokens: int({ default: 80, min: 1, max: 65536, unit: "tokens", description: "Longest sampled response (built-in gold answers: 99% within 72 bytes)" }),
+  }),
+  reward_model: section("The reward model: the SFT model with a scalar head, trained on the rankings", {
+    epochs: int({ default: 1, min: 1, max: 1000, unit: "epochs", paper: 1, description: "Passes over the ranking groups" }),
+    batch_size: int({ default: 16, min: 1, max: 4096, unit: "prompts", paper: 64, description: "Ranking groups (all C(K,2) pairs of one prompt) per optimiser step" }),
+    learning_rate: num({ default: 1e-4, ...LR, paper: "9e-6 (6B)", description: "Peak AdamW learning rate" }),
+    schedule: oneOf(SCHEDULES, { default: "cosine", paper: "cosine", description: SCHEDULE_DOC }),
+    weight_decay: num({ default: 0, ...WEIGHT_DECAY, description: "AdamW decoupled weight decay" }),
+    max_grad_norm: num({ default: 1.0, ...GRAD_NORM, description: "Global gradient-norm clip" }),
+    normalize: bool({ default: true, paper: true, description: "After training, add a bias so that the demonstrations score 0 on average" }),
+    validation_fraction: num({
+      default: 0.1,
+      gt: 0,
+      lt: 1,
+      limitsNote: "leaves >= 1 prompt on each side",
+      description: "Fraction of ranked prompts held out for the pairwise accuracy",
+    }),
+  }),
+  ppo: section("PPO(-ptx) against the reward model, with a KL penalty to the SFT model", {
+    iterations: int({ default: 50, min: 1, max: 1_000_000, unit: "iterations", paper: "500 (256k episodes / 512)", description: "Rollout + update iterations" }),
+    prompts_per_iteration: int({
+      default: 64,
+      min: 1,
+      max: 65536,
+      unit: "sequences",
+      paper: 512,
+      limitsNote: "<= `data.builtin.ppo_prompts` (built-in)",
+      description: "Rollout batch: prompts sampled per iteration, one response (episode) each",
+    }),
+    max_new_tokens: int({ default: 80, min: 1, max: 65536, unit: "tokens", description: "Longest rollout response" }),
+    temperature: num({ default: 1.0, gt: 0, max: 10, paper: 1, description: "Sampling temperature of rollouts; training-time forwards divide the logits by it too" }),
+    ppo_epochs: int({ default: 1, min: 1, max: 100, unit: "epochs", paper: 1, description: "Passes over each rollout batch" }),
+    minibatch_size: int({
+      default: 16,
+      min: 1,
+      max: 65536,
+      unit: "sequences",
+      paper: 64,
+      limitsNote: "divides `ppo.prompts_per_iteration`",
+      description: "Sequences per PPO update (one optimiser step)",
+    }),
+    clip_range: num({ default: 0.2, gt: 0, lt: 1, paper: 0.2, description: "PPO ratio clip epsilon" }),
+    value_clip_range: num({ default: 0.2, gt: 0, max: 1e6, description: "Clip of new values around the old values (value loss)" }),
+    value_loss_coef: num({ default: 1.0, gt: 0, max: 1e6, description: "Weight of the critic's loss (the critic has its own optimiser: matters through `max_grad_norm`)" }),
+    entropy_coef: num({ default: 0, min: 0, max: 1, description: "Entropy bonus weight" }),
+    gae_gamma: num({ default: 1.0, min: 0, max: 1, paper: "1 (no discount)", description: "GAE discount over response tokens" }),
+    gae_lambda: num({ default: 0.95, min: 0, max: 1, description: "GAE lambda" }),
+    policy_learning_rate: num({ default: 3e-5, ...LR, description: "Policy AdamW learning rate" }),
+    critic_learning_rate: num({ default: 1e-4, ...LR, description: "Critic AdamW learning rate" }),
+    warmup_iterations: int({
+      default: 0,
+      min: 0,
+      max: 1_000_000,
+      unit: "iterations",
+      paper: 10,
+      limitsNote: "< `ppo.iterations`",
+      description: "Linear learning-rate warm-up (the paper starts at a tenth of the peak), then constant",
+    }),
+    max_grad_norm: num({ default: 1.0, ...GRAD_NORM, description: "Global gradient-norm clip (policy and critic each)" }),
+    missing_eos_penalty: num({
+      default: -1.0,
+      min: -1e6,
+      max: 0,
+      description: "Added to the reward-model score of a response that hit `max_new_tokens` without EOS",
+    }),
+    critic_init: oneOf(["reward_model", "sft"] as const, {
+      default: "reward_model",
+      paper: "reward_model",
+      description: "Where the critic (value model) starts: the reward model, or the SFT model with a zero head",
+    }),
+    compare_without_ptx: bool({
+      default: true,
+      description: "Also train plain PPO (ptx gamma 0) from the same SFT model, for the report's alignment-tax comparison",
+    }),
+    kl: section("The KL penalty: per-token reward -beta * (log pi_RL - log pi_SFT)", {
+      controller: oneOf(["fixed", "adaptive"] as const, { default: "fixed", paper: "fixed", description: "fixed beta, or Ziegler et al.'s adaptive controller" }),
+      beta: num({ default: 0.02, min: 0, max: 100, unit: "reward per nat", paper: 0.02, description: "KL coefficient (the adaptive controller's initial beta; > 0 there)" }),
+      target: optionalNum({
+        default: null,
+        gt: 0,
+        max: 1e6,
+        unit: "nats per sequence",
+        description: "Adaptive: target batch mean of the per-sequence KL sum; required with adaptive",
+      }),
+      horizon: optionalInt({
+        default: null,
+        min: 1,
+        max: 1e9,
+        unit: "sequences",
+        description: "Adaptive: how fast beta moves (Ziegler et al.: 10000); required with adaptive",
+      }),
+      max_mean_kl: num({
+        default: 10,
+        gt: 0,
+        max: 1e6,
+        unit: "nats per sequence",
+        description: "Bound the report checks: every iteration's mean KL to the reference (per-sequence k1 sum) must stay under it",
+      }),
+    }),
+    ptx: section("Pretraining gradients mixed into each PPO update (PPO-ptx)", {
+      gamma: num({ default: 1.0, gt: 0, max: 1e6, paper: 27.8, description: "Pretraining loss coefficient of the PPO-ptx model (plain PPO uses 0)" }),
+      sequences: int({ default: 16, min: 1, max: 65536, unit: "sequences", description: "Pretraining windows per PPO minibatch" }),
+      sequence_length: int({ default: 128, min: 2, max: 65536, unit: "tokens", limitsNote: "<= `model.n_positions`", description: "Length of a pretraining window" }),
+    }),
+  }),
+  evaluation: section("Evaluation of base, SFT, PPO and PPO-ptx on held-out prompts", {
+    prompts: int({ default: 200, min: 1, max: 1_000_000, unit: "prompts", limitsNote: "<= `data.builtin.eval_prompts` (built-in)", description: "Held-out prompts answered by each model" }),
+    max_new_tokens: int({ default: 80, min: 1, max: 65536, unit: "tokens", description: "Longest evaluation response" }),
+    temperature: num({ default: 0, min: 0, max: 10, description: "0: greedy decoding (the most likely token, deterministic); > 0: sampling at that temperature" }),
+    pretrain_validation_sequences: int({
+      default: 64,
+      min: 1,
+      max: 1_000_000,
+      unit: "sequences",
+      description: "Validation windows (of `pretrain.sequence_length` tokens) for each model's pretraining loss",
+    }),
+    samples_in_report: int({ default: 8, min: 0, max: 1000, unit: "prompts", limitsNote: "<= `evaluation.prompts`", description: "Prompts shown with every model's response side by side in the report" }),
+  }),
+  checkpoint: section("Checkpoints in the run folder", {
+    every_iterations: int({ default: 10, min: 1, max: 1_000_000, unit: "iterations", description: "PPO iterations between checkpoints (each stage's end is always checkpointed)" }),
+    keep_last: int({ default: 2, min: 1, max: 1000, unit: "checkpoints", description: "Checkpoints kept; older ones are deleted" }),
+  }),
+});
+
+/** A resolved run config: every key present, deep-frozen. Derived from {@link RUN_CONFIG_SCHEMA}. */
+export type RunConfig = ValueOf<typeof RUN_CONFIG_SCHEMA>;
+
+/** A rule between keys, checked after each key alone is valid. */
+export interface CrossFieldRule {
+  /** The key an error is reported on. */
+  readonly path: string;
+  /** Every key the rule reads; the rule is skipped when any of them is invalid. */
+  readonly reads: readonly string[];
+  /** The rule as the documentation states it. */
+  readonly doc: string;
+  /** The error message, or undefined when the rule holds. */
+  readonly check: (c: RunConfig) => string | undefined;
+}
+
+const positions = (c: RunConfig): number => c.model.n_positions;
+
+function fitsContext(stage: "rankings" | "ppo" | "evaluation"): CrossFieldRule {
+  return {
+    path: `${stage}.max_new_tokens`,
+    reads: [`${stage}.max_new_tokens`, "data.max_prompt_tokens", "model.n_positions", "model.preset"],
+    doc: `\`data.max_prompt_tokens\` + \`${stage}.max_new_tokens\` <= \`model.n_positions\``,
+    check: (c) => {
+      const total = c.data.max_prompt_tokens + c[stage].max_new_tokens;
+      return total > positions(c)
+        ? `with data.max_prompt_tokens (${c.data.max_prompt_tokens}) must fit model.n_positions (${positions(c)}): at most ${positions(c) - c.data.max_prompt_tokens}, got ${c[stage].max_new_tokens}`
+        : undefined;
+    },
+  };
+}
+
+function atMost(path: string, limitPath: string, get: (c: RunConfig) => [number, number], when?: { doc: string; test: (c: RunConfig) => boolean; reads: string[] }): CrossFieldRule {
+  return {
+    path,
+    reads: [path, limitPath, ...(when?.reads ?? [])],
+    doc: `\`${path}\` <= \`${limitPath}\`${when ? ` ${when.doc}` : ""}`,
+    check: (c) => {
+      if (when && !when.test(c)) return undefined;
+      const [v, limit] = get(c);
+      return v > limit ? `must be <= ${limitPath} (${limit}), got ${v}` : undefined;
+    },
+  };
+}
+
+const builtinOnly = { doc: "with built-in data", test: (c: RunConfig) => c.data.source === "builtin", reads: ["data.source"] };
+
+function requiredFile(key: "sft" | "prompts" | "eval_prompts" | "pretrain"): CrossFieldRule {
+  return {
+    path: `data.files.${key}`,
+    reads: ["data.source", `data.files.${key}`],
+    doc: `\`data.files.${key}\` is set when \`data.source\` = "files"`,
+    check: (c) => (c.data.source === "files" && c.data.files[key] === null ? 'is required when data.source is "files"' : undefined),
+  };
+}
+
+/** Rules between keys; each error names `path`. */
+export const CROSS_FIELD_RULES: readonly CrossFieldRule[] = Object.freeze([
+  {
+    path: "model.n_embd",
+    reads: ["model.n_embd", "model.n_head", "model.preset"],
+    doc: "`model.n_embd` is a multiple of `model.n_head`",
+    check: (c) => (c.model.n_embd % c.model.n_head !== 0 ? `must be a multiple of model.n_head (${c.model.n_head}), got ${c.model.n_embd}` : undefined),
+  },
+  atMost("pretrain.sequence_length", "model.n_positions", (c) => [c.pretrain.sequence_length, positions(c)]),
+  atMost("ppo.ptx.sequence_length", "model.n_positions", (c) => [c.ppo.ptx.sequence_length, positions(c)]),
+  fitsContext("rankings"),
+  fitsContext("ppo"),
+  fitsContext("evaluation"),
+  {
+    path: "pretrain.warmup_steps",
+    reads: ["pretrain.warmup_steps", "pretrain.steps"],
+    doc: "`pretrain.warmup_steps` < `pretrain.steps`",
+    check: (c) => (c.pretrain.warmup_steps >= c.pretrain.steps ? `must be < pretrain.steps (${c.pretrain.steps}), got ${c.pretrain.warmup_steps}` : undefined),
+  },
+  {
+    path: "ppo.warmup_iterations",
+    reads: ["ppo.warmup_iterations", "ppo.iterations"],
+    doc: "`ppo.warmup_iterations` < `ppo.iterations`",
+    check: (c) => (c.ppo.warmup_iterations >= c.ppo.iterations ? `must be < ppo.iterations (${c.ppo.iterations}), got ${c.ppo.warmup_iterations}` : undefined),
+  },
+  atMost("ppo.minibatch_size", "ppo.prompts_per_iteration", (c) => [c.ppo.minibatch_size, c.ppo.prompts_per_iteration]),
+  {
+    path: "ppo.minibatch_size",
+    reads: ["ppo.minibatch_size", "ppo.prompts_per_iteration"],
+    doc: "`ppo.minibatch_size` divides `ppo.prompts_per_iteration` (equal minibatches)",
+    check: (c) =>
+      c.ppo.minibatch_size <= c.ppo.prompts_per_iteration && c.ppo.prompts_per_iteration % c.ppo.minibatch_size !== 0
+        ? `must divide ppo.prompts_per_iteration (${c.ppo.prompts_per_iteration}), got ${c.ppo.minibatch_size}`
+        : undefined,
+  },
+  {
+    path: "ppo.kl.target",
+    reads: ["ppo.kl.controller", "ppo.kl.target"],
+    doc: '`ppo.kl.target` is set when `ppo.kl.controller` = "adaptive"',
+    check: (c) => (c.ppo.kl.controller === "adaptive" && c.ppo.kl.target === null ? 'is required when ppo.kl.controller is "adaptive"' : undefined),
+  },
+  {
+    path: "ppo.kl.horizon",
+    reads: ["ppo.kl.controller", "ppo.kl.horizon"],
+    doc: '`ppo.kl.horizon` is set when `ppo.kl.controller` = "adaptive"',
+    check: (c) => (c.ppo.kl.controller === "adaptive" && c.ppo.kl.horizon === null ? 'is required when ppo.kl.controller is "adaptive"' : undefined),
+  },
+  {
+    path: "ppo.kl.beta",
+    reads: ["ppo.kl.controller", "ppo.kl.beta"],
+    doc: '`ppo.kl.beta` > 0 when `ppo.kl.controller` = "adaptive" (it scales beta multiplicatively)',
+    check: (c) => (c.ppo.kl.controller === "adaptive" && c.ppo.kl.beta === 0 ? 'must be > 0 when ppo.kl.controller is "adaptive", got 0' : undefined),
+  },
+  requiredFile("sft"),
+  requiredFile("prompts"),
+  requiredFile("eval_prompts"),
+  requiredFile("pretrain"),
+  {
+    path: "data.files.rankings",
+    reads: ["rankings.source", "data.files.rankings"],
+    doc: '`data.files.rankings` is set when `rankings.source` = "file"',
+    check: (c) => (c.rankings.source === "file" && c.data.files.rankings === null ? 'is required when rankings.source is "file"' : undefined),
+  },
+  {
+    path: "rankings.source",
+    reads: ["rankings.source", "data.source"],
+    doc: '`rankings.source` = "simulated" needs `data.source` = "builtin" (the labelers judge against gold answers)',
+    check: (c) =>
+      c.rankings.source === "simulated" && c.data.source !== "builtin"
+        ? 'must be "file" when data.source is "files": the simulated labelers need the gold answers of the built-in tasks'
+        : undefined,
+  },
+  atMost("rankings.prompts", "data.builtin.rm_prompts", (c) => [c.rankings.prompts, c.data.builtin.rm_prompts], builtinOnly),
+  atMost("ppo.prompts_per_iteration", "data.builtin.ppo_prompts", (c) => [c.ppo.prompts_per_iteration, c.data.builtin.ppo_prompts], builtinOnly),
+  atMost("evaluation.prompts", "data.builtin.eval_prompts", (c) => [c.evaluation.prompts, c.data.builtin.eval_prompts], builtinOnly),
+  atMost("evaluation.samples_in_report", "evaluation.prompts", (c) => [c.evaluation.samples_in_report, c.evaluation.prompts]),
+  {
+    path: "reward_model.validation_fraction",
+    reads: ["reward_model.validation_fraction", "rankings.prompts"],
+    doc: "`rankings.prompts` * `reward_model.validation_fraction` rounds to at least 1 held-out prompt and leaves at least 1 for training",
+    check: (c) => {
+      const held = Math.round(c.rankings.prompts * c.reward_model.validation_fraction);
+      return held < 1 || held >= c.rankings.prompts
+        ? `leaves ${held} of rankings.prompts (${c.rankings.prompts}) held out; needs at least 1 held out and 1 for training`
+        : undefined;
+    },
+  },
+]);
+
+/** The number of held-out ranking prompts a resolved config implies (the rest train the reward model). */
+export function rewardModelValidationPrompts(c: RunConfig): number {
+  return Math.round(c.rankings.prompts * c.reward_model.validation_fraction);
+}
+
+/** The model's shape and vocabulary a resolved config implies. */
+export function modelShape(c: RunConfig): ModelShape & { readonly vocab_size: number } {
+  return { vocab_size: TOKENIZER_VOCAB_SIZE[c.model.tokenizer], n_positions: c.model.n_positions, n_embd: c.model.n_embd, n_layer: c.model.n_layer, n_head: c.model.n_head };
+}

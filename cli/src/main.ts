@@ -9,7 +9,9 @@ import { parseArgs, UsageError } from "./args";
 const USAGE = `usage: rlhf <command> [options]
 commands:
   serve <service>   run one service in this process (see rlhf serve --help)
-  demo              the main job: serve a checkpoint with the reference-model service and query it
+  demo              the main job: the whole recipe on built-in data, five services as child processes
+  run <config>      the same with your run config (JSON or YAML)
+  resume <run-dir>  continue a failed or cancelled run from its last checkpoint
   data export|check write the built-in datasets / check a data file (see rlhf data --help)
   generate          sample from a checkpoint (see rlhf generate --help)
   logprobs          per-token log-probabilities of a text or token list
@@ -30,10 +32,12 @@ async function main(argv: string[]): Promise<void> {
       if (args.flags.has("help")) return void console.log(SERVE_USAGE);
       return serve(args);
     }
-    case "demo": {
-      const { demo, DEMO_USAGE } = require("./commands/demo") as typeof import("./commands/demo");
-      if (args.flags.has("help")) return void console.log(DEMO_USAGE);
-      return demo(args);
+    case "demo":
+    case "run":
+    case "resume": {
+      const r = require("./commands/run") as typeof import("./commands/run");
+      if (args.flags.has("help")) return void console.log(cmd === "demo" ? r.DEMO_USAGE : cmd === "run" ? r.RUN_USAGE : r.RESUME_USAGE);
+      return cmd === "demo" ? r.demo(args) : cmd === "run" ? r.run(args) : r.resume(args);
     }
     case "data": {
       const { data, DATA_USAGE } = require("./commands/data") as typeof import("./commands/data");

@@ -10,7 +10,7 @@ export interface ServiceEntry {
 }
 
 export const SERVICES: readonly ServiceEntry[] = [
-  { name: "ppo-coordinator", port: 50050, builtBy: "issue #6 (the PPO coordinator)" },
+  { name: "ppo-coordinator", pkg: "@rlhf/ppo-coordinator", port: 50050 },
   { name: "policy", pkg: "@rlhf/policy", port: 50051 },
   { name: "reward-model", pkg: "@rlhf/reward-model", port: 50052 },
   { name: "reference-model", pkg: "@rlhf/reference-model", port: 50053 },

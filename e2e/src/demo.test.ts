@@ -1,22 +1,39 @@
-// The README's main job, `rlhf demo`, end to end in real processes.
+// The README's main job, `rlhf demo --tiny`, end to end: the CLI starts the five services as
+// child processes, runs every stage of the recipe, writes the run folder and stops them.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RLHF, start, exitWithin } from "./helpers";
 
-test("rlhf demo writes a checkpoint, serves it, queries it and stops it cleanly", async () => {
-  const out = join(mkdtempSync(join(tmpdir(), "demo-")), "run");
-  const p = start([RLHF, "demo", "--out", out], { RLHF_BACKEND: "cpu" });
-  assert.equal(await exitWithin(p, 120_000), 0, p.out());
-  const text = p.out();
-  assert.match(text, /\[2\/4\] reference-model is SERVING on 127\.0\.0\.1:\d+/);
-  assert.match(text, /\[3\/4\] LogProbs of 3 sequences/);
-  assert.match(text, /bad input is refused: INVALID_ARGUMENT: batch\.tokens\[2\]: id 519 is outside the vocabulary \[0, 512\)/);
-  assert.match(text, /\[4\/4\] SIGTERM -> reference-model drained and exited with code 0/);
-  assert.ok(existsSync(join(out, "base-model", "config.json")));
-  assert.ok(existsSync(join(out, "base-model", "model.safetensors")));
-  // random tiny model: every mean log-prob is close to uniform ln(1/512) = -6.238
-  for (const m of text.matchAll(/mean (-?\d+\.\d+) nats\/token/g)) assert.ok(Math.abs(Number(m[1]) + 6.238) < 0.5, m[0]);
+test("rlhf demo --tiny runs every stage across real processes, and PPO raises the reward", { timeout: 240_000 }, async () => {
+  const runs = mkdtempSync(join(tmpdir(), "demo-"));
+  const started = Date.now();
+  const p = start([RLHF, "demo", "--tiny", "--runs-dir", runs, "--run-id", "e2e"]);
+  assert.equal(await exitWithin(p, 230_000), 0, p.out());
+  const seconds = (Date.now() - started) / 1000;
+  console.log(`rlhf demo --tiny: ${seconds.toFixed(0)} s`);
+  const out = p.out();
+  assert.match(out, /run e2e SUCCEEDED/);
+  for (const stage of ["Pretrain", "SFT", "Rankings", "Reward model", "PPO", "Evaluation"]) assert.match(out, new RegExp(`${stage}\\s+✓ done`), stage);
+  const dir = join(runs, "e2e");
+  for (const f of ["config.json", "run.json", "events.jsonl", "recipe-state.json", "report.json", "report.html"]) assert.ok(existsSync(join(dir, f)), f);
+  const ck = readdirSync(join(dir, "checkpoints"));
+  for (const c of ["base", "sft", "reward-model"]) assert.ok(ck.includes(c), `checkpoint ${c}`);
+  assert.ok(ck.some((c) => /^ppo_ptx-\d{6}$/.test(c)) && ck.some((c) => /^ppo-\d{6}$/.test(c)), ck.join(", "));
+  for (const svc of ["policy", "reward-model", "reference-model", "pretrain-mix", "ppo-coordinator"]) assert.ok(existsSync(join(runs, `${svc}.log`)), `${svc}.log`);
+
+  const report = JSON.parse(readFileSync(join(dir, "report.json"), "utf8"));
+  for (const m of ["base", "sft", "ppo", "ppo_ptx"]) assert.ok(Number.isFinite(report.models[m].pretrain_validation_loss), m);
+  const events = readFileSync(join(dir, "events.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  const ppo = events.filter((e) => e.metrics?.stage === "STAGE_PPO").map((e) => e.metrics.values);
+  const iterations = report.run.config.ppo.iterations;
+  assert.equal(ppo.length, 2 * iterations, "every iteration of both variants reported its metrics");
+  // The reward went up: PPO-ptx's last iterations score higher than its first ones.
+  const reward = report.iterations.ppo_ptx.map((i: { values: Record<string, number> }) => i.values["objective/reward"]);
+  const half = Math.floor(reward.length / 2);
+  const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+  console.log(`PPO-ptx reward per iteration: ${reward.map((r: number) => r.toFixed(3)).join(" ")}`);
+  assert.ok(mean(reward.slice(-half)) > mean(reward.slice(0, half)), `reward went up: ${reward.join(", ")}`);
 });

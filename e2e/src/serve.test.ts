@@ -51,7 +51,6 @@ test("serve, query, drain on SIGTERM, exit 0", async () => {
 test("clear errors for unknown or unbuilt services, bad flags and bad environment", async () => {
   const cases: [string[], Record<string, string>, number, RegExp][] = [
     [["serve", "bogus"], {}, 2, /unknown service "bogus"; the services are: ppo-coordinator, policy, reward-model, reference-model, pretrain-mix/],
-    [["serve", "ppo-coordinator"], {}, 2, /the ppo-coordinator service is not built yet/],
     [["serve", "reference-model", "--prot", "1"], {}, 2, /unknown option --prot/],
     [["serve", "reference-model", "--port", "abc"], {}, 2, /reference-model: configuration error: GRPC_PORT must be an integer, got "abc"/],
     [["serve", "reference-model"], { GRPC_PORT: "0", MAX_BATCH_TOKENS: "0" }, 2, /MAX_BATCH_TOKENS must be in \[1, 100000000\], got 0/],

@@ -1,0 +1,110 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { UsageError, parseArgs } from "../args";
+import { cliEntryPoint } from "../run/session";
+import { demoOptions, readConfigFile, resumeOptions, runOptions } from "./run";
+
+const tmp = mkdtempSync(join(tmpdir(), "rlhf-cli-run-"));
+const args = (...argv: string[]) => parseArgs(argv, new Set(["help", "tiny", "no-cache"]));
+
+/** Runs the built `rlhf` with `argv`: exit status and stderr. */
+function rlhf(...argv: string[]): { status: number | null; stderr: string; stdout: string } {
+  const r = spawnSync(process.execPath, [cliEntryPoint(), ...argv], { encoding: "utf8", timeout: 30_000 });
+  return { status: r.status, stderr: r.stderr, stdout: r.stdout };
+}
+
+test("argument mistakes exit 2 with one clear line, before anything starts", () => {
+  const cases: [string[], string][] = [
+    [["demo", "--bogus"], "rlhf: rlhf demo: unknown option --bogus (known: --tiny, --runs-dir, --run-id, --backend)\n"],
+    [["demo", "extra"], 'rlhf: rlhf demo: unexpected argument "extra"\n'],
+    [["demo", "--backend", "gpu"], 'rlhf: --backend must be one of tensorflow-gpu, tensorflow, wasm, cpu, got "gpu"\n'],
+    [["demo", "--run-id", "My_Run"], 'rlhf: --run-id must be 1-64 characters of a-z, 0-9 and -, got "My_Run"\n'],
+    [["demo", "--runs-dir"], "rlhf: --runs-dir needs a value\n"],
+    [["run", join(tmp, "missing.yaml")], `rlhf: config file ${join(tmp, "missing.yaml")} does not exist\n`],
+    [["run", tmp, "--tiny"], "rlhf: rlhf run: unknown option --tiny (known: --runs-dir, --run-id, --backend)\n"],
+    [["resume", join(tmp, "no-such-run")], `rlhf: run folder ${join(tmp, "no-such-run")} does not exist\n`],
+    [["resume", join(tmp, "r"), "--run-id", "x"], "rlhf: rlhf resume: unknown option --run-id (known: --backend)\n"],
+  ];
+  for (const [argv, line] of cases) {
+    const r = rlhf(...argv);
+    assert.equal(r.status, 2, `${argv.join(" ")}: ${r.stderr}`);
+    assert.equal(r.stderr, line, argv.join(" "));
+  }
+  const noConfig = rlhf("run");
+  assert.equal(noConfig.status, 2);
+  assert.match(noConfig.stderr, /^rlhf: which config file\?\nrlhf run <config\.json\|config\.yaml>/);
+});
+
+test("--help prints each command's usage", () => {
+  for (const [cmd, first] of [
+    ["demo", "rlhf demo [--tiny]"],
+    ["run", "rlhf run <config.json|config.yaml>"],
+    ["resume", "rlhf resume <run-folder>"],
+  ]) {
+    const r = rlhf(cmd, "--help");
+    assert.equal(r.status, 0);
+    assert.ok(r.stdout.startsWith(first), r.stdout);
+  }
+  assert.match(rlhf("help").stdout, /\n {2}resume <run-dir> {2}continue a failed or cancelled run/);
+});
+
+test("demo: the tiny or default preset, runs folder, run id and backend", () => {
+  const tiny = demoOptions(args("demo", "--tiny", "--runs-dir", join(tmp, "runs"), "--run-id", "my-run-1", "--backend", "cpu"));
+  assert.deepEqual(tiny, {
+    action: { kind: "start", configJson: '{"preset":"tiny"}', runId: "my-run-1", displayName: "rlhf demo (tiny)", source: "the tiny demo config" },
+    runsDir: join(tmp, "runs"),
+    backend: "cpu",
+  });
+  const def = demoOptions(args("demo"));
+  assert.equal(def.action.kind === "start" && def.action.configJson, '{"preset":"default"}');
+  assert.equal(def.runsDir, resolve("runs"));
+  assert.equal(def.backend, undefined);
+  assert.throws(() => demoOptions(args("demo", "--tiny=yes")), /--tiny takes no value/);
+  writeFileSync(join(tmp, "a-file"), "x");
+  assert.throws(() => demoOptions(args("demo", "--runs-dir", join(tmp, "a-file"))), /is not a folder/);
+});
+
+test("run: YAML and JSON configs become config_json; bad files are UsageErrors naming the file", () => {
+  const yaml = join(tmp, "cfg.yaml");
+  writeFileSync(yaml, "# my run\nmodel:\n  preset: tiny\nppo:\n  beta: 0.02\n  iterations: 3\nstages: [sft, ppo]\n");
+  const o = runOptions(args("run", yaml, "--run-id", "exp-1"));
+  assert.deepEqual(o.action, { kind: "start", configJson: '{"model":{"preset":"tiny"},"ppo":{"beta":0.02,"iterations":3},"stages":["sft","ppo"]}', runId: "exp-1", displayName: "cfg.yaml", source: yaml });
+  const json = join(tmp, "cfg.json");
+  writeFileSync(json, '{ "ppo": { "gamma": 27.8 } }');
+  assert.equal(readConfigFile(json), '{"ppo":{"gamma":27.8}}');
+  const bad = (name: string, text: string, message: RegExp) => {
+    const p = join(tmp, name);
+    writeFileSync(p, text);
+    assert.throws(
+      () => readConfigFile(p),
+      (e: unknown) => e instanceof UsageError && message.test(e.message),
+      name,
+    );
+  };
+  bad("broken.json", '{"ppo": ', /^\/.*broken\.json: invalid JSON: /);
+  bad("broken.yml", "ppo:\n  beta: [1, 2\n", /^\/.*broken\.yml: invalid YAML: /);
+  bad("list.yaml", "- a\n- b\n", /list\.yaml: a run config must be an object \(a mapping of keys\), got a list$/);
+  bad("empty.yaml", "", /empty\.yaml: a run config must be an object \(a mapping of keys\), got nothing$/);
+  bad("number.json", "42", /number\.json: a run config must be an object \(a mapping of keys\), got number$/);
+  assert.throws(() => readConfigFile(tmp), /is not a file/);
+});
+
+test("resume: the folder's parent is the runs folder, its name the run id", () => {
+  const dir = join(tmp, "runs", "demo-20250101-1");
+  mkdirSync(dir, { recursive: true });
+  assert.deepEqual(resumeOptions(args("resume", dir, "--backend", "wasm")), {
+    action: { kind: "resume", runId: "demo-20250101-1", runDir: dir },
+    runsDir: join(tmp, "runs"),
+    backend: "wasm",
+  });
+  const odd = join(tmp, "Not A Run");
+  mkdirSync(odd, { recursive: true });
+  assert.throws(() => resumeOptions(args("resume", odd)), /is not a run folder: its name "Not A Run" is not a run id/);
+  writeFileSync(join(tmp, "plain-file"), "x");
+  assert.throws(() => resumeOptions(args("resume", join(tmp, "plain-file"))), /is not a folder: rlhf resume takes a run folder/);
+  assert.throws(() => resumeOptions(args("resume")), /which run folder\?/);
+});

@@ -1,0 +1,150 @@
+/**
+ * `rlhf demo`, `rlhf run <config>` and `rlhf resume <run-folder>`: the whole recipe with the five
+ * services as child processes of the CLI (see ../run/session.ts). This file turns arguments into
+ * a session; every mistake in them is a UsageError (exit status 2) before anything starts.
+ */
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { basename, dirname, extname, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { type ParsedArgs, UsageError, allowFlags, flagString } from "../args";
+import type { SessionAction, SessionOptions } from "../run/session";
+
+const COMMON_FLAGS = `  --runs-dir DIR    where runs and the services' logs (<service>.log) go (default ./runs)
+  --run-id ID       name the run: 1-64 characters of a-z, 0-9 and - (default: the coordinator picks)
+  --backend NAME    RLHF_BACKEND of every service: wasm, cpu, tensorflow or tensorflow-gpu
+                    (default: each service takes the best one it can load)`;
+
+const AFTER = `Progress is redrawn in place on a terminal, one line per change otherwise. At the end it
+prints the run folder and its report.html / report.json. Ctrl-C cancels the run (it stays
+resumable: rlhf resume <run folder>); a second Ctrl-C stops the services at once.
+Exit status: 0 the run succeeded, 1 it failed, 2 bad arguments or config, 130 interrupted.`;
+
+export const DEMO_USAGE = `rlhf demo [--tiny] [--runs-dir DIR] [--run-id ID] [--backend NAME]
+  Runs the whole InstructGPT recipe (pretrain, SFT, rankings, reward model, PPO-ptx and plain
+  PPO, evaluation) on built-in data with the five services as child processes on free
+  loopback ports: the demo config, about 20 minutes on 2 cores.
+  --tiny            a smoke run of a few minutes instead (nothing learns much)
+${COMMON_FLAGS}
+${AFTER}`;
+
+export const RUN_USAGE = `rlhf run <config.json|config.yaml> [--runs-dir DIR] [--run-id ID] [--backend NAME]
+  Like rlhf demo, with your run config (JSON, or YAML for .yaml/.yml files; omitted keys take
+  their defaults, unknown keys are errors).
+${COMMON_FLAGS}
+${AFTER}`;
+
+export const RESUME_USAGE = `rlhf resume <run-folder> [--backend NAME]
+  Continues a FAILED or CANCELLED run where it stopped, from its last checkpoint: starts the
+  services with the folder's parent as the runs folder and resumes the run named by the
+  folder. Flags as for rlhf demo.
+${AFTER}`;
+
+/** The compute backends `RLHF_BACKEND` accepts (libs/compute's BACKEND_ORDER; not imported: it loads TensorFlow.js). */
+const BACKENDS = ["tensorflow-gpu", "tensorflow", "wasm", "cpu"] as const;
+const RUN_ID = /^[a-z0-9-]{1,64}$/;
+
+function noExtraPositionals(args: ParsedArgs, n: number, command: string): void {
+  if (args.positional.length > n) throw new UsageError(`${command}: unexpected argument "${args.positional[n]}"`);
+}
+
+function backendFlag(args: ParsedArgs): string | undefined {
+  const b = flagString(args, "backend");
+  if (b !== undefined && !(BACKENDS as readonly string[]).includes(b)) throw new UsageError(`--backend must be one of ${BACKENDS.join(", ")}, got "${b}"`);
+  return b;
+}
+
+function runIdFlag(args: ParsedArgs): string | undefined {
+  const id = flagString(args, "run-id");
+  if (id !== undefined && !RUN_ID.test(id)) throw new UsageError(`--run-id must be 1-64 characters of a-z, 0-9 and -, got "${id}"`);
+  return id;
+}
+
+function runsDirFlag(args: ParsedArgs): string {
+  const dir = resolve(flagString(args, "runs-dir") ?? "runs");
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UsageError(`--runs-dir ${dir} is not a folder`);
+  return dir;
+}
+
+/** `rlhf demo` arguments as session options. */
+export function demoOptions(args: ParsedArgs): SessionOptions {
+  allowFlags(args, ["tiny", "runs-dir", "run-id", "backend"], "rlhf demo");
+  noExtraPositionals(args, 1, "rlhf demo");
+  if (typeof args.flags.get("tiny") === "string") throw new UsageError("--tiny takes no value");
+  const preset = args.flags.has("tiny") ? "tiny" : "default";
+  const action: SessionAction = {
+    kind: "start",
+    configJson: JSON.stringify({ preset }),
+    runId: runIdFlag(args),
+    displayName: `rlhf demo (${preset})`,
+    source: `the ${preset} demo config`,
+  };
+  return { action, runsDir: runsDirFlag(args), backend: backendFlag(args) };
+}
+
+/** Reads a run config file (YAML for .yaml/.yml, JSON otherwise) as a JSON object text. */
+export function readConfigFile(path: string): string {
+  if (!existsSync(path)) throw new UsageError(`config file ${path} does not exist`);
+  if (!statSync(path).isFile()) throw new UsageError(`config file ${path} is not a file`);
+  const text = readFileSync(path, "utf8");
+  const yaml = [".yaml", ".yml"].includes(extname(path).toLowerCase());
+  let value: unknown;
+  try {
+    if (yaml) {
+      value = parseYaml(text, { prettyErrors: true });
+    } else value = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`${path}: invalid ${yaml ? "YAML" : "JSON"}: ${(e as Error).message.split("\n")[0]}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new UsageError(`${path}: a run config must be an object (a mapping of keys), got ${Array.isArray(value) ? "a list" : value === null ? "nothing" : typeof value}`);
+  const json = JSON.stringify(value);
+  if (Buffer.byteLength(json) > 1024 * 1024) throw new UsageError(`${path}: the config is larger than 1 MiB as JSON`);
+  return json;
+}
+
+/** `rlhf run <config>` arguments as session options. */
+export function runOptions(args: ParsedArgs): SessionOptions {
+  allowFlags(args, ["runs-dir", "run-id", "backend"], "rlhf run");
+  const file = args.positional[1];
+  if (!file) throw new UsageError(`which config file?\n${RUN_USAGE}`);
+  noExtraPositionals(args, 2, "rlhf run");
+  const path = resolve(file);
+  const action: SessionAction = { kind: "start", configJson: readConfigFile(path), runId: runIdFlag(args), displayName: basename(path), source: file };
+  return { action, runsDir: runsDirFlag(args), backend: backendFlag(args) };
+}
+
+/** `rlhf resume <run-folder>` arguments as session options. */
+export function resumeOptions(args: ParsedArgs): SessionOptions {
+  allowFlags(args, ["backend"], "rlhf resume");
+  const folder = args.positional[1];
+  if (!folder) throw new UsageError(`which run folder?\n${RESUME_USAGE}`);
+  noExtraPositionals(args, 2, "rlhf resume");
+  const runDir = resolve(folder);
+  if (!existsSync(runDir)) throw new UsageError(`run folder ${folder} does not exist`);
+  if (!statSync(runDir).isDirectory()) throw new UsageError(`${folder} is not a folder: rlhf resume takes a run folder (runs/<run id>)`);
+  const runId = basename(runDir);
+  if (!RUN_ID.test(runId)) throw new UsageError(`${folder} is not a run folder: its name "${runId}" is not a run id (a-z, 0-9 and -)`);
+  return { action: { kind: "resume", runId, runDir }, runsDir: dirname(runDir), backend: backendFlag(args) };
+}
+
+async function session(o: SessionOptions): Promise<void> {
+  // Loaded only now: it pulls in gRPC.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { runSession, checkBuilt } = require("../run/session") as typeof import("../run/session");
+  checkBuilt();
+  process.exitCode = await runSession(o);
+}
+
+/** `rlhf demo`. */
+export function demo(args: ParsedArgs): Promise<void> {
+  return session(demoOptions(args));
+}
+
+/** `rlhf run <config>`. */
+export function run(args: ParsedArgs): Promise<void> {
+  return session(runOptions(args));
+}
+
+/** `rlhf resume <run-folder>`. */
+export function resume(args: ParsedArgs): Promise<void> {
+  return session(resumeOptions(args));
+}

@@ -1,0 +1,264 @@
+// runSession end to end against stand-ins: a fake CLI entry point whose `serve <name> --port <p>`
+// starts a scripted coordinator (the generated PpoCoordinatorService, events per FAKE_SCENARIO)
+// or a health-only model service. The real coordinator's end-to-end test is in e2e/.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { UsageError } from "../args";
+import { EXIT, freePorts, runSession, serviceNamedIn, serviceSpecs, tokenizerOf, type SessionAction } from "./session";
+
+const FAKE_MAIN = `
+const path = require("node:path");
+const kit = require(${JSON.stringify(require.resolve("@rlhf/grpc-kit"))});
+const { ppoCoordinator: pc } = require(${JSON.stringify(require.resolve("@rlhf/proto"))});
+const [, , cmd, name, flag, portText] = process.argv;
+if (cmd !== "serve" || flag !== "--port") { console.error("bad argv " + process.argv.join(" ")); process.exit(9); }
+const scenario = process.env.FAKE_SCENARIO;
+const log = kit.createLogger({ service: name });
+const keys = ["GRPC_HOST", "RLHF_BACKEND", "TOKENIZER", "POLICY_ADDR", "REWARD_MODEL_ADDR", "REFERENCE_MODEL_ADDR", "PRETRAIN_MIX_ADDR", "RUNS_DIR"];
+log.info({ env: Object.fromEntries(keys.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]])) }, "wiring");
+const S = pc.Stage, R = pc.RunState;
+const RESOLVED = JSON.stringify({ model: { preset: "tiny", tokenizer: "gpt2" } });
+const runDir = path.join(process.env.RUNS_DIR || ".", "fake-1");
+let seq = 0, state = R.RUN_STATE_UNSPECIFIED, cancelled = () => {}, isCancelled = false;
+if (scenario === "resume") { seq = 3; state = R.RUN_STATE_FAILED; }
+const history = [];
+const ev = (payload) => { const e = pc.RunEvent.fromPartial({ runId: "fake-1", sequence: ++seq, payload }); history.push(e); return e; };
+const changed = (from, to, stage, errorMessage = "") => ev({ $case: "stateChanged", stateChanged: { fromState: from, toState: to, stage, errorMessage } });
+const progress = (stage, step, totalSteps, unit) => ev({ $case: "stageProgress", stageProgress: { stage, step, totalSteps, unit, etaMs: 0, elapsedMs: step * 1000 } });
+const run = () => pc.Run.fromPartial({ id: "fake-1", state, runDir, configJson: RESOLVED, lastEventSequence: seq, lastMetrics: { "acceptance/from_get_run": 0.5 } });
+if (scenario === "resume") {
+  seq = 0;
+  changed(R.RUN_STATE_PENDING, R.RUN_STATE_RUNNING, S.STAGE_UNSPECIFIED);
+  progress(S.STAGE_SFT, 1, 2, "optimizer_steps");
+  changed(R.RUN_STATE_RUNNING, R.RUN_STATE_FAILED, S.STAGE_SFT, "killed");
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const coordinator = {
+  startRun(call, cb) {
+    log.info({ request: call.request }, "StartRun");
+    if (call.request.validateOnly) {
+      if (scenario === "invalid") return cb({ code: 3, details: "ppo.beta: must be >= 0, got -1" });
+      return cb(null, { run: pc.Run.fromPartial({ configJson: RESOLVED }) });
+    }
+    state = R.RUN_STATE_RUNNING;
+    cb(null, { run: run() });
+  },
+  getRun(call, cb) { log.info({ request: call.request }, "GetRun"); cb(null, { run: run() }); },
+  listRuns(_call, cb) { cb(null, { runs: [], nextPageToken: "" }); },
+  cancelRun(call, cb) { log.info({ request: call.request }, "CancelRun"); isCancelled = true; cancelled(); cb(null, { run: run() }); },
+  resumeRun(call, cb) { log.info({ request: call.request }, "ResumeRun"); state = R.RUN_STATE_PENDING; cb(null, { run: run() }); },
+  async watchRun(call) {
+    log.info({ request: call.request }, "WatchRun");
+    const send = (e) => call.write({ event: e });
+    for (const e of history) if (e.sequence > call.request.afterSequence) send(e);
+    const end = (to, err = "") => { state = to; send(changed(R.RUN_STATE_RUNNING, to, S.STAGE_PPO, err)); call.end(); };
+    if (scenario === "resume") {
+      send(changed(R.RUN_STATE_FAILED, R.RUN_STATE_PENDING, S.STAGE_SFT));
+      send(changed(R.RUN_STATE_PENDING, R.RUN_STATE_RUNNING, S.STAGE_SFT));
+      send(progress(S.STAGE_SFT, 2, 2, "optimizer_steps"));
+      return end(R.RUN_STATE_SUCCEEDED);
+    }
+    send(changed(R.RUN_STATE_PENDING, R.RUN_STATE_RUNNING, S.STAGE_UNSPECIFIED));
+    send(progress(S.STAGE_SFT, 0, 2, "optimizer_steps"));
+    await sleep(50);
+    send(progress(S.STAGE_SFT, 2, 2, "optimizer_steps"));
+    send(progress(S.STAGE_PPO, 0, 1, "iterations"));
+    if (scenario === "cancel") {
+      if (!isCancelled) await new Promise((r) => (cancelled = r));
+      return end(R.RUN_STATE_CANCELLED);
+    }
+    if (scenario === "policy-dies" || scenario === "hang") return; // the stream stays open
+    send(ev({ $case: "metrics", metrics: { stage: S.STAGE_PPO, step: 1, values: { "objective/reward": 0.25, "acceptance/ppo_ptx_beats_sft": 1 } } }));
+    send(progress(S.STAGE_PPO, 1, 1, "iterations"));
+    if (scenario === "fail") return end(R.RUN_STATE_FAILED, "reward-model: Score: INTERNAL: boom");
+    end(R.RUN_STATE_SUCCEEDED);
+  },
+};
+(async () => {
+  const services = name === "ppo-coordinator" ? [{ definition: pc.PpoCoordinatorServiceService, implementation: coordinator }] : [];
+  const s = await kit.startServer({ services, log, port: Number(portText) });
+  if (name === "ppo-coordinator" || name === "pretrain-mix") s.setServing(true);
+  if (name === "reward-model") log.error("reward-model: Score failed: boom");
+  if (name === "policy" && scenario === "policy-dies") setTimeout(() => { console.error("policy: out of memory"); process.exit(7); }, 1500);
+  process.on("SIGTERM", async () => { log.info("got SIGTERM"); await s.shutdown(200); process.exit(0); });
+})();
+`;
+
+const fakeMain = join(mkdtempSync(join(tmpdir(), "rlhf-fake-cli-")), "main.js");
+writeFileSync(fakeMain, FAKE_MAIN);
+
+class Collect extends Writable {
+  text = "";
+  override _write(chunk: Buffer, _enc: string, cb: () => void): void {
+    this.text += chunk.toString();
+    cb();
+  }
+}
+
+const START: SessionAction = { kind: "start", configJson: '{"preset":"tiny"}', runId: "", displayName: "test", source: "cfg.yaml" };
+
+async function session(scenario: string, action: SessionAction = START, during?: (out: Collect) => Promise<void>) {
+  const runsDir = mkdtempSync(join(tmpdir(), "rlhf-session-"));
+  const out = new Collect();
+  process.env.FAKE_SCENARIO = scenario;
+  try {
+    const running = runSession({ action, runsDir, out, cliMain: fakeMain, backend: "cpu", readyTimeoutMs: 30_000, stopGraceMs: 5000 });
+    if (during) await during(out);
+    const code = await running;
+    return { code, out: out.text, runsDir, log: (name: string) => (existsSync(join(runsDir, `${name}.log`)) ? readFileSync(join(runsDir, `${name}.log`), "utf8") : "") };
+  } finally {
+    delete process.env.FAKE_SCENARIO;
+  }
+}
+
+async function until(cond: () => boolean, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test("a run that succeeds: services wired and started, config validated, progress followed, report paths, children stopped, exit 0", async () => {
+  const r = await session("success");
+  assert.equal(r.code, EXIT.ok, r.out);
+  const lines = r.out.split("\n");
+  assert.match(lines[0], /^starting the services on 127\.0\.0\.1 \(logs: .*\/<service>\.log\)$/);
+  assert.match(lines[1], /^services ready in \d+\.\d s \(tokenizer gpt2, backend cpu\)$/);
+  assert.deepEqual(lines.slice(2), [
+    `run fake-1 started: ${join(r.runsDir, "fake-1")}`,
+    "run fake-1 RUNNING",
+    "SFT started (2 optimizer steps)",
+    "SFT          ✓ done in 2s (2 optimizer steps)",
+    "PPO started (1 iteration)",
+    "PPO          ✓ done in 1s (1 iteration)",
+    "run fake-1 SUCCEEDED",
+    `run folder:  ${join(r.runsDir, "fake-1")}`,
+    `report:      ${join(r.runsDir, "fake-1", "report.html")}`,
+    `             ${join(r.runsDir, "fake-1", "report.json")}`,
+    "acceptance:",
+    "  from_get_run  0.5",
+    "  ppo_ptx_beats_sft  1",
+    "",
+  ]);
+  // the coordinator got the addresses and RUNS_DIR; the policy and pretrain-mix the resolved tokenizer
+  const wiring = (name: string) => JSON.parse(r.log(name).split("\n").find((l) => l.includes('"msg":"wiring"'))!).env as Record<string, string>;
+  const c = wiring("ppo-coordinator");
+  assert.equal(c.RUNS_DIR, r.runsDir);
+  assert.equal(c.RLHF_BACKEND, "cpu");
+  for (const k of ["POLICY_ADDR", "REWARD_MODEL_ADDR", "REFERENCE_MODEL_ADDR", "PRETRAIN_MIX_ADDR"]) assert.match(c[k], /^127\.0\.0\.1:\d+$/);
+  assert.equal(wiring("policy").TOKENIZER, "gpt2");
+  assert.equal(wiring("policy").REWARD_MODEL_ADDR, c.REWARD_MODEL_ADDR);
+  assert.equal(wiring("pretrain-mix").TOKENIZER, "gpt2");
+  assert.equal(wiring("reward-model").POLICY_ADDR, c.POLICY_ADDR);
+  assert.equal(wiring("reference-model").POLICY_ADDR, c.POLICY_ADDR);
+  // validate_only first, then the real StartRun with the same config
+  const starts = r.log("ppo-coordinator").split("\n").filter((l) => l.includes('"msg":"StartRun"')).map((l) => JSON.parse(l).request);
+  assert.deepEqual(starts.map((q: { validateOnly: boolean; configJson: string }) => [q.validateOnly, q.configJson]), [[true, '{"preset":"tiny"}'], [false, '{"preset":"tiny"}']]);
+  for (const name of ["ppo-coordinator", "policy", "reward-model", "reference-model", "pretrain-mix"]) assert.match(r.log(name), /got SIGTERM/, name);
+});
+
+test("a run that fails: the error, the failing service's log, the resume command, exit 1", async () => {
+  const r = await session("fail");
+  assert.equal(r.code, EXIT.failed, r.out);
+  assert.match(r.out, /\nrun fake-1 FAILED in PPO: reward-model: Score: INTERNAL: boom\nrun folder: {2}.*fake-1\n/);
+  assert.doesNotMatch(r.out, /report\.html|acceptance/, "no report or acceptance lines for a failed run");
+  assert.match(r.out, /\nlast lines of .*reward-model\.log:\n( {2}.*\n)* {2}error reward-model: Score failed: boom\n/);
+  assert.match(r.out, /\nresume it with: rlhf resume .*fake-1 --backend cpu\n$/);
+});
+
+test("a config the coordinator refuses is a UsageError naming the file; the model services never start", async () => {
+  await assert.rejects(session("invalid"), (e: unknown) => {
+    assert.ok(e instanceof UsageError);
+    assert.equal(e.message, "cfg.yaml: ppo.beta: must be >= 0, got -1");
+    return true;
+  });
+});
+
+test("Ctrl-C cancels the run, waits for CANCELLED, prints the resume command and exits 130", async () => {
+  const r = await session("cancel", START, async (out) => {
+    await until(() => out.text.includes("PPO started"));
+    process.emit("SIGINT");
+  });
+  assert.equal(r.code, EXIT.interrupted, r.out);
+  assert.match(r.out, /Ctrl-C: cancelling run fake-1; it stays resumable \(Ctrl-C again to stop at once\)\n/);
+  assert.match(r.out, /\nPPO {10}■ cancelled at iteration 0\/1 after 0s\nrun fake-1 CANCELLED in PPO\n/);
+  assert.match(r.out, /resume it with: rlhf resume .*fake-1 --backend cpu\n$/);
+  assert.match(r.log("ppo-coordinator"), /"msg":"CancelRun"/);
+  assert.equal(process.listenerCount("SIGINT"), 0, "the handler is gone");
+});
+
+test("a second Ctrl-C kills the services at once when the run does not stop", async () => {
+  const r = await session("hang", START, async (out) => {
+    await until(() => out.text.includes("PPO started"));
+    process.emit("SIGINT");
+    await until(() => out.text.includes("Ctrl-C: cancelling"));
+    process.emit("SIGINT");
+  });
+  assert.equal(r.code, EXIT.interrupted, r.out);
+  assert.match(r.out, /\nCtrl-C again: stopping the services now\n/);
+  assert.match(r.out, /resume it with: rlhf resume .*fake-1 --backend cpu\n$/);
+  assert.doesNotMatch(r.out, /did not stop within the grace period/);
+  // SIGKILLed: no graceful shutdown in any log
+  for (const name of ["ppo-coordinator", "policy", "pretrain-mix"]) assert.doesNotMatch(r.log(name), /got SIGTERM/, name);
+});
+
+test("Ctrl-C while the services start stops them and exits 130 without starting a run", async () => {
+  const r = await session("success", START, async () => {
+    process.emit("SIGINT");
+  });
+  assert.equal(r.code, EXIT.interrupted, r.out);
+  assert.match(r.out, /Ctrl-C: stopping the services\n/);
+  assert.doesNotMatch(r.out, /run fake-1|resume it with/);
+  assert.doesNotMatch(r.log("ppo-coordinator"), /"msg":"StartRun"/);
+});
+
+test("a service that dies during the run ends the session with its log tail, exit 1", async () => {
+  const r = await session("policy-dies");
+  assert.equal(r.code, EXIT.failed, r.out);
+  assert.match(r.out, /\npolicy exited with code 7 (unexpectedly|before it was ready) \(log: .*policy\.log\); its last lines:\n( {2}.*\n)* {2}policy: out of memory\n/);
+  assert.match(r.log("ppo-coordinator"), /got SIGTERM/);
+});
+
+test("resume: GetRun, then ResumeRun; the history is replayed silently and drawn once", async () => {
+  const r = await session("resume", { kind: "resume", runId: "fake-1", runDir: "/somewhere/fake-1" });
+  assert.equal(r.code, EXIT.ok, r.out);
+  const lines = r.out.split("\n");
+  assert.deepEqual(lines.slice(2, 7), [
+    `run fake-1 resumed: ${join(r.runsDir, "fake-1")}`,
+    "SFT          ✗ failed at step 1/2 after 1s",
+    "run fake-1 PENDING",
+    "run fake-1 RUNNING",
+    "SFT started (2 optimizer steps), from step 2",
+  ]);
+  assert.match(r.log("ppo-coordinator"), /"msg":"ResumeRun"/);
+  assert.doesNotMatch(r.log("ppo-coordinator"), /"msg":"StartRun"/);
+});
+
+test("wiring helpers", async () => {
+  assert.equal(tokenizerOf('{"model":{"tokenizer":"gpt2"}}'), "gpt2");
+  assert.equal(tokenizerOf('{"model":{}}'), "byte");
+  assert.equal(tokenizerOf("not json"), "byte");
+  assert.equal(tokenizerOf(undefined), "byte");
+  assert.equal(serviceNamedIn("policy: Generate: RESOURCE_EXHAUSTED"), "policy");
+  assert.equal(serviceNamedIn("rlhf.reward_model.v1.RewardModelService/Score: INTERNAL (called with policy weights)"), "reward-model");
+  assert.equal(serviceNamedIn("something odd"), "ppo-coordinator");
+  const ports = await freePorts(5);
+  assert.equal(new Set(ports).size, 5);
+  const specs = serviceSpecs({ ports: { "ppo-coordinator": 1, policy: 2, "reward-model": 3, "reference-model": 4, "pretrain-mix": 5 }, runsDir: "/r", tokenizer: "byte", cliMain: "/cli/main.js" });
+  assert.deepEqual(specs.policy, {
+    name: "policy",
+    args: ["/cli/main.js", "serve", "policy", "--port", "2"],
+    port: 2,
+    env: { GRPC_HOST: "127.0.0.1", REWARD_MODEL_ADDR: "127.0.0.1:3", TOKENIZER: "byte" },
+    ready: "answer",
+  });
+  assert.equal(specs["ppo-coordinator"].ready, "serving");
+  assert.equal(specs["pretrain-mix"].ready, "serving");
+  assert.equal(specs["reward-model"].ready, "answer");
+  assert.equal(specs["ppo-coordinator"].env?.RLHF_BACKEND, undefined, "no backend flag, no RLHF_BACKEND");
+});

@@ -1,0 +1,453 @@
+/**
+ * One session of `rlhf demo`, `rlhf run` or `rlhf resume`: the five services as child processes
+ * on free loopback ports (each runs `rlhf serve <name>`), a run started (or resumed) on the
+ * coordinator, its events followed and rendered, and the children stopped at the end.
+ *
+ * Order of start-up: the coordinator first, because it resolves the run config (StartRun with
+ * validate_only, or GetRun of the run to resume) and the resolved `model.tokenizer` is what the
+ * policy and pretrain-mix must be started with; a bad config is reported before the model
+ * services load. Then the four model services, in parallel.
+ *
+ * Ctrl-C once: CancelRun, keep following until the run reports CANCELLED (it stays resumable),
+ * then stop. Ctrl-C twice: SIGKILL the children at once. SIGTERM / SIGHUP: stop the children
+ * gracefully without cancelling (the coordinator marks the run FAILED on its next start; it can
+ * be resumed).
+ */
+import { existsSync, mkdirSync } from "node:fs";
+import { isAbsolute, relative, resolve } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { ppoCoordinator } from "@rlhf/proto";
+import { createClient, freePort, type KitClient } from "@rlhf/grpc-kit";
+import { UsageError } from "../args";
+import { SERVICES, entryPointOf } from "../services";
+import { ChildFailedError, Supervisor, type ChildSpec } from "./supervisor";
+import { ProgressRenderer, isTerminal, stateName } from "./progress";
+
+const { RunState } = ppoCoordinator;
+type RunState = ppoCoordinator.RunState;
+type CoordinatorClient = KitClient<ppoCoordinator.PpoCoordinatorServiceClient>;
+
+/** The five services, by their `rlhf serve` names. */
+export type ServiceName = "ppo-coordinator" | "policy" | "reward-model" | "reference-model" | "pretrain-mix";
+/** Start order after the coordinator does not matter: the four model services start together. */
+export const SERVICE_NAMES: readonly ServiceName[] = ["ppo-coordinator", "policy", "reward-model", "reference-model", "pretrain-mix"];
+const MODEL_SERVICES: readonly ServiceName[] = ["policy", "reward-model", "reference-model", "pretrain-mix"];
+
+/** Exit statuses of the commands. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
+
+/** The built CLI entry point that the children run (`cli/dist/main.js`, also when this file runs from `src/` under tsx). */
+export function cliEntryPoint(): string {
+  return resolve(__dirname, "..", "..", "dist", "main.js");
+}
+
+/** Inputs of {@link serviceSpecs}. */
+export interface WiringOptions {
+  /** Port of each service on 127.0.0.1. */
+  ports: Readonly<Record<ServiceName, number>>;
+  /** RUNS_DIR of the coordinator (absolute). */
+  runsDir: string;
+  /** TOKENIZER of the policy and pretrain-mix: the run config's `model.tokenizer`. */
+  tokenizer: string;
+  /** RLHF_BACKEND of every service; unset = each picks the best it can load. */
+  backend?: string;
+  /** The CLI entry point the children run. Default {@link cliEntryPoint}. */
+  cliMain?: string;
+}
+
+/**
+ * The children: `node <cli main.js> serve <name> --port <p>` (exactly what `rlhf serve` runs)
+ * with the addresses each service needs. Model services are ready when health answers at all
+ * (NOT_SERVING until a model is loaded); pretrain-mix and the coordinator when SERVING.
+ */
+export function serviceSpecs(o: WiringOptions): Record<ServiceName, ChildSpec> {
+  const main = o.cliMain ?? cliEntryPoint();
+  const addr = (n: ServiceName) => `127.0.0.1:${o.ports[n]}`;
+  const common: Record<string, string> = { GRPC_HOST: "127.0.0.1", ...(o.backend ? { RLHF_BACKEND: o.backend } : {}) };
+  const spec = (name: ServiceName, env: Record<string, string>, ready: ChildSpec["ready"]): ChildSpec => ({
+    name,
+    args: [main, "serve", name, "--port", String(o.ports[name])],
+    port: o.ports[name],
+    env: { ...common, ...env },
+    ready,
+  });
+  return {
+    "ppo-coordinator": spec(
+      "ppo-coordinator",
+      { POLICY_ADDR: addr("policy"), REWARD_MODEL_ADDR: addr("reward-model"), REFERENCE_MODEL_ADDR: addr("reference-model"), PRETRAIN_MIX_ADDR: addr("pretrain-mix"), RUNS_DIR: o.runsDir },
+      "serving",
+    ),
+    policy: spec("policy", { REWARD_MODEL_ADDR: addr("reward-model"), TOKENIZER: o.tokenizer }, "answer"),
+    "reward-model": spec("reward-model", { POLICY_ADDR: addr("policy") }, "answer"),
+    "reference-model": spec("reference-model", { POLICY_ADDR: addr("policy") }, "answer"),
+    "pretrain-mix": spec("pretrain-mix", { POLICY_ADDR: addr("policy"), TOKENIZER: o.tokenizer }, "serving"),
+  };
+}
+
+/** `n` distinct free loopback ports. */
+export async function freePorts(n: number): Promise<number[]> {
+  const ports = new Set<number>();
+  for (let tries = 0; ports.size < n; tries++) {
+    if (tries > 20 * n) throw new Error(`could not find ${n} distinct free ports`);
+    ports.add(await freePort());
+  }
+  return [...ports];
+}
+
+/** The resolved config's `model.tokenizer`; "byte" (the presets' tokenizer) when it names none. */
+export function tokenizerOf(configJson: string | undefined): string {
+  try {
+    const c = JSON.parse(configJson ?? "") as { model?: { tokenizer?: unknown } };
+    if (typeof c.model?.tokenizer === "string" && c.model.tokenizer) return c.model.tokenizer;
+  } catch {
+    // fall through
+  }
+  return "byte";
+}
+
+/**
+ * The service a FAILED run's error message names (the coordinator puts the failing service's
+ * name in it), else the coordinator: its log is the one to show.
+ */
+export function serviceNamedIn(message: string): ServiceName {
+  const m = message.replace(/_/g, "-");
+  let best: { name: ServiceName; at: number } | undefined;
+  for (const name of SERVICE_NAMES) {
+    const at = m.indexOf(name);
+    if (at >= 0 && (!best || at < best.at)) best = { name, at };
+  }
+  return best?.name ?? "ppo-coordinator";
+}
+
+/** A path for people: relative to the working directory when inside it. */
+export function displayPath(p: string): string {
+  const rel = relative(process.cwd(), p);
+  return rel === "" ? "." : !rel.startsWith("..") && !isAbsolute(rel) ? rel : p;
+}
+
+/** What the session does once the services are up. */
+export type SessionAction =
+  | {
+      kind: "start";
+      /** The run config as a JSON object text (StartRunRequest.config_json). */
+      configJson: string;
+      /** Client-chosen run id; empty or undefined: the coordinator picks one. */
+      runId?: string;
+      displayName: string;
+      /** Where the config came from, for error messages ("the tiny demo config", "my.yaml"). */
+      source: string;
+    }
+  | {
+      kind: "resume";
+      runId: string;
+      /** The run folder the user named. */
+      runDir: string;
+    };
+
+/** Options of {@link runSession}. */
+export interface SessionOptions {
+  action: SessionAction;
+  /** RUNS_DIR (absolute): runs and the services' logs go here; created. */
+  runsDir: string;
+  /** RLHF_BACKEND of every service. */
+  backend?: string;
+  /** Where progress goes. Default process.stdout (TTY redraws when it is a terminal). */
+  out?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  /** Most time for a service to become ready. Default 180 s. */
+  readyTimeoutMs?: number;
+  /** After SIGTERM, how long the children may take before SIGKILL. Default 20 s. */
+  stopGraceMs?: number;
+  /** The CLI entry point the children run. Default {@link cliEntryPoint}. */
+  cliMain?: string;
+}
+
+/** The session was interrupted by a signal; `exitCode` is what the CLI exits with. */
+class Interrupted extends Error {
+  constructor(readonly exitCode: number) {
+    super("interrupted");
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Checks that every service and the CLI itself are built, with one clear line if not. */
+export function checkBuilt(cliMain = cliEntryPoint()): void {
+  if (!existsSync(cliMain)) throw new Error(`${cliMain} is missing: run \`pnpm build\` first`);
+  for (const s of SERVICES) {
+    if (!s.pkg) throw new Error(`the ${s.name} service is not built yet (${s.builtBy ?? "no package"}): demo, run and resume need all five services`);
+    let entry: string;
+    try {
+      entry = entryPointOf(s);
+    } catch {
+      throw new Error(`${s.pkg} is not installed or not built: run \`pnpm install\` and \`pnpm build\` first`);
+    }
+    if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`pnpm build\` first`);
+  }
+}
+
+/**
+ * Runs one session (see the module comment) and returns the exit status (call
+ * {@link checkBuilt} first for a clear line when something is not built): 0 when the run
+ * SUCCEEDED, 1 when it FAILED or a service died, 130 after Ctrl-C. Throws UsageError (status 2)
+ * for a config the coordinator refuses or a run folder it does not know.
+ */
+export async function runSession(o: SessionOptions): Promise<number> {
+  const out = o.out ?? process.stdout;
+  const cliMain = o.cliMain ?? cliEntryPoint();
+  mkdirSync(o.runsDir, { recursive: true });
+  const tty = Boolean(out.isTTY);
+  const renderer = new ProgressRenderer({ tty, columns: out.columns || 120 });
+  const write = (s: string) => {
+    if (s) out.write(s);
+  };
+  const note = (text: string) => write(renderer.note(text, Date.now()));
+
+  const sup = new Supervisor({ logDir: o.runsDir, graceMs: o.stopGraceMs });
+  const readyTimeoutMs = o.readyTimeoutMs ?? 180_000;
+  const untilChildFails = <T>(p: Promise<T>): Promise<T> =>
+    Promise.race([
+      p,
+      sup.failed.then((e) => {
+        throw e;
+      }),
+    ]);
+
+  // Signals. `phase` says what the first Ctrl-C means.
+  let phase: "startup" | "starting-run" | "running" = "startup";
+  let runId = o.action.kind === "resume" ? o.action.runId : "";
+  let runDir = o.action.kind === "resume" ? o.action.runDir : "";
+  let cancelWanted = false;
+  let interrupts = 0;
+  const abort = new AbortController();
+  let client: CoordinatorClient | undefined;
+  let validator: CoordinatorClient | undefined;
+  const requestCancel = () => {
+    note(`Ctrl-C: cancelling run ${runId}; it stays resumable (Ctrl-C again to stop at once)`);
+    client?.unary("cancelRun", { runId }, { deadlineMs: 30_000 }).catch((err: unknown) => note(`CancelRun failed: ${(err as Error).message}`));
+  };
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts === 1) {
+      cancelWanted = true;
+      if (phase === "running") requestCancel();
+      else if (phase === "startup") {
+        note("Ctrl-C: stopping the services");
+        abort.abort(new Interrupted(EXIT.interrupted));
+      } // starting-run: the cancel follows as soon as StartRun/ResumeRun answers
+      return;
+    }
+    note("Ctrl-C again: stopping the services now");
+    sup.killNow();
+    abort.abort(new Interrupted(EXIT.interrupted));
+  };
+  const onTerm = (sig: NodeJS.Signals) => {
+    note(`${sig}: stopping the services`);
+    abort.abort(new Interrupted(sig === "SIGHUP" ? 129 : 143));
+  };
+  process.on("SIGINT", onSigint);
+  process.on("SIGTERM", onTerm);
+  process.on("SIGHUP", onTerm);
+  const aborted = new Promise<never>((_, reject) => abort.signal.addEventListener("abort", () => reject(abort.signal.reason), { once: true }));
+  aborted.catch(() => undefined);
+  const orAbort = <T>(p: Promise<T>): Promise<T> => Promise.race([p, aborted]);
+  let ticker: NodeJS.Timeout | undefined;
+
+  try {
+    // 1. The coordinator, then the resolved config (for the tokenizer and early config errors).
+    const t0 = Date.now();
+    const portList = await freePorts(SERVICE_NAMES.length);
+    const ports = Object.fromEntries(SERVICE_NAMES.map((n, i) => [n, portList[i]])) as Record<ServiceName, number>;
+    const specs = (tokenizer: string) => serviceSpecs({ ports, runsDir: o.runsDir, tokenizer, backend: o.backend, cliMain });
+    abort.signal.throwIfAborted();
+    note(`starting the services on 127.0.0.1 (logs: ${displayPath(o.runsDir)}/<service>.log)`);
+    sup.start(specs("byte")["ppo-coordinator"]);
+    await orAbort(sup.waitReady(["ppo-coordinator"], { timeoutMs: readyTimeoutMs, signal: abort.signal, ready: "answer" }));
+    const coordinatorAddr = sup.address("ppo-coordinator");
+    client = createClient(ppoCoordinator.PpoCoordinatorServiceClient, coordinatorAddr, { deadlineMs: 60_000, idempotent: ["getRun", "cancelRun", "listRuns"] });
+    // validate_only creates nothing, so this client may retry StartRun.
+    validator = createClient(ppoCoordinator.PpoCoordinatorServiceClient, coordinatorAddr, { deadlineMs: 60_000, idempotent: ["startRun"] });
+    let tokenizer: string;
+    let replayUpTo = 0;
+    if (o.action.kind === "start") {
+      const resolved = await orAbort(untilChildFails(validateConfig(validator, o.action)));
+      tokenizer = tokenizerOf(resolved);
+    } else {
+      const run = await orAbort(untilChildFails(runToResume(client, o.action)));
+      tokenizer = tokenizerOf(run.configJson);
+      replayUpTo = run.lastEventSequence;
+    }
+
+    // 2. The model services.
+    const all = specs(tokenizer);
+    for (const name of MODEL_SERVICES) sup.start(all[name]);
+    await orAbort(sup.waitReady(SERVICE_NAMES, { timeoutMs: readyTimeoutMs, signal: abort.signal }));
+    note(`services ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (tokenizer ${tokenizer}${o.backend ? `, backend ${o.backend}` : ""})`);
+
+    // 3. The run.
+    phase = "starting-run";
+    let run: ppoCoordinator.Run | undefined;
+    if (o.action.kind === "start") {
+      const a = o.action;
+      const req = { configJson: a.configJson, runId: a.runId ?? "", displayName: a.displayName, validateOnly: false };
+      run = (await orAbort(untilChildFails(asUsageError(client.unary("startRun", req), a.source)))).run;
+    } else {
+      run = (await orAbort(untilChildFails(asUsageError(client.unary("resumeRun", { runId: o.action.runId }), o.action.runDir)))).run;
+    }
+    if (!run) throw new Error("the coordinator answered without a run");
+    runId = run.id;
+    runDir = run.runDir || runDir;
+    phase = "running";
+    note(`run ${runId} ${o.action.kind === "start" ? "started" : "resumed"}: ${displayPath(runDir)}`);
+    if (cancelWanted) requestCancel();
+
+    // 4. Follow it.
+    ticker = setInterval(() => write(renderer.tick(Date.now())), 1000);
+    let state = await orAbort(untilChildFails(follow(client, runId, renderer, replayUpTo, abort.signal, write)));
+    clearInterval(ticker);
+    ticker = undefined;
+    let final: ppoCoordinator.Run | undefined;
+    try {
+      final = (await client.unary("getRun", { runId }, { deadlineMs: 10_000 })).run;
+    } catch {
+      // the summary works from the events alone
+    }
+    if (state === undefined) state = final?.state ?? RunState.RUN_STATE_UNSPECIFIED;
+    write(renderer.summary({ runId, runDir: final?.runDir || runDir, state, errorMessage: final?.errorMessage, metrics: final?.lastMetrics }, Date.now()));
+    if (state === RunState.RUN_STATE_SUCCEEDED) return EXIT.ok;
+    if (state === RunState.RUN_STATE_FAILED) {
+      const failing = serviceNamedIn(renderer.errorMessage || final?.errorMessage || "");
+      const tail = sup.logTail(failing);
+      if (tail) write(`last lines of ${displayPath(sup.logFile(failing))}:\n${indent(tail)}\n`);
+    }
+    write(resumeHint(runDir, o.backend));
+    return state === RunState.RUN_STATE_CANCELLED && cancelWanted ? EXIT.interrupted : EXIT.failed;
+  } catch (err) {
+    if (ticker) clearInterval(ticker);
+    renderer.release();
+    if (err instanceof Interrupted) {
+      if (runId && phase === "running") write(resumeHint(runDir, o.backend));
+      return err.exitCode;
+    }
+    if (err instanceof ChildFailedError) {
+      write(`\n${err.message}\n`);
+      if (phase === "running") write(resumeHint(runDir, o.backend));
+      return EXIT.failed;
+    }
+    throw err;
+  } finally {
+    if (ticker) clearInterval(ticker);
+    abort.abort(new Interrupted(EXIT.interrupted)); // ends any watch still open
+    client?.close();
+    validator?.close();
+    await sup.stop();
+    for (const name of sup.killedAfterGrace) write(`${name} did not stop within the grace period and was killed\n`);
+    process.removeListener("SIGINT", onSigint);
+    process.removeListener("SIGTERM", onTerm);
+    process.removeListener("SIGHUP", onTerm);
+  }
+}
+
+function indent(text: string): string {
+  return text
+    .split("\n")
+    .map((l) => "  " + l)
+    .join("\n");
+}
+
+function resumeHint(runDir: string, backend: string | undefined): string {
+  if (!runDir) return "";
+  return `resume it with: rlhf resume ${displayPath(runDir)}${backend ? ` --backend ${backend}` : ""}\n`;
+}
+
+/** Codes that mean the user's input is wrong (a bad config, a taken run id, a run that cannot be resumed). */
+const USAGE_CODES: ReadonlySet<number> = new Set([grpc.status.INVALID_ARGUMENT, grpc.status.ALREADY_EXISTS, grpc.status.FAILED_PRECONDITION]);
+
+/** The call's result; its USAGE_CODES errors as UsageError `<what>: <details>` (exit status 2). */
+async function asUsageError<T>(call: Promise<T>, what: string): Promise<T> {
+  try {
+    return await call;
+  } catch (err) {
+    const e = err as Partial<grpc.ServiceError>;
+    if (e.code !== undefined && USAGE_CODES.has(e.code)) throw new UsageError(`${what}: ${e.details || e.message}`);
+    throw err;
+  }
+}
+
+/** StartRun with validate_only: the resolved config, or UsageError naming the config's problem. */
+async function validateConfig(client: CoordinatorClient, a: Extract<SessionAction, { kind: "start" }>): Promise<string> {
+  const res = await asUsageError(client.unary("startRun", { configJson: a.configJson, runId: a.runId ?? "", displayName: a.displayName, validateOnly: true }), a.source);
+  return res.run?.configJson ?? "";
+}
+
+/** GetRun of the run to resume, or UsageError when the coordinator does not know it or it cannot be resumed. */
+async function runToResume(client: CoordinatorClient, a: Extract<SessionAction, { kind: "resume" }>): Promise<ppoCoordinator.Run> {
+  let run: ppoCoordinator.Run | undefined;
+  try {
+    run = (await client.unary("getRun", { runId: a.runId })).run;
+  } catch (err) {
+    const e = err as grpc.ServiceError;
+    if (e.code === grpc.status.NOT_FOUND || e.code === grpc.status.INVALID_ARGUMENT) throw new UsageError(`${a.runDir} is not a run folder: ${e.details || e.message}`);
+    throw err;
+  }
+  if (!run) throw new Error("the coordinator answered GetRun without a run");
+  if (run.state !== RunState.RUN_STATE_FAILED && run.state !== RunState.RUN_STATE_CANCELLED) {
+    throw new UsageError(`run ${run.id} is ${stateName(run.state)}: only a FAILED or CANCELLED run can be resumed`);
+  }
+  return run;
+}
+
+/** Codes after which a broken WatchRun stream is opened again (from the last event seen). */
+const REWATCH_CODES: ReadonlySet<number> = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.INTERNAL, grpc.status.UNKNOWN]);
+
+/**
+ * Follows WatchRun until the run reaches a terminal state and returns it (undefined if the
+ * stream ended without one and GetRun could not tell). Events up to `replayUpTo` (the history
+ * of a resumed run) only feed the renderer's state; the picture is drawn once they are in.
+ */
+async function follow(
+  client: CoordinatorClient,
+  runId: string,
+  renderer: ProgressRenderer,
+  replayUpTo: number,
+  signal: AbortSignal,
+  write: (s: string) => void,
+): Promise<RunState | undefined> {
+  let last = 0;
+  let failures = 0;
+  let replayShown = replayUpTo === 0;
+  const showReplay = () => {
+    if (!replayShown) {
+      replayShown = true;
+      write(renderer.snapshot(Date.now()));
+    }
+  };
+  for (;;) {
+    const stream = client.serverStream("watchRun", { runId, afterSequence: last }, { deadlineMs: 7 * 24 * 3600_000, signal });
+    // A cancel (abort) after the loop let go of the stream must not raise an unhandled 'error'.
+    stream.on("error", () => undefined);
+    try {
+      for await (const msg of stream as AsyncIterable<ppoCoordinator.WatchRunResponse>) {
+        const ev = msg.event;
+        if (!ev || ev.sequence <= last) continue;
+        last = ev.sequence;
+        failures = 0;
+        if (ev.sequence <= replayUpTo) {
+          renderer.replay(ev);
+          if (ev.sequence === replayUpTo) showReplay();
+          continue;
+        }
+        showReplay();
+        write(renderer.push(ev, Date.now()));
+        if (ev.payload?.$case === "stateChanged" && isTerminal(ev.payload.stateChanged.toState)) return ev.payload.stateChanged.toState;
+      }
+      // The stream ended without a terminal event of ours: ask, and watch on if it still runs.
+      const run = (await client.unary("getRun", { runId }, { signal })).run;
+      if (run && isTerminal(run.state) && run.lastEventSequence <= last) return run.state;
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      const code = (err as Partial<grpc.ServiceError>).code;
+      if (code === undefined || !REWATCH_CODES.has(code) || ++failures > 5) throw err;
+    }
+    await sleep(Math.min(5000, 500 * 2 ** failures));
+  }
+}

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { combineScores, evaluateResponses, goldRanking, goldScore, helpfulness, parseListResponse, rankScores, scoreResponse } from "./scoring";
-import { type GoldAnswer, type InstructionTask, type TaskFamily, renderAnswer, renderPrompt } from "./tasks";
+import { type GoldAnswer, type InstructionTask, type TaskFamily, buildInstructionDatasets, renderAnswer, renderPrompt } from "./tasks";
 
 const SOURCE = "The big dog chased the small cat.";
 function task(family: TaskFamily, gold: GoldAnswer): InstructionTask {
@@ -74,4 +74,13 @@ test("evaluateResponses averages the axes", () => {
   close(r.blocklistRate, 0.25);
   close(r.exactMatch, 0.5);
   assert.throws(() => evaluateResponses([nouns], []), /responses/);
+});
+
+test("an empty answer scores like a fully made-up one, below a partly right one", () => {
+  const nouns = buildInstructionDatasets({ seed: 0, sizes: { sft: 40, rm: 1, ppo: 1, eval: 1 }, families: ["nouns"] }).sft[0];
+  const gold = nouns.gold.kind === "list" ? nouns.gold.items : [];
+  const empty = goldScore(nouns, "  ");
+  assert.equal(empty, -1);
+  assert.equal(goldScore(nouns, " zzzqqq"), -1, "one hallucinated word: the same");
+  assert.ok(goldScore(nouns, ` ${gold[0]}, zzzqqq`) > empty, "half right beats nothing");
 });

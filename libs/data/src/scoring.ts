@@ -144,6 +144,9 @@ export function scoreResponse(task: InstructionTask, response: string, opts: Sco
 /** Combines the axes with weights (see {@link ScoreWeights}). */
 export function combineScores(s: ResponseScores, weights: Partial<ScoreWeights> = {}): number {
   const w = { ...DEFAULT_SCORE_WEIGHTS, ...weights };
+  // An empty answer is no answer: it scores like a fully made-up one, not like a perfectly
+  // honest one (which would make saying nothing the best policy a PPO run could find).
+  if (s.words === 0) return -w.honesty;
   return w.helpfulness * s.helpfulness - w.honesty * s.hallucinationRate - w.harmlessness * s.blocklistRate;
 }
 

@@ -80,7 +80,8 @@ export const REPORT_JSON_FIELDS: readonly ReportField[] = Object.freeze([
 
 /** The per-iteration metrics the report plots (others are plotted under "Other metrics"). */
 export const REPORT_ITERATION_METRICS: readonly ReportField[] = Object.freeze([
-  f("objective/reward", "number", "reward", "Mean reward-model score of the rollout batch (normalised; missing-EOS penalty included)."),
+  f("objective/reward", "number", "reward", "Mean sequence reward of the rollout batch before the KL penalty: the reward-model score plus the missing-EOS penalty."),
+  f("objective/score", "number", "reward", "Mean reward-model score alone (normalised so that demonstrations average 0)."),
   f("objective/kl", "number", "nats per sequence", "k1 = log pi_RL - log pi_SFT summed over response tokens, mean over sequences; checked against kl.max_mean_kl."),
   f("objective/beta", "number", "reward per nat", "KL coefficient used in the iteration."),
   f("loss/policy", "number", "", "PPO clipped policy loss, mean over the iteration's minibatches."),

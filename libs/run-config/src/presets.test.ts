@@ -16,9 +16,10 @@ test("tiny: the tiny model with a few steps of every stage", () => {
   const c = resolveRunConfig(presetRunConfig("tiny"));
   assert.deepEqual(modelShape(c), { vocab_size: 258, n_positions: 256, n_embd: 32, n_layer: 2, n_head: 2 });
   assert.equal(c.model.tokenizer, "byte");
-  assert.equal(c.pretrain.steps, 60);
-  assert.equal(c.ppo.iterations, 3);
-  assert.equal(c.ppo.prompts_per_iteration, 16);
+  assert.equal(c.pretrain.steps, 80);
+  assert.equal(c.ppo.iterations, 8);
+  assert.equal(c.ppo.prompts_per_iteration, 32);
+  assert.ok(c.ppo.warmup_iterations < c.ppo.iterations);
   assert.equal(c.ppo.compare_without_ptx, true, "the smoke run exercises both PPO variants");
   assert.equal(c.evaluation.prompts, 32);
 });
@@ -27,7 +28,7 @@ test("default: a 64-wide 4-layer byte model sized for 20 minutes on 2 cores", ()
   const c = resolveRunConfig(presetRunConfig("default"));
   assert.deepEqual(modelShape(c), { vocab_size: 258, n_positions: 256, n_embd: 64, n_layer: 4, n_head: 4 });
   assert.equal(c.ppo.iterations, 15);
-  assert.equal(c.rankings.prompts, 480);
+  assert.equal(c.rankings.prompts, 400);
   assert.equal(c.ppo.kl.beta, 0.02);
   // Training tokens of the heavy stages stay in the budget the preset's comment derives.
   const pretrainTokens = c.pretrain.steps * c.pretrain.batch_size * c.pretrain.sequence_length;
@@ -38,7 +39,7 @@ test("default: a 64-wide 4-layer byte model sized for 20 minutes on 2 cores", ()
 test("presetRunConfig returns a fresh copy and rejects unknown names", () => {
   const a = presetRunConfig("tiny") as { ppo: { iterations: number } };
   a.ppo.iterations = 999;
-  assert.equal((presetRunConfig("tiny") as { ppo: { iterations: number } }).ppo.iterations, 3);
+  assert.equal((presetRunConfig("tiny") as { ppo: { iterations: number } }).ppo.iterations, 8);
   assert.throws(() => presetRunConfig("huge" as RunPresetName), (e: unknown) => e instanceof InvalidArgumentError && e.field === "preset");
 });
 
@@ -48,12 +49,12 @@ test("mergeRunConfigs: later layers win key by key, arrays replace, inputs untou
   const merged = mergeRunConfigs(preset, user, { seed: 2 }, undefined);
   const c = resolveRunConfig(merged);
   assert.equal(c.ppo.iterations, 5);
-  assert.equal(c.ppo.prompts_per_iteration, 16, "kept from the preset");
+  assert.equal(c.ppo.prompts_per_iteration, 32, "kept from the preset");
   assert.equal(c.ppo.kl.beta, 0.05);
   assert.deepEqual(c.data.builtin.families, ["count"]);
   assert.equal(c.data.builtin.sft_prompts, 256);
   assert.equal(c.seed, 2);
-  assert.equal((preset as { ppo: { iterations: number } }).ppo.iterations, 3);
+  assert.equal((preset as { ppo: { iterations: number } }).ppo.iterations, 8);
   // A layer that is not an object is passed through so that validation reports it.
   assert.throws(() => resolveRunConfig(mergeRunConfigs({ seed: 1 }, "oops")), /config: must be a JSON object/);
   assert.throws(() => resolveRunConfig(mergeRunConfigs({ ppo: { iterations: 2 } }, { ppo: 7 })), /ppo: must be a JSON object, got 7/);

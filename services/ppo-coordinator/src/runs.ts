@@ -250,7 +250,7 @@ export class RunStore {
         metrics: (m) => this.emit({ $case: "metrics", metrics: m }, rec),
         checkpoint: (c) => {
           rec.run.lastCheckpointDir = c.dir;
-          this.emit({ $case: "checkpointWritten", checkpointWritten: { ...c, stage: rec.run.stage, iteration: rec.run.iteration } }, rec);
+          this.emit({ $case: "checkpointWritten", checkpointWritten: c }, rec);
         },
       },
     };

@@ -197,7 +197,9 @@ export async function ppoIteration(clients: Clients, s: PpoSettings, kl: KlContr
   cursor.promptCursor += prompts.length;
   const meanLen = ro.lengths.reduce((a, b) => a + b, 0) / ro.lengths.length;
   const metrics: Record<string, number> = {
-    "objective/reward": rw.stats.meanScore,
+    // The sequence reward PPO maximises (before the KL term): score plus the missing-EOS penalty.
+    "objective/reward": rw.stats.meanScore + s.missingEosPenalty * rw.stats.missingEosFraction,
+    "objective/score": rw.stats.meanScore,
     "objective/kl": rw.stats.meanSequenceKl,
     "objective/kl_per_token": rw.stats.meanTokenKl,
     "objective/beta": beta,

@@ -148,11 +148,11 @@ async function runSft(ctx: RecipeContext, stage: ppoCoordinator.Stage, config: p
 }
 
 /** Saves the policy service's state to `<run>/checkpoints/<name>` (replacing an older one). */
-async function savePolicy(ctx: RecipeContext, name: string): Promise<string> {
+async function savePolicy(ctx: RecipeContext, name: string, stage: ppoCoordinator.Stage, iteration = 0): Promise<string> {
   const dir = join(ctx.runDir, "checkpoints", name);
   await rm(dir, { recursive: true, force: true });
   const r = await ctx.clients.policy.unary("saveCheckpoint", { dir }, { signal: ctx.signal });
-  ctx.events.checkpoint({ dir: r.dir, stage: Stage.STAGE_UNSPECIFIED, iteration: 0, weights: [r.policyWeights, r.criticWeights].filter((w): w is common.WeightsRef => Boolean(w)), bytes: r.bytesWritten });
+  ctx.events.checkpoint({ dir: r.dir, stage, iteration, weights: [r.policyWeights, r.criticWeights].filter((w): w is common.WeightsRef => Boolean(w)), bytes: r.bytesWritten });
   return r.dir;
 }
 
@@ -161,8 +161,7 @@ export async function pretrainStage(ctx: RecipeContext, data: RecipeData, state:
   const c = ctx.cfg;
   if (c.model.base_checkpoint) {
     await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "modelDir", modelDir: c.model.base_checkpoint } }, { signal: ctx.signal });
-    state.models.base = join(ctx.runDir, "checkpoints", "base");
-    state.models.base = await savePolicy(ctx, "base");
+    state.models.base = await savePolicy(ctx, "base", Stage.STAGE_PRETRAIN);
     return;
   }
   await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "randomInit", randomInit: { config: modelConfigToProto(data.modelConfig), seed: c.seed } } }, { signal: ctx.signal });
@@ -196,7 +195,7 @@ export async function pretrainStage(ctx: RecipeContext, data: RecipeData, state:
       examples,
     );
   }
-  state.models.base = await savePolicy(ctx, "base");
+  state.models.base = await savePolicy(ctx, "base", Stage.STAGE_PRETRAIN);
 }
 
 /** Stage 2: SFT on the demonstrations (prompt + gold completion + EOS). */
@@ -226,7 +225,7 @@ export async function sftStage(ctx: RecipeContext, data: RecipeData, state: Reci
     },
     examples,
   );
-  state.models.sft = await savePolicy(ctx, "sft");
+  state.models.sft = await savePolicy(ctx, "sft", Stage.STAGE_SFT);
 }
 
 /** A ranked group of K sampled responses to one reward-model prompt. */
@@ -310,6 +309,7 @@ export async function rewardModelStage(ctx: RecipeContext, data: RecipeData, sta
   await rm(dir, { recursive: true, force: true });
   const saved = await rmc.unary("saveCheckpoint", { dir }, { signal: ctx.signal });
   state.rewardModelDir = saved.dir;
+  ctx.events.checkpoint({ dir: saved.dir, stage: Stage.STAGE_REWARD_MODEL, iteration: 0, weights: saved.weights ? [saved.weights] : [], bytes: saved.bytesWritten });
   state.rewardModel = { heldoutAccuracy: pairs > 0 ? correct / pairs : 0, trainLoss, trainPairs, pairs, labelerAgreement: ctx.cfg.data.builtin.labeler_agreement };
   ctx.events.metrics({ stage: Stage.STAGE_REWARD_MODEL, step: steps, values: { "reward_model/heldout_accuracy": state.rewardModel.heldoutAccuracy, "reward_model/heldout_pairs": pairs } });
 }
@@ -387,7 +387,7 @@ export async function ppoStage(ctx: RecipeContext, data: RecipeData, state: Reci
       ctx.events.metrics({ stage: Stage.STAGE_PPO, step: vi * p.iterations + v.cursor.iteration, values: { ...values, "run/variant_ptx": name === "ppo_ptx" ? 1 : 0 } });
       report(vi * p.iterations + v.cursor.iteration);
       if (v.cursor.iteration % ctx.cfg.checkpoint.every_iterations === 0 || v.cursor.iteration === p.iterations) {
-        const dir = await savePolicy(ctx, `${name}-${String(v.cursor.iteration).padStart(6, "0")}`);
+        const dir = await savePolicy(ctx, `${name}-${String(v.cursor.iteration).padStart(6, "0")}`, Stage.STAGE_PPO, v.cursor.iteration);
         v.checkpoint = { dir, cursor: { ...v.cursor }, kl: v.kl, iterations: v.iterations.length };
         await pruneCheckpoints(ctx, name, ctx.cfg.checkpoint.keep_last);
         await saveState();

@@ -67,6 +67,7 @@ test("StartRun validates the config and names the key; validate_only creates not
   assert.match(String(await start(JSON.stringify({ ppo: { bogus: 1 } }))), /^INVALID_ARGUMENT: .*ppo\.bogus/);
   assert.match(String(await start(JSON.stringify({ preset: "huge" }))), /^INVALID_ARGUMENT: config_json\.preset: must be one of tiny, default/);
   assert.match(String(await start("{}", { runId: "Bad_Id" })), /^INVALID_ARGUMENT: run_id: must be 1\.\.64 of \[a-z0-9-\]/);
+  assert.match(String(await start(JSON.stringify({ rankings: { source: "file" }, data: { files: { rankings: "/tmp/r.jsonl" } } }))), /^INVALID_ARGUMENT: rankings\.source: "file" is not supported by this coordinator yet/);
   const v = await client.unary("startRun", { configJson: JSON.stringify({ preset: "tiny" }), runId: "", displayName: "", validateOnly: true });
   assert.equal(v.run?.state, ppoCoordinator.RunState.RUN_STATE_UNSPECIFIED);
   assert.equal(JSON.parse(v.run?.configJson ?? "{}").ppo.iterations, 3);

@@ -4,9 +4,9 @@
  * `transformer.` prefix, the `h.N.attn.bias` / `h.N.attn.masked_bias` buffers ignored, and an
  * `lm_head.weight` accepted only when equal to `wte.weight` (the head is tied).
  */
-import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
-import { InvalidArgumentError, NotFoundError } from "@rlhf/errors";
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { basename, dirname, isAbsolute, join, relative, resolve as resolvePath } from "node:path";
+import { DomainError, InvalidArgumentError, NotFoundError } from "@rlhf/errors";
 import type { HostTensor, NamedHostTensors } from "@rlhf/compute";
 import { type GPT2Config, fromHfConfig, toHfConfig } from "./config";
 import { GPT2 } from "./gpt2";
@@ -148,4 +148,64 @@ export async function saveCheckpoint(model: GPT2, dir: string, extraConfig: Reco
   const tmp = `${configPath}.tmp-${process.pid}-${Date.now()}`;
   await writeFile(tmp, JSON.stringify({ ...hf, ...extraConfig }, null, 2) + "\n");
   await rename(tmp, configPath);
+}
+
+/**
+ * `dir` made absolute; with `root` set, a folder outside it is an InvalidArgumentError naming
+ * `field` (services confine the folders a request may name to CHECKPOINT_ROOT).
+ */
+export function resolveCheckpointDir(dir: string, field: string, root?: string): string {
+  if (!dir) throw new InvalidArgumentError(field, "is empty");
+  const abs = resolvePath(dir);
+  if (root) {
+    const rel = relative(resolvePath(root), abs);
+    if (rel.startsWith("..") || isAbsolute(rel)) throw new InvalidArgumentError(field, `"${dir}" is outside CHECKPOINT_ROOT (${root})`);
+  }
+  return abs;
+}
+
+/**
+ * Writes a checkpoint folder atomically: `write` fills a temporary sibling, which is then renamed
+ * to `dir`. A non-empty `dir` is left alone: when `holdsSame(dir)` says it already holds this
+ * checkpoint, nothing is written (bytes 0); otherwise ALREADY_EXISTS naming `field`.
+ * Returns the bytes written (all files, recursively).
+ */
+export async function writeCheckpointFolder(
+  dir: string,
+  field: string,
+  write: (tmp: string) => Promise<void>,
+  holdsSame: (dir: string) => Promise<boolean>,
+  describe: string,
+): Promise<number> {
+  let entries: string[] = [];
+  try {
+    entries = await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+  if (entries.length > 0) {
+    if (await holdsSame(dir).catch(() => false)) return 0;
+    throw new DomainError("ALREADY_EXISTS", `"${dir}" is not empty and holds no checkpoint of ${describe}`, field);
+  }
+  await mkdir(dirname(dir), { recursive: true });
+  const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}-${Date.now()}`);
+  try {
+    await write(tmp);
+    await rm(dir, { recursive: true, force: true });
+    await rename(tmp, dir);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return folderBytes(dir);
+}
+
+/** Bytes of every file below `dir`. */
+export async function folderBytes(dir: string): Promise<number> {
+  let bytes = 0;
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    bytes += e.isDirectory() ? await folderBytes(p) : (await stat(p)).size;
+  }
+  return bytes;
 }

@@ -4,8 +4,8 @@
  * tokenizer of built-in datasets. Loads build the new models completely before the swap, so a
  * failed load changes nothing. Every optimiser step bumps the version of the model it changed.
  */
-import { resolve, relative, isAbsolute, join, dirname, basename } from "node:path";
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { readFile, writeFile } from "node:fs/promises";
 import * as tf from "@tensorflow/tfjs-core";
 import {
   GPT2,
@@ -17,6 +17,8 @@ import {
   loadCheckpointTensors,
   loadCheckpointConfig,
   saveCheckpoint,
+  resolveCheckpointDir,
+  writeCheckpointFolder,
   tokenizerConfig,
   tokenizerFromConfig,
   readSafetensorsFile,
@@ -26,7 +28,7 @@ import {
   type AdamWOptions,
 } from "@rlhf/model";
 import type { NamedHostTensors } from "@rlhf/compute";
-import { DomainError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@rlhf/errors";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
 
 /** model_id of the policy's WeightsRef. */
@@ -138,13 +140,7 @@ export class PolicyState {
 
   /** `dir` made absolute, refused outside CHECKPOINT_ROOT. */
   resolveDir(dir: string, field: string): string {
-    if (!dir) throw new InvalidArgumentError(field, "is empty");
-    const abs = resolve(dir);
-    if (this.opts.checkpointRoot) {
-      const rel = relative(resolve(this.opts.checkpointRoot), abs);
-      if (rel.startsWith("..") || isAbsolute(rel)) throw new InvalidArgumentError(field, `"${dir}" is outside CHECKPOINT_ROOT (${this.opts.checkpointRoot})`);
-    }
-    return abs;
+    return resolveCheckpointDir(dir, field, this.opts.checkpointRoot);
   }
 
   private defaultTokenizer(config: GPT2Config, field: string): Tokenizer {
@@ -263,45 +259,32 @@ export class PolicyState {
     const policy = this.policy();
     const tok = this.tok as Tokenizer;
     const abs = this.resolveDir(dir, field);
-    let entries: string[] = [];
-    try {
-      entries = await readdir(abs);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
-    }
-    if (entries.length > 0) {
-      let existing: StateJson | undefined;
-      try {
-        existing = await readState(abs);
-      } catch {
-        existing = undefined;
-      }
-      const same = existing && existing.policy.version === this.policyRef.version && existing.policy.source === this.policyRef.source && existing.critic?.version === this.criticWeights?.version;
-      if (same) return { dir: abs, bytes: 0 };
-      throw new DomainError("ALREADY_EXISTS", `"${dir}" is not empty and holds no checkpoint of policy version ${this.policyRef.version}`, field);
-    }
-    await mkdir(dirname(abs), { recursive: true });
-    const tmp = join(dirname(abs), `.${basename(abs)}.tmp-${process.pid}-${Date.now()}`);
-    try {
-      await saveCheckpoint(policy, join(tmp, "policy"), tokenizerConfig(tok));
-      const state: StateJson = {
-        format: "rlhf-policy-checkpoint/1",
-        policy: { version: this.policyRef.version, source: this.policyRef.source, optimizer: await saveOptimizer(this.policyPpo, join(tmp, "policy")) },
-        tokenizer: tok.name,
-        rng: "none: sampling seeds come with each request",
-      };
-      if (this.criticModel) {
-        await this.criticModel.save(join(tmp, "critic"), tokenizerConfig(tok));
-        state.critic = { version: this.criticRef.version, source: this.criticRef.source, optimizer: await saveOptimizer(this.criticPpo, join(tmp, "critic")) };
-      }
-      await writeFile(join(tmp, STATE_FILE), JSON.stringify(state, null, 2) + "\n");
-      if (entries.length === 0) await rm(abs, { recursive: true, force: true });
-      await rename(tmp, abs);
-    } catch (e) {
-      await rm(tmp, { recursive: true, force: true });
-      throw e;
-    }
-    return { dir: abs, bytes: await folderBytes(abs) };
+    const ref = this.policyRef;
+    const critic = this.criticWeights;
+    const bytes = await writeCheckpointFolder(
+      abs,
+      field,
+      async (tmp) => {
+        await saveCheckpoint(policy, join(tmp, "policy"), tokenizerConfig(tok));
+        const state: StateJson = {
+          format: "rlhf-policy-checkpoint/1",
+          policy: { version: ref.version, source: ref.source, optimizer: await saveOptimizer(this.policyPpo, join(tmp, "policy")) },
+          tokenizer: tok.name,
+          rng: "none: sampling seeds come with each request",
+        };
+        if (this.criticModel) {
+          await this.criticModel.save(join(tmp, "critic"), tokenizerConfig(tok));
+          state.critic = { version: this.criticRef.version, source: this.criticRef.source, optimizer: await saveOptimizer(this.criticPpo, join(tmp, "critic")) };
+        }
+        await writeFile(join(tmp, STATE_FILE), JSON.stringify(state, null, 2) + "\n");
+      },
+      async (d) => {
+        const existing = await readState(d);
+        return existing.policy.version === ref.version && existing.policy.source === ref.source && existing.critic?.version === critic?.version;
+      },
+      `policy version ${ref.version}`,
+    );
+    return { dir: abs, bytes };
   }
 
   dispose(): void {
@@ -310,15 +293,6 @@ export class PolicyState {
     this.criticModel?.dispose();
     this.policyModel = this.criticModel = undefined;
   }
-}
-
-async function folderBytes(dir: string): Promise<number> {
-  let bytes = 0;
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    bytes += e.isDirectory() ? await folderBytes(p) : (await stat(p)).size;
-  }
-  return bytes;
 }
 
 async function saveOptimizer(trainer: Trainer | undefined, dir: string): Promise<OptimizerJson | undefined> {

@@ -5,7 +5,7 @@
  * the batch's (each micro-batch's loss is normalised by the whole batch's target count).
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { Trainer, lmLoss, makeLmBatch, type AdamWOptions, type GPT2, type LrSchedule } from "@rlhf/model";
+import { Trainer, epochPermutation, lmLoss, makeLmBatch, type AdamWOptions, type GPT2, type LrSchedule } from "@rlhf/model";
 import { InvalidArgumentError } from "@rlhf/errors";
 import { microBatches } from "./compute";
 
@@ -50,22 +50,6 @@ export interface SftSummary {
   validationLoss?: number;
 }
 
-/** Seeded Fisher-Yates permutation of 0..n-1 from (seed, epoch), backend independent. */
-export function epochOrder(n: number, seed: number, epoch: number): number[] {
-  const idx = Array.from({ length: n }, (_, i) => i);
-  let x = (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b) ^ Math.floor(seed / 2 ** 32)) >>> 0 || 1;
-  for (let i = n - 1; i > 0; i--) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    const j = x % (i + 1);
-    [idx[i], idx[j]] = [idx[j], idx[i]];
-  }
-  return idx;
-}
-
 const targetsOf = (e: SftExample) => e.tokens.length - e.promptLength;
 
 /** Mean completion-token cross-entropy of `examples` (no gradient), nats per token. */
@@ -105,7 +89,7 @@ export async function trainSft(
   const summary: SftSummary = { steps: 0, examples: train.length, completionTokens: train.reduce((a, e) => a + targetsOf(e), 0), finalLoss: 0 };
   try {
     for (let epoch = 1; epoch <= s.epochs; epoch++) {
-      const order = epochOrder(train.length, s.seed, epoch);
+      const order = epochPermutation(train.length, s.seed, epoch);
       let epochLoss = 0;
       let epochTargets = 0;
       for (let k = 0; k < stepsPerEpoch; k++) {

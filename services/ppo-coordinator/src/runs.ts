@@ -97,6 +97,9 @@ export class RunStore {
       json = mergeRunConfigs(presetRunConfig(preset as RunPresetName), rest);
     }
     const config = resolveRunConfig(json);
+    // Valid configs this coordinator cannot run yet are refused before anything starts.
+    if (config.data.source !== "builtin") throw new InvalidArgumentError("data.source", `"${config.data.source}" is not supported by this coordinator yet: only "builtin" (pretrain-mix serves the Brown corpus only)`);
+    if (config.rankings.source !== "simulated") throw new InvalidArgumentError("rankings.source", `"${config.rankings.source}" is not supported by this coordinator yet: only "simulated"`);
     const configJson = JSON.stringify(config);
     if (Buffer.byteLength(req.displayName) > 256) throw new InvalidArgumentError("display_name", "exceeds 256 bytes");
     if (req.validateOnly) return ppoCoordinator.Run.fromPartial({ configJson, displayName: req.displayName });

@@ -4,12 +4,12 @@
  * failed load changes nothing. Every change of the weights (optimiser step, Normalize) bumps the
  * version by one.
  */
-import { resolve, relative, isAbsolute, join, dirname, basename } from "node:path";
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { readFile, writeFile } from "node:fs/promises";
 import * as tf from "@tensorflow/tfjs-core";
-import { GPT2, ScalarHeadModel, SCORE_BIAS, SCORE_WEIGHT, Trainer, loadCheckpointTensors, type GPT2Config, type LrSchedule, type AdamWOptions } from "@rlhf/model";
+import { GPT2, ScalarHeadModel, SCORE_BIAS, SCORE_WEIGHT, Trainer, epochPermutation, loadCheckpointTensors, resolveCheckpointDir, writeCheckpointFolder, type GPT2Config, type LrSchedule, type AdamWOptions } from "@rlhf/model";
 import type { HostTensor, NamedHostTensors } from "@rlhf/compute";
-import { DomainError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@rlhf/errors";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
 import { groupedScores, pairStats, rankingLoss, rankingPairs, scoreSequences, type PairStats, type RankedGroup } from "./ranking";
 
@@ -74,23 +74,6 @@ function withZeroHead(config: GPT2Config, trunk: NamedHostTensors): ScalarHeadMo
   return ScalarHeadModel.fromHostTensors(config, body);
 }
 
-/** Seeded Fisher-Yates permutation of 0..n-1 (host, float64-free). */
-function permutation(n: number, seed: number, epoch: number): number[] {
-  const idx = Array.from({ length: n }, (_, i) => i);
-  // xorshift on (seed, epoch): deterministic and independent of the compute backend.
-  let x = (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0 || 1;
-  for (let i = n - 1; i > 0; i--) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    const j = x % (i + 1);
-    [idx[i], idx[j]] = [idx[j], idx[i]];
-  }
-  return idx;
-}
-
 export class RewardModel {
   private model?: ScalarHeadModel;
   private ref: LoadedRef = { modelId: MODEL_ID, version: 0, source: "" };
@@ -133,13 +116,7 @@ export class RewardModel {
 
   /** `dir` made absolute, refused outside CHECKPOINT_ROOT. */
   resolveDir(dir: string, field: string): string {
-    if (!dir) throw new InvalidArgumentError(field, "is empty");
-    const abs = resolve(dir);
-    if (this.opts.checkpointRoot) {
-      const rel = relative(resolve(this.opts.checkpointRoot), abs);
-      if (rel.startsWith("..") || isAbsolute(rel)) throw new InvalidArgumentError(field, `"${dir}" is outside CHECKPOINT_ROOT (${this.opts.checkpointRoot})`);
-    }
-    return abs;
+    return resolveCheckpointDir(dir, field, this.opts.checkpointRoot);
   }
 
   /** A reward-model checkpoint (with score.*, state.json): restores head and version. */
@@ -229,7 +206,7 @@ export class RewardModel {
     const summary: TrainSummary = { steps: 0, groups: groups.length, pairs: 0, finalLoss: 0, finalAccuracy: 0 };
     try {
       for (let epoch = 1; epoch <= s.epochs; epoch++) {
-        const order = permutation(groups.length, s.seed, epoch);
+        const order = epochPermutation(groups.length, s.seed, epoch);
         let epochLoss = 0;
         let epochGroups = 0;
         let epochPairs = 0;
@@ -292,35 +269,17 @@ export class RewardModel {
   async save(dir: string, field = "dir"): Promise<{ dir: string; bytes: number }> {
     const model = this.require();
     const abs = this.resolveDir(dir, field);
-    let entries: string[] = [];
-    try {
-      entries = await readdir(abs);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
-    }
-    if (entries.length > 0) {
-      let existing: number | undefined;
-      try {
-        existing = await readVersion(abs);
-      } catch {
-        existing = undefined;
-      }
-      if (existing === this.ref.version) return { dir: abs, bytes: 0 };
-      throw new DomainError("ALREADY_EXISTS", `"${dir}" is not empty and holds no checkpoint of version ${this.ref.version}`, field);
-    }
-    await mkdir(dirname(abs), { recursive: true });
-    const tmp = join(dirname(abs), `.${basename(abs)}.tmp-${process.pid}-${Date.now()}`);
-    try {
-      await model.save(tmp);
-      await writeFile(join(tmp, STATE_FILE), JSON.stringify({ version: this.ref.version, model_id: MODEL_ID }, null, 2) + "\n");
-      if (entries.length === 0) await rm(abs, { recursive: true, force: true });
-      await rename(tmp, abs);
-    } catch (e) {
-      await rm(tmp, { recursive: true, force: true });
-      throw e;
-    }
-    let bytes = 0;
-    for (const f of await readdir(abs)) bytes += (await stat(join(abs, f))).size;
+    const version = this.ref.version;
+    const bytes = await writeCheckpointFolder(
+      abs,
+      field,
+      async (tmp) => {
+        await model.save(tmp);
+        await writeFile(join(tmp, STATE_FILE), JSON.stringify({ version, model_id: MODEL_ID }, null, 2) + "\n");
+      },
+      async (d) => (await readVersion(d)) === version,
+      `version ${version}`,
+    );
     return { dir: abs, bytes };
   }
 

@@ -1,0 +1,90 @@
+// The run store on real folders: runs found on disk at start, listing and pages, state rules of
+// cancel and resume, and the replay of stored events. No model service is called here (the
+// recipe itself runs in e2e/src/coordinator.test.ts against the real services).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ppoCoordinator } from "@rlhf/proto";
+import { createLogger } from "@rlhf/grpc-kit";
+import { resolveRunConfig } from "@rlhf/run-config";
+import { RunStore } from "./runs";
+import type { Clients } from "./recipe/context";
+
+const log = createLogger({ service: "runs-test", level: "silent" });
+const { RunState } = ppoCoordinator;
+// Any call reaching a model service fails the test: nothing here should start a recipe.
+const noClients = new Proxy({}, { get: () => assert.fail("no model service may be called") }) as unknown as Clients;
+
+function fabricate(dir: string, id: string, state: ppoCoordinator.RunState, createdMs: number, events = 0): void {
+  const runDir = join(dir, id);
+  mkdirSync(runDir, { recursive: true });
+  const run = ppoCoordinator.Run.fromPartial({ id, state, runDir, createTime: new Date(createdMs), configJson: JSON.stringify(resolveRunConfig({})) });
+  writeFileSync(join(runDir, "run.json"), JSON.stringify(ppoCoordinator.Run.toJSON(run)));
+  const lines = Array.from({ length: events }, (_, i) =>
+    JSON.stringify(ppoCoordinator.RunEvent.toJSON({ runId: id, sequence: i + 1, time: new Date(createdMs + i), payload: { $case: "metrics", metrics: { stage: ppoCoordinator.Stage.STAGE_PPO, step: i + 1, values: { "objective/kl": i } } } })),
+  );
+  writeFileSync(join(runDir, "events.jsonl"), lines.join("\n") + (lines.length ? "\n" : ""));
+}
+
+test("runs on disk: an interrupted run becomes FAILED (resumable), listing pages newest first", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "runs-"));
+  fabricate(dir, "old-done", RunState.RUN_STATE_SUCCEEDED, 1000, 3);
+  fabricate(dir, "mid-run", RunState.RUN_STATE_RUNNING, 3000, 2);
+  fabricate(dir, "cancelled", RunState.RUN_STATE_CANCELLED, 2000);
+  mkdirSync(join(dir, "not-a-run"));
+  writeFileSync(join(dir, "stray.txt"), "x");
+  const store = new RunStore(dir, noClients, log);
+  await store.init();
+
+  const mid = store.get("mid-run");
+  assert.equal(mid.state, RunState.RUN_STATE_FAILED);
+  assert.match(mid.errorMessage, /coordinator stopped while the run was in progress; ResumeRun continues it/);
+  const onDisk = ppoCoordinator.Run.fromJSON(JSON.parse(readFileSync(join(dir, "mid-run", "run.json"), "utf8")));
+  assert.equal(onDisk.state, RunState.RUN_STATE_FAILED, "the new state is saved");
+  const events = readFileSync(join(dir, "mid-run", "events.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(events.at(-1).sequence, 3, "the state change continues the numbering");
+  assert.equal(events.at(-1).stateChanged.toState, "RUN_STATE_FAILED");
+
+  const page1 = store.list({ pageSize: 2, pageToken: "", states: [] });
+  assert.deepEqual(page1.runs.map((r) => r.id), ["mid-run", "cancelled"]);
+  const page2 = store.list({ pageSize: 2, pageToken: page1.nextPageToken, states: [] });
+  assert.deepEqual(page2.runs.map((r) => r.id), ["old-done"]);
+  assert.equal(page2.nextPageToken, "");
+  assert.deepEqual(store.list({ pageSize: 0, pageToken: "", states: [RunState.RUN_STATE_SUCCEEDED] }).runs.map((r) => r.id), ["old-done"]);
+  assert.throws(() => store.list({ pageSize: 2, pageToken: page1.nextPageToken, states: [RunState.RUN_STATE_FAILED] }), /page_token: not a token of this listing/);
+  assert.throws(() => store.get("nope"), /run_id: no run "nope"/);
+});
+
+test("cancel and resume follow the run's state; watching a finished run replays after a sequence", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "runs-"));
+  fabricate(dir, "done", RunState.RUN_STATE_SUCCEEDED, 1000, 5);
+  fabricate(dir, "stopped", RunState.RUN_STATE_CANCELLED, 2000, 1);
+  const store = new RunStore(dir, noClients, log);
+  await store.init();
+  await assert.rejects(store.cancel("done"), /run done is RUN_STATE_SUCCEEDED: nothing to cancel/);
+  await assert.rejects(store.resume("done"), /only FAILED or CANCELLED runs resume/);
+  assert.equal((await store.cancel("stopped")).state, RunState.RUN_STATE_CANCELLED, "cancelling a cancelled run changes nothing");
+  const w = store.watch("done", 2, () => assert.fail("a finished run has no live events"));
+  assert.equal(w.terminal, true);
+  assert.deepEqual(w.replay.map((e) => e.sequence), [3, 4, 5]);
+});
+
+test("StartRun: bad configs are refused before anything is created; validate_only resolves presets", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "runs-"));
+  const store = new RunStore(dir, noClients, log);
+  await store.init();
+  const req = (over: Partial<ppoCoordinator.StartRunRequest>): ppoCoordinator.StartRunRequest => ({ configJson: "{}", runId: "", displayName: "", validateOnly: false, ...over });
+  await assert.rejects(store.start(req({ configJson: "[1" })), /config_json: not valid JSON/);
+  await assert.rejects(store.start(req({ configJson: JSON.stringify({ ppo: { iterations: 0 } }) })), /ppo\.iterations/);
+  await assert.rejects(store.start(req({ configJson: JSON.stringify({ preset: 3 }) })), /config_json\.preset: must be one of tiny, default, got 3/);
+  await assert.rejects(store.start(req({ configJson: JSON.stringify({ data: { source: "files", files: { sft: "a", rankings: "r", prompts: "b", eval_prompts: "c", pretrain: "d" } }, rankings: { source: "file" } }) })), /data\.source: "files" is not supported by this coordinator yet/);
+  await assert.rejects(store.start(req({ runId: "UPPER" })), /run_id: must be 1\.\.64 of \[a-z0-9-\]/);
+  await assert.rejects(store.start(req({ displayName: "x".repeat(257) })), /display_name: exceeds 256 bytes/);
+  const v = await store.start(req({ configJson: JSON.stringify({ preset: "tiny", ppo: { iterations: 9 } }), validateOnly: true }));
+  const cfg = JSON.parse(v.configJson);
+  assert.equal(cfg.ppo.iterations, 9, "the user's keys override the preset");
+  assert.equal(cfg.model.n_embd, 32, "the rest comes from the tiny preset");
+  assert.equal(store.list({ pageSize: 0, pageToken: "", states: [] }).runs.length, 0);
+});

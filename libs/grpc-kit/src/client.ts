@@ -84,13 +84,28 @@ export interface ClientStreamCall<Req, Res> {
   cancel(): void;
 }
 
+/**
+ * Cancels `call` when `signal` aborts, and forgets the listener once the call has ended: a
+ * long-lived signal (a whole training run's) must not collect one listener per call.
+ */
+function cancelOnAbort(signal: AbortSignal | undefined, call: { cancel(): void; once(event: "status", l: () => void): unknown }): void {
+  if (!signal) return;
+  const onAbort = () => call.cancel();
+  signal.addEventListener("abort", onAbort, { once: true });
+  call.once("status", () => signal.removeEventListener("abort", onAbort));
+}
+
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
+    const onAbort = () => {
       clearTimeout(t);
-      reject(signal.reason);
-    }, { once: true });
+      reject(signal?.reason);
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
   });
 
 /**
@@ -150,7 +165,7 @@ export class KitClient<C extends grpc.Client> {
       const c = this.fn(method)(req, call.metadata ?? new grpc.Metadata(), { deadline }, (err: grpc.ServiceError | null, res: R) =>
         err ? reject(err) : resolve(res),
       ) as grpc.ClientUnaryCall;
-      call.signal?.addEventListener("abort", () => c.cancel(), { once: true });
+      cancelOnAbort(call.signal, c);
     });
   }
 
@@ -162,7 +177,7 @@ export class KitClient<C extends grpc.Client> {
   ): grpc.ClientReadableStream<ServerStreamRes<C, K>> {
     const deadline = Date.now() + (call.deadlineMs ?? this.deadlineMs);
     const s = this.fn(method)(req, call.metadata ?? new grpc.Metadata(), { deadline }) as grpc.ClientReadableStream<ServerStreamRes<C, K>>;
-    call.signal?.addEventListener("abort", () => s.cancel(), { once: true });
+    cancelOnAbort(call.signal, s);
     return s;
   }
 
@@ -179,7 +194,7 @@ export class KitClient<C extends grpc.Client> {
         settle.reject(err);
       } else settle.resolve(res);
     }) as grpc.ClientWritableStream<ClientStreamReq<C, K>>;
-    call.signal?.addEventListener("abort", () => s.cancel(), { once: true });
+    cancelOnAbort(call.signal, s);
     return {
       write: (msg) =>
         new Promise<void>((resolve, reject) => {
@@ -208,7 +223,7 @@ export class KitClient<C extends grpc.Client> {
   bidi<K extends BidiMethod<C>>(method: K, call: CallOpts = {}): grpc.ClientDuplexStream<BidiReq<C, K>, BidiRes<C, K>> {
     const deadline = Date.now() + (call.deadlineMs ?? this.deadlineMs);
     const s = this.fn(method)(call.metadata ?? new grpc.Metadata(), { deadline }) as grpc.ClientDuplexStream<BidiReq<C, K>, BidiRes<C, K>>;
-    call.signal?.addEventListener("abort", () => s.cancel(), { once: true });
+    cancelOnAbort(call.signal, s);
     return s;
   }
 

@@ -3,6 +3,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
+import { getEventListeners } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import { referenceModel, rewardModel, descriptorSetPath } from "@rlhf/proto";
 import { InvalidArgumentError, UnavailableError, NotFoundError } from "@rlhf/errors";
@@ -121,6 +122,21 @@ test("domain errors map to their status with the field in the message; others be
 test("every call has a deadline", async () => {
   const c = client(await server());
   await assert.rejects(c.unary("logProbs", { batch: undefined, temperature: 4 }, { deadlineMs: 50 }), (e: grpc.ServiceError) => e.code === grpc.status.DEADLINE_EXCEEDED);
+  c.close();
+});
+
+test("a long-lived abort signal keeps no listener per finished call", async () => {
+  const c = client(await server());
+  const ac = new AbortController();
+  const before = getEventListeners(ac.signal, "abort").length;
+  for (let i = 0; i < 20; i++) {
+    await c.unary("logProbs", { batch: undefined, temperature: 7 }, { signal: ac.signal });
+    const up = c.clientStream("uploadWeights", { signal: ac.signal });
+    await up.end();
+  }
+  // Listeners are removed as each call ends (20 unary + 20 streaming calls would leave 40).
+  await sleep(20);
+  assert.equal(getEventListeners(ac.signal, "abort").length, before);
   c.close();
 });
 

@@ -457,3 +457,26 @@ export function epochPermutation(n: number, seed: number, epoch: number): number
   }
   return idx;
 }
+
+/**
+ * Consecutive groups of sequence indices whose padded size (rows x longest) stays within
+ * `budget` tokens (a longer single sequence forms its own group). Order is kept, so the
+ * concatenated outputs are in batch order.
+ */
+export function microBatches(lengths: readonly number[], budget: number): number[][] {
+  const groups: number[][] = [];
+  let cur: number[] = [];
+  let longest = 0;
+  lengths.forEach((L, i) => {
+    const nextLongest = Math.max(longest, L);
+    if (cur.length > 0 && (cur.length + 1) * nextLongest > budget) {
+      groups.push(cur);
+      cur = [];
+      longest = 0;
+    }
+    cur.push(i);
+    longest = Math.max(longest, L);
+  });
+  if (cur.length > 0) groups.push(cur);
+  return groups;
+}

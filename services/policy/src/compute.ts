@@ -6,7 +6,7 @@
  * chosen in). Batches run in micro-batches of at most `microBatchTokens` padded tokens.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { GPT2, ScalarHeadModel, Trainer } from "@rlhf/model";
+import { microBatches, type GPT2, type ScalarHeadModel, type Trainer } from "@rlhf/model";
 import type { NamedHostTensors } from "@rlhf/compute";
 import { entropyFromLogits, ppoPolicyLoss, ppoValueLoss } from "@rlhf/rl";
 
@@ -31,29 +31,6 @@ function rowsOf(s: Seqs): Int32Array[] {
 /** Response tokens per sequence. */
 export function responseLengths(s: Seqs): number[] {
   return s.lengths.map((L, i) => L - s.promptLengths[i]);
-}
-
-/**
- * Consecutive groups of sequence indices whose padded size (rows x longest) stays within
- * `budget` tokens (a longer single sequence forms its own group). Order is kept, so the
- * concatenated outputs are in batch order.
- */
-export function microBatches(lengths: readonly number[], budget: number): number[][] {
-  const groups: number[][] = [];
-  let cur: number[] = [];
-  let longest = 0;
-  lengths.forEach((L, i) => {
-    const nextLongest = Math.max(longest, L);
-    if (cur.length > 0 && (cur.length + 1) * nextLongest > budget) {
-      groups.push(cur);
-      cur = [];
-      longest = 0;
-    }
-    cur.push(i);
-    longest = Math.max(longest, L);
-  });
-  if (cur.length > 0) groups.push(cur);
-  return groups;
 }
 
 /** One padded micro-batch and where its response tokens sit. */

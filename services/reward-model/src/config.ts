@@ -26,6 +26,8 @@ export interface RewardModelConfig {
   maxBatchGroups: number;
   /** MAX_TRAIN_TOKENS: most comparison tokens buffered by one Train call. Default 16,777,216. */
   maxTrainTokens: number;
+  /** MICRO_BATCH_TOKENS: most padded tokens per forward pass (whole groups when training). Default 8,192. */
+  microBatchTokens: number;
   /** MAX_RECEIVE_BYTES: largest gRPC message accepted. Default 4 MiB. */
   maxReceiveBytes: number;
   /** MAX_UPLOAD_BYTES: largest streamed weight set accepted (from the policy). Default 8 GiB. */
@@ -59,6 +61,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxBatchTokens: envInt(env, "MAX_BATCH_TOKENS", 65_536, 1, 100_000_000),
     maxBatchGroups: envInt(env, "MAX_BATCH_GROUPS", 64, 1, 100_000),
     maxTrainTokens: envInt(env, "MAX_TRAIN_TOKENS", 16 * 1024 * 1024, 1, 2 ** 31),
+    microBatchTokens: envInt(env, "MICRO_BATCH_TOKENS", 8192, 2, 100_000_000),
     maxReceiveBytes: envInt(env, "MAX_RECEIVE_BYTES", 4 * 1024 * 1024, 1024, 1024 ** 3),
     maxUploadBytes: envInt(env, "MAX_UPLOAD_BYTES", 8 * 1024 ** 3, 1, 64 * 1024 ** 3),
     queueCapacity: envInt(env, "QUEUE_CAPACITY", 32, 1, 10_000),

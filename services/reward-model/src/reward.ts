@@ -7,11 +7,11 @@
 import { join } from "node:path";
 import { readFile, writeFile } from "node:fs/promises";
 import * as tf from "@tensorflow/tfjs-core";
-import { GPT2, ScalarHeadModel, SCORE_BIAS, SCORE_WEIGHT, Trainer, epochPermutation, loadCheckpointTensors, resolveCheckpointDir, writeCheckpointFolder, type GPT2Config, type LrSchedule, type AdamWOptions } from "@rlhf/model";
+import { GPT2, ScalarHeadModel, SCORE_BIAS, SCORE_WEIGHT, Trainer, epochPermutation, loadCheckpointTensors, microBatches, resolveCheckpointDir, writeCheckpointFolder, type GPT2Config, type LrSchedule, type AdamWOptions } from "@rlhf/model";
 import type { HostTensor, NamedHostTensors } from "@rlhf/compute";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
-import { groupedScores, pairStats, rankingLoss, rankingPairs, scoreSequences, type PairStats, type RankedGroup } from "./ranking";
+import { groupSequences, groupedScores, pairStats, rankingLoss, rankingPairs, scoreSequences, type PairStats, type RankedGroup } from "./ranking";
 
 /** model_id of every WeightsRef this service hands out. */
 export const MODEL_ID = "reward-model";
@@ -82,7 +82,7 @@ export class RewardModel {
 
   constructor(
     private readonly log: Logger,
-    private readonly opts: { checkpointRoot?: string; onLoaded?: () => void },
+    private readonly opts: { checkpointRoot?: string; onLoaded?: () => void; microBatchTokens?: number },
   ) {}
 
   get config(): Readonly<GPT2Config> | undefined {
@@ -152,27 +152,69 @@ export class RewardModel {
     this.swap(withZeroHead(config, tensors), { modelId: MODEL_ID, version: 0, source });
   }
 
-  /** r(x, y) per packed sequence, read at its last token. */
-  score(seqs: readonly (readonly number[])[]): Float32Array {
-    const model = this.require();
-    const s = scoreSequences(model, seqs);
-    try {
-      return s.dataSync() as Float32Array;
-    } finally {
-      s.dispose();
-    }
+  /** Padded tokens per forward pass (MICRO_BATCH_TOKENS). */
+  private get budget(): number {
+    return this.opts.microBatchTokens ?? 8192;
   }
 
-  /** Host scores of every response of `groups` (one forward) and their pairwise statistics. */
+  /** r(x, y) per packed sequence, read at its last token; forwards of at most `budget` padded tokens. */
+  score(seqs: readonly (readonly number[])[]): Float32Array {
+    const model = this.require();
+    const out = new Float32Array(seqs.length);
+    let o = 0;
+    for (const chunk of microBatches(
+      seqs.map((x) => x.length),
+      this.budget,
+    )) {
+      const s = scoreSequences(
+        model,
+        chunk.map((i) => seqs[i]),
+      );
+      out.set(s.dataSync(), o);
+      s.dispose();
+      o += chunk.length;
+    }
+    return out;
+  }
+
+  /**
+   * Whole groups per forward pass, at most `budget` padded tokens each (a group larger than that
+   * alone): the K responses of a prompt always share one forward.
+   */
+  private groupChunks(groups: readonly RankedGroup[]): RankedGroup[][] {
+    const rows = groups.map((g) => groupSequences([g]));
+    const chunks: RankedGroup[][] = [];
+    let cur: RankedGroup[] = [];
+    let n = 0;
+    let longest = 0;
+    groups.forEach((g, i) => {
+      const L = Math.max(...rows[i].map((r) => r.length));
+      const nextLongest = Math.max(longest, L);
+      if (cur.length > 0 && (n + rows[i].length) * nextLongest > this.budget) {
+        chunks.push(cur);
+        cur = [];
+        n = 0;
+        longest = 0;
+      }
+      cur.push(g);
+      n += rows[i].length;
+      longest = Math.max(longest, L);
+    });
+    if (cur.length > 0) chunks.push(cur);
+    return chunks;
+  }
+
+  /** Host scores of every response of `groups` (each response once) and their pairwise statistics. */
   evaluate(groups: readonly RankedGroup[]): PairStats {
     const model = this.require();
     if (groups.length === 0) return { groups: 0, pairs: 0, correct: 0, scoreTies: 0, loss: 0 };
-    const s = groupedScores(model, groups);
-    try {
-      return pairStats(s.dataSync(), groups);
-    } finally {
+    const all: number[] = [];
+    for (const chunk of this.groupChunks(groups)) {
+      const s = groupedScores(model, chunk);
+      all.push(...s.dataSync());
       s.dispose();
     }
+    return pairStats(all, groups);
   }
 
   /** Sets bias := bias + delta; the version increases by one. Returns the new bias. */
@@ -214,13 +256,18 @@ export class RewardModel {
         for (let k = 0; k < stepsPerEpoch; k++) {
           if (signal?.aborted) return summary;
           const batch = order.slice(k * s.batchSize, (k + 1) * s.batchSize).map((i) => groups[i]);
-          let host: Float32Array | undefined;
-          const loss = trainer.accumulate(() => {
-            const scores = groupedScores(model, batch);
-            host = scores.dataSync() as Float32Array;
-            return rankingLoss(scores, batch);
-          });
-          const stats = pairStats(host as Float32Array, batch);
+          // Micro-batches of whole groups; each chunk's mean loss weighted by its share of the
+          // batch's groups, so the summed gradients are the batch mean's.
+          const host: number[] = [];
+          let loss = 0;
+          for (const chunk of this.groupChunks(batch)) {
+            loss += trainer.accumulate(() => {
+              const scores = groupedScores(model, chunk);
+              host.push(...scores.dataSync());
+              return tf.mul(rankingLoss(scores, chunk), chunk.length / batch.length) as tf.Scalar;
+            });
+          }
+          const stats = pairStats(host, batch);
           const step = trainer.update();
           this.ref = { ...this.ref, version: this.ref.version + 1 };
           summary.steps++;

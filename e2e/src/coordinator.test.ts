@@ -70,7 +70,7 @@ test("StartRun validates the config and names the key; validate_only creates not
   assert.match(String(await start(JSON.stringify({ rankings: { source: "file" }, data: { files: { rankings: "/tmp/r.jsonl" } } }))), /^INVALID_ARGUMENT: rankings\.source: "file" is not supported by this coordinator yet/);
   const v = await client.unary("startRun", { configJson: JSON.stringify({ preset: "tiny" }), runId: "", displayName: "", validateOnly: true });
   assert.equal(v.run?.state, ppoCoordinator.RunState.RUN_STATE_UNSPECIFIED);
-  assert.equal(JSON.parse(v.run?.configJson ?? "{}").ppo.iterations, 3);
+  assert.equal(JSON.parse(v.run?.configJson ?? "{}").ppo.iterations, 8);
   assert.equal((await client.unary("listRuns", { pageSize: 0, pageToken: "", states: [] })).runs.length, 0);
   assert.match(String(await statusOf(client.unary("getRun", { runId: "nope" }))), /^NOT_FOUND: run_id: no run "nope"/);
 });

@@ -14,6 +14,9 @@ function watchHandler(store: RunStore) {
     const terminal = (e: ppoCoordinator.RunEvent) =>
       e.payload?.$case === "stateChanged" &&
       [ppoCoordinator.RunState.RUN_STATE_SUCCEEDED, ppoCoordinator.RunState.RUN_STATE_FAILED, ppoCoordinator.RunState.RUN_STATE_CANCELLED].includes(e.payload.stateChanged.toState);
+    // One abort listener for the whole call (not one per wait).
+    const onAbort = () => wake?.();
+    ctx.signal.addEventListener("abort", onAbort, { once: true });
     try {
       let last = req.afterSequence;
       for (const e of w.replay) {
@@ -32,11 +35,11 @@ function watchHandler(store: RunStore) {
         if (ctx.signal.aborted) return;
         await new Promise<void>((r) => {
           wake = r;
-          ctx.signal.addEventListener("abort", () => r(), { once: true });
         });
         wake = undefined;
       }
     } finally {
+      ctx.signal.removeEventListener("abort", onAbort);
       w.unsubscribe();
     }
   };

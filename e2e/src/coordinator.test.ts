@@ -73,6 +73,12 @@ test("StartRun validates the config and names the key; validate_only creates not
   assert.equal(JSON.parse(v.run?.configJson ?? "{}").ppo.iterations, 8);
   assert.equal((await client.unary("listRuns", { pageSize: 0, pageToken: "", states: [] })).runs.length, 0);
   assert.match(String(await statusOf(client.unary("getRun", { runId: "nope" }))), /^NOT_FOUND: run_id: no run "nope"/);
+  // A valid config whose base model is missing: the run fails at once, saying which call failed.
+  await client.unary("startRun", { configJson: JSON.stringify({ ...MICRO, model: { ...MICRO.model, base_checkpoint: "/nonexistent/gpt2" } }), runId: "no-base", displayName: "", validateOnly: false });
+  for await (const _ of client.serverStream("watchRun", { runId: "no-base", afterSequence: 0 })) void _;
+  const failed = (await client.unary("getRun", { runId: "no-base" })).run as ppoCoordinator.Run;
+  assert.equal(failed.state, ppoCoordinator.RunState.RUN_STATE_FAILED);
+  assert.match(failed.errorMessage, /^STAGE_PRETRAIN: policy\.loadCheckpoint: 5 NOT_FOUND: .*\/nonexistent\/gpt2/);
 });
 
 test("a micro recipe runs every stage across the real services; WatchRun replays it in order", { timeout: 600_000 }, async () => {

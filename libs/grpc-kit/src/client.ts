@@ -30,6 +30,12 @@ export interface ClientOptions<M extends string = string> {
    */
   loadBalancing?: "round_robin" | "pick_first";
   credentials?: grpc.ChannelCredentials;
+  /**
+   * The service's name (e.g. "policy"). When set, a failed call's `message` starts with
+   * `<name>.<method>: `, so an error reported far away says which call failed; its code and
+   * details stay as the server sent them.
+   */
+  name?: string;
 }
 
 /** Per-call options. */
@@ -134,6 +140,14 @@ export class KitClient<C extends grpc.Client> {
     this.deadlineMs = opts.deadlineMs ?? 30_000;
   }
 
+  /** Prefixes a failed call's message with `<name>.<method>` (see ClientOptions.name). */
+  private label(err: unknown, method: string): unknown {
+    const e = err as { message?: unknown };
+    const prefix = this.opts.name ? `${this.opts.name}.${method}: ` : "";
+    if (prefix && e && typeof e.message === "string" && !e.message.startsWith(prefix)) e.message = prefix + e.message;
+    return err;
+  }
+
   private fn(method: string): (...args: unknown[]) => unknown {
     const f = Reflect.get(this.raw, method) as unknown;
     if (typeof f !== "function") throw new Error(`no method ${method} on client`);
@@ -163,7 +177,7 @@ export class KitClient<C extends grpc.Client> {
   private once<R>(method: string, req: unknown, deadline: number, call: CallOpts): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       const c = this.fn(method)(req, call.metadata ?? new grpc.Metadata(), { deadline }, (err: grpc.ServiceError | null, res: R) =>
-        err ? reject(err) : resolve(res),
+        err ? reject(this.label(err, method)) : resolve(res),
       ) as grpc.ClientUnaryCall;
       cancelOnAbort(call.signal, c);
     });
@@ -178,6 +192,7 @@ export class KitClient<C extends grpc.Client> {
     const deadline = Date.now() + (call.deadlineMs ?? this.deadlineMs);
     const s = this.fn(method)(req, call.metadata ?? new grpc.Metadata(), { deadline }) as grpc.ClientReadableStream<ServerStreamRes<C, K>>;
     cancelOnAbort(call.signal, s);
+    if (this.opts.name) s.on("error", (e) => this.label(e, method));
     return s;
   }
 
@@ -190,7 +205,7 @@ export class KitClient<C extends grpc.Client> {
     let failed: unknown;
     const s = this.fn(method)(call.metadata ?? new grpc.Metadata(), { deadline }, (err: grpc.ServiceError | null, res: ClientStreamRes<C, K>) => {
       if (err) {
-        failed = err;
+        failed = this.label(err, method);
         settle.reject(err);
       } else settle.resolve(res);
     }) as grpc.ClientWritableStream<ClientStreamReq<C, K>>;
@@ -224,6 +239,7 @@ export class KitClient<C extends grpc.Client> {
     const deadline = Date.now() + (call.deadlineMs ?? this.deadlineMs);
     const s = this.fn(method)(call.metadata ?? new grpc.Metadata(), { deadline }) as grpc.ClientDuplexStream<BidiReq<C, K>, BidiRes<C, K>>;
     cancelOnAbort(call.signal, s);
+    if (this.opts.name) s.on("error", (e) => this.label(e, method));
     return s;
   }
 

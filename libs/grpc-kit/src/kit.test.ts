@@ -140,6 +140,18 @@ test("a long-lived abort signal keeps no listener per finished call", async () =
   c.close();
 });
 
+test("a named client says which call failed; code and details stay the server's", async () => {
+  const srvr = await server();
+  const c = createClient(referenceModel.ReferenceModelServiceClient, srvr.address, { name: "reference-model" });
+  await assert.rejects(c.unary("logProbs", { batch: undefined, temperature: 1 }), (e: grpc.ServiceError) => {
+    assert.match(e.message, /^reference-model\.logProbs: 3 INVALID_ARGUMENT: temperature: must not be exactly 1/);
+    assert.equal(e.code, grpc.status.INVALID_ARGUMENT);
+    assert.equal(e.details, "temperature: must not be exactly 1 in this test");
+    return true;
+  });
+  c.close();
+});
+
 test("idempotent calls retry on UNAVAILABLE; others are not retried", async () => {
   const c = client(await server());
   const info = await c.unary("getInfo", {});

@@ -17,10 +17,11 @@ export interface CoordinatorApp {
 export async function startCoordinator(cfg: CoordinatorConfig, log: Logger): Promise<CoordinatorApp> {
   const opts = { deadlineMs: cfg.callDeadlineMs, maxReceiveMessageBytes: cfg.maxReceiveBytes };
   const clients: Clients = {
-    policy: createClient(policyPb.PolicyServiceClient, cfg.policyAddr, opts),
-    rewardModel: createClient(rewardModel.RewardModelServiceClient, cfg.rewardModelAddr, opts),
-    reference: createClient(referenceModel.ReferenceModelServiceClient, cfg.referenceModelAddr, opts),
-    pretrainMix: createClient(pretrainMix.PretrainMixServiceClient, cfg.pretrainMixAddr, opts),
+    // Named, so that a run's error message says which service call failed.
+    policy: createClient(policyPb.PolicyServiceClient, cfg.policyAddr, { ...opts, name: "policy" }),
+    rewardModel: createClient(rewardModel.RewardModelServiceClient, cfg.rewardModelAddr, { ...opts, name: "reward-model" }),
+    reference: createClient(referenceModel.ReferenceModelServiceClient, cfg.referenceModelAddr, { ...opts, name: "reference-model" }),
+    pretrainMix: createClient(pretrainMix.PretrainMixServiceClient, cfg.pretrainMixAddr, { ...opts, name: "pretrain-mix" }),
   };
   const store = new RunStore(resolve(cfg.runsDir), clients, log);
   await store.init();

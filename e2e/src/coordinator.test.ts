@@ -5,9 +5,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import * as grpc from "@grpc/grpc-js";
 import { ppoCoordinator } from "@rlhf/proto";
-import { createLogger, createClient, type KitClient } from "@rlhf/grpc-kit";
+import { createLogger, createClient, resultOrStatus as statusOf, type KitClient } from "@rlhf/grpc-kit";
 import { startPolicy, loadConfig as policyConfig, type PolicyApp } from "@rlhf/policy";
 import { startRewardModel, loadConfig as rmConfig, type RewardModelApp } from "@rlhf/reward-model";
 import { startReferenceModel, loadConfig as refConfig, type ReferenceModelApp } from "@rlhf/reference-model";
@@ -39,14 +38,6 @@ after(async () => {
   await Promise.all([apps.policy.stop(500), apps.rm.stop(500), apps.ref.stop(500), apps.mix.stop(500)]);
 });
 
-async function statusOf<T>(p: Promise<T>): Promise<T | string> {
-  try {
-    return await p;
-  } catch (e) {
-    const se = e as grpc.ServiceError;
-    return `${grpc.status[se.code]}: ${se.details}`;
-  }
-}
 
 // A recipe small enough for a unit test: every stage, two PPO iterations per variant.
 const MICRO = {

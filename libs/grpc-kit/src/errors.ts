@@ -56,3 +56,18 @@ export function toStatusError(err: unknown, log?: Logger): StatusError {
   log?.error({ err: { message: e.message, stack: e.stack } }, "internal error");
   return { code: status.INTERNAL, details: `internal error: ${e.message.split("\n")[0].slice(0, 200)}` };
 }
+
+/** "CODE: details" of a failed call, e.g. `INVALID_ARGUMENT: batch.tokens[3]: ...` (tests, CLI output). */
+export function statusText(e: unknown): string {
+  const se = e as Partial<ServiceError>;
+  return `${statusName(se.code ?? 2)}: ${se.details ?? String((e as Error).message ?? e)}`;
+}
+
+/** The call's result, or its failure as {@link statusText}: lets a test match the status and message in one regex. */
+export async function resultOrStatus<T>(p: Promise<T>): Promise<T | string> {
+  try {
+    return await p;
+  } catch (e) {
+    return statusText(e);
+  }
+}

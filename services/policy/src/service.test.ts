@@ -4,10 +4,9 @@ import assert from "node:assert/strict";
 import { mkdtempSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import * as grpc from "@grpc/grpc-js";
 import * as tf from "@tensorflow/tfjs-core";
 import { common, policy as policyPb } from "@rlhf/proto";
-import { createLogger, createClient, checkHealth, listServicesByReflection, type KitClient } from "@rlhf/grpc-kit";
+import { createLogger, createClient, checkHealth, listServicesByReflection, type KitClient, statusText as statusOf, resultOrStatus as call } from "@rlhf/grpc-kit";
 import { receiveTensorSet, modelConfigToProto, modelConfigFromProto, encodeTensorSet } from "@rlhf/tensor-transport";
 import { GPT2, ScalarHeadModel, Trainer, lmLoss, makeLmBatch, type GPT2Config } from "@rlhf/model";
 import type { NamedHostTensors } from "@rlhf/compute";
@@ -36,17 +35,6 @@ after(async () => {
   await app.stop(1000);
 });
 
-function statusOf(e: unknown): string {
-  const se = e as grpc.ServiceError;
-  return `${grpc.status[se.code]}: ${se.details}`;
-}
-async function call<T>(p: Promise<T>): Promise<T | string> {
-  try {
-    return await p;
-  } catch (e) {
-    return statusOf(e);
-  }
-}
 const batchOf = (seqs: number[][], promptLengths: number[] = []): common.TokenBatch => ({ tokens: seqs.flat(), lengths: seqs.map((s) => s.length), promptLengths });
 const randomInit = (seed: number, config = TINY): policyPb.LoadCheckpointRequest => ({ source: { $case: "randomInit", randomInit: { config: modelConfigToProto(config), seed } } });
 const opt = (lr: number, over: Partial<common.OptimizerConfig> = {}): common.OptimizerConfig => ({ learningRate: lr, beta1: 0, beta2: 0, epsilon: 0, weightDecay: 0, maxGradNorm: 0, ...over });

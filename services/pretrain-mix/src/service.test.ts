@@ -3,10 +3,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import * as grpc from "@grpc/grpc-js";
 import * as tf from "@tensorflow/tfjs-core";
 import { common, pretrainMix } from "@rlhf/proto";
-import { createLogger, createClient, checkHealth, listServicesByReflection, type KitClient } from "@rlhf/grpc-kit";
+import { createLogger, createClient, checkHealth, listServicesByReflection, type KitClient, statusText as statusOf, resultOrStatus as call } from "@rlhf/grpc-kit";
 import { TensorSetReceiver, type ReceivedTensorSet } from "@rlhf/tensor-transport";
 import { GPT2, gpt2InitTensors, lmLoss, presetConfig, type GPT2Config } from "@rlhf/model";
 import { loadPretrainCorpus, permutation, Rng } from "@rlhf/data";
@@ -64,17 +63,6 @@ after(async () => {
   await policy.stop();
 });
 
-function statusOf(e: unknown): string {
-  const se = e as grpc.ServiceError;
-  return `${grpc.status[se.code]}: ${se.details}`;
-}
-async function call<T>(p: Promise<T>): Promise<T | string> {
-  try {
-    return await p;
-  } catch (e) {
-    return statusOf(e);
-  }
-}
 
 const sample = (over: Partial<pretrainMix.SampleBatchRequest>) =>
   client.unary("sampleBatch", { split: TRAIN, sequences: 2, sequenceLength: 16, cursor: 0, seed: 0, ...over });

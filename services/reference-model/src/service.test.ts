@@ -4,10 +4,9 @@ import assert from "node:assert/strict";
 import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import * as grpc from "@grpc/grpc-js";
 import * as tf from "@tensorflow/tfjs-core";
 import { common, referenceModel, policy } from "@rlhf/proto";
-import { createLogger, createClient, checkHealth, listServicesByReflection, startServer, serverStream, type KitClient } from "@rlhf/grpc-kit";
+import { createLogger, createClient, checkHealth, listServicesByReflection, startServer, serverStream, type KitClient, resultOrStatus as call } from "@rlhf/grpc-kit";
 import { encodeTensorSet, uploadTensorSet, sendTensorSet, modelConfigToProto } from "@rlhf/tensor-transport";
 import { GPT2, gpt2ParameterShapes, presetConfig, toHfConfig, type GPT2Config } from "@rlhf/model";
 import { referenceTokenLogProbs, randomTestWeights } from "@rlhf/model/dist/testing/reference-gpt2";
@@ -34,17 +33,6 @@ after(async () => {
   await app.stop(1000);
 });
 
-function statusOf(e: unknown): string {
-  const se = e as grpc.ServiceError;
-  return `${grpc.status[se.code]}: ${se.details}`;
-}
-async function call<T>(p: Promise<T>): Promise<T | string> {
-  try {
-    return await p;
-  } catch (e) {
-    return statusOf(e);
-  }
-}
 const batchOf = (seqs: number[][], promptLengths: number[] = []): common.TokenBatch => ({ tokens: seqs.flat(), lengths: seqs.map((s) => s.length), promptLengths });
 
 /** Writes a checkpoint folder by hand: GPT-2 names with the hub's `transformer.` prefix, an extra attn.bias buffer. */

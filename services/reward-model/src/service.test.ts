@@ -4,10 +4,9 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import * as grpc from "@grpc/grpc-js";
 import * as tf from "@tensorflow/tfjs-core";
 import { common, rewardModel } from "@rlhf/proto";
-import { createLogger, createClient, checkHealth, listServicesByReflection, type KitClient } from "@rlhf/grpc-kit";
+import { createLogger, createClient, checkHealth, listServicesByReflection, type KitClient, statusText as statusOf, resultOrStatus as call } from "@rlhf/grpc-kit";
 import { receiveTensorSet, modelConfigToProto, modelConfigFromProto } from "@rlhf/tensor-transport";
 import { GPT2, ScalarHeadModel, saveCheckpoint, type GPT2Config } from "@rlhf/model";
 import { startRewardModel, type RewardModelApp } from "./app";
@@ -34,17 +33,6 @@ after(async () => {
   await app.stop(1000);
 });
 
-function statusOf(e: unknown): string {
-  const se = e as grpc.ServiceError;
-  return `${grpc.status[se.code]}: ${se.details}`;
-}
-async function call<T>(p: Promise<T>): Promise<T | string> {
-  try {
-    return await p;
-  } catch (e) {
-    return statusOf(e);
-  }
-}
 const batchOf = (seqs: number[][], promptLengths: number[] = []): common.TokenBatch => ({ tokens: seqs.flat(), lengths: seqs.map((s) => s.length), promptLengths });
 const randomInit = (seed: number) => ({ source: { $case: "randomInit" as const, randomInit: { config: modelConfigToProto(TINY), seed } } });
 

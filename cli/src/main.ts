@@ -16,10 +16,11 @@ commands:
   generate          sample from a checkpoint (see rlhf generate --help)
   logprobs          per-token log-probabilities of a text or token list
   init              write a seeded random checkpoint (tiny, small, gpt2-124m)
+  watch <run-id>    follow a run live (NATS or its run folder), or replay a finished one
   help              this text`;
 
 async function main(argv: string[]): Promise<void> {
-  const args = parseArgs(argv, new Set(["help", "tiny", "no-cache"]));
+  const args = parseArgs(argv, new Set(["help", "tiny", "no-cache", "json"]));
   const cmd = args.positional[0];
   if (!cmd || cmd === "help" || (args.flags.has("help") && !cmd)) {
     console.log(USAGE);
@@ -43,6 +44,11 @@ async function main(argv: string[]): Promise<void> {
       const { data, DATA_USAGE } = require("./commands/data") as typeof import("./commands/data");
       if (args.flags.has("help")) return void console.log(DATA_USAGE);
       return data(args);
+    }
+    case "watch": {
+      const w = require("./commands/watch") as typeof import("./commands/watch");
+      if (args.flags.has("help")) return void console.log(w.WATCH_USAGE);
+      return w.watch(args);
     }
     case "generate":
     case "logprobs":

@@ -1,19 +1,23 @@
 // The coordinator against the four real model services, all in this test's process on free ports:
-// the tiny recipe end to end, the run folder, WatchRun, and bad input.
+// the tiny recipe end to end, the run folder, WatchRun, and bad input; exact resume after a cancel,
+// and after the coordinator (then its own process) is SIGKILLed and restarted.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ppoCoordinator } from "@rlhf/proto";
-import { createLogger, createClient, resultOrStatus as statusOf, type KitClient } from "@rlhf/grpc-kit";
+import { createLogger, createClient, checkHealth, resultOrStatus as statusOf, type KitClient } from "@rlhf/grpc-kit";
+import { RLHF, freePort, start as startProc, exitWithin } from "./helpers";
 import { startPolicy, loadConfig as policyConfig, type PolicyApp } from "@rlhf/policy";
 import { startRewardModel, loadConfig as rmConfig, type RewardModelApp } from "@rlhf/reward-model";
 import { startReferenceModel, loadConfig as refConfig, type ReferenceModelApp } from "@rlhf/reference-model";
 import { startPretrainMix, loadConfig as mixConfig, type PretrainMixApp } from "@rlhf/pretrain-mix";
 import { startCoordinator, loadConfig, type CoordinatorApp } from "@rlhf/ppo-coordinator";
+import { TRAINING_SIGNALS } from "@rlhf/telemetry";
 
 const log = createLogger({ service: "coordinator-test", level: "silent" });
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 let apps: { policy: PolicyApp; rm: RewardModelApp; ref: ReferenceModelApp; mix: PretrainMixApp; coord: CoordinatorApp };
 let client: KitClient<ppoCoordinator.PpoCoordinatorServiceClient>;
 let runsDir: string;
@@ -58,7 +62,8 @@ test("StartRun validates the config and names the key; validate_only creates not
   assert.match(String(await start(JSON.stringify({ ppo: { bogus: 1 } }))), /^INVALID_ARGUMENT: .*ppo\.bogus/);
   assert.match(String(await start(JSON.stringify({ preset: "huge" }))), /^INVALID_ARGUMENT: config_json\.preset: must be one of tiny, default/);
   assert.match(String(await start("{}", { runId: "Bad_Id" })), /^INVALID_ARGUMENT: run_id: must be 1\.\.64 of \[a-z0-9-\]/);
-  assert.match(String(await start(JSON.stringify({ rankings: { source: "file" }, data: { files: { rankings: "/tmp/r.jsonl" } } }))), /^INVALID_ARGUMENT: rankings\.source: "file" is not supported by this coordinator yet/);
+  // Data files are read at StartRun: a missing one is refused before anything starts.
+  assert.match(String(await start(JSON.stringify({ rankings: { source: "file" }, data: { files: { rankings: "/nonexistent/r.jsonl" } } }))), /^INVALID_ARGUMENT: data\.files\.rankings: \/nonexistent\/r\.jsonl: file: cannot read: ENOENT$/);
   const v = await client.unary("startRun", { configJson: JSON.stringify({ preset: "tiny" }), runId: "", displayName: "", validateOnly: true });
   assert.equal(v.run?.state, ppoCoordinator.RunState.RUN_STATE_UNSPECIFIED);
   assert.equal(JSON.parse(v.run?.configJson ?? "{}").ppo.iterations, 8);
@@ -92,6 +97,10 @@ test("a micro recipe runs every stage across the real services; WatchRun replays
   assert.equal(ppo.length, 4, "two iterations of PPO-ptx and two of plain PPO");
   assert.ok(ppo.every((v) => Number.isFinite(v["objective/reward"]) && Number.isFinite(v["objective/kl"]) && Number.isFinite(v["loss/policy"])));
   assert.ok(ppo.slice(0, 2).every((v) => Number.isFinite(v["ptx/loss"])) && ppo.slice(2).every((v) => v["ptx/loss"] === undefined), "ptx loss only in PPO-ptx");
+  // Every training signal the recipe emits before evaluation is a registered instrument, so it reaches Prometheus.
+  const registered = new Set<string | undefined>([...TRAINING_SIGNALS.map((x) => x.signal), "run/variant_ptx"]);
+  const emitted = new Set(events.flatMap((e) => (e.payload?.$case === "metrics" && e.payload.metrics.stage !== ppoCoordinator.Stage.STAGE_EVALUATION ? Object.keys(e.payload.metrics.values) : [])));
+  assert.deepEqual([...emitted].filter((k) => !registered.has(k)), [], "signals missing from libs/telemetry/src/instruments.ts");
   for (const f of ["config.json", "run.json", "events.jsonl", "recipe-state.json", "report.json", "report.html"]) assert.ok(existsSync(join(run.runDir, f)), f);
   const lines = readFileSync(join(run.runDir, "events.jsonl"), "utf8").trim().split("\n");
   assert.equal(lines.length, events.length);
@@ -112,10 +121,10 @@ test("a micro recipe runs every stage across the real services; WatchRun replays
   assert.match(String(await statusOf(client.unary("cancelRun", { runId: "micro" }))), /^FAILED_PRECONDITION: run micro is RUN_STATE_SUCCEEDED/);
 });
 
-/** Follows a run to its end (or until `until` says stop); returns the events seen. */
-async function follow(runId: string, after = 0, until?: (e: ppoCoordinator.RunEvent) => boolean): Promise<ppoCoordinator.RunEvent[]> {
+/** Follows a run to its end (or until `until` says stop) on coordinator `c`; returns the events seen. */
+async function follow(runId: string, after = 0, until?: (e: ppoCoordinator.RunEvent) => boolean, c = client): Promise<ppoCoordinator.RunEvent[]> {
   const out: ppoCoordinator.RunEvent[] = [];
-  const stream = client.serverStream("watchRun", { runId, afterSequence: after });
+  const stream = c.serverStream("watchRun", { runId, afterSequence: after });
   for await (const m of stream) {
     const e = (m as ppoCoordinator.WatchRunResponse).event as ppoCoordinator.RunEvent;
     out.push(e);
@@ -127,31 +136,100 @@ async function follow(runId: string, after = 0, until?: (e: ppoCoordinator.RunEv
   return out;
 }
 
-test("a run cancelled in the middle of PPO and resumed ends with the same weights as an uninterrupted one", { timeout: 600_000 }, async () => {
-  const config = JSON.stringify({ ...MICRO, pretrain: { enabled: false }, ppo: { ...MICRO.ppo, iterations: 3 }, evaluation: { ...MICRO.evaluation, prompts: 4 } });
-  const start = (runId: string) => client.unary("startRun", { configJson: config, runId, displayName: "", validateOnly: false });
-  await start("straight");
+/** The config of the resume test: three PPO iterations per variant, a checkpoint after each. */
+const RESUME_CONFIG = JSON.stringify({ ...MICRO, pretrain: { enabled: false }, ppo: { ...MICRO.ppo, iterations: 3 }, evaluation: { ...MICRO.evaluation, prompts: 4 } });
+/** Final checkpoint files (policy, critic, optimiser) that must equal the uninterrupted run's byte for byte. */
+const FINAL_FILES = ["ppo_ptx-000003/policy/model.safetensors", "ppo_ptx-000003/critic/model.safetensors", "ppo_ptx-000003/policy/optimizer.safetensors", "ppo-000003/policy/model.safetensors"];
+
+// One interrupted run covers both ways a run stops (a second one would double the CI time): it is
+// cancelled during PPO-ptx and resumed, then its coordinator process is SIGKILLed during plain
+// PPO, started again on the same RUNS_DIR and the run resumed; it must end exactly as the
+// uninterrupted run ("straight", same seed) does, on the CPU backend.
+test("a run cancelled during PPO-ptx and resumed, then SIGKILLed (its coordinator) during plain PPO, restarted and resumed, ends with the same weights as an uninterrupted one", { timeout: 900_000 }, async () => {
+  await client.unary("startRun", { configJson: RESUME_CONFIG, runId: "straight", displayName: "", validateOnly: false });
   await follow("straight");
   assert.equal((await client.unary("getRun", { runId: "straight" })).run?.state, ppoCoordinator.RunState.RUN_STATE_SUCCEEDED);
 
-  await start("resumed");
-  // Cancel right after PPO-ptx's first checkpoint (iteration 1 of 3).
-  const before = await follow("resumed", 0, (e) => e.payload?.$case === "checkpointWritten" && /ppo_ptx-000001$/.test(e.payload.checkpointWritten.dir));
-  const cancelled = await client.unary("cancelRun", { runId: "resumed" });
-  assert.equal(cancelled.run?.cancelRequested, true);
-  const rest = await follow("resumed", before.at(-1)?.sequence ?? 0);
-  const end = rest.at(-1)?.payload;
-  assert.ok(end?.$case === "stateChanged" && end.stateChanged.toState === ppoCoordinator.RunState.RUN_STATE_CANCELLED, "the run reports CANCELLED");
-  const resumed = await client.unary("resumeRun", { runId: "resumed" });
-  assert.equal(resumed.run?.resumeCount, 1);
-  await follow("resumed", rest.at(-1)?.sequence ?? 0);
-  const r = (await client.unary("getRun", { runId: "resumed" })).run as ppoCoordinator.Run;
-  assert.equal(r.state, ppoCoordinator.RunState.RUN_STATE_SUCCEEDED, r.errorMessage);
-  for (const f of ["ppo_ptx-000003/policy/model.safetensors", "ppo_ptx-000003/critic/model.safetensors", "ppo_ptx-000003/policy/optimizer.safetensors", "ppo-000003/policy/model.safetensors"]) {
-    const a = readFileSync(join(runsDir, "straight", "checkpoints", f));
-    const b = readFileSync(join(runsDir, "resumed", "checkpoints", f));
-    assert.ok(a.equals(b), `${f} is byte-identical after cancel + resume`);
+  // The coordinator of the interrupted run is its own process (`rlhf serve ppo-coordinator`) on the in-process model services.
+  const killDir = mkdtempSync(join(tmpdir(), "coordinator-kill-"));
+  const env = {
+    POLICY_ADDR: apps.policy.server.address,
+    REWARD_MODEL_ADDR: apps.rm.server.address,
+    REFERENCE_MODEL_ADDR: apps.ref.server.address,
+    PRETRAIN_MIX_ADDR: apps.mix.server.address,
+    RUNS_DIR: killDir,
+    METRICS_PORT: "0",
+    NATS_URL: undefined,
+  };
+  const startProcess = async () => {
+    const port = await freePort();
+    const p = startProc([RLHF, "serve", "ppo-coordinator", "--port", String(port)], env);
+    const address = `127.0.0.1:${port}`;
+    for (let i = 0; ; i++) {
+      if (p.child.exitCode !== null || i > 600) assert.fail(`the coordinator did not start: ${p.out()}`);
+      if ((await checkHealth(address, "", 1000).catch(() => "")) === "SERVING") break;
+      await sleep(200);
+    }
+    return { p, c: createClient(ppoCoordinator.PpoCoordinatorServiceClient, address, { deadlineMs: 600_000 }) };
+  };
+  const checkpointOf = (dir: RegExp) => (e: ppoCoordinator.RunEvent) => e.payload?.$case === "checkpointWritten" && dir.test(e.payload.checkpointWritten.dir);
+  const first = await startProcess();
+  let second: typeof first | undefined;
+  try {
+    // 1. Cancel right after PPO-ptx's first checkpoint (iteration 1 of 3), then resume.
+    await first.c.unary("startRun", { configJson: RESUME_CONFIG, runId: "interrupted", displayName: "", validateOnly: false });
+    const before = await follow("interrupted", 0, checkpointOf(/ppo_ptx-000001$/), first.c);
+    assert.equal((await first.c.unary("cancelRun", { runId: "interrupted" })).run?.cancelRequested, true);
+    const rest = await follow("interrupted", before.at(-1)?.sequence ?? 0, undefined, first.c);
+    const end = rest.at(-1)?.payload;
+    assert.ok(end?.$case === "stateChanged" && end.stateChanged.toState === ppoCoordinator.RunState.RUN_STATE_CANCELLED, "the run reports CANCELLED");
+    assert.equal((await first.c.unary("resumeRun", { runId: "interrupted" })).run?.resumeCount, 1);
+
+    // 2. SIGKILL the coordinator once plain PPO's first checkpoint is written and recorded in recipe-state.json (what a resume reads).
+    await follow("interrupted", rest.at(-1)?.sequence ?? 0, checkpointOf(/\/ppo-000001$/), first.c);
+    const statePath = join(killDir, "interrupted", "recipe-state.json");
+    type Variant = { checkpoint?: { iterations: number }; done: boolean };
+    const recorded = (): { ppo: { ppo?: Variant; ppo_ptx?: Variant } } | undefined => {
+      try {
+        return JSON.parse(readFileSync(statePath, "utf8"));
+      } catch {
+        return undefined; // being replaced
+      }
+    };
+    for (let i = 0; i < 6000 && !(recorded()?.ppo.ppo?.checkpoint?.iterations ?? 0); i++) await sleep(10);
+    first.p.child.kill("SIGKILL");
+    await first.p.exited;
+    first.c.close();
+    const atKill = recorded()?.ppo;
+    assert.ok(atKill?.ppo_ptx?.done && atKill.ppo?.checkpoint && !atKill.ppo.done, `killed during plain PPO, after a checkpoint: ${JSON.stringify(atKill)}`);
+    console.log(`coordinator killed after plain PPO's checkpoint ${atKill.ppo.checkpoint.iterations} of 3`);
+
+    // 3. A new coordinator on the same RUNS_DIR: the run is FAILED (resumable); resume it to the end.
+    second = await startProcess();
+    const interrupted = (await second.c.unary("getRun", { runId: "interrupted" })).run as ppoCoordinator.Run;
+    assert.equal(interrupted.state, ppoCoordinator.RunState.RUN_STATE_FAILED, "a restarted coordinator marks the run FAILED");
+    assert.match(interrupted.errorMessage, /coordinator stopped while the run was in progress; ResumeRun continues it/);
+    assert.equal((await second.c.unary("resumeRun", { runId: "interrupted" })).run?.resumeCount, 2);
+    const after = await follow("interrupted", interrupted.lastEventSequence, undefined, second.c);
+    const r = (await second.c.unary("getRun", { runId: "interrupted" })).run as ppoCoordinator.Run;
+    assert.equal(r.state, ppoCoordinator.RunState.RUN_STATE_SUCCEEDED, r.errorMessage);
+    // Plain PPO went on from its checkpoint: the first iteration after the resume is the one after it.
+    const firstPpo = after.find((e) => e.payload?.$case === "metrics" && e.payload.metrics.stage === ppoCoordinator.Stage.STAGE_PPO);
+    assert.ok(firstPpo?.payload?.$case === "metrics");
+    assert.equal(firstPpo.payload.metrics.step, 3 + atKill.ppo.checkpoint.iterations + 1, "continued from the checkpoint, not from the start");
+    for (const f of FINAL_FILES) {
+      const a = readFileSync(join(runsDir, "straight", "checkpoints", f));
+      const b = readFileSync(join(killDir, "interrupted", "checkpoints", f));
+      assert.ok(a.equals(b), `${f} is byte-identical after cancel + resume + SIGKILL + restart + resume`);
+    }
+    const kl = (dir: string) => JSON.parse(readFileSync(join(dir, "report.json"), "utf8")).iterations.ppo_ptx.map((i: { values: Record<string, number> }) => i.values["objective/kl"]);
+    assert.deepEqual(kl(join(killDir, "interrupted")), kl(join(runsDir, "straight")));
+  } finally {
+    for (const proc of [first, second]) {
+      if (!proc) continue;
+      proc.c.close();
+      proc.p.child.kill("SIGTERM");
+      await exitWithin(proc.p, 30_000);
+    }
   }
-  const metrics = (id: string) => JSON.parse(readFileSync(join(runsDir, id, "report.json"), "utf8")).iterations;
-  assert.deepEqual(metrics("resumed").ppo_ptx.map((i: { values: Record<string, number> }) => i.values["objective/kl"]), metrics("straight").ppo_ptx.map((i: { values: Record<string, number> }) => i.values["objective/kl"]));
 });

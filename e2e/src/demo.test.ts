@@ -36,4 +36,18 @@ test("rlhf demo --tiny runs every stage across real processes, and PPO raises th
   const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
   console.log(`PPO-ptx reward per iteration: ${reward.map((r: number) => r.toFixed(3)).join(" ")}`);
   assert.ok(mean(reward.slice(-half)) > mean(reward.slice(0, half)), `reward went up: ${reward.join(", ")}`);
+
+  // No OTLP endpoint: the CLI collected every service's spans into the run folder (OTLP JSON, one
+  // ExportTraceServiceRequest per line), and the report shows one iteration's timeline.
+  assert.match(out, /traces: \d+ spans in .*traces\.jsonl/);
+  type Req = { resourceSpans: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeSpans: { spans: { name: string }[] }[] }[] };
+  const requests = readFileSync(join(dir, "traces.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Req);
+  const services = new Set(requests.flatMap((r) => r.resourceSpans.map((rs) => rs.resource.attributes.find((a) => a.key === "service.name")?.value.stringValue)));
+  const five = ["policy", "ppo-coordinator", "pretrain-mix", "reference-model", "reward-model"];
+  assert.deepEqual([...services].sort(), five, "spans of all five services in traces.jsonl");
+  const timeline = report.timeline as { name: string; service: string; depth: number }[];
+  assert.equal(timeline[0].name, "ppo.iteration");
+  assert.deepEqual([...new Set(timeline.map((r) => r.service))].sort(), five, "the timeline has the services' server spans");
+  for (const phase of ["ppo.generate", "ppo.score", "ppo.reference_logprobs", "ppo.evaluate", "ppo.update", "ppo.ptx_gradients"]) assert.ok(timeline.some((r) => r.name === phase && r.depth === 1), phase);
+  assert.match(readFileSync(join(dir, "report.html"), "utf8"), /<section id="timeline">[\s\S]*<canvas id="chart-timeline">/);
 });

@@ -16,8 +16,9 @@ export interface Proc {
   exited: Promise<number | null>;
 }
 
-export function start(args: string[], env: Record<string, string | undefined> = {}): Proc {
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+/** Starts `node ...args` (in `cwd`, default this process's), its output collected. */
+export function start(args: string[], env: Record<string, string | undefined> = {}, cwd?: string): Proc {
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], cwd });
   let buf = "";
   child.stdout!.on("data", (d) => (buf += d));
   child.stderr!.on("data", (d) => (buf += d));

@@ -106,7 +106,7 @@ test("PpoUpdate with pretrain-mix's gradients equals a single-process step on th
 
     // pretrain-mix's gradients, piped chunk by chunk into the update (nothing buffered here).
     const gamma = 27.8; // the paper's value
-    const ptxReq: pretrainMix.PtxGradientsRequest = { policyWeights: { modelId: "policy", version: 0, source: "" }, gamma, sequences: 3, sequenceLength: 24, cursor: 5, seed: 7, temperature: 0, dtype: common.Dtype.DTYPE_FLOAT32 };
+    const ptxReq: pretrainMix.PtxGradientsRequest = { policyWeights: { modelId: "policy", version: 0, source: "" }, gamma, sequences: 3, sequenceLength: 24, cursor: 5, seed: 7, temperature: 0, dtype: common.Dtype.DTYPE_FLOAT32, textCorpus: undefined };
     const upd = policy.clientStream("ppoUpdate");
     await upd.write({ part: { $case: "minibatch", minibatch } });
     let ptxLoss: pretrainMix.PtxLoss | undefined;
@@ -121,7 +121,7 @@ test("PpoUpdate with pretrain-mix's gradients equals a single-process step on th
 
     // Single process, from scratch: the same pretraining windows (SampleBatch at the same cursor),
     // ONE objective for the policy, one AdamW step per model.
-    const sb = await mix.unary("sampleBatch", { split: pretrainMix.Split.SPLIT_TRAIN, sequences: 3, sequenceLength: 24, cursor: 5, seed: 7 });
+    const sb = await mix.unary("sampleBatch", { split: pretrainMix.Split.SPLIT_TRAIN, sequences: 3, sequenceLength: 24, cursor: 5, seed: 7, textCorpus: undefined });
     const lm = GPT2.fromHostTensors(p0.config, p0.tensors);
     const cr = ScalarHeadModel.fromHostTensors(c0.config, c0.tensors);
     const opts = { optimizer: { beta1: 0.9, beta2: 0.95, epsilon: 1e-6, weightDecay: 0.01 }, schedule: { kind: "constant" as const, lr: 3e-3 }, maxGradNorm: 1 };

@@ -19,15 +19,18 @@ function rlhf(...argv: string[]): { status: number | null; stderr: string; stdou
 
 test("argument mistakes exit 2 with one clear line, before anything starts", () => {
   const cases: [string[], string][] = [
-    [["demo", "--bogus"], "rlhf: rlhf demo: unknown option --bogus (known: --tiny, --runs-dir, --run-id, --backend)\n"],
+    [["demo", "--bogus"], "rlhf: rlhf demo: unknown option --bogus (known: --tiny, --runs-dir, --run-id, --backend, --coordinator)\n"],
     [["demo", "extra"], 'rlhf: rlhf demo: unexpected argument "extra"\n'],
     [["demo", "--backend", "gpu"], 'rlhf: --backend must be one of tensorflow-gpu, tensorflow, wasm, cpu, got "gpu"\n'],
     [["demo", "--run-id", "My_Run"], 'rlhf: --run-id must be 1-64 characters of a-z, 0-9 and -, got "My_Run"\n'],
     [["demo", "--runs-dir"], "rlhf: --runs-dir needs a value\n"],
     [["run", join(tmp, "missing.yaml")], `rlhf: config file ${join(tmp, "missing.yaml")} does not exist\n`],
-    [["run", tmp, "--tiny"], "rlhf: rlhf run: unknown option --tiny (known: --runs-dir, --run-id, --backend)\n"],
+    [["run", tmp, "--tiny"], "rlhf: rlhf run: unknown option --tiny (known: --runs-dir, --run-id, --backend, --coordinator)\n"],
     [["resume", join(tmp, "no-such-run")], `rlhf: run folder ${join(tmp, "no-such-run")} does not exist\n`],
-    [["resume", join(tmp, "r"), "--run-id", "x"], "rlhf: rlhf resume: unknown option --run-id (known: --backend)\n"],
+    [["resume", join(tmp, "r"), "--run-id", "x"], "rlhf: rlhf resume: unknown option --run-id (known: --backend, --coordinator)\n"],
+    [["demo", "--coordinator", "http://x"], 'rlhf: --coordinator must look like host:port (e.g. 127.0.0.1:50050), got "http://x"\n'],
+    [["demo", "--coordinator", "127.0.0.1:50050", "--runs-dir", tmp], "rlhf: --runs-dir concerns the services this command starts; with --coordinator it starts none (the cluster's services have their own settings)\n"],
+    [["resume", "Bad_Id", "--coordinator", "127.0.0.1:50050"], 'rlhf: "Bad_Id" is not a run id (1-64 characters of a-z, 0-9 and -)\n'],
   ];
   for (const [argv, line] of cases) {
     const r = rlhf(...argv);
@@ -93,6 +96,17 @@ test("run: YAML and JSON configs become config_json; bad files are UsageErrors n
   assert.throws(() => readConfigFile(tmp), /is not a file/);
 });
 
+test("run: a config file's relative paths are made absolute from its folder", () => {
+  const dir = join(tmp, "project", "configs");
+  mkdirSync(dir, { recursive: true });
+  const p = join(dir, "mine.yaml");
+  writeFileSync(p, "data:\n  source: files\n  files:\n    sft: data/sft.jsonl\n    prompts: /abs/p.jsonl\nmodel:\n  base_checkpoint: ../gpt2\n");
+  const cfg = JSON.parse(readConfigFile(p));
+  assert.equal(cfg.data.files.sft, join(dir, "data", "sft.jsonl"));
+  assert.equal(cfg.data.files.prompts, "/abs/p.jsonl");
+  assert.equal(cfg.model.base_checkpoint, join(tmp, "project", "gpt2"));
+});
+
 test("resume: the folder's parent is the runs folder, its name the run id", () => {
   const dir = join(tmp, "runs", "demo-20250101-1");
   mkdirSync(dir, { recursive: true });
@@ -107,4 +121,19 @@ test("resume: the folder's parent is the runs folder, its name the run id", () =
   writeFileSync(join(tmp, "plain-file"), "x");
   assert.throws(() => resumeOptions(args("resume", join(tmp, "plain-file"))), /is not a folder: rlhf resume takes a run folder/);
   assert.throws(() => resumeOptions(args("resume")), /which run folder\?/);
+});
+
+test("--coordinator: a running coordinator instead of local services; resume takes its run id", () => {
+  const remote = demoOptions(args("demo", "--tiny", "--coordinator", "127.0.0.1:50050", "--run-id", "demo-1"));
+  assert.equal(remote.coordinator, "127.0.0.1:50050");
+  assert.equal(remote.backend, undefined);
+  assert.equal(demoOptions(args("demo")).coordinator, undefined, "no flag, local services");
+  assert.equal(demoOptions(args("demo", "--coordinator", "dns:///ppo-coordinator:50050")).coordinator, "dns:///ppo-coordinator:50050");
+  // The run folder is on the coordinator's side: nothing is checked on this machine.
+  assert.deepEqual(resumeOptions(args("resume", "demo-1", "--coordinator", "ppo-coordinator:50050")), {
+    action: { kind: "resume", runId: "demo-1", runDir: "" },
+    runsDir: resolve("runs"),
+    coordinator: "ppo-coordinator:50050",
+  });
+  assert.throws(() => demoOptions(args("demo", "--coordinator", "127.0.0.1:50050", "--backend", "cpu")), (e: Error) => e instanceof UsageError && /--backend concerns the services this command starts/.test(e.message));
 });

@@ -6,20 +6,27 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, extname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { resolveConfigPaths } from "@rlhf/run-config";
 import { type ParsedArgs, UsageError, allowFlags, flagString } from "../args";
 import type { SessionAction, SessionOptions } from "../run/session";
 
 const COMMON_FLAGS = `  --runs-dir DIR    where runs and the services' logs (<service>.log) go (default ./runs)
   --run-id ID       name the run: 1-64 characters of a-z, 0-9 and - (default: the coordinator picks)
   --backend NAME    RLHF_BACKEND of every service: wasm, cpu, tensorflow or tensorflow-gpu
-                    (default: each service takes the best one it can load)`;
+                    (default: each service takes the best one it can load)
+  --coordinator ADDR  start no services: send the run to a coordinator that runs already
+                    (host:port, e.g. a cluster's behind kubectl port-forward) and follow it;
+                    its run folders, and the paths a config names, are on the coordinator's side`;
 
 const AFTER = `Progress is redrawn in place on a terminal, one line per change otherwise. At the end it
 prints the run folder and its report.html / report.json. Ctrl-C cancels the run (it stays
 resumable: rlhf resume <run folder>); a second Ctrl-C stops the services at once.
+The services serve no Prometheus metrics unless METRICS_PORT=N is set: then /metrics on
+127.0.0.1 ports N (ppo-coordinator), N+1 (policy), N+2 (reward-model), N+3 (reference-model)
+and N+4 (pretrain-mix).
 Exit status: 0 the run succeeded, 1 it failed, 2 bad arguments or config, 130 interrupted.`;
 
-export const DEMO_USAGE = `rlhf demo [--tiny] [--runs-dir DIR] [--run-id ID] [--backend NAME]
+export const DEMO_USAGE = `rlhf demo [--tiny] [--runs-dir DIR] [--run-id ID] [--backend NAME] [--coordinator ADDR]
   Runs the whole InstructGPT recipe (pretrain, SFT, rankings, reward model, PPO-ptx and plain
   PPO, evaluation) on built-in data with the five services as child processes on free
   loopback ports: the demo config, about 20 minutes on 2 cores.
@@ -27,16 +34,21 @@ export const DEMO_USAGE = `rlhf demo [--tiny] [--runs-dir DIR] [--run-id ID] [--
 ${COMMON_FLAGS}
 ${AFTER}`;
 
-export const RUN_USAGE = `rlhf run <config.json|config.yaml> [--runs-dir DIR] [--run-id ID] [--backend NAME]
+export const RUN_USAGE = `rlhf run <config.json|config.yaml> [--runs-dir DIR] [--run-id ID] [--backend NAME] [--coordinator ADDR]
   Like rlhf demo, with your run config (JSON, or YAML for .yaml/.yml files; omitted keys take
-  their defaults, unknown keys are errors).
+  their defaults, unknown keys are errors). Relative paths in it (model.base_checkpoint,
+  data.files.*) are taken from the config file's folder. Your data files are checked before the
+  model services start: a bad line is reported as file:line: field (exit status 2).
+  Example: rlhf run examples/user-data/run.yaml
 ${COMMON_FLAGS}
 ${AFTER}`;
 
 export const RESUME_USAGE = `rlhf resume <run-folder> [--backend NAME]
+rlhf resume <run-id> --coordinator ADDR
   Continues a FAILED or CANCELLED run where it stopped, from its last checkpoint: starts the
   services with the folder's parent as the runs folder and resumes the run named by the
-  folder. Flags as for rlhf demo.
+  folder (with --coordinator: asks that coordinator to resume its run <run-id>). Flags as for
+  rlhf demo.
 ${AFTER}`;
 
 /** The compute backends `RLHF_BACKEND` accepts (libs/compute's BACKEND_ORDER; not imported: it loads TensorFlow.js). */
@@ -67,7 +79,7 @@ function runsDirFlag(args: ParsedArgs): string {
 
 /** `rlhf demo` arguments as session options. */
 export function demoOptions(args: ParsedArgs): SessionOptions {
-  allowFlags(args, ["tiny", "runs-dir", "run-id", "backend"], "rlhf demo");
+  allowFlags(args, ["tiny", "runs-dir", "run-id", "backend", "coordinator"], "rlhf demo");
   noExtraPositionals(args, 1, "rlhf demo");
   if (typeof args.flags.get("tiny") === "string") throw new UsageError("--tiny takes no value");
   const preset = args.flags.has("tiny") ? "tiny" : "default";
@@ -78,10 +90,13 @@ export function demoOptions(args: ParsedArgs): SessionOptions {
     displayName: `rlhf demo (${preset})`,
     source: `the ${preset} demo config`,
   };
-  return { action, runsDir: runsDirFlag(args), backend: backendFlag(args) };
+  return { action, runsDir: runsDirFlag(args), backend: backendFlag(args), ...coordinatorFlag(args) };
 }
 
-/** Reads a run config file (YAML for .yaml/.yml, JSON otherwise) as a JSON object text. */
+/**
+ * Reads a run config file (YAML for .yaml/.yml, JSON otherwise) as a JSON object text, its
+ * relative paths made absolute from the file's folder (the coordinator takes absolute paths only).
+ */
 export function readConfigFile(path: string): string {
   if (!existsSync(path)) throw new UsageError(`config file ${path} does not exist`);
   if (!statSync(path).isFile()) throw new UsageError(`config file ${path} is not a file`);
@@ -96,28 +111,35 @@ export function readConfigFile(path: string): string {
     throw new UsageError(`${path}: invalid ${yaml ? "YAML" : "JSON"}: ${(e as Error).message.split("\n")[0]}`);
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw new UsageError(`${path}: a run config must be an object (a mapping of keys), got ${Array.isArray(value) ? "a list" : value === null ? "nothing" : typeof value}`);
-  const json = JSON.stringify(value);
+  const json = JSON.stringify(resolveConfigPaths(value, dirname(resolve(path))));
   if (Buffer.byteLength(json) > 1024 * 1024) throw new UsageError(`${path}: the config is larger than 1 MiB as JSON`);
   return json;
 }
 
 /** `rlhf run <config>` arguments as session options. */
 export function runOptions(args: ParsedArgs): SessionOptions {
-  allowFlags(args, ["runs-dir", "run-id", "backend"], "rlhf run");
+  allowFlags(args, ["runs-dir", "run-id", "backend", "coordinator"], "rlhf run");
   const file = args.positional[1];
   if (!file) throw new UsageError(`which config file?\n${RUN_USAGE}`);
   noExtraPositionals(args, 2, "rlhf run");
   const path = resolve(file);
   const action: SessionAction = { kind: "start", configJson: readConfigFile(path), runId: runIdFlag(args), displayName: basename(path), source: file };
-  return { action, runsDir: runsDirFlag(args), backend: backendFlag(args) };
+  return { action, runsDir: runsDirFlag(args), backend: backendFlag(args), ...coordinatorFlag(args) };
 }
 
 /** `rlhf resume <run-folder>` arguments as session options. */
 export function resumeOptions(args: ParsedArgs): SessionOptions {
-  allowFlags(args, ["backend"], "rlhf resume");
+  allowFlags(args, ["backend", "coordinator"], "rlhf resume");
   const folder = args.positional[1];
   if (!folder) throw new UsageError(`which run folder?\n${RESUME_USAGE}`);
   noExtraPositionals(args, 2, "rlhf resume");
+  const remote = coordinatorFlag(args);
+  if (remote.coordinator) {
+    // The run folder is on the coordinator's side: take the run id (or a path ending in it).
+    const runId = basename(folder);
+    if (!RUN_ID.test(runId)) throw new UsageError(`"${folder}" is not a run id (1-64 characters of a-z, 0-9 and -)`);
+    return { action: { kind: "resume", runId, runDir: "" }, runsDir: resolve("runs"), ...remote };
+  }
   const runDir = resolve(folder);
   if (!existsSync(runDir)) throw new UsageError(`run folder ${folder} does not exist`);
   if (!statSync(runDir).isDirectory()) throw new UsageError(`${folder} is not a folder: rlhf resume takes a run folder (runs/<run id>)`);
@@ -126,12 +148,26 @@ export function resumeOptions(args: ParsedArgs): SessionOptions {
   return { action: { kind: "resume", runId, runDir }, runsDir: dirname(runDir), backend: backendFlag(args) };
 }
 
+/**
+ * `--coordinator ADDR`: a running coordinator to use instead of starting the services; the flags
+ * that only concern services started here are refused with it.
+ */
+export function coordinatorFlag(args: ParsedArgs): { coordinator?: string } {
+  const addr = flagString(args, "coordinator");
+  if (addr === undefined) return {};
+  if (!/^(dns:\/\/\/)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(addr)) throw new UsageError(`--coordinator must look like host:port (e.g. 127.0.0.1:50050), got "${addr}"`);
+  for (const f of ["backend", "runs-dir"]) {
+    if (args.flags.has(f)) throw new UsageError(`--${f} concerns the services this command starts; with --coordinator it starts none (the cluster's services have their own settings)`);
+  }
+  return { coordinator: addr };
+}
+
 async function session(o: SessionOptions): Promise<void> {
   // Loaded only now: it pulls in gRPC.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { runSession, checkBuilt } = require("../run/session") as typeof import("../run/session");
-  checkBuilt();
-  process.exitCode = await runSession(o);
+  const { runSession, checkBuilt, metricsPortOf } = require("../run/session") as typeof import("../run/session");
+  if (!o.coordinator) checkBuilt();
+  process.exitCode = await runSession({ metricsPort: metricsPortOf(process.env), ...o });
 }
 
 /** `rlhf demo`. */

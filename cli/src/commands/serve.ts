@@ -1,22 +1,27 @@
 import { existsSync } from "node:fs";
 import { type ParsedArgs, UsageError, allowFlags, flagString } from "../args";
 import { SERVICES, entryPointOf } from "../services";
+import { EXIT_WITH_PARENT_ENV, exitWithParent } from "../run/parent-watch";
 
-export const SERVE_USAGE = `rlhf serve <service> [--port N] [--host ADDR] [--checkpoint DIR] [--init PRESET] [--seed N]
+export const SERVE_USAGE = `rlhf serve <service> [--port N] [--host ADDR] [--checkpoint DIR] [--init PRESET] [--seed N] [--metrics-port N]
   <service>           one of: ${SERVICES.map((s) => s.name).join(", ")}
   --port N            GRPC_PORT (default: the service's own, 0 = any free port)
   --host ADDR         GRPC_HOST (default 127.0.0.1; 0.0.0.0 to accept remote calls)
   --checkpoint DIR    CHECKPOINT_DIR: checkpoint folder to load at start
   --init PRESET       INIT_PRESET: start with a seeded random model (tiny, small, gpt2-124m)
   --seed N            INIT_SEED (default 0)
-Every option can be given as its environment variable instead; a flag wins.`;
+  --metrics-port N    METRICS_PORT: Prometheus endpoint http://METRICS_HOST:N/metrics
+                      (default 9464, skipped with a warning when that port is busy; 0 = none)
+Every option can be given as its environment variable instead; a flag wins.
+${EXIT_WITH_PARENT_ENV}=1 stops the service (as SIGTERM does) when its standard input closes:
+rlhf demo/run/resume set it on their children, so that they die with the CLI.`;
 
 /**
  * Runs a service in this process: sets its environment from the flags, then loads its entry
  * point (which starts tracing before gRPC loads, and handles SIGTERM itself).
  */
 export function serve(args: ParsedArgs): void {
-  allowFlags(args, ["port", "host", "checkpoint", "init", "seed"], "rlhf serve");
+  allowFlags(args, ["port", "host", "checkpoint", "init", "seed", "metrics-port"], "rlhf serve");
   const name = args.positional[1];
   if (!name) throw new UsageError(`which service?\n${SERVE_USAGE}`);
   if (args.positional.length > 2) throw new UsageError(`rlhf serve takes one service, got: ${args.positional.slice(1).join(" ")}`);
@@ -34,9 +39,11 @@ export function serve(args: ParsedArgs): void {
   setEnv("checkpoint", "CHECKPOINT_DIR");
   setEnv("init", "INIT_PRESET");
   setEnv("seed", "INIT_SEED");
+  setEnv("metrics-port", "METRICS_PORT");
   process.env.GRPC_PORT ??= String(svc.port);
   const entry = entryPointOf(svc);
   if (!existsSync(entry)) throw new UsageError(`${entry} is missing: run \`pnpm build\` first`);
+  exitWithParent();
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   require(entry);
 }

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { UsageError } from "../args";
-import { EXIT, freePorts, runSession, serviceNamedIn, serviceSpecs, tokenizerOf, type SessionAction } from "./session";
+import { EXIT, SERVICE_NAMES, freePorts, metricsPortOf, runSession, serviceNamedIn, serviceSpecs, tokenizerOf, type SessionAction } from "./session";
 
 const FAKE_MAIN = `
 const path = require("node:path");
@@ -127,7 +127,8 @@ test("a run that succeeds: services wired and started, config validated, progres
   const r = await session("success");
   assert.equal(r.code, EXIT.ok, r.out);
   const lines = r.out.split("\n");
-  assert.match(lines[0], /^starting the services on 127\.0\.0\.1 \(logs: .*\/<service>\.log\)$/);
+  // No OTLP endpoint in this environment: the session collects the children's traces itself.
+  assert.match(lines[0], /^starting the services on 127\.0\.0\.1 \(logs: .*\/<service>\.log; traces: run folders \(<run>\/traces\.jsonl, via http:\/\/127\.0\.0\.1:\d+\)\)$/);
   assert.match(lines[1], /^services ready in \d+\.\d s \(tokenizer gpt2, backend cpu\)$/);
   assert.deepEqual(lines.slice(2), [
     `run fake-1 started: ${join(r.runsDir, "fake-1")}`,
@@ -254,11 +255,22 @@ test("wiring helpers", async () => {
     name: "policy",
     args: ["/cli/main.js", "serve", "policy", "--port", "2"],
     port: 2,
-    env: { GRPC_HOST: "127.0.0.1", REWARD_MODEL_ADDR: "127.0.0.1:3", TOKENIZER: "byte" },
+    env: { GRPC_HOST: "127.0.0.1", METRICS_PORT: "0", OTEL_SERVICE_NAME: "policy", REWARD_MODEL_ADDR: "127.0.0.1:3", TOKENIZER: "byte" },
     ready: "answer",
   });
   assert.equal(specs["ppo-coordinator"].ready, "serving");
   assert.equal(specs["pretrain-mix"].ready, "serving");
   assert.equal(specs["reward-model"].ready, "answer");
   assert.equal(specs["ppo-coordinator"].env?.RLHF_BACKEND, undefined, "no backend flag, no RLHF_BACKEND");
+  // Prometheus endpoints: off for every child unless METRICS_PORT was set, then one port each.
+  assert.ok(Object.values(specs).every((s) => s.env?.METRICS_PORT === "0"));
+  const withMetrics = serviceSpecs({ ports: { "ppo-coordinator": 1, policy: 2, "reward-model": 3, "reference-model": 4, "pretrain-mix": 5 }, runsDir: "/r", tokenizer: "byte", metricsPort: 9500 });
+  assert.deepEqual(
+    SERVICE_NAMES.map((n) => withMetrics[n].env?.METRICS_PORT),
+    ["9500", "9501", "9502", "9503", "9504"],
+  );
+  assert.equal(metricsPortOf({}), 0);
+  assert.equal(metricsPortOf({ METRICS_PORT: "9500" }), 9500);
+  assert.throws(() => metricsPortOf({ METRICS_PORT: "95x" }), /METRICS_PORT must be an integer in \[0, 65531\] \(the five services take it and the next four ports\), got "95x"$/);
+  assert.throws(() => metricsPortOf({ METRICS_PORT: "65535" }), /METRICS_PORT must be an integer in \[0, 65531\]/);
 });

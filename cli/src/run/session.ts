@@ -17,11 +17,12 @@ import { existsSync, mkdirSync } from "node:fs";
 import { isAbsolute, relative, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { ppoCoordinator } from "@rlhf/proto";
-import { createClient, freePort, type KitClient } from "@rlhf/grpc-kit";
+import { createClient, freePort, waitForServing, type KitClient } from "@rlhf/grpc-kit";
 import { UsageError } from "../args";
 import { SERVICES, entryPointOf } from "../services";
 import { ChildFailedError, Supervisor, type ChildSpec } from "./supervisor";
 import { ProgressRenderer, isTerminal, stateName } from "./progress";
+import { startTraceCollector, type TraceCollector } from "./traces";
 
 const { RunState } = ppoCoordinator;
 type RunState = ppoCoordinator.RunState;
@@ -53,6 +54,25 @@ export interface WiringOptions {
   backend?: string;
   /** The CLI entry point the children run. Default {@link cliEntryPoint}. */
   cliMain?: string;
+  /**
+   * METRICS_PORT the user set: the coordinator's Prometheus endpoint; the next services in
+   * {@link SERVICE_NAMES} order take the next ports (policy +1 ... pretrain-mix +4). Unset or 0:
+   * every child gets METRICS_PORT=0 (no endpoint), so a laptop session never collides on 9464.
+   */
+  metricsPort?: number;
+  /** Trace-export variables of every child ({@link startTraceCollector}: the CLI's loopback receiver). */
+  traceEnv?: Readonly<Record<string, string>>;
+}
+
+/** METRICS_PORT for `rlhf demo/run/resume`: 0 (off) when unset; else the first of five consecutive ports. */
+export function metricsPortOf(env: Readonly<Record<string, string | undefined>>): number {
+  const raw = env.METRICS_PORT?.trim();
+  if (raw === undefined || raw === "") return 0;
+  const max = 65535 - (SERVICE_NAMES.length - 1);
+  if (!/^\d+$/.test(raw) || Number(raw) > max) {
+    throw new UsageError(`METRICS_PORT must be an integer in [0, ${max}] (the five services take it and the next four ports), got "${env.METRICS_PORT}"`);
+  }
+  return Number(raw);
 }
 
 /**
@@ -64,11 +84,14 @@ export function serviceSpecs(o: WiringOptions): Record<ServiceName, ChildSpec> {
   const main = o.cliMain ?? cliEntryPoint();
   const addr = (n: ServiceName) => `127.0.0.1:${o.ports[n]}`;
   const common: Record<string, string> = { GRPC_HOST: "127.0.0.1", ...(o.backend ? { RLHF_BACKEND: o.backend } : {}) };
+  // Prometheus endpoints: off unless the user asked for them (then one port per service).
+  const metricsPort = (name: ServiceName) => String(o.metricsPort ? o.metricsPort + SERVICE_NAMES.indexOf(name) : 0);
   const spec = (name: ServiceName, env: Record<string, string>, ready: ChildSpec["ready"]): ChildSpec => ({
     name,
     args: [main, "serve", name, "--port", String(o.ports[name])],
     port: o.ports[name],
-    env: { ...common, ...env },
+    // OTEL_SERVICE_NAME per child: a name the user set for the CLI must not name all five.
+    env: { ...common, METRICS_PORT: metricsPort(name), OTEL_SERVICE_NAME: name, ...o.traceEnv, ...env },
     ready,
   });
   return {
@@ -159,6 +182,14 @@ export interface SessionOptions {
   stopGraceMs?: number;
   /** The CLI entry point the children run. Default {@link cliEntryPoint}. */
   cliMain?: string;
+  /** METRICS_PORT base of the children ({@link WiringOptions.metricsPort}); default 0 (off). */
+  metricsPort?: number;
+  /**
+   * A coordinator that already runs (`host:port`, e.g. a Kubernetes one behind `kubectl
+   * port-forward`): no service is started here, the run goes to it and its own model services.
+   * Run folders (and data paths in the config) are then on the coordinator's side.
+   */
+  coordinator?: string;
 }
 
 /** The session was interrupted by a signal; `exitCode` is what the CLI exits with. */
@@ -194,7 +225,7 @@ export function checkBuilt(cliMain = cliEntryPoint()): void {
 export async function runSession(o: SessionOptions): Promise<number> {
   const out = o.out ?? process.stdout;
   const cliMain = o.cliMain ?? cliEntryPoint();
-  mkdirSync(o.runsDir, { recursive: true });
+  if (!o.coordinator) mkdirSync(o.runsDir, { recursive: true });
   const tty = Boolean(out.isTTY);
   const renderer = new ProgressRenderer({ tty, columns: out.columns || 120 });
   const write = (s: string) => {
@@ -251,18 +282,31 @@ export async function runSession(o: SessionOptions): Promise<number> {
   aborted.catch(() => undefined);
   const orAbort = <T>(p: Promise<T>): Promise<T> => Promise.race([p, aborted]);
   let ticker: NodeJS.Timeout | undefined;
+  let traces: TraceCollector | undefined;
 
   try {
     // 1. The coordinator, then the resolved config (for the tokenizer and early config errors).
     const t0 = Date.now();
-    const portList = await freePorts(SERVICE_NAMES.length);
-    const ports = Object.fromEntries(SERVICE_NAMES.map((n, i) => [n, portList[i]])) as Record<ServiceName, number>;
-    const specs = (tokenizer: string) => serviceSpecs({ ports, runsDir: o.runsDir, tokenizer, backend: o.backend, cliMain });
+    let specs: ((tokenizer: string) => Record<ServiceName, ChildSpec>) | undefined;
+    let coordinatorAddr: string;
     abort.signal.throwIfAborted();
-    note(`starting the services on 127.0.0.1 (logs: ${displayPath(o.runsDir)}/<service>.log)`);
-    sup.start(specs("byte")["ppo-coordinator"]);
-    await orAbort(sup.waitReady(["ppo-coordinator"], { timeoutMs: readyTimeoutMs, signal: abort.signal, ready: "answer" }));
-    const coordinatorAddr = sup.address("ppo-coordinator");
+    if (o.coordinator) {
+      // A running coordinator (a cluster's): it has its own model services; nothing starts here.
+      coordinatorAddr = o.coordinator;
+      note(`using the coordinator at ${coordinatorAddr}`);
+      await orAbort(waitForServing(coordinatorAddr, Math.min(readyTimeoutMs, 30_000)).catch((e: Error) => Promise.reject(new Error(`the coordinator at ${coordinatorAddr} does not answer: ${e.message}`))));
+    } else {
+      const portList = await freePorts(SERVICE_NAMES.length);
+      const ports = Object.fromEntries(SERVICE_NAMES.map((n, i) => [n, portList[i]])) as Record<ServiceName, number>;
+      // Traces: the user's OTLP endpoint, else this process collects them into the run folders.
+      traces = await startTraceCollector(o.runsDir, process.env, note);
+      const traceEnv = traces.env;
+      specs = (tokenizer: string) => serviceSpecs({ ports, runsDir: o.runsDir, tokenizer, backend: o.backend, cliMain, metricsPort: o.metricsPort, traceEnv });
+      note(`starting the services on 127.0.0.1 (logs: ${displayPath(o.runsDir)}/<service>.log; traces: ${traces.destination})`);
+      sup.start(specs("byte")["ppo-coordinator"]);
+      await orAbort(sup.waitReady(["ppo-coordinator"], { timeoutMs: readyTimeoutMs, signal: abort.signal, ready: "answer" }));
+      coordinatorAddr = sup.address("ppo-coordinator");
+    }
     client = createClient(ppoCoordinator.PpoCoordinatorServiceClient, coordinatorAddr, { deadlineMs: 60_000, idempotent: ["getRun", "cancelRun", "listRuns"] });
     // validate_only creates nothing, so this client may retry StartRun.
     validator = createClient(ppoCoordinator.PpoCoordinatorServiceClient, coordinatorAddr, { deadlineMs: 60_000, idempotent: ["startRun"] });
@@ -277,11 +321,14 @@ export async function runSession(o: SessionOptions): Promise<number> {
       replayUpTo = run.lastEventSequence;
     }
 
-    // 2. The model services.
-    const all = specs(tokenizer);
-    for (const name of MODEL_SERVICES) sup.start(all[name]);
-    await orAbort(sup.waitReady(SERVICE_NAMES, { timeoutMs: readyTimeoutMs, signal: abort.signal }));
-    note(`services ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (tokenizer ${tokenizer}${o.backend ? `, backend ${o.backend}` : ""})`);
+    // 2. The model services (a running coordinator has its own).
+    if (specs) {
+      const all = specs(tokenizer);
+      for (const name of MODEL_SERVICES) sup.start(all[name]);
+      await orAbort(sup.waitReady(SERVICE_NAMES, { timeoutMs: readyTimeoutMs, signal: abort.signal }));
+      note(`services ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (tokenizer ${tokenizer}${o.backend ? `, backend ${o.backend}` : ""})`);
+    }
+    if (specs && o.metricsPort) note(`Prometheus metrics: http://127.0.0.1:${o.metricsPort}/metrics (${SERVICE_NAMES[0]}) to :${o.metricsPort + SERVICE_NAMES.length - 1} (${SERVICE_NAMES.at(-1)})`);
 
     // 3. The run.
     phase = "starting-run";
@@ -297,7 +344,7 @@ export async function runSession(o: SessionOptions): Promise<number> {
     runId = run.id;
     runDir = run.runDir || runDir;
     phase = "running";
-    note(`run ${runId} ${o.action.kind === "start" ? "started" : "resumed"}: ${displayPath(runDir)}`);
+    note(`run ${runId} ${o.action.kind === "start" ? "started" : "resumed"}: ${o.coordinator ? `${runDir} (on the coordinator's volume)` : displayPath(runDir)}`);
     if (cancelWanted) requestCancel();
 
     // 4. Follow it.
@@ -316,21 +363,21 @@ export async function runSession(o: SessionOptions): Promise<number> {
     if (state === RunState.RUN_STATE_SUCCEEDED) return EXIT.ok;
     if (state === RunState.RUN_STATE_FAILED) {
       const failing = serviceNamedIn(renderer.errorMessage || final?.errorMessage || "");
-      const tail = sup.logTail(failing);
+      const tail = specs ? sup.logTail(failing) : "";
       if (tail) write(`last lines of ${displayPath(sup.logFile(failing))}:\n${indent(tail)}\n`);
     }
-    write(resumeHint(runDir, o.backend));
+    write(resumeHint(runDir, o.backend, o.coordinator, runId));
     return state === RunState.RUN_STATE_CANCELLED && cancelWanted ? EXIT.interrupted : EXIT.failed;
   } catch (err) {
     if (ticker) clearInterval(ticker);
     renderer.release();
     if (err instanceof Interrupted) {
-      if (runId && phase === "running") write(resumeHint(runDir, o.backend));
+      if (runId && phase === "running") write(resumeHint(runDir, o.backend, o.coordinator, runId));
       return err.exitCode;
     }
     if (err instanceof ChildFailedError) {
       write(`\n${err.message}\n`);
-      if (phase === "running") write(resumeHint(runDir, o.backend));
+      if (phase === "running") write(resumeHint(runDir, o.backend, o.coordinator, runId));
       return EXIT.failed;
     }
     throw err;
@@ -341,6 +388,9 @@ export async function runSession(o: SessionOptions): Promise<number> {
     validator?.close();
     await sup.stop();
     for (const name of sup.killedAfterGrace) write(`${name} did not stop within the grace period and was killed\n`);
+    // The children flushed their spans on SIGTERM: now the receiver can stop.
+    const st = await traces?.close().catch(() => undefined);
+    if (st && st.spans > 0 && runDir) write(`traces: ${st.spans} spans in ${displayPath(runDir)}/traces.jsonl (OTLP JSON)${st.dropped || st.failed ? `; ${st.dropped} lines dropped (queue full), ${st.failed} failed writes` : ""}\n`);
     process.removeListener("SIGINT", onSigint);
     process.removeListener("SIGTERM", onTerm);
     process.removeListener("SIGHUP", onTerm);
@@ -354,7 +404,8 @@ function indent(text: string): string {
     .join("\n");
 }
 
-function resumeHint(runDir: string, backend: string | undefined): string {
+function resumeHint(runDir: string, backend: string | undefined, coordinator?: string, runId?: string): string {
+  if (coordinator) return runId ? `resume it with: rlhf resume ${runId} --coordinator ${coordinator}\n` : "";
   if (!runDir) return "";
   return `resume it with: rlhf resume ${displayPath(runDir)}${backend ? ` --backend ${backend}` : ""}\n`;
 }

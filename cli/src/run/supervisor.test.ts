@@ -1,11 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { appendFileSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkHealth } from "@rlhf/grpc-kit";
 import { ChildFailedError, Supervisor, readableLogLine, type ChildSpec } from "./supervisor";
 import { cliEntryPoint, freePorts, serviceSpecs } from "./session";
+import { exitWithParent } from "./parent-watch";
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
  * A stand-in service: a real gRPC server with health (from the service kit) on PORT, JSON logs on
@@ -176,6 +180,64 @@ test("real `rlhf serve` children wired by serviceSpecs: reference-model answers 
   assert.match(mixLog, /"tokenizer":"byte"/);
   assert.match(mixLog, /compute backend cpu/);
   assert.match(readFileSync(join(dir, "reference-model.log"), "utf8"), /"service":"reference-model"/);
+});
+
+/** Whether a process is still there. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test("children die with a CLI that is SIGKILLed (their stdin pipe closes); without the watch they would outlive it", { timeout: 120_000 }, async () => {
+  const dir = tmp();
+  const tsx = require.resolve("tsx/cjs");
+  // A child as `rlhf serve` sets it up: the watch from parent-watch.ts, graceful stop on SIGTERM.
+  const child = `
+const on = require(${JSON.stringify(join(__dirname, "parent-watch.ts"))}).exitWithParent();
+console.log("watch " + (on ? "on" : "off"));
+process.on("SIGTERM", () => { console.log("SIGTERM: stopping"); process.exit(0); });
+setInterval(() => {}, 1000);`;
+  // The CLI: a supervisor with two children, one with the watch (the default) and one without.
+  const parent = `
+const { Supervisor } = require(${JSON.stringify(join(__dirname, "supervisor.ts"))});
+const sup = new Supervisor({ logDir: ${JSON.stringify(dir)} });
+const args = ["-r", ${JSON.stringify(tsx)}, "-e", ${JSON.stringify(child)}];
+sup.start({ name: "watched", args, port: 1 });
+sup.start({ name: "unwatched", args, port: 2, env: { RLHF_EXIT_WITH_PARENT: "0" } });
+console.log(JSON.stringify({ watched: sup.pid("watched"), unwatched: sup.pid("unwatched") }));
+setInterval(() => {}, 1000);`;
+  const cli = spawn(process.execPath, ["-r", tsx, "-e", parent], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  const pids = await new Promise<{ watched: number; unwatched: number }>((resolve, reject) => {
+    cli.stdout.on("data", (d) => {
+      out += d;
+      if (out.includes("\n")) resolve(JSON.parse(out.split("\n")[0]));
+    });
+    cli.once("exit", (code) => reject(new Error(`the parent exited (${code}) before starting its children: ${out}`)));
+  });
+  const log = (name: string) => readFileSync(join(dir, `${name}.log`), "utf8");
+  try {
+    // Both children are up (each wrote its first line) before the parent dies.
+    for (let i = 0; i < 600 && !(log("watched").includes("watch on") && log("unwatched").includes("watch off")); i++) await sleep(100);
+    assert.match(log("watched"), /watch on/);
+    cli.kill("SIGKILL");
+    for (let i = 0; i < 600 && alive(pids.watched); i++) await sleep(100);
+    assert.equal(alive(pids.watched), false, "the watched child stopped when its parent was killed");
+    assert.match(log("watched"), /SIGTERM: stopping/, "it stopped gracefully (as on SIGTERM), not by a kill");
+    assert.equal(alive(pids.unwatched), true, "without the watch, a child outlives a SIGKILLed parent (why the watch exists)");
+  } finally {
+    for (const pid of [pids.watched, pids.unwatched]) if (alive(pid)) process.kill(pid, "SIGKILL");
+  }
+});
+
+test("RLHF_EXIT_WITH_PARENT takes 0 or 1", () => {
+  assert.equal(exitWithParent({}), false);
+  assert.equal(exitWithParent({ RLHF_EXIT_WITH_PARENT: "0" }), false);
+  assert.throws(() => exitWithParent({ RLHF_EXIT_WITH_PARENT: "yes" }), /RLHF_EXIT_WITH_PARENT must be 0 or 1, got "yes"/);
 });
 
 test("JSON log lines read as `<level> <msg> {fields}`; other lines stay as they are", () => {

@@ -5,12 +5,15 @@
  *
  * Children get their own process group (`detached`), so that Ctrl-C in a terminal reaches the
  * CLI only: the CLI decides how the services stop (cancel the run first, then SIGTERM). If the
- * CLI exits without stopping them, an exit hook SIGKILLs whatever is left.
+ * CLI exits without stopping them, an exit hook SIGKILLs whatever is left; if it is killed
+ * outright (no hook runs), each child's standard input, a pipe only the CLI holds, closes and
+ * the child stops itself (RLHF_EXIT_WITH_PARENT=1, see parent-watch.ts).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, fstatSync, mkdirSync, openSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { checkHealth } from "@rlhf/grpc-kit";
+import { EXIT_WITH_PARENT_ENV } from "./parent-watch";
 
 /** One child to start. */
 export interface ChildSpec {
@@ -157,9 +160,10 @@ export class Supervisor {
     let logOffset: number;
     try {
       logOffset = fstatSync(fd).size;
+      // stdin: a pipe that closes when this process ends, however it ends (the child watches it).
       child = spawn(process.execPath, [...spec.args], {
-        stdio: ["ignore", fd, fd],
-        env: { ...process.env, ...spec.env },
+        stdio: ["pipe", fd, fd],
+        env: { ...process.env, [EXIT_WITH_PARENT_ENV]: "1", ...spec.env },
         detached: true,
       });
     } finally {
@@ -170,11 +174,15 @@ export class Supervisor {
       // spawn failures (no exit event follows) count as an exit
       child.once("error", (err) => resolve({ code: null, signal: null, error: err.message }));
     });
+    // Never written; must not keep this process alive, nor throw if the child has gone.
+    child.stdin?.on("error", () => undefined);
+    (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
     const entry: Entry = { spec, child, logFile, logOffset, exited };
     this.entries.set(spec.name, entry);
     if (this.entries.size === 1) process.on("exit", this.onProcessExit);
     void exited.then((e) => {
       entry.exit = e;
+      child.stdin?.destroy();
       if (!this.stopping) this.reportFailure(new ChildFailedError(spec.name, `${describeExit(e)} unexpectedly`, logFile, this.logTail(spec.name)));
     });
   }

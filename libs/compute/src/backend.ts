@@ -12,6 +12,7 @@ import { dirname, join, sep } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import type * as TfWasm from "@tensorflow/tfjs-backend-wasm";
 import { registerFallbackKernels, registerMissingGradients, registerWasmFallbacks } from "./kernels";
+import { observeTensorMemory } from "./metrics";
 
 /** Our names for the compute backends, in order of preference. */
 export type BackendName = "tensorflow-gpu" | "tensorflow" | "wasm" | "cpu";
@@ -105,6 +106,9 @@ export function isBackendName(v: unknown): v is BackendName {
  * fallbacks of `./kernels` (wasm: UnsortedSegmentSum, GatherV2 with batchDims; cpu: a fast
  * UnsortedSegmentSum); mutes tfjs' Node.js "install our node backend" banner on cpu.
  *
+ * Once chosen, the backend's tensor memory is exported as the `rlhf.tensor.count` and
+ * `rlhf.tensor.memory` gauges (./metrics.ts; no-ops unless @rlhf/telemetry started).
+ *
  * Idempotent: later (and concurrent) calls return the first call's result; a later call that
  * forces a different backend is rejected. A failed call leaves tfjs-core usable and may be retried.
  */
@@ -118,6 +122,8 @@ export function initBackend(opts: InitBackendOptions = {}): Promise<BackendInfo>
     attempt.then(
       (info) => {
         selectedInfo = info;
+        // rlhf.tensor.count / rlhf.tensor.memory of this process, from now on.
+        observeTensorMemory(info.name);
       },
       () => {
         if (selected === attempt) selected = undefined;

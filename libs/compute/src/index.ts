@@ -1,3 +1,4 @@
 export * from "./host-tensor";
 export * from "./backend";
 export * from "./kernels";
+export * from "./metrics";

@@ -12,4 +12,5 @@ export * from "./responses";
 export * from "./labelers";
 export * from "./sampler";
 export * from "./jsonl";
+export * from "./user-files";
 export * from "./builtin";

@@ -96,6 +96,8 @@ export const DEFAULT_MAX_LINE_BYTES = 1 << 20;
 /** What a reader returns. */
 export interface ReadResult<T> {
   readonly records: T[];
+  /** 1-based line of each record (text: a document's first line), for messages about a record. */
+  readonly recordLines: number[];
   /** Every problem found (empty unless `skipBad`; without it the first bad line throws). */
   readonly errors: DataIssue[];
   /** Fields that are not part of the format (ignored), reported once per field name. */
@@ -326,13 +328,13 @@ function splitLines(data: Uint8Array, maxLineBytes: number): RawLine[] {
   return out;
 }
 
-function finish<T>(file: string, records: T[], errors: DataIssue[], warnings: DataIssue[], skipped: number, lines: number, skipBad: boolean, emptyMessage: string): ReadResult<T> {
+function finish<T>(file: string, records: T[], recordLines: number[], errors: DataIssue[], warnings: DataIssue[], skipped: number, lines: number, skipBad: boolean, emptyMessage: string): ReadResult<T> {
   if (records.length === 0) {
     const issue: DataIssue = { file, line: 0, field: "file", message: emptyMessage };
     if (!skipBad) throw new DataFileError([issue]);
     errors.push(issue);
   }
-  return { records, errors, warnings, skipped, lines };
+  return { records, recordLines, errors, warnings, skipped, lines };
 }
 
 /**
@@ -344,6 +346,7 @@ export function parseJsonl<K extends JsonlKind>(data: string | Uint8Array, kind:
   const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
   const skipBad = opts.skipBad ?? false;
   const records: JsonlRecordOf[K][] = [];
+  const recordLines: number[] = [];
   const errors: DataIssue[] = [];
   const warnings: DataIssue[] = [];
   let skipped = 0;
@@ -357,6 +360,7 @@ export function parseJsonl<K extends JsonlKind>(data: string | Uint8Array, kind:
       const r = parseLine(kind, l.text ?? "");
       if (r.record) {
         records.push(r.record);
+        recordLines.push(l.line);
         for (const f of r.unknownFields) {
           if (warned.has(f)) continue;
           warned.add(f);
@@ -371,7 +375,7 @@ export function parseJsonl<K extends JsonlKind>(data: string | Uint8Array, kind:
     errors.push(...issues);
     skipped++;
   }
-  return finish(opts.file, records, errors, warnings, skipped, lines.length, skipBad, `no ${kind} records`);
+  return finish(opts.file, records, recordLines, errors, warnings, skipped, lines.length, skipBad, `no ${kind} records`);
 }
 
 function parseLine<K extends JsonlKind>(kind: K, line: string): { record?: JsonlRecordOf[K]; errors: FieldError[]; unknownFields: string[] } {
@@ -386,9 +390,19 @@ function parseLine<K extends JsonlKind>(kind: K, line: string): { record?: Jsonl
   return { ...r, unknownFields: isObject(value) ? Object.keys(value).filter((k) => !known.includes(k)) : [] };
 }
 
-/** Reads a JSONL file of `kind` (see {@link parseJsonl}). */
+/** The bytes of a data file; one that cannot be read is a DataFileError (`file: cannot read: ENOENT`). */
+function readDataFile(path: string, file: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new DataFileError([{ file, line: 0, field: "file", message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }]);
+  }
+}
+
+/** Reads a JSONL file of `kind` (see {@link parseJsonl}); an unreadable file is a DataFileError. */
 export function readJsonlFile<K extends JsonlKind>(path: string, kind: K, opts: ReadOptions = {}): ReadResult<JsonlRecordOf[K]> {
-  return parseJsonl(readFileSync(path), kind, { ...opts, file: opts.file ?? path });
+  const file = opts.file ?? path;
+  return parseJsonl(readDataFile(path, file), kind, { ...opts, file });
 }
 
 /**
@@ -400,11 +414,16 @@ export function parseTextDocuments(data: string | Uint8Array, opts: ReadOptions 
   const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
   const skipBad = opts.skipBad ?? false;
   const docs: string[] = [];
+  const docLines: number[] = [];
   const errors: DataIssue[] = [];
   let skipped = 0;
   let current: string[] = [];
+  let firstLine = 0;
   const flush = () => {
-    if (current.length) docs.push(current.join("\n"));
+    if (current.length) {
+      docs.push(current.join("\n"));
+      docLines.push(firstLine);
+    }
     current = [];
   };
   const lines = splitLines(bytes, opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES);
@@ -420,15 +439,19 @@ export function parseTextDocuments(data: string | Uint8Array, opts: ReadOptions 
     }
     const t = l.text ?? "";
     if (t.trim() === "") flush();
-    else current.push(t);
+    else {
+      if (current.length === 0) firstLine = l.line;
+      current.push(t);
+    }
   }
   flush();
-  return finish(opts.file, docs, errors, [], skipped, lines.length, skipBad, "empty text: the file has no text");
+  return finish(opts.file, docs, docLines, errors, [], skipped, lines.length, skipBad, "empty text: the file has no text");
 }
 
-/** Reads a plain-text pretraining file (see {@link parseTextDocuments}). */
+/** Reads a plain-text pretraining file (see {@link parseTextDocuments}); an unreadable file is a DataFileError. */
 export function readTextFile(path: string, opts: ReadOptions = {}): ReadResult<string> {
-  return parseTextDocuments(readFileSync(path), { ...opts, file: opts.file ?? path });
+  const file = opts.file ?? path;
+  return parseTextDocuments(readDataFile(path, file), { ...opts, file });
 }
 
 

@@ -62,14 +62,25 @@ export function loadPretrainCorpus(opts: PretrainCorpusOptions = {}): PretrainCo
   const f = opts.validFraction ?? 0.05;
   if (!(f >= 0 && f <= 0.5)) throw new InvalidArgumentError("validFraction", `must be in [0, 0.5], got ${f}`);
   const corpus = opts.corpus ?? loadBrownCorpus();
-  const train: PretrainDocument[] = [];
-  const valid: PretrainDocument[] = [];
+  return splitPretrainDocuments(
+    corpus.documents.map((d): PretrainDocument => ({ id: d.id, category: d.category, text: brownDocumentText(d) })),
+    f,
+  );
+}
+
+/**
+ * Splits documents without randomness (systematic sampling): in the given order, document i goes
+ * to validation when floor((i+1)·f) > floor(i·f), i.e. every (1/f)-th document. The Brown corpus
+ * and users' text files are split by this same rule.
+ */
+export function splitPretrainDocuments<T>(documents: readonly T[], validFraction: number): { train: T[]; valid: T[] } {
+  const f = validFraction;
+  if (!(f >= 0 && f <= 0.5)) throw new InvalidArgumentError("validFraction", `must be in [0, 0.5], got ${f}`);
+  const train: T[] = [];
+  const valid: T[] = [];
   // The 1e-9 keeps products such as 20 * 0.05 from landing just below an integer.
   const bucket = (i: number) => Math.floor(i * f + 1e-9);
-  corpus.documents.forEach((d, i) => {
-    const doc: PretrainDocument = { id: d.id, category: d.category, text: brownDocumentText(d) };
-    (bucket(i + 1) > bucket(i) ? valid : train).push(doc);
-  });
+  documents.forEach((d, i) => (bucket(i + 1) > bucket(i) ? valid : train).push(d));
   return { train, valid };
 }
 

@@ -15,6 +15,7 @@ import { trace } from "@opentelemetry/api";
 import { DomainError } from "@rlhf/errors";
 import type { Logger } from "pino";
 import { toStatusError, statusName } from "./errors";
+import { recordRpc } from "./metrics";
 
 /** What a handler gets besides its request: a per-call logger, metadata and cancellation. */
 export interface CallContext {
@@ -44,6 +45,8 @@ function makeContext(call: AnyCall, log: Logger): { ctx: CallContext; done: (cod
   const started = process.hrtime.bigint();
   const done = (code: number, extra?: object) => {
     const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+    // rpc.server.duration by service, method and status: measured here, once for every service.
+    recordRpc(method, code, durationMs);
     const fields = { code: statusName(code), durationMs: Math.round(durationMs * 100) / 100, ...extra };
     if (code === status.OK) child.info(fields, "rpc ok");
     else if (code === status.INTERNAL || code === status.UNKNOWN || code === status.DATA_LOSS) child.error(fields, "rpc failed");

@@ -1,7 +1,8 @@
 /**
  * Service kit: gRPC server start-up (health, reflection, limits, graceful shutdown), handler
  * wrappers that map domain errors to statuses in one place, structured logs, a client with
- * deadlines and idempotent-only retries, a bounded serial queue, and environment parsing.
+ * deadlines and idempotent-only retries, a bounded serial queue, environment parsing, and the
+ * RPC / queue metrics every service exports (rpc.server.duration, rlhf.queue.*).
  */
 export * from "./logger";
 export * from "./errors";
@@ -12,3 +13,4 @@ export * from "./queue";
 export * from "./env";
 export * from "./probe";
 export * from "./main";
+export * from "./metrics";

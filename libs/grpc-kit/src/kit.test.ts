@@ -20,6 +20,7 @@ import {
   type RunningServer,
   envInt,
   envAddress,
+  envMetrics,
   ConfigError,
 } from "./index";
 
@@ -237,6 +238,19 @@ test("environment parsing gives one clear line", () => {
   assert.throws(() => envInt({ N: "50" }, "N", 1, 0, 10), /N must be in \[0, 10\], got 50/);
   assert.equal(envAddress({ A: "dns:///ref.svc:50051" }, "A"), "dns:///ref.svc:50051");
   assert.throws(() => envAddress({ A: "nohost" }, "A"), /A must look like host:port/);
+});
+
+test("METRICS_HOST / METRICS_PORT: defaults, 0 turns the endpoint off, a set port is required, one clear line when wrong", () => {
+  assert.deepEqual(envMetrics({}), { metricsHost: "127.0.0.1", metricsPort: 9464, metricsPortRequired: false });
+  assert.deepEqual(envMetrics({ METRICS_HOST: "0.0.0.0", METRICS_PORT: "9500" }), { metricsHost: "0.0.0.0", metricsPort: 9500, metricsPortRequired: true });
+  assert.deepEqual(envMetrics({ METRICS_PORT: "0" }), { metricsHost: "127.0.0.1", metricsPort: 0, metricsPortRequired: true });
+  assert.equal(envMetrics({ METRICS_HOST: "[::1]" }).metricsHost, "::1");
+  assert.equal(envMetrics({ METRICS_HOST: "policy-0.policy.rlhf.svc" }).metricsHost, "policy-0.policy.rlhf.svc");
+  assert.throws(() => envMetrics({ METRICS_PORT: "x1" }), (e: Error) => e instanceof ConfigError && e.message === 'METRICS_PORT must be an integer, got "x1"');
+  assert.throws(() => envMetrics({ METRICS_PORT: "65536" }), /METRICS_PORT must be in \[0, 65535\], got 65536/);
+  for (const bad of ["10.0.0.1:9464", "http://x", "a b"]) {
+    assert.throws(() => envMetrics({ METRICS_HOST: bad }), (e: Error) => e instanceof ConfigError && e.message === `METRICS_HOST must be a host name or an IP address (the port goes in METRICS_PORT), got "${bad}"`, bad);
+  }
 });
 
 test("a bidirectional handler that reads every request can still send and finish with a status", async () => {

@@ -1,4 +1,5 @@
 import { ResourceExhaustedError } from "@rlhf/errors";
+import { observeQueue, recordQueueRejected } from "./metrics";
 
 /**
  * Runs tasks one at a time, in arrival order, with at most `capacity` waiting. A task offered to a
@@ -14,7 +15,10 @@ export class SerialQueue {
   constructor(
     readonly name: string,
     readonly capacity = 8,
-  ) {}
+  ) {
+    // Exported as rlhf.queue.depth{rlhf.queue=<name>}; refusals count in rlhf.queue.rejected.
+    observeQueue(this);
+  }
 
   /** Tasks waiting plus the one running. */
   get depth(): number {
@@ -24,6 +28,7 @@ export class SerialQueue {
   /** Queue `task`; resolves with its result once it has run. */
   run<T>(task: () => Promise<T> | T): Promise<T> {
     if (this.waiting >= this.capacity) {
+      recordQueueRejected(this.name);
       return Promise.reject(
         new ResourceExhaustedError(`${this.name} queue is full (${this.capacity} waiting); retry later`),
       );

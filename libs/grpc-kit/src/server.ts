@@ -8,6 +8,19 @@ import type { Logger } from "pino";
 /** Default receive/send limit per message: gRPC's 4 MiB. Big payloads travel as chunk streams. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
+/**
+ * grpc.health.v1 names for Kubernetes' native gRPC probes (`grpc: {port, service}`) and container
+ * health checks. "" and each served service keep their meaning (SERVING once the service can do
+ * its work, e.g. a model is loaded); these two only say how the process is:
+ * - "liveness": SERVING from the moment the server listens until the process exits (a model
+ *   service without a model is alive: its client loads one).
+ * - "readiness": SERVING while the server takes calls, NOT_SERVING from the start of a graceful
+ *   shutdown, so that a pod leaves its Service's endpoints before it stops.
+ */
+export const LIVENESS_HEALTH_SERVICE = "liveness";
+/** See {@link LIVENESS_HEALTH_SERVICE}. */
+export const READINESS_HEALTH_SERVICE = "readiness";
+
 /** One gRPC service to serve: a generated definition and its implementation. */
 export interface ServiceRegistration {
   definition: grpc.ServiceDefinition;
@@ -75,7 +88,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const serviceNames = opts.services.map((s) => serviceNameOf(s.definition));
   for (const s of opts.services) server.addService(s.definition, s.implementation);
 
-  const health = new HealthImplementation({ "": "NOT_SERVING", ...Object.fromEntries(serviceNames.map((n) => [n, "NOT_SERVING"])) });
+  const health = new HealthImplementation({
+    "": "NOT_SERVING",
+    ...Object.fromEntries(serviceNames.map((n) => [n, "NOT_SERVING"])),
+    [LIVENESS_HEALTH_SERVICE]: "SERVING",
+    [READINESS_HEALTH_SERVICE]: "SERVING",
+  });
   health.addToServer(server);
   if (opts.descriptorSetPath) {
     const pkgDef = loadFileDescriptorSetFromBuffer(readFileSync(opts.descriptorSetPath));
@@ -97,6 +115,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const shutdown = (graceMs = 10_000) =>
     (stopping ??= new Promise<void>((resolve) => {
       setServing(false);
+      health.setStatus(READINESS_HEALTH_SERVICE, "NOT_SERVING");
       opts.log.info({ graceMs }, "shutting down: refusing new calls, draining in-flight calls");
       const timer = setTimeout(() => {
         opts.log.warn({ graceMs }, "grace period over: cancelling remaining calls");

@@ -8,6 +8,12 @@
  * only with `--train-124m` (on wasm it aborts: weights, gradients and Adam moments alone are
  * ~2 GB, past what the wasm module can allocate); `RLHF_BACKEND=cpu ... --train-124m-only`
  * measures just that on the pure-JS cpu backend (one warm-up and one timed step, B=1, T=16).
+ * `--124m-no-cache` runs only GPT-2-124M generation without the cache at the full 128 and 512 new
+ * tokens (about an hour of one core on wasm).
+ *
+ * Besides wall seconds, every row gives the process's CPU seconds (user + system): the backends
+ * here compute on one thread, so on a busy machine CPU seconds are the figure that does not
+ * depend on what else runs.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "@rlhf/compute";
@@ -21,12 +27,15 @@ interface Row {
   what: string;
   tokens: number;
   seconds: number;
+  cpuSeconds: number;
 }
 
-function time<T>(fn: () => T): { value: T; seconds: number } {
+function time<T>(fn: () => T): { value: T; seconds: number; cpuSeconds: number } {
   const t0 = process.hrtime.bigint();
+  const c0 = process.cpuUsage();
   const value = fn();
-  return { value, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+  const c = process.cpuUsage(c0);
+  return { value, seconds: Number(process.hrtime.bigint() - t0) / 1e9, cpuSeconds: (c.user + c.system) / 1e6 };
 }
 
 async function main(): Promise<void> {
@@ -43,6 +52,10 @@ async function main(): Promise<void> {
   if (train124mOnly) {
     plan.splice(0, plan.length, { name: "gpt2-124m", gen: [], train: [1, 16, 1] });
   }
+  const noCache124m = process.argv.includes("--124m-no-cache");
+  if (noCache124m) {
+    plan.splice(0, plan.length, { name: "gpt2-124m", gen: [[128, false], [512, false]], train: [1, 128, 1] });
+  }
   for (const p of plan) {
     const config = presetConfig(p.name, p.name === "small" ? { nPositions: 512 } : {});
     const m = GPT2.random(config, 0);
@@ -50,13 +63,13 @@ async function main(): Promise<void> {
     if (p.gen.length > 0) generate(m, [prompt], { maxNewTokens: 2 }); // warm-up
     for (const [n0, useCache] of p.gen) {
       const n = quick ? Math.min(n0, 16) : Math.min(n0, config.nPositions - prompt.length);
-      const { seconds } = time(() => generate(m, [prompt], { maxNewTokens: n, useCache, seed: 1 }));
-      rows.push({ config: p.name, what: `generate ${useCache ? "cache" : "no cache"} (${n} new)`, tokens: n, seconds });
-      console.error(`${p.name} ${useCache ? "cache" : "no-cache"} ${n}: ${(n / seconds).toFixed(1)} tok/s`);
+      const { seconds, cpuSeconds } = time(() => generate(m, [prompt], { maxNewTokens: n, useCache, seed: 1 }));
+      rows.push({ config: p.name, what: `generate ${useCache ? "cache" : "no cache"} (${n} new)`, tokens: n, seconds, cpuSeconds });
+      console.error(`${p.name} ${useCache ? "cache" : "no-cache"} ${n}: ${(n / seconds).toFixed(1)} tok/s (${cpuSeconds.toFixed(1)} CPU s)`);
     }
     // GPT-2-124M training aborts the wasm module (out of its 4 GiB heap: weights, grads, two Adam
     // moments and activations); only with --train-124m, for native backends.
-    if (p.name === "gpt2-124m" && !process.argv.includes("--train-124m") && !train124mOnly) {
+    if (p.name === "gpt2-124m" && ((!process.argv.includes("--train-124m") && !train124mOnly) || noCache124m)) {
       m.dispose();
       continue;
     }
@@ -66,23 +79,26 @@ async function main(): Promise<void> {
     const trainer = new Trainer(m.parameters(), { schedule: { kind: "constant", lr: 1e-4 } });
     trainer.accumulate(() => lmLoss(m, batch.tokens, batch.lossMask)); // warm-up
     trainer.update();
-    const { seconds } = time(() => {
+    const { seconds, cpuSeconds } = time(() => {
       for (let i = 0; i < (quick ? 1 : steps); i++) {
         trainer.accumulate(() => lmLoss(m, batch.tokens, batch.lossMask));
         trainer.update();
       }
     });
     const ntok = B * T * (quick ? 1 : steps);
-    rows.push({ config: p.name, what: `train B=${B} T=${T}`, tokens: ntok, seconds });
+    rows.push({ config: p.name, what: `train B=${B} T=${T}`, tokens: ntok, seconds, cpuSeconds });
     console.error(`${p.name} train: ${(ntok / seconds).toFixed(1)} tok/s`);
     tf.dispose([batch.tokens, batch.lossMask]);
     trainer.dispose();
     m.dispose();
   }
   console.log(`backend: ${info.name}, node ${process.version}`);
-  console.log("| config | measurement | tokens | seconds | tokens/s |");
-  console.log("|---|---|---:|---:|---:|");
-  for (const r of rows) console.log(`| ${r.config} | ${r.what} | ${r.tokens} | ${r.seconds.toFixed(2)} | ${(r.tokens / r.seconds).toFixed(1)} |`);
+  console.log("| config | measurement | tokens | seconds | tokens/s | CPU seconds | tokens/CPU-s |");
+  console.log("|---|---|---:|---:|---:|---:|---:|");
+  for (const r of rows) {
+    const cells = [r.config, r.what, r.tokens, r.seconds.toFixed(2), (r.tokens / r.seconds).toFixed(1), r.cpuSeconds.toFixed(2), (r.tokens / r.cpuSeconds).toFixed(2)];
+    console.log(`| ${cells.join(" | ")} |`);
+  }
 }
 
 main().catch((e: unknown) => {

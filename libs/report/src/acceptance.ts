@@ -25,7 +25,15 @@ export interface AcceptanceCheck {
   readonly threshold: number | null;
   /** How: `value >= threshold`, `value < threshold`. */
   readonly comparison: ">=" | "<";
+  /** False also when the check does not apply (see `not_applicable`). */
   readonly passed: boolean;
+  /** Why the check does not apply to this run (its data cannot exist, e.g. a win rate without gold answers); null when it applies. */
+  readonly not_applicable: string | null;
+}
+
+/** Whether every check that applies passed (`acceptance.passed` of report.json). */
+export function allApplicablePassed(checks: readonly AcceptanceCheck[]): boolean {
+  return checks.every((c) => c.passed || c.not_applicable !== null);
 }
 
 function compare(value: number | null, threshold: number | null, comparison: ">=" | "<"): boolean {
@@ -61,7 +69,8 @@ export function klSummary(data: ReportData): KlSummary | undefined {
 }
 
 /**
- * The issue's acceptance checks, each computed from the data (absent data fails its check):
+ * The issue's acceptance checks, each computed from the data (absent data fails its check; a
+ * check whose metric is in `data.not_applicable` does not apply, with that reason):
  * - `rm_heldout_accuracy`: the reward model's held-out pairwise accuracy >= 0.65;
  * - `ppo_ptx_win_rate`: PPO-ptx's win rate against SFT >= 0.60;
  * - `ptx_pretrain_loss_closer_to_sft`: |PPO-ptx - SFT| < |PPO - SFT| in pretraining validation
@@ -70,8 +79,8 @@ export function klSummary(data: ReportData): KlSummary | undefined {
  */
 export function acceptanceChecks(data: ReportData): AcceptanceCheck[] {
   const out: AcceptanceCheck[] = [];
-  const add = (name: string, description: string, value: number | null, threshold: number | null, comparison: ">=" | "<"): void => {
-    out.push({ name, description, value, threshold, comparison, passed: compare(value, threshold, comparison) });
+  const add = (name: string, description: string, value: number | null, threshold: number | null, comparison: ">=" | "<", notApplicable: string | null = null): void => {
+    out.push({ name, description, value, threshold, comparison, passed: notApplicable === null && compare(value, threshold, comparison), not_applicable: notApplicable });
   };
   add(
     "rm_heldout_accuracy",
@@ -80,7 +89,7 @@ export function acceptanceChecks(data: ReportData): AcceptanceCheck[] {
     ACCEPTANCE_THRESHOLDS.rmHeldoutAccuracy,
     ">=",
   );
-  add("ppo_ptx_win_rate", "PPO-ptx win rate against SFT", data.models.ppo_ptx?.win_rate_vs_sft?.rate ?? null, ACCEPTANCE_THRESHOLDS.ppoPtxWinRate, ">=");
+  add("ppo_ptx_win_rate", "PPO-ptx win rate against SFT", data.models.ppo_ptx?.win_rate_vs_sft?.rate ?? null, ACCEPTANCE_THRESHOLDS.ppoPtxWinRate, ">=", data.not_applicable?.win_rate_vs_sft ?? null);
   const sft = data.models.sft?.pretrain_validation_loss;
   const dist = (m: "ppo" | "ppo_ptx"): number | null => {
     const loss = data.models[m]?.pretrain_validation_loss;

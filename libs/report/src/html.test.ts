@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { runInNewContext } from "node:vm";
 import { type ChartSpec, escapeHtml, plotLibrary, renderReportHtml } from "./html";
-import { fullReportData, minimalReportData } from "./testing/fixture";
+import { fullReportData, minimalReportData, noGoldReportData } from "./testing/fixture";
 import { type ReportData } from "./types";
 
 /** The chart specs embedded in the page. */
@@ -68,9 +68,14 @@ test("every chart carries its data; both variants share the axes; KL has the bou
   assert.deepEqual(datasets(byId.get("chart-loss-value")!)[0].data[1], { x: 2, y: 0.5 });
   assert.deepEqual(datasets(byId.get("chart-reward-model")!)[0].data, [0.7, 0.73]);
   assert.deepEqual(datasets(byId.get("chart-models")!).map((s) => s.label), ["Base", "SFT", "PPO", "PPO-ptx"]);
+  // The timeline: a floating bar per span, one dataset per service, rows indented by depth.
   const timeline = byId.get("chart-timeline")!;
-  assert.deepEqual(datasets(timeline)[0].data, [[0, 5000], [0, 1200], [5, 1195], [2000, 5000]]);
+  assert.deepEqual(datasets(timeline).map((s) => s.label), ["ppo-coordinator", "policy"]);
+  assert.deepEqual(datasets(timeline)[0].data, [[0, 5000], [0, 1200], null, [2000, 3500], [3500, 5000]]);
+  assert.deepEqual(datasets(timeline)[1].data, [null, null, [5, 1195], null, null]);
+  assert.deepEqual((timeline.config.data as { labels: string[] }).labels, ["ppo.iteration (ppo-coordinator)", "\u2003ppo.generate (ppo-coordinator)", "\u2003\u2003PolicyService/Generate (policy)", "\u2003ppo.update (ppo-coordinator)", "\u2003ppo.update (ppo-coordinator)"]);
   assert.equal((timeline.config.options as { indexAxis: string }).indexAxis, "y");
+  assert.equal(timeline.title, "Timeline of one PPO iteration (PPO-ptx iteration 5)");
   // The metrics without a chart of their own are plotted under "Other metrics".
   for (const m of ["objective/beta", "policy/approx_kl", "policy/clip_fraction", "timing/generate_ms"]) assert.ok(charts.some((c) => c.title === m), m);
 });
@@ -101,6 +106,11 @@ test("sections are left out when their data is absent", () => {
   for (const id of ["acceptance", "run"]) assert.ok(html.includes(`<section id="${id}">`), id);
   assert.deepEqual(chartsOf(html), []);
   assert.match(html, /4 of 4 checks failed/);
+  // Where the time went: the phases summed by name, as shares of the iteration.
+  const full = renderReportHtml(fullReportData());
+  assert.match(full, /<tr><td>ppo\.generate<\/td><td class="num">1<\/td><td class="num">1200<\/td><td class="num">24\.0%<\/td><\/tr>/);
+  assert.match(full, /<tr><td>ppo\.update<\/td><td class="num">2<\/td><td class="num">3000<\/td><td class="num">60\.0%<\/td><\/tr>/);
+  assert.match(full, /<canvas id="chart-timeline">/);
   const noTimeline = renderReportHtml({ ...fullReportData(), timeline: undefined });
   assert.ok(!noTimeline.includes('<section id="timeline">'));
   assert.ok(!chartsOf(noTimeline).some((c) => c.id === "chart-timeline"));
@@ -117,4 +127,18 @@ test("the page shows the summary, the acceptance table, the models and the confi
   assert.match(html, /<th>total<\/th><td class="num">15 min 0 s<\/td>/);
   assert.match(html, /&quot;max_mean_kl&quot;: 10/);
   assert.match(html, /RM held-out accuracy|held-out pairwise accuracy/);
+});
+
+test("a run on users' data: the gold-answer metrics read n/a with the reasons, the win-rate check N/A, and the charts leave them out", () => {
+  const html = renderReportHtml(noGoldReportData());
+  assert.match(html, /all checks passed/, "the checks that apply passed");
+  assert.match(html, /ppo_ptx_win_rate: does not apply: the held-out prompts come from a file and have no gold answers/);
+  assert.match(html, /<td class="muted">N\/A<\/td>/);
+  assert.match(html, /Not applicable to this run: win_rate_vs_sft \(/);
+  assert.match(html, /n\/a: the rankings come from a file/);
+  const charts = chartsOf(html);
+  const models = charts.find((c) => c.id === "chart-models")!;
+  assert.deepEqual((models.config.data as { labels: string[] }).labels, ["EOS rate"], "only what was measured");
+  const rm = charts.find((c) => c.id === "chart-reward-model")!;
+  assert.deepEqual(datasets(rm)[0].data, [0.7], "no labeler-agreement bar");
 });

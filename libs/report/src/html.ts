@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { FailedPreconditionError } from "@rlhf/errors";
 import { type AcceptanceCheck } from "./acceptance";
 import { type ReportJson, reportJson } from "./json";
-import { KL_METRIC, MODEL_LABELS, MODEL_NAMES, type ModelName, PPO_VARIANTS, type PpoVariant, type ReportData, STAGE_NAMES } from "./types";
+import { KL_METRIC, MODEL_LABELS, MODEL_NAMES, type ModelName, PPO_VARIANTS, type PpoVariant, type ReportData, STAGE_NAMES, type TimelineSpan } from "./types";
 
 /** Chart.js's browser bundle and version. */
 export interface PlotLibrary {
@@ -65,6 +65,8 @@ const BOUND_COLOR = "#c0392b";
 export interface ChartSpec {
   readonly id: string;
   readonly title: string;
+  /** Height of the canvas in CSS pixels, when not the default. */
+  readonly height?: number;
   readonly config: Record<string, unknown>;
 }
 
@@ -164,14 +166,16 @@ function modelsChart(data: ReportData): ChartSpec | undefined {
     ["blocklist_rate", "blocklist rate"],
     ["eos_rate", "EOS rate"],
   ];
+  // Metrics that do not apply (null for every model: no gold answers) are left out of the chart.
+  const shown = metrics.filter(([k]) => models.some((m) => data.models[m]![k] !== null));
   return {
     id: "chart-models",
     title: "Held-out evaluation by model",
     config: {
       type: "bar",
       data: {
-        labels: metrics.map(([, l]) => l),
-        datasets: models.map((m) => ({ label: MODEL_LABELS[m], data: metrics.map(([k]) => data.models[m]![k]), backgroundColor: COLORS[m] })),
+        labels: shown.map(([, l]) => l),
+        datasets: models.map((m) => ({ label: MODEL_LABELS[m], data: shown.map(([k]) => data.models[m]![k]), backgroundColor: COLORS[m] })),
       },
       options: { animation: false, responsive: true, maintainAspectRatio: false, scales: { y: { min: 0, max: 1 } }, plugins: { legend: { position: "bottom" } } },
     },
@@ -187,33 +191,65 @@ function rewardModelChart(data: ReportData): ChartSpec | undefined {
     config: {
       type: "bar",
       data: {
-        labels: ["RM held-out accuracy", "Labeler agreement"],
-        datasets: [{ label: "pairwise agreement", data: [rm.heldout_accuracy, rm.labeler_agreement], backgroundColor: ["#8e44ad", "#7f8c8d"] }],
+        labels: rm.labeler_agreement === null ? ["RM held-out accuracy"] : ["RM held-out accuracy", "Labeler agreement"],
+        datasets: [{ label: "pairwise agreement", data: rm.labeler_agreement === null ? [rm.heldout_accuracy] : [rm.heldout_accuracy, rm.labeler_agreement], backgroundColor: ["#8e44ad", "#7f8c8d"] }],
       },
       options: { animation: false, responsive: true, maintainAspectRatio: false, indexAxis: "y", scales: { x: { min: 0, max: 1 } }, plugins: { legend: { display: false } } },
     },
   };
 }
 
+/** Colours of the services in the timeline (others get grey). */
+const SERVICE_COLORS: Readonly<Record<string, string>> = {
+  "ppo-coordinator": "#2874a6",
+  policy: "#1e8449",
+  "reward-model": "#d35400",
+  "reference-model": "#8e44ad",
+  "pretrain-mix": "#b7950b",
+};
+
+/** A timeline row's label: indented by depth; an RPC span `pkg.Service/Method` shows as `Service/Method`. */
+function timelineLabel(s: TimelineSpan): string {
+  const name = s.name.replace(/^(grpc\.)?([a-z0-9_]+\.)+(?=[A-Z][A-Za-z0-9]*\/)/, "");
+  // Indent with U+2003 (em space): Chart.js trims ASCII spaces from labels.
+  return `${"\u2003".repeat(s.depth)}${name} (${s.service})`;
+}
+
+/** The root row's iteration and variant, e.g. "PPO-ptx iteration 7". */
+function timelineWhich(spans: readonly TimelineSpan[]): string {
+  const a = spans.find((s) => s.depth === 0)?.attributes ?? {};
+  const variant = a["rlhf.variant"] === "ppo" || a["rlhf.variant"] === "ppo_ptx" ? MODEL_LABELS[a["rlhf.variant"]] : "";
+  const it = typeof a["rlhf.iteration"] === "number" ? `iteration ${a["rlhf.iteration"]}` : "";
+  return [variant, it].filter(Boolean).join(" ");
+}
+
+/**
+ * The timeline of one iteration: one floating bar [start, end] per span, rows in tree order
+ * (indented by depth), one dataset per service so that the legend names the colours.
+ */
 function timelineChart(data: ReportData): ChartSpec | undefined {
   const spans = data.timeline;
   if (!spans || !spans.length) return undefined;
-  // Indent by depth with U+2003 (em space): Chart.js trims ASCII spaces from labels.
-  const labels = spans.map((s) => `${"\u2003".repeat(s.depth)}${s.name} (${s.service})`);
+  const services = [...new Set(spans.map((s) => s.service))];
+  const which = timelineWhich(spans);
   return {
     id: "chart-timeline",
-    title: "Timeline of one PPO iteration",
+    title: `Timeline of one PPO iteration${which ? ` (${which})` : ""}`,
+    // A row per span: tall enough to read every label.
+    height: Math.max(280, 60 + 18 * spans.length),
     config: {
       type: "bar",
       data: {
-        labels,
-        datasets: [
-          {
-            label: "span (ms)",
-            data: spans.map((s) => [s.startMs, s.startMs + s.durationMs]),
-            backgroundColor: spans.map((s) => ["#2874a6", "#1e8449", "#d35400", "#8e44ad", "#7f8c8d"][s.depth % 5]),
-          },
-        ],
+        labels: spans.map(timelineLabel),
+        datasets: services.map((svc) => ({
+          label: svc,
+          data: spans.map((s) => (s.service === svc ? [s.startMs, s.startMs + s.durationMs] : null)),
+          backgroundColor: SERVICE_COLORS[svc] ?? "#7f8c8d",
+          grouped: false,
+          skipNull: true,
+          barPercentage: 0.9,
+          categoryPercentage: 0.9,
+        })),
       },
       options: {
         animation: false,
@@ -221,11 +257,27 @@ function timelineChart(data: ReportData): ChartSpec | undefined {
         maintainAspectRatio: false,
         indexAxis: "y",
         // Labels left-aligned so that the depth indentation shows.
-        scales: { x: { type: "linear", min: 0, title: { display: true, text: "ms since the iteration started" } }, y: { ticks: { crossAlign: "far" } } },
-        plugins: { legend: { display: false } },
+        scales: { x: { type: "linear", min: 0, title: { display: true, text: "ms since the iteration started" } }, y: { ticks: { crossAlign: "far", autoSkip: false } } },
+        plugins: { legend: { position: "bottom" } },
       },
     },
   };
+}
+
+/** Where the time of the iteration went: its phases (the root's children) by name, with counts and shares. */
+export function timelinePhases(spans: readonly TimelineSpan[]): { name: string; count: number; totalMs: number; share: number }[] {
+  const root = spans.find((s) => s.depth === 0);
+  if (!root) return [];
+  const by = new Map<string, { name: string; count: number; totalMs: number; share: number }>();
+  for (const s of spans) {
+    if (s.depth !== 1) continue;
+    const e = by.get(s.name) ?? { name: s.name, count: 0, totalMs: 0, share: 0 };
+    e.count++;
+    e.totalMs += s.durationMs;
+    by.set(s.name, e);
+  }
+  for (const e of by.values()) e.share = root.durationMs > 0 ? e.totalMs / root.durationMs : 0;
+  return [...by.values()];
 }
 
 interface PageCharts {
@@ -265,7 +317,8 @@ function checkValue(c: AcceptanceCheck, v: number | null): string {
 }
 
 function chartBlock(c: ChartSpec, tall = false): string {
-  return `<figure class="chart"><figcaption>${escapeHtml(c.title)}</figcaption><div class="canvas${tall ? " tall" : ""}"><canvas id="${escapeHtml(c.id)}"></canvas></div></figure>`;
+  const style = c.height ? ` style="height: ${Math.round(c.height)}px"` : "";
+  return `<figure class="chart"><figcaption>${escapeHtml(c.title)}</figcaption><div class="canvas${tall ? " tall" : ""}"${style}><canvas id="${escapeHtml(c.id)}"></canvas></div></figure>`;
 }
 
 const CSS = `
@@ -324,10 +377,12 @@ function sectionAcceptance(r: ReportJson): string {
   const rows = r.acceptance.checks
     .map(
       (c) =>
-        `<tr><td>${escapeHtml(c.description)}<br><span class="muted">${escapeHtml(c.name)}</span></td><td class="num">${checkValue(c, c.value)}</td><td class="num">${escapeHtml(c.comparison)} ${checkValue(c, c.threshold)}</td><td class="${c.passed ? "pass" : "fail"}">${c.passed ? "PASS" : "FAIL"}</td></tr>`,
+        c.not_applicable !== null
+          ? `<tr><td>${escapeHtml(c.description)}<br><span class="muted">${escapeHtml(c.name)}: does not apply: ${escapeHtml(c.not_applicable)}</span></td><td class="num">—</td><td class="num">${escapeHtml(c.comparison)} ${checkValue(c, c.threshold)}</td><td class="muted">N/A</td></tr>`
+          : `<tr><td>${escapeHtml(c.description)}<br><span class="muted">${escapeHtml(c.name)}</span></td><td class="num">${checkValue(c, c.value)}</td><td class="num">${escapeHtml(c.comparison)} ${checkValue(c, c.threshold)}</td><td class="${c.passed ? "pass" : "fail"}">${c.passed ? "PASS" : "FAIL"}</td></tr>`,
     )
     .join("\n");
-  const failed = r.acceptance.checks.filter((c) => !c.passed).length;
+  const failed = r.acceptance.checks.filter((c) => !c.passed && c.not_applicable === null).length;
   return `<section id="acceptance"><h2>Acceptance</h2>
 <p><span class="verdict ${r.acceptance.passed ? "pass" : "fail"}">${r.acceptance.passed ? "all checks passed" : `${failed} of ${r.acceptance.checks.length} checks failed`}</span></p>
 <table><tr><th>check</th><th>value</th><th>threshold</th><th>result</th></tr>
@@ -342,12 +397,17 @@ function sectionModels(r: ReportJson, chart: ChartSpec | undefined): string {
       const e = r.models[m]!;
       const w = e.win_rate_vs_sft;
       const win = w ? `${pct(w.rate)} <span class="muted">[${pct(w.ci95[0])}, ${pct(w.ci95[1])}], n=${w.comparisons}</span>` : "—";
-      return `<tr><th>${MODEL_LABELS[m]}</th><td class="num">${win}</td><td class="num">${num(e.gold_helpfulness)}</td><td class="num">${pct(e.hallucination_rate)}</td><td class="num">${pct(e.blocklist_rate)}</td><td class="num">${num(e.pretrain_validation_loss)}</td><td class="num">${num(e.mean_response_tokens, 1)}</td><td class="num">${pct(e.eos_rate)}</td></tr>`;
+      // Not applicable (no gold answers): "n/a"; the reasons are listed under the table.
+      const na = (v: number | null, f: (x: number) => string) => (v === null ? `<span class="muted">n/a</span>` : f(v));
+      return `<tr><th>${MODEL_LABELS[m]}</th><td class="num">${win}</td><td class="num">${na(e.gold_helpfulness, (x) => num(x))}</td><td class="num">${na(e.hallucination_rate, pct)}</td><td class="num">${na(e.blocklist_rate, pct)}</td><td class="num">${num(e.pretrain_validation_loss)}</td><td class="num">${num(e.mean_response_tokens, 1)}</td><td class="num">${pct(e.eos_rate)}</td></tr>`;
     })
     .join("\n");
+  const reasons = Object.entries(r.not_applicable ?? {}).filter(([k]) => k !== "labeler_agreement");
+  const notes = reasons.length ? `<p class="muted">Not applicable to this run: ${reasons.map(([k, why]) => `${escapeHtml(k)} (${escapeHtml(why ?? "")})`).join("; ")}.</p>` : "";
   return `<section id="models"><h2>Models on held-out prompts</h2>
 <table><tr><th>model</th><th>win rate vs SFT [95% interval]</th><th>gold helpfulness</th><th>hallucination rate</th><th>blocklist rate</th><th>pretraining validation loss (nats/token)</th><th>mean response tokens</th><th>EOS rate</th></tr>
 ${rows}</table>
+${notes}
 ${chart ? `<div class="charts">${chartBlock(chart)}</div>` : ""}
 </section>`;
 }
@@ -357,7 +417,7 @@ function sectionRewardModel(r: ReportJson, chart: ChartSpec | undefined): string
   if (!rm) return "";
   return `<section id="reward-model"><h2>Reward model</h2>
 <table><tr><th>held-out pairwise accuracy</th><td class="num">${pct(rm.heldout_accuracy)}</td></tr>
-<tr><th>labeler agreement (two labelers on a pair)</th><td class="num">${pct(rm.labeler_agreement)}</td></tr>
+<tr><th>labeler agreement (two labelers on a pair)</th><td class="num">${rm.labeler_agreement === null ? `<span class="muted">n/a: ${escapeHtml(r.not_applicable?.labeler_agreement ?? "no simulated labelers ranked the data")}</span>` : pct(rm.labeler_agreement)}</td></tr>
 <tr><th>final training loss (nats/pair)</th><td class="num">${num(rm.train_loss)}</td></tr>
 <tr><th>pairs: training / held out</th><td class="num">${rm.pairs.train} / ${rm.pairs.heldout}</td></tr></table>
 ${chart ? `<div class="charts">${chartBlock(chart)}</div>` : ""}
@@ -392,9 +452,17 @@ function sectionSamples(r: ReportJson): string {
 ${rows}</table></section>`;
 }
 
-function sectionTimeline(chart: ChartSpec | undefined): string {
-  if (!chart) return "";
-  return `<section id="timeline"><h2>Timeline of one iteration</h2><div>${chartBlock(chart, true)}</div></section>`;
+function sectionTimeline(r: ReportJson, chart: ChartSpec | undefined): string {
+  if (!chart || !r.timeline) return "";
+  const root = r.timeline.find((s) => s.depth === 0);
+  const rows = timelinePhases(r.timeline)
+    .map((p) => `<tr><td>${escapeHtml(p.name)}</td><td class="num">${p.count}</td><td class="num">${num(p.totalMs, 1)}</td><td class="num">${pct(p.share)}</td></tr>`)
+    .join("");
+  const services = new Set(r.timeline.map((s) => s.service)).size;
+  return `<section id="timeline"><h2>Timeline of one iteration</h2>
+<p class="muted">One PPO iteration's trace${root ? ` (${seconds(root.durationMs)})` : ""}: the coordinator's phases and, under them, the services' server spans (${services} service${services === 1 ? "" : "s"} recorded). Without an OTLP endpoint, every trace of the run is in its folder's traces.jsonl (OTLP JSON).</p>
+${rows ? `<table><tr><th>phase</th><th>spans</th><th>total ms</th><th>share of the iteration</th></tr>${rows}</table><p class="muted">Phases that run side by side (score, reference log-probs, evaluate; each update with its pretraining gradients) add up to more than 100%.</p>` : ""}
+<div>${chartBlock(chart)}</div></section>`;
 }
 
 /**
@@ -427,7 +495,7 @@ ${sectionModels(r, charts.models)}
 ${sectionRewardModel(r, charts.rewardModel)}
 ${sectionIterations(r, charts.iterations)}
 ${sectionSamples(r)}
-${sectionTimeline(charts.timeline)}
+${sectionTimeline(r, charts.timeline)}
 <footer>
 <details><summary>Run config (resolved)</summary>
 <pre class="config">${escapeHtml(JSON.stringify(r.run.config, null, 2))}</pre></details>

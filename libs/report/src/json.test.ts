@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { InvalidArgumentError } from "@rlhf/errors";
 import { REPORT_SCHEMA_VERSION, reportDataFromJson, reportJson, validateReportData } from "./json";
-import { fullReportData, minimalReportData } from "./testing/fixture";
+import { fullReportData, minimalReportData, noGoldReportData } from "./testing/fixture";
 import { type ReportData } from "./types";
 
 const roundTrip = (d: ReportData): ReportData => reportDataFromJson(JSON.parse(JSON.stringify(reportJson(d))));
@@ -18,7 +18,7 @@ test("report.json holds the data plus acceptance and the KL summary, in a fixed 
 });
 
 test("report.json round trip: reading it back gives the same data", () => {
-  for (const d of [fullReportData(), minimalReportData()]) assert.deepEqual(roundTrip(d), d);
+  for (const d of [fullReportData(), minimalReportData(), noGoldReportData()]) assert.deepEqual(roundTrip(d), d);
   const again = reportJson(roundTrip(fullReportData()));
   assert.deepEqual(again, reportJson(fullReportData()));
 });
@@ -28,6 +28,27 @@ test("absent data: its sections are left out, and the checks that need it fail",
   assert.deepEqual(Object.keys(j), ["schema_version", "run", "acceptance", "models"]);
   assert.equal(j.acceptance.passed, false);
   assert.ok(j.acceptance.checks.every((c) => !c.passed && c.value === null));
+});
+
+test("users' data: metrics without gold answers are null with a reason; their check does not apply and does not fail the run", () => {
+  const j = reportJson(noGoldReportData());
+  assert.deepEqual(Object.keys(j), ["schema_version", "run", "not_applicable", "acceptance", "models", "reward_model", "kl", "iterations", "samples", "timeline"]);
+  const win = j.acceptance.checks.find((c) => c.name === "ppo_ptx_win_rate")!;
+  assert.equal(win.value, null);
+  assert.equal(win.passed, false);
+  assert.match(win.not_applicable ?? "", /no gold answers/);
+  assert.ok(j.acceptance.checks.filter((c) => c.name !== "ppo_ptx_win_rate").every((c) => c.not_applicable === null && c.passed), "the other checks apply (and pass here)");
+  assert.equal(j.acceptance.passed, true, "every check that applies passed");
+  assert.equal(j.models.ppo_ptx!.gold_helpfulness, null);
+  assert.equal(j.reward_model!.labeler_agreement, null);
+  // A failing check that applies still fails the whole.
+  const worse = noGoldReportData();
+  const failing = reportJson({ ...worse, reward_model: { ...worse.reward_model!, heldout_accuracy: 0.5 } });
+  assert.equal(failing.acceptance.passed, false);
+  assert.throws(() => reportJson({ ...worse, not_applicable: { gold_helpfulness: " " } }), (e: unknown) => e instanceof InvalidArgumentError && e.field === "not_applicable.gold_helpfulness");
+  assert.throws(() => reportJson({ ...worse, not_applicable: { bleu: "no" } as ReportData["not_applicable"] }), (e: unknown) => e instanceof InvalidArgumentError && e.field === "not_applicable.bleu");
+  // A version 1 report.json (no nulls) still reads.
+  assert.deepEqual(reportDataFromJson({ ...reportJson(fullReportData()), schema_version: 1 }), fullReportData());
 });
 
 test("bad data is an InvalidArgumentError naming the field", () => {
@@ -45,7 +66,8 @@ test("bad data is an InvalidArgumentError naming the field", () => {
   bad({ samples: [{ prompt: "p", gold: null, responses: { sft: 3 } }] }, "samples[0].responses.sft");
   bad({ reward_model: { ...d.reward_model!, pairs: { train: 1.5, heldout: 1 } } }, "reward_model.pairs.train");
   bad({ timeline: [{ name: "x", service: "s", startMs: -1, durationMs: 1, depth: 0 }] }, "timeline[0].startMs");
+  bad({ timeline: [{ name: "x", service: "s", startMs: 0, durationMs: 1, depth: 0, attributes: { "rlhf.iteration": [1] } }] }, "timeline[0].attributes.rlhf.iteration");
   bad({ run: { ...d.run, id: 7 } }, "run.id");
   assert.throws(() => validateReportData([]), (e: unknown) => e instanceof InvalidArgumentError && e.field === "report");
-  assert.throws(() => reportDataFromJson({ ...reportJson(d), schema_version: 2 }), /schema_version: must be 1, got 2/);
+  assert.throws(() => reportDataFromJson({ ...reportJson(d), schema_version: 3 }), /schema_version: must be one of 1, 2, got 3/);
 });

@@ -3,12 +3,14 @@
  * and the way back, so a saved report.json can be rendered again.
  */
 import { InvalidArgumentError } from "@rlhf/errors";
-import { type AcceptanceCheck, type KlSummary, acceptanceChecks, klSummary } from "./acceptance";
+import { type AcceptanceCheck, type KlSummary, acceptanceChecks, allApplicablePassed, klSummary } from "./acceptance";
 import {
   type IterationMetrics,
   MODEL_NAMES,
   type ModelEvaluation,
   type ModelName,
+  OPTIONAL_METRICS,
+  type OptionalMetric,
   PPO_VARIANTS,
   type PpoVariant,
   type ReportData,
@@ -19,13 +21,19 @@ import {
   type WinRate,
 } from "./types";
 
-/** Version of the report.json layout; bumped on incompatible changes. */
-export const REPORT_SCHEMA_VERSION = 1;
+/**
+ * Version of the report.json layout; bumped on incompatible changes. 2: the gold-answer and
+ * labeler metrics may be null, with `not_applicable` saying why (version 1 files still read).
+ */
+export const REPORT_SCHEMA_VERSION = 2;
+/** Layout versions {@link reportDataFromJson} reads. */
+const READABLE_VERSIONS: readonly number[] = [1, 2];
 
 /** The content of report.json. */
 export interface ReportJson {
   readonly schema_version: typeof REPORT_SCHEMA_VERSION;
   readonly run: RunSummary;
+  readonly not_applicable?: ReportData["not_applicable"];
   readonly acceptance: { readonly passed: boolean; readonly checks: readonly AcceptanceCheck[] };
   readonly models: ReportData["models"];
   readonly reward_model?: RewardModelSummary;
@@ -61,6 +69,10 @@ function fraction(v: unknown, path: string): number {
   return finite(v, path, 0, 1);
 }
 
+function fractionOrNull(v: unknown, path: string): number | null {
+  return v === null ? null : fraction(v, path);
+}
+
 function count(v: unknown, path: string): number {
   const n = finite(v, path, 0);
   if (!Number.isInteger(n)) fail(path, `must be an integer >= 0, got ${n}`);
@@ -94,9 +106,9 @@ function modelOf(v: unknown, path: string): ModelEvaluation {
   onlyKeys(o, path, keys);
   return {
     win_rate_vs_sft: winRateOf(o.win_rate_vs_sft ?? null, `${path}.win_rate_vs_sft`),
-    gold_helpfulness: fraction(o.gold_helpfulness, `${path}.gold_helpfulness`),
-    hallucination_rate: fraction(o.hallucination_rate, `${path}.hallucination_rate`),
-    blocklist_rate: fraction(o.blocklist_rate, `${path}.blocklist_rate`),
+    gold_helpfulness: fractionOrNull(o.gold_helpfulness, `${path}.gold_helpfulness`),
+    hallucination_rate: fractionOrNull(o.hallucination_rate, `${path}.hallucination_rate`),
+    blocklist_rate: fractionOrNull(o.blocklist_rate, `${path}.blocklist_rate`),
     pretrain_validation_loss: finite(o.pretrain_validation_loss, `${path}.pretrain_validation_loss`, 0),
     mean_response_tokens: finite(o.mean_response_tokens, `${path}.mean_response_tokens`, 0),
     eos_rate: fraction(o.eos_rate, `${path}.eos_rate`),
@@ -129,6 +141,18 @@ export function validateReportData(value: unknown): ReportData {
   const out: {
     -readonly [K in keyof ReportData]: ReportData[K];
   } = { run: runOf(o.run), models: {} };
+  if (o.not_applicable !== undefined) {
+    const na = obj(o.not_applicable, "not_applicable");
+    onlyKeys(na, "not_applicable", OPTIONAL_METRICS);
+    const res: Partial<Record<OptionalMetric, string>> = {};
+    for (const k of OPTIONAL_METRICS) {
+      if (na[k] === undefined) continue;
+      const reason = str(na[k], `not_applicable.${k}`);
+      if (reason.trim() === "") fail(`not_applicable.${k}`, "must say why (a non-empty string)");
+      res[k] = reason;
+    }
+    out.not_applicable = res;
+  }
   const models = obj(o.models ?? {}, "models");
   onlyKeys(models, "models", MODEL_NAMES);
   const m: Partial<Record<ModelName, ModelEvaluation>> = {};
@@ -141,7 +165,7 @@ export function validateReportData(value: unknown): ReportData {
     onlyKeys(pairs, "reward_model.pairs", ["train", "heldout"]);
     out.reward_model = {
       heldout_accuracy: fraction(r.heldout_accuracy, "reward_model.heldout_accuracy"),
-      labeler_agreement: fraction(r.labeler_agreement, "reward_model.labeler_agreement"),
+      labeler_agreement: fractionOrNull(r.labeler_agreement, "reward_model.labeler_agreement"),
       train_loss: finite(r.train_loss, "reward_model.train_loss", 0),
       pairs: { train: count(pairs.train, "reward_model.pairs.train"), heldout: count(pairs.heldout, "reward_model.pairs.heldout") },
     };
@@ -185,14 +209,24 @@ export function validateReportData(value: unknown): ReportData {
     out.timeline = arr(o.timeline, "timeline").map((x, i) => {
       const p = `timeline[${i}]`;
       const s = obj(x, p);
-      onlyKeys(s, p, ["name", "service", "startMs", "durationMs", "depth"]);
-      return {
+      onlyKeys(s, p, ["name", "service", "startMs", "durationMs", "depth", "attributes"]);
+      const span: { -readonly [K in keyof TimelineSpan]: TimelineSpan[K] } = {
         name: str(s.name, `${p}.name`),
         service: str(s.service, `${p}.service`),
         startMs: finite(s.startMs, `${p}.startMs`, 0),
         durationMs: finite(s.durationMs, `${p}.durationMs`, 0),
         depth: count(s.depth, `${p}.depth`),
       };
+      if (s.attributes !== undefined) {
+        const attributes: Record<string, string | number | boolean> = {};
+        for (const [k, v] of Object.entries(obj(s.attributes, `${p}.attributes`))) {
+          if (typeof v === "number") attributes[k] = finite(v, `${p}.attributes.${k}`);
+          else if (typeof v === "string" || typeof v === "boolean") attributes[k] = v;
+          else fail(`${p}.attributes.${k}`, `must be a string, number or boolean, got ${v === null ? "null" : typeof v}`);
+        }
+        span.attributes = attributes;
+      }
+      return span;
     });
   }
   return out;
@@ -208,7 +242,8 @@ export function reportJson(data: ReportData): ReportJson {
   const out: { -readonly [K in keyof ReportJson]: ReportJson[K] } = {
     schema_version: REPORT_SCHEMA_VERSION,
     run: d.run,
-    acceptance: { passed: checks.every((c) => c.passed), checks },
+    ...(d.not_applicable ? { not_applicable: d.not_applicable } : {}),
+    acceptance: { passed: allApplicablePassed(checks), checks },
     models: d.models,
   };
   if (d.reward_model) out.reward_model = d.reward_model;
@@ -223,7 +258,7 @@ export function reportJson(data: ReportData): ReportJson {
 /** Reads report.json content back into ReportData (to render a saved report again); validated. */
 export function reportDataFromJson(json: unknown): ReportData {
   const o = obj(json, "report");
-  if (o.schema_version !== REPORT_SCHEMA_VERSION) fail("schema_version", `must be ${REPORT_SCHEMA_VERSION}, got ${JSON.stringify(o.schema_version)}`);
+  if (!READABLE_VERSIONS.includes(o.schema_version as number)) fail("schema_version", `must be one of ${READABLE_VERSIONS.join(", ")}, got ${JSON.stringify(o.schema_version)}`);
   const rest: Obj = { ...o };
   delete rest.schema_version;
   delete rest.acceptance;

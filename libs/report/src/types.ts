@@ -51,14 +51,14 @@ export interface WinRate {
 
 /** Evaluation of one model on the held-out prompts. */
 export interface ModelEvaluation {
-  /** Win rate against SFT; null for SFT itself (and whenever no labeler judged). */
+  /** Win rate against SFT; null for SFT itself (and whenever no labeler judged: see {@link ReportData.not_applicable}). */
   readonly win_rate_vs_sft: WinRate | null;
-  /** Mean gold helpfulness (agreement with the gold answer), 0..1. */
-  readonly gold_helpfulness: number;
-  /** Fraction of responses with a word that is not in the source (hallucination), 0..1. */
-  readonly hallucination_rate: number;
-  /** Fraction of responses with a blocklisted word, 0..1. */
-  readonly blocklist_rate: number;
+  /** Mean gold helpfulness (agreement with the gold answer), 0..1; null without gold answers. */
+  readonly gold_helpfulness: number | null;
+  /** Fraction of responses with a word that is not in the source (hallucination), 0..1; null without gold answers. */
+  readonly hallucination_rate: number | null;
+  /** Fraction of responses with a blocklisted word, 0..1; null without gold answers. */
+  readonly blocklist_rate: number | null;
   /** Language-model loss on held-out pretraining text, nats per token. */
   readonly pretrain_validation_loss: number;
   /** Mean response length, tokens (EOS included when emitted). */
@@ -71,8 +71,8 @@ export interface ModelEvaluation {
 export interface RewardModelSummary {
   /** Fraction of held-out pairs it orders as the labeler did, 0..1. */
   readonly heldout_accuracy: number;
-  /** How often two simulated labelers agree on a pair, 0..1 (the ceiling to compare with). */
-  readonly labeler_agreement: number;
+  /** How often two simulated labelers agree on a pair, 0..1 (the ceiling to compare with); null when no simulated labeler ranked the data. */
+  readonly labeler_agreement: number | null;
   /** Ranking loss at the end of training, nats per pair. */
   readonly train_loss: number;
   /** Comparison pairs used: for training and held out. */
@@ -106,11 +106,24 @@ export interface TimelineSpan {
   readonly durationMs: number;
   /** 0 for the root span, 1 for its children, ... */
   readonly depth: number;
+  /** The span's `rlhf.*` attributes (iteration, variant, batch size, tokens, weights version, ...), when it has any. */
+  readonly attributes?: { readonly [name: string]: string | number | boolean };
 }
+
+/**
+ * Metrics that can be absent from a run by design, each with the reason when it is: the
+ * labeler-judged and gold-answer metrics need the built-in tasks (users' data has no gold answers),
+ * the labeler agreement needs simulated labelers to have ranked the reward model's data.
+ */
+export const OPTIONAL_METRICS = ["win_rate_vs_sft", "gold_helpfulness", "hallucination_rate", "blocklist_rate", "labeler_agreement"] as const;
+/** One of {@link OPTIONAL_METRICS}. */
+export type OptionalMetric = (typeof OPTIONAL_METRICS)[number];
 
 /** Everything the report shows. Any part but `run` may be absent; its section is then left out. */
 export interface ReportData {
   readonly run: RunSummary;
+  /** Metrics that do not apply to this run (their values are null), with the reason for each. */
+  readonly not_applicable?: { readonly [M in OptionalMetric]?: string };
   /** Evaluation per model; models not trained or not evaluated are absent. */
   readonly models: { readonly [M in ModelName]?: ModelEvaluation };
   readonly reward_model?: RewardModelSummary;
@@ -120,7 +133,10 @@ export interface ReportData {
   readonly iterations?: { readonly [V in PpoVariant]?: readonly IterationMetrics[] };
   /** Held-out prompts with every model's response. */
   readonly samples?: readonly SampleRow[];
-  /** Spans of one PPO iteration (a later issue fills it in). */
+  /**
+   * Spans of one traced PPO iteration in tree order: the coordinator's root span and phases, and
+   * the services' server spans under the phase whose call reached them.
+   */
   readonly timeline?: readonly TimelineSpan[];
 }
 

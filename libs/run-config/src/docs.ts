@@ -28,7 +28,7 @@ function limitsCell(f: Leaf<unknown>): string {
   const parts: string[] = [];
   const lim = limitsText(f.limits);
   if (lim) parts.push(lim);
-  if (f.type === "string" || f.type === "string[]") parts.push("non-empty");
+  if (f.type === "string" || f.type === "string[]") parts.push(f.isPath ? "absolute path" : "non-empty");
   if (f.limitsNote) parts.push(f.limitsNote);
   return parts.join("; ");
 }

@@ -21,4 +21,5 @@ export {
 export { RunConfigError, resolveRunConfig, parseRunConfig, runConfigIssues } from "./resolve";
 export { type RunPresetName, type JsonObject, RUN_PRESET_NAMES, presetRunConfig, mergeRunConfigs } from "./presets";
 export { runConfigMarkdown, runConfigDocument } from "./docs";
+export { PATH_KEYS, resolveConfigPaths } from "./paths";
 export { type ConfigIssue, type Leaf, type Section, type ValueOf } from "./schema";

@@ -4,6 +4,7 @@ import { InvalidArgumentError } from "@rlhf/errors";
 import { RunConfigError, parseRunConfig, resolveRunConfig, runConfigIssues } from "./resolve";
 import { RUN_CONFIG_SCHEMA, modelShape, rewardModelValidationPrompts } from "./run-config";
 import { checkLeaf, isDerived, leaves } from "./schema";
+import { PATH_KEYS, resolveConfigPaths } from "./paths";
 
 /** The error resolveRunConfig throws for `json` (fails the test when it does not throw). */
 function errorOf(json: unknown): RunConfigError {
@@ -76,7 +77,7 @@ test("resolving a resolved config is a no-op, with every optional key set too", 
     model: { preset: "small", n_embd: 64, tokenizer: "gpt2", base_checkpoint: "/ckpt/gpt2" },
     data: {
       source: "files",
-      files: { sft: "sft.jsonl", rankings: "r.jsonl", prompts: "p.jsonl", eval_prompts: "e.jsonl", pretrain: "text/" },
+      files: { sft: "/d/sft.jsonl", rankings: "/d/r.jsonl", prompts: "/d/p.jsonl", eval_prompts: "/d/e.jsonl", pretrain: "/d/text/" },
       builtin: { blocklist: ["darn", "heck"], families: ["count", "nouns"] },
     },
     rankings: { source: "file" },
@@ -204,13 +205,42 @@ test("cross-field rules: file data needs its paths and rankings from a file", ()
     'data.files.sft: is required when data.source is "files"',
     'data.files.prompts: is required when data.source is "files"',
     'data.files.eval_prompts: is required when data.source is "files"',
-    'data.files.pretrain: is required when data.source is "files"',
     'rankings.source: must be "file" when data.source is "files": the simulated labelers need the gold answers of the built-in tasks',
   ]);
-  // Built-in sizes do not limit file data.
-  const files = { sft: "a", rankings: "b", prompts: "c", eval_prompts: "d", pretrain: "e" };
+  // Built-in sizes do not limit file data; pretraining text is optional (null: the Brown corpus).
+  const files = { sft: "/a", rankings: "/b", prompts: "/c", eval_prompts: "/d" };
   const c = resolveRunConfig({ data: { source: "files", files, builtin: { eval_prompts: 1 } }, rankings: { source: "file" } });
-  assert.equal(c.data.files.pretrain, "e");
+  assert.equal(c.data.files.pretrain, null);
+  assert.equal(resolveRunConfig({ data: { files: { pretrain: "/t.txt" } } }).data.files.pretrain, "/t.txt", "pretraining text goes with built-in tasks too");
+  // Built-in instruction data with a rankings file is a valid combination.
+  assert.equal(resolveRunConfig({ rankings: { source: "file" }, data: { files: { rankings: "/r.jsonl" } } }).rankings.source, "file");
+});
+
+test("cross-field rules: a file nothing would read is an error, not silently ignored", () => {
+  assert.deepEqual(issuesOf({ data: { files: { sft: "/s.jsonl", eval_prompts: "/e.jsonl" } } }), [
+    'data.files.sft: is only read when data.source is "files" (it is "builtin"): set data.source to "files", or remove this key',
+    'data.files.eval_prompts: is only read when data.source is "files" (it is "builtin"): set data.source to "files", or remove this key',
+  ]);
+  assert.deepEqual(issuesOf({ data: { files: { rankings: "/r.jsonl" } } }), [
+    'data.files.rankings: is only read when rankings.source is "file" (it is "simulated"): set rankings.source to "file", or remove this key',
+  ]);
+});
+
+test("paths must be absolute; resolveConfigPaths makes a config file's relative paths absolute from its folder", () => {
+  assert.deepEqual(issuesOf({ model: { base_checkpoint: "ckpt/gpt2" } }), [
+    'model.base_checkpoint: must be an absolute path, got "ckpt/gpt2" (rlhf run makes a config file\'s relative paths absolute, from the file\'s folder)',
+  ]);
+  assert.deepEqual(PATH_KEYS, ["model.base_checkpoint", "data.files.sft", "data.files.rankings", "data.files.prompts", "data.files.eval_prompts", "data.files.pretrain"]);
+  const json = { preset: "tiny", model: { base_checkpoint: "../gpt2" }, data: { source: "files", files: { sft: "sft.jsonl", prompts: "/abs/p.jsonl", eval_prompts: null, pretrain: "" } }, seed: 1 };
+  const out = resolveConfigPaths(json, "/home/me/configs") as typeof json;
+  assert.equal(out.model.base_checkpoint, "/home/me/gpt2");
+  assert.equal(out.data.files.sft, "/home/me/configs/sft.jsonl");
+  assert.equal(out.data.files.prompts, "/abs/p.jsonl", "absolute paths are kept");
+  assert.equal(out.data.files.eval_prompts, null);
+  assert.equal(out.data.files.pretrain, "", "bad values are left for validation to report");
+  assert.equal(out.seed, 1);
+  assert.equal(json.data.files.sft, "sft.jsonl", "the input is not modified");
+  assert.deepEqual(resolveConfigPaths([1], "/x"), [1], "a document that is not an object is left for validation to report");
 });
 
 test("a rule is skipped when a key it reads is invalid (no follow-on errors)", () => {

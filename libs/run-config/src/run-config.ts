@@ -16,7 +16,7 @@ import {
   oneOf,
   optionalInt,
   optionalNum,
-  optionalText,
+  optionalPath,
   optionalTextList,
   section,
 } from "./schema";
@@ -93,7 +93,7 @@ export const RUN_CONFIG_SCHEMA = section("A run of the recipe", {
       paper: "GPT-3 BPE",
       description: "byte: UTF-8 bytes + EOS + PAD (vocabulary 258); gpt2: GPT-2 BPE (vocabulary 50257, needed for real GPT-2 weights)",
     }),
-    base_checkpoint: optionalText({
+    base_checkpoint: optionalPath({
       default: null,
       description: "Folder (config.json + model.safetensors) to start from instead of a random model, e.g. real GPT-2 weights; its shape must equal the resolved one",
     }),
@@ -101,7 +101,8 @@ export const RUN_CONFIG_SCHEMA = section("A run of the recipe", {
   data: section("Where prompts, demonstrations, rankings and pretraining text come from", {
     source: oneOf(["builtin", "files"] as const, {
       default: "builtin",
-      description: "builtin: instruction tasks on the Brown corpus with gold answers and simulated labelers; files: your JSONL files below",
+      description:
+        "builtin: instruction tasks on the Brown corpus with gold answers and simulated labelers; files: your files in `data.files` (no gold answers: the report marks the labeler-judged metrics not applicable)",
     }),
     max_prompt_tokens: int({
       default: 176,
@@ -109,13 +110,14 @@ export const RUN_CONFIG_SCHEMA = section("A run of the recipe", {
       max: 65536,
       unit: "tokens",
       limitsNote: "+ each stage's `max_new_tokens` <= `model.n_positions`",
-      description: "Prompts longer than this are left out of every split, so that prompt + response fits the model (built-in prompts: at most 171 bytes)",
+      description: "Built-in prompts longer than this are left out of every split, so that prompt + response fits the model (they are at most 171 bytes); in your files a longer prompt is an error naming its line",
     }),
     pretrain_validation_fraction: num({
       default: 0.05,
       gt: 0,
       max: 0.5,
-      description: "Fraction of pretraining documents held out for the pretraining validation loss (built-in: every 20th Brown document)",
+      description:
+        "Fraction of the documents of `data.files.pretrain` held out for the pretraining validation loss: document i (all files in order) when floor((i+1)f) > floor(i f). The Brown corpus keeps pretrain-mix's VALID_FRACTION (every 20th document)",
     }),
     builtin: section("The built-in data (`data.source` = \"builtin\")", {
       seed: int({
@@ -139,16 +141,24 @@ export const RUN_CONFIG_SCHEMA = section("A run of the recipe", {
       }),
       blocklist: optionalTextList({ default: null, description: "Words the labelers count as harmful; null = the data library's default list" }),
     }),
-    files: section("Your own data (`data.source` = \"files\"; formats in the data library's README)", {
-      sft: optionalText({ default: null, description: "SFT demonstrations, JSONL `{prompt, completion}`; required with files" }),
-      rankings: optionalText({
-        default: null,
-        description: "Rankings, JSONL `{prompt, responses[], ranking[]}` or `{prompt, chosen, rejected}`; required when `rankings.source` = \"file\"",
-      }),
-      prompts: optionalText({ default: null, description: "PPO prompts, JSONL `{prompt}`; required with files" }),
-      eval_prompts: optionalText({ default: null, description: "Held-out evaluation prompts, JSONL `{prompt}`; required with files" }),
-      pretrain: optionalText({ default: null, description: "Pretraining text: a file or folder of .txt, documents separated by blank lines; required with files" }),
-    }),
+    files: section(
+      "Your own data (formats in the README's Data section). Absolute paths: `rlhf run` makes a config file's relative paths absolute from the file's folder. Every file is read and checked when the run starts (a bad line fails StartRun with file:line: field) and must not change while the run lasts (a resume checks their SHA-256)",
+      {
+        sft: optionalPath({ default: null, description: "SFT demonstrations, JSONL `{prompt, completion}` (prompt + completion + EOS must fit `model.n_positions`); required with files" }),
+        rankings: optionalPath({
+          default: null,
+          description:
+            "Comparisons for the reward model, JSONL rankings `{prompt, responses[K], ranking[K]}` (K 2..16) or pairs `{prompt, chosen, rejected}` (K = 2), the format of the first line; required when `rankings.source` = \"file\" (with built-in or your data)",
+        }),
+        prompts: optionalPath({ default: null, description: "PPO prompts, JSONL `{prompt}` (cycled through); required with files" }),
+        eval_prompts: optionalPath({ default: null, description: "Held-out evaluation prompts, JSONL `{prompt}` (the first `evaluation.prompts`); required with files" }),
+        pretrain: optionalPath({
+          default: null,
+          description:
+            "Pretraining text for pretraining, PPO-ptx and the validation loss: a UTF-8 file, or a folder whose .txt files are read in name order; documents separated by blank lines; split by `data.pretrain_validation_fraction`. null: the built-in Brown corpus",
+        }),
+      },
+    ),
   }),
   pretrain: section("Training the base model on the pretraining corpus", {
     enabled: bool({
@@ -177,10 +187,18 @@ export const RUN_CONFIG_SCHEMA = section("A run of the recipe", {
   rankings: section("Comparison data: K responses per prompt ranked by the labelers", {
     source: oneOf(["simulated", "file"] as const, {
       default: "simulated",
-      description: "simulated: sample K responses per prompt from the SFT model, the simulated labelers rank them (built-in data only); file: `data.files.rankings`",
+      description:
+        "simulated: sample K responses per prompt from the SFT model, the simulated labelers rank them (built-in data only: they judge against gold answers); file: your rankings or pairs in `data.files.rankings` (the only choice with `data.source` = \"files\")",
     }),
-    k: int({ default: 4, min: 2, max: 16, unit: "responses", paper: "4..9", description: "Responses ranked per prompt; each gives C(K,2) pairs in one batch element" }),
-    prompts: int({ default: 1000, min: 2, max: 1_000_000, unit: "prompts", limitsNote: "<= `data.builtin.rm_prompts` (built-in)", description: "Prompts ranked (with a file: the first this many)" }),
+    k: int({ default: 4, min: 2, max: 16, unit: "responses", paper: "4..9", description: "Responses ranked per prompt; each gives C(K,2) pairs in one batch element (a file's records bring their own K)" }),
+    prompts: int({
+      default: 1000,
+      min: 2,
+      max: 1_000_000,
+      unit: "prompts",
+      limitsNote: "<= `data.builtin.rm_prompts` (built-in)",
+      description: "Prompts ranked (with a file: its first this many records, or all when it has fewer)",
+    }),
     temperature: num({ default: 1.0, gt: 0, max: 10, description: "Sampling temperature of the K responses" }),
     max_new_tokens: int({ default: 80, min: 1, max: 65536, unit: "tokens", description: "Longest sampled response (built-in gold answers: 99% within 72 bytes)" }),
   }),
@@ -197,7 +215,8 @@ export const RUN_CONFIG_SCHEMA = section("A run of the recipe", {
       gt: 0,
       lt: 1,
       limitsNote: "leaves >= 1 prompt on each side",
-      description: "Fraction of ranked prompts held out for the pairwise accuracy",
+      description:
+        "Fraction of ranked prompts held out for the pairwise accuracy: simulated, the first round(n f); from a file, record i (of the n used) when floor((i+1)f) > floor(i f), so a sorted file is sampled evenly",
     }),
   }),
   ppo: section("PPO(-ptx) against the reward model, with a KL penalty to the SFT model", {
@@ -288,7 +307,14 @@ export const RUN_CONFIG_SCHEMA = section("A run of the recipe", {
     }),
   }),
   evaluation: section("Evaluation of base, SFT, PPO and PPO-ptx on held-out prompts", {
-    prompts: int({ default: 200, min: 1, max: 1_000_000, unit: "prompts", limitsNote: "<= `data.builtin.eval_prompts` (built-in)", description: "Held-out prompts answered by each model" }),
+    prompts: int({
+      default: 200,
+      min: 1,
+      max: 1_000_000,
+      unit: "prompts",
+      limitsNote: "<= `data.builtin.eval_prompts` (built-in)",
+      description: "Held-out prompts answered by each model (with a file: its first this many, or all when it has fewer)",
+    }),
     max_new_tokens: int({ default: 80, min: 1, max: 65536, unit: "tokens", description: "Longest evaluation response" }),
     temperature: num({ default: 0, min: 0, max: 10, description: "0: greedy decoding (the most likely token, deterministic); > 0: sampling at that temperature" }),
     pretrain_validation_sequences: int({
@@ -352,12 +378,21 @@ function atMost(path: string, limitPath: string, get: (c: RunConfig) => [number,
 
 const builtinOnly = { doc: "with built-in data", test: (c: RunConfig) => c.data.source === "builtin", reads: ["data.source"] };
 
-function requiredFile(key: "sft" | "prompts" | "eval_prompts" | "pretrain"): CrossFieldRule {
+function requiredFile(key: "sft" | "prompts" | "eval_prompts"): CrossFieldRule {
   return {
     path: `data.files.${key}`,
     reads: ["data.source", `data.files.${key}`],
     doc: `\`data.files.${key}\` is set when \`data.source\` = "files"`,
     check: (c) => (c.data.source === "files" && c.data.files[key] === null ? 'is required when data.source is "files"' : undefined),
+  };
+}
+
+function onlyWithFiles(key: "sft" | "prompts" | "eval_prompts"): CrossFieldRule {
+  return {
+    path: `data.files.${key}`,
+    reads: ["data.source", `data.files.${key}`],
+    doc: `\`data.files.${key}\` is null when \`data.source\` = "builtin" (nothing would read it)`,
+    check: (c) => (c.data.source === "builtin" && c.data.files[key] !== null ? 'is only read when data.source is "files" (it is "builtin"): set data.source to "files", or remove this key' : undefined),
   };
 }
 
@@ -417,7 +452,15 @@ export const CROSS_FIELD_RULES: readonly CrossFieldRule[] = Object.freeze([
   requiredFile("sft"),
   requiredFile("prompts"),
   requiredFile("eval_prompts"),
-  requiredFile("pretrain"),
+  onlyWithFiles("sft"),
+  onlyWithFiles("prompts"),
+  onlyWithFiles("eval_prompts"),
+  {
+    path: "data.files.rankings",
+    reads: ["rankings.source", "data.files.rankings"],
+    doc: '`data.files.rankings` is null when `rankings.source` = "simulated" (nothing would read it)',
+    check: (c) => (c.rankings.source === "simulated" && c.data.files.rankings !== null ? 'is only read when rankings.source is "file" (it is "simulated"): set rankings.source to "file", or remove this key' : undefined),
+  },
   {
     path: "data.files.rankings",
     reads: ["rankings.source", "data.files.rankings"],

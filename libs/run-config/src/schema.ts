@@ -4,6 +4,7 @@
  * key path. The schema itself (keys, defaults, limits, paper values) is in `run-config.ts`; this
  * file knows nothing about RLHF.
  */
+import { isAbsolute } from "node:path";
 
 /** Reads a resolved value by dotted path (`"model.preset"`); undefined when absent or invalid. */
 export type ConfigReader = (path: string) => unknown;
@@ -43,6 +44,8 @@ export interface Leaf<T> {
   readonly limits?: NumericLimits;
   /** Limits that involve other keys, as the documentation states them (checked by the cross-field rules). */
   readonly limitsNote?: string;
+  /** A string that names a file or folder: it must be an absolute path (see `resolveConfigPaths`). */
+  readonly isPath?: boolean;
   /** One line. */
   readonly description: string;
   readonly __value?: T;
@@ -75,8 +78,9 @@ function paperText(p: string | number | boolean | undefined): string | undefined
   return p === undefined ? undefined : String(p);
 }
 
-function leaf<T>(type: LeafType, nullable: boolean, o: CommonOptions & { default: DefaultOption<T>; limits?: NumericLimits; values?: readonly string[] }): Leaf<T> {
+function leaf<T>(type: LeafType, nullable: boolean, o: CommonOptions & { default: DefaultOption<T>; limits?: NumericLimits; values?: readonly string[]; isPath?: boolean }): Leaf<T> {
   return Object.freeze({
+    ...(o.isPath ? { isPath: true } : {}),
     kind: "leaf" as const,
     type,
     nullable,
@@ -127,9 +131,14 @@ export function oneOf<const V extends string>(values: readonly V[], o: CommonOpt
   return leaf("enum", false, { ...o, values });
 }
 
-/** A non-empty string that may be `null` (not set), e.g. a path. */
+/** A non-empty string that may be `null` (not set). */
 export function optionalText(o: CommonOptions & { readonly default: DefaultOption<string | null> }): Leaf<string | null> {
   return leaf("string", true, o);
+}
+
+/** A file or folder path that may be `null` (not set); it must be absolute (see `resolveConfigPaths`). */
+export function optionalPath(o: CommonOptions & { readonly default: DefaultOption<string | null> }): Leaf<string | null> {
+  return leaf("string", true, { ...o, isPath: true });
 }
 
 /** A non-empty list of distinct values from a few strings. */
@@ -236,7 +245,10 @@ export function checkLeaf(f: Leaf<unknown>, v: unknown): string | undefined {
     case "boolean":
       return typeof v === "boolean" ? undefined : `must be true or false, got ${show(v)}`;
     case "string":
-      return typeof v === "string" && v.length > 0 ? undefined : `must be a non-empty string${f.nullable ? " or null" : ""}, got ${show(v)}`;
+      if (!(typeof v === "string" && v.length > 0)) return `must be a non-empty string${f.nullable ? " or null" : ""}, got ${show(v)}`;
+      // Relative paths would depend on the working directory of whichever process reads them.
+      if (f.isPath && !isAbsolute(v)) return `must be an absolute path, got ${show(v)} (rlhf run makes a config file's relative paths absolute, from the file's folder)`;
+      return undefined;
     case "enum":
       return typeof v === "string" && f.values!.includes(v) ? undefined : `must be one of ${f.values!.map((x) => JSON.stringify(x)).join(", ")}, got ${show(v)}`;
     case "enum[]":

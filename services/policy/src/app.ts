@@ -2,7 +2,9 @@ import { initBackend } from "@rlhf/compute";
 import { descriptorSetPath } from "@rlhf/proto";
 import { startServer, type Logger, type RunningServer, type SerialQueue } from "@rlhf/grpc-kit";
 import { presetConfig } from "@rlhf/model";
+import { EventPublisher } from "@rlhf/events";
 import { PolicyState } from "./policy";
+import { publishWeights } from "./events";
 import { policyService } from "./server";
 import type { PolicyConfig } from "./config";
 
@@ -12,6 +14,8 @@ export interface PolicyApp {
   state: PolicyState;
   queue: SerialQueue;
   backend: string;
+  /** The NATS publisher of weights events (NATS_URL set). */
+  events?: EventPublisher;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -22,7 +26,13 @@ export interface PolicyApp {
 export async function startPolicy(cfg: PolicyConfig, log: Logger): Promise<PolicyApp> {
   const backend = await initBackend({ log: (msg, fields) => log.info(fields ?? {}, msg) });
   const started: { server?: RunningServer } = {};
-  const state = new PolicyState(log, { checkpointRoot: cfg.checkpointRoot, tokenizer: cfg.tokenizer, onLoaded: () => started.server?.setServing(true) });
+  const events = cfg.natsServers ? new EventPublisher({ servers: cfg.natsServers, name: "policy", log }) : undefined;
+  const state = new PolicyState(log, {
+    checkpointRoot: cfg.checkpointRoot,
+    tokenizer: cfg.tokenizer,
+    onLoaded: () => started.server?.setServing(true),
+    onWeightsChanged: events ? (c) => publishWeights(events, c) : undefined,
+  });
   if (cfg.checkpointDir) await state.loadCheckpoint(cfg.checkpointDir, "CHECKPOINT_DIR");
   else if (cfg.modelDir) await state.loadModelDir(cfg.modelDir, "MODEL_DIR");
   else if (cfg.initPreset) state.loadRandom(presetConfig(cfg.initPreset), cfg.initSeed, "INIT_PRESET");
@@ -42,9 +52,11 @@ export async function startPolicy(cfg: PolicyConfig, log: Logger): Promise<Polic
     state,
     queue: service.queue,
     backend: backend.name,
+    events,
     stop: async (graceMs) => {
       await server.shutdown(graceMs);
       state.dispose();
+      await events?.close();
     },
   };
 }

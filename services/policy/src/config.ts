@@ -1,4 +1,5 @@
-import { envInt, envOptional, envString, envPort, envAddress, ConfigError } from "@rlhf/grpc-kit";
+import { envInt, envOptional, envString, envPort, envAddress, ConfigError, envMetrics } from "@rlhf/grpc-kit";
+import { natsServersFromEnv } from "@rlhf/events";
 
 /** Process configuration of the policy service, from the environment. */
 export interface PolicyConfig {
@@ -50,6 +51,17 @@ export interface PolicyConfig {
   queueCapacity: number;
   /** SHUTDOWN_GRACE_MS: time in-flight calls get on SIGTERM. Default 10,000. */
   shutdownGraceMs: number;
+  /**
+   * NATS_URL: NATS server(s) with JetStream (`nats://host:port`, comma-separated for several)
+   * that get the weights version events (see @rlhf/events). Unset: no NATS.
+   */
+  natsServers?: string[];
+  /** METRICS_HOST: interface of the Prometheus endpoint. Default 127.0.0.1 (0.0.0.0 in containers). */
+  metricsHost: string;
+  /** METRICS_PORT: port of the Prometheus endpoint http://METRICS_HOST:METRICS_PORT/metrics; 0 turns it off. Default 9464. */
+  metricsPort: number;
+  /** Derived: METRICS_PORT was set, so a busy port stops the start (a busy default port only logs a warning). */
+  metricsPortRequired: boolean;
   /** REWARD_MODEL_DEADLINE_MS: deadline of a weight pull from the reward model. Default 600,000. */
   rewardModelDeadlineMs: number;
 }
@@ -86,6 +98,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxUploadBytes: envInt(env, "MAX_UPLOAD_BYTES", 8 * 1024 ** 3, 1, 64 * 1024 ** 3),
     queueCapacity: envInt(env, "QUEUE_CAPACITY", 32, 1, 10_000),
     shutdownGraceMs: envInt(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    natsServers: natsServersFromEnv(env),
+    ...envMetrics(env),
     rewardModelDeadlineMs: envInt(env, "REWARD_MODEL_DEADLINE_MS", 600_000, 1000, 3_600_000),
   };
 }

@@ -10,6 +10,12 @@ runServiceMain({
   loadConfig,
   start: async (cfg, log) => {
     const app = await startPolicy(cfg, log);
-    return { server: app.server, dispose: () => app.state.dispose() };
+    return {
+      server: app.server,
+      dispose: async () => {
+        app.state.dispose();
+        await app.events?.close();
+      },
+    };
   },
 });

@@ -46,6 +46,15 @@ export interface LoadedRef {
   source: string;
 }
 
+/** What changed the weights, for the onWeightsChanged hook. */
+export interface WeightsChange {
+  reason: "sft" | "ppo_update" | "load_checkpoint";
+  /** The run the call named, if any. */
+  runId?: string;
+  policy: LoadedRef;
+  critic?: LoadedRef;
+}
+
 /** The PPO optimiser of one model: a Trainer whose AdamW state lives across PpoUpdate calls. */
 export interface PpoOptimizer {
   trainer: Trainer;
@@ -90,7 +99,7 @@ export class PolicyState {
 
   constructor(
     private readonly log: Logger,
-    private readonly opts: { checkpointRoot?: string; tokenizer?: string; onLoaded?: () => void },
+    private readonly opts: { checkpointRoot?: string; tokenizer?: string; onLoaded?: () => void; onWeightsChanged?: (change: WeightsChange) => void },
   ) {}
 
   get policyConfig(): Readonly<GPT2Config> | undefined {
@@ -136,6 +145,14 @@ export class PolicyState {
   /** After an optimiser step of the critic. */
   bumpCritic(): void {
     this.criticRef = { ...this.criticRef, version: this.criticRef.version + 1 };
+  }
+
+  /**
+   * After a call that changed the policy's weights version (Sft, PpoUpdate, LoadCheckpoint):
+   * tells the onWeightsChanged hook (app.ts publishes it as a NATS weights event).
+   */
+  weightsChanged(reason: WeightsChange["reason"], runId: string | undefined): void {
+    this.opts.onWeightsChanged?.({ reason, runId, policy: this.policyWeights, critic: this.criticWeights });
   }
 
   /** `dir` made absolute, refused outside CHECKPOINT_ROOT. */

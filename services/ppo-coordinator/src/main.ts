@@ -11,6 +11,13 @@ runServiceMain({
   start: async (cfg, log) => {
     const app = await startCoordinator(cfg, log);
     // Runs in progress are cancelled (and stay resumable) before the server drains.
-    return { server: app.server, dispose: () => void app.store.stopAll() };
+    // Then what NATS has not acked yet gets up to 2 s (events.jsonl has everything anyway).
+    return {
+      server: app.server,
+      dispose: async () => {
+        void app.store.stopAll();
+        await app.events?.close();
+      },
+    };
   },
 });

@@ -3,12 +3,25 @@ import { acceptanceChecks, winRate, writeReport, type ModelEvaluation, type Repo
 import type { ppoCoordinator } from "@rlhf/proto";
 import type { RunConfig } from "@rlhf/run-config";
 import type { RecipeData, RecipeState, ModelName } from "./recipe/recipe";
+import { join } from "node:path";
+import { ATTR_RUN_ID, iterationTimeline, readTraceFile, recentRunTraces, TRACES_FILE, type TimelineRow } from "@rlhf/telemetry";
 
 /** Stage keys of RecipeState.stageMs ("STAGE_SFT") as the report names them ("sft"). */
 const stageName = (k: string) => k.replace(/^STAGE_/, "").toLowerCase();
 
-/** The report's data from the run's state. */
-export function reportData(run: ppoCoordinator.Run, config: RunConfig, state: RecipeState, data: RecipeData, backend: string): ReportData {
+/**
+ * The timeline of one traced PPO iteration of the run: the coordinator's own spans kept in memory,
+ * plus what the run folder's traces.jsonl holds (every service's spans when the `rlhf` CLI
+ * collected them, the coordinator's when it had no endpoint). Undefined when none was traced.
+ */
+export async function runTimeline(runId: string, runDir: string): Promise<TimelineRow[] | undefined> {
+  const file = await readTraceFile(join(runDir, TRACES_FILE), (s) => s.attributes[ATTR_RUN_ID] === runId).catch(() => ({ spans: [] }));
+  const tl = iterationTimeline([...recentRunTraces.spans(runId), ...file.spans], { runId });
+  return tl?.rows;
+}
+
+/** The report's data from the run's state (and the timeline of one traced iteration, when there is one). */
+export function reportData(run: ppoCoordinator.Run, config: RunConfig, state: RecipeState, data: RecipeData, backend: string, timeline?: TimelineRow[]): ReportData {
   const ev = state.evaluation ?? {};
   const models: { [M in ModelName]?: ModelEvaluation } = {};
   for (const [name, e] of Object.entries(ev) as [ModelName, NonNullable<RecipeState["evaluation"]>[ModelName]][]) {
@@ -25,6 +38,13 @@ export function reportData(run: ppoCoordinator.Run, config: RunConfig, state: Re
     };
   }
   const rm = state.rewardModel;
+  // What does not apply to this run, and why (users' data has no gold answers; a rankings file no labelers).
+  const notApplicable: NonNullable<ReportData["not_applicable"]> = {
+    ...(data.noGold
+      ? { win_rate_vs_sft: data.noGold, gold_helpfulness: data.noGold, hallucination_rate: data.noGold, blocklist_rate: data.noGold }
+      : {}),
+    ...(rm && rm.labelerAgreement === null ? { labeler_agreement: "the rankings came from a file (rankings.source \"file\"): no simulated labelers ranked them" } : {}),
+  };
   return {
     run: {
       id: run.id,
@@ -34,24 +54,27 @@ export function reportData(run: ppoCoordinator.Run, config: RunConfig, state: Re
       elapsed_ms: Object.fromEntries(Object.entries(state.stageMs).map(([k, v]) => [stageName(k), v])),
       backend,
     },
+    ...(Object.keys(notApplicable).length ? { not_applicable: notApplicable } : {}),
     models,
     reward_model: rm ? { heldout_accuracy: rm.heldoutAccuracy, labeler_agreement: rm.labelerAgreement, train_loss: rm.trainLoss, pairs: { train: rm.trainPairs, heldout: rm.pairs } } : undefined,
     kl: { max_mean_kl: config.ppo.kl.max_mean_kl },
     iterations: Object.fromEntries(Object.entries(state.ppo).map(([k, v]) => [k, v?.iterations ?? []])),
     samples: data.eval.slice(0, Math.min(config.evaluation.samples_in_report, config.evaluation.prompts)).map((t, i) => ({
       prompt: t.prompt,
-      gold: t.completion.trim(),
+      gold: t.gold ? t.gold.completion.trim() : null,
       responses: Object.fromEntries(Object.entries(ev).map(([n, e]) => [n, e?.responses[i] ?? ""])),
     })),
+    ...(timeline?.length ? { timeline } : {}),
   };
 }
 
 /** Writes report.json and report.html; returns the acceptance checks as metric values. */
-export function writeRunReport(run: ppoCoordinator.Run, config: RunConfig, state: RecipeState, data: RecipeData, backend: string): Record<string, number> {
-  const rd = reportData(run, config, state, data, backend);
+export async function writeRunReport(run: ppoCoordinator.Run, config: RunConfig, state: RecipeState, data: RecipeData, backend: string): Promise<Record<string, number>> {
+  const rd = reportData(run, config, state, data, backend, await runTimeline(run.id, run.runDir));
   writeReport(run.runDir, rd);
   const values: Record<string, number> = {};
   for (const c of acceptanceChecks(rd)) {
+    if (c.not_applicable !== null) continue; // neither passed nor failed
     if (c.value !== null) values[`acceptance/${c.name}`] = c.value;
     values[`acceptance/${c.name}/passed`] = c.passed ? 1 : 0;
   }

@@ -3,12 +3,13 @@
 // recipe itself runs in e2e/src/coordinator.test.ts against the real services).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { ppoCoordinator } from "@rlhf/proto";
 import { createLogger } from "@rlhf/grpc-kit";
 import { resolveRunConfig } from "@rlhf/run-config";
+import { DomainError } from "@rlhf/errors";
 import { RunStore } from "./runs";
 import type { Clients } from "./recipe/context";
 
@@ -79,7 +80,7 @@ test("StartRun: bad configs are refused before anything is created; validate_onl
   await assert.rejects(store.start(req({ configJson: "[1" })), /config_json: not valid JSON/);
   await assert.rejects(store.start(req({ configJson: JSON.stringify({ ppo: { iterations: 0 } }) })), /ppo\.iterations/);
   await assert.rejects(store.start(req({ configJson: JSON.stringify({ preset: 3 }) })), /config_json\.preset: must be one of tiny, default, got 3/);
-  await assert.rejects(store.start(req({ configJson: JSON.stringify({ data: { source: "files", files: { sft: "a", rankings: "r", prompts: "b", eval_prompts: "c", pretrain: "d" } }, rankings: { source: "file" } }) })), /data\.source: "files" is not supported by this coordinator yet/);
+  await assert.rejects(store.start(req({ configJson: JSON.stringify({ data: { source: "files", files: { sft: "a", prompts: "/b", eval_prompts: "/c" } }, rankings: { source: "file" } }) })), /data\.files\.sft: must be an absolute path, got "a"/);
   await assert.rejects(store.start(req({ runId: "UPPER" })), /run_id: must be 1\.\.64 of \[a-z0-9-\]/);
   await assert.rejects(store.start(req({ displayName: "x".repeat(257) })), /display_name: exceeds 256 bytes/);
   const v = await store.start(req({ configJson: JSON.stringify({ preset: "tiny", ppo: { iterations: 9 } }), validateOnly: true }));
@@ -87,4 +88,42 @@ test("StartRun: bad configs are refused before anything is created; validate_onl
   assert.equal(cfg.ppo.iterations, 9, "the user's keys override the preset");
   assert.equal(cfg.model.n_embd, 32, "the rest comes from the tiny preset");
   assert.equal(store.list({ pageSize: 0, pageToken: "", states: [] }).runs.length, 0);
+});
+
+test("StartRun with users' data files: every file is read first; a bad line is INVALID_ARGUMENT naming key, file, line and field", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "runs-"));
+  const store = new RunStore(join(dir, "runs"), noClients, log);
+  await store.init();
+  const examples = resolve(__dirname, "..", "..", "..", "examples", "user-data");
+  const files = { sft: join(examples, "sft.jsonl"), rankings: join(examples, "rankings.jsonl"), prompts: join(examples, "prompts.jsonl"), eval_prompts: join(examples, "eval-prompts.jsonl"), pretrain: join(examples, "pretrain.txt") };
+  const cfg = (f: Partial<typeof files>) => JSON.stringify({ preset: "tiny", data: { source: "files", files: { ...files, ...f }, pretrain_validation_fraction: 0.2 }, rankings: { source: "file" }, reward_model: { validation_fraction: 0.2 }, evaluation: { prompts: 12, samples_in_report: 4 } });
+  const start = (configJson: string, validateOnly = false) => store.start({ configJson, runId: "mine", displayName: "", validateOnly });
+  const v = await start(cfg({}), true);
+  assert.equal(JSON.parse(v.configJson).data.files.sft, files.sft, "the resolved config records the absolute paths");
+  const bad = join(dir, "sft.jsonl");
+  writeFileSync(bad, '{"prompt":"Question: hi?\\nAnswer:","completion":" hello"}\n{"prompt":"Question: and?\\nAnswer:"}\n');
+  for (const validateOnly of [true, false]) {
+    await assert.rejects(start(cfg({ sft: bad }), validateOnly), (e: unknown) => {
+      assert.ok(e instanceof DomainError && e.code === "INVALID_ARGUMENT", String(e));
+      assert.equal(e.message, `data.files.sft: ${bad}:2: completion: missing field`);
+      return true;
+    });
+  }
+  await assert.rejects(start(cfg({ pretrain: join(dir, "missing.txt") })), /data\.files\.pretrain: .*missing\.txt: file: cannot read: ENOENT$/);
+  assert.equal(store.list({ pageSize: 0, pageToken: "", states: [] }).runs.length, 0, "nothing was created");
+  assert.equal(existsSync(join(dir, "runs", "mine")), false);
+});
+
+test("a coordinator killed while appending an event leaves a torn last line: the next one drops it and keeps the run", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "runs-"));
+  fabricate(dir, "torn", RunState.RUN_STATE_RUNNING, 1000, 3);
+  const events = join(dir, "torn", "events.jsonl");
+  writeFileSync(events, readFileSync(events, "utf8") + '{"runId":"torn","sequence":4,"time":"2025-01-0');
+  const store = new RunStore(dir, noClients, log);
+  await store.init();
+  const run = store.get("torn");
+  assert.equal(run.state, RunState.RUN_STATE_FAILED, "found, and marked FAILED (resumable)");
+  const lines = readFileSync(events, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(lines.map((e) => e.sequence), [1, 2, 3, 4], "the torn event is gone; the state change takes its number");
+  assert.equal(lines[3].stateChanged.toState, "RUN_STATE_FAILED");
 });

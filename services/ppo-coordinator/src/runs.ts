@@ -15,6 +15,11 @@ import { RUN_PRESET_NAMES, mergeRunConfigs, presetRunConfig, resolveRunConfig, t
 import type { Clients, RecipeContext } from "./recipe/context";
 import { emptyState, evaluationStage, ppoStage, prepareRunDir, pretrainStage, rankingsStage, recipeData, rewardModelStage, sftStage, type RankedSamples, type RecipeState } from "./recipe/recipe";
 import { writeRunReport } from "./report";
+import { stageTrace } from "./recipe/trace";
+import { checkRunInputs, loadUserData, writeDataFiles } from "./recipe/user-data";
+import { getTokenizer } from "@rlhf/model";
+import { recordRunMetrics } from "./metrics";
+import { isRunId, runEventKind, runEventMsgId, runSubject, type EventPublisher } from "@rlhf/events";
 
 const { RunState, Stage } = ppoCoordinator;
 type Run = ppoCoordinator.Run;
@@ -47,6 +52,8 @@ export class RunStore {
     readonly runsDir: string,
     private readonly clients: Clients,
     private readonly log: Logger,
+    /** NATS_URL's publisher: every event also goes to `rlhf.runs.<run id>.<kind>` (a copy; events.jsonl is the record). */
+    private readonly nats?: Pick<EventPublisher, "publish">,
   ) {}
 
   /** Loads the runs found in RUNS_DIR; one that was RUNNING or PENDING is marked FAILED (resumable). */
@@ -58,10 +65,21 @@ export class RunStore {
       try {
         const run = ppoCoordinator.Run.fromJSON(JSON.parse(await readFile(join(dir, "run.json"), "utf8")));
         const config = resolveRunConfig(JSON.parse(run.configJson));
-        const events = (await readFile(join(dir, "events.jsonl"), "utf8").catch(() => ""))
-          .split("\n")
-          .filter((l) => l.trim() !== "")
-          .map((l) => ppoCoordinator.RunEvent.fromJSON(JSON.parse(l)));
+        const lines = (await readFile(join(dir, "events.jsonl"), "utf8").catch(() => "")).split("\n").filter((l) => l.trim() !== "");
+        // A coordinator killed while appending leaves a torn last line: drop it (its event is lost, the rest stands).
+        const parsed = (l: string) => {
+          try {
+            return ppoCoordinator.RunEvent.fromJSON(JSON.parse(l));
+          } catch {
+            return undefined;
+          }
+        };
+        if (lines.length && !parsed(lines[lines.length - 1])) {
+          this.log.warn({ dir, line: lines.length }, "events.jsonl ends with a torn line (the coordinator was killed while writing it): dropped");
+          lines.pop();
+          await writeFile(join(dir, "events.jsonl"), lines.map((l) => l + "\n").join(""));
+        }
+        const events = lines.map((l) => ppoCoordinator.RunEvent.fromJSON(JSON.parse(l)));
         const state = existsSync(join(dir, "recipe-state.json")) ? (JSON.parse(await readFile(join(dir, "recipe-state.json"), "utf8")) as RecipeState) : emptyState();
         const rec: RunRecord = { run, config, events, watchers: new Set(), state };
         this.runs.set(run.id, rec);
@@ -97,9 +115,9 @@ export class RunStore {
       json = mergeRunConfigs(presetRunConfig(preset as RunPresetName), rest);
     }
     const config = resolveRunConfig(json);
-    // Valid configs this coordinator cannot run yet are refused before anything starts.
-    if (config.data.source !== "builtin") throw new InvalidArgumentError("data.source", `"${config.data.source}" is not supported by this coordinator yet: only "builtin" (pretrain-mix serves the Brown corpus only)`);
-    if (config.rankings.source !== "simulated") throw new InvalidArgumentError("rankings.source", `"${config.rankings.source}" is not supported by this coordinator yet: only "simulated"`);
+    // The user's data files are read and checked now: a bad line fails StartRun (validate_only too) before anything is created.
+    const userData = loadUserData(config, getTokenizer(config.model.tokenizer));
+    for (const w of userData.warnings) this.log.warn({ warning: w }, "ignored field in a data file");
     const configJson = JSON.stringify(config);
     if (Buffer.byteLength(req.displayName) > 256) throw new InvalidArgumentError("display_name", "exceeds 256 bytes");
     if (req.validateOnly) return ppoCoordinator.Run.fromPartial({ configJson, displayName: req.displayName });
@@ -127,6 +145,7 @@ export class RunStore {
     const rec: RunRecord = { run, config, events: [], watchers: new Set(), state: emptyState() };
     this.runs.set(id, rec);
     await writeJsonAtomic(join(dir, "config.json"), config);
+    await writeDataFiles(dir, userData.files);
     await this.saveRun(rec);
     this.execute(rec);
     return run;
@@ -218,10 +237,31 @@ export class RunStore {
       r.run.lastMetrics = rec.metrics.values;
       r.run.iteration = rec.metrics.step;
     }
+    // Training signals as OpenTelemetry gauges (rlhf.objective.kl{rlhf.run.id, ...}): here only.
+    if (rec?.$case === "metrics") recordRunMetrics(r.run.id, rec.metrics, r.config);
     // Appends are ordered: each waits for the previous one.
-    const line = JSON.stringify(ppoCoordinator.RunEvent.toJSON(event)) + "\n";
+    const json = ppoCoordinator.RunEvent.toJSON(event) as Record<string, unknown>;
+    const line = JSON.stringify(json) + "\n";
+    // The same bytes to NATS, with a message id JetStream de-duplicates on; publish() only buffers.
+    const kind = runEventKind(json);
+    if (this.nats && kind && isRunId(r.run.id)) this.nats.publish(runSubject(r.run.id, kind), Buffer.from(line.slice(0, -1)), runEventMsgId(r.run.id, event.sequence));
     this.pending = this.pending.then(() => appendFile(join(r.run.runDir, "events.jsonl"), line)).catch((e) => this.log.error({ err: (e as Error).message }, "events.jsonl write failed"));
-    for (const w of r.watchers) w(event);
+    if (rec?.$case === "stateChanged" && TERMINAL.has(rec.stateChanged.toState)) {
+      // The last event a watcher gets: only once it is in events.jsonl, so that a client whose
+      // WatchRun ended finds the run folder's record complete.
+      const watchers = [...r.watchers];
+      this.pending = this.pending.then(() => {
+        for (const w of watchers) {
+          try {
+            w(event);
+          } catch (e) {
+            this.log.error({ err: (e as Error).message }, "run watcher failed");
+          }
+        }
+      });
+    } else {
+      for (const w of r.watchers) w(event);
+    }
   }
   private pending: Promise<void> = Promise.resolve();
 
@@ -246,6 +286,7 @@ export class RunStore {
       cfg: rec.config,
       clients: this.clients,
       runDir: rec.run.runDir,
+      runId: rec.run.id,
       log: this.log.child({ runId: rec.run.id }),
       signal: abort.signal,
       events: {
@@ -262,13 +303,16 @@ export class RunStore {
         await prepareRunDir(rec.run.runDir);
         await this.transition(rec, RunState.RUN_STATE_RUNNING);
         const data = recipeData(ctx);
+        // Exact resume needs the same data files; the corpus must be tokenised as the policy's.
+        await checkRunInputs(ctx, data.files);
         let ranked: RankedSamples[] | undefined;
         const stage = async (s: ppoCoordinator.Stage, fn: () => Promise<void>) => {
           if (rec.state.stagesDone.includes(s)) return;
           if (abort.signal.aborted) throw abort.signal.reason;
           rec.run.stage = s;
           const t = Date.now();
-          await fn();
+          // Each stage is one trace (a root span `stage.<name>`; recipe/trace.ts).
+          await stageTrace(ctx, ppoCoordinator.stageToJSON(s).replace(/^STAGE_/, "").toLowerCase(), fn);
           const key = ppoCoordinator.stageToJSON(s);
           rec.state.stageMs[key] = (rec.state.stageMs[key] ?? 0) + Date.now() - t;
           rec.state.stagesDone.push(s);
@@ -289,7 +333,7 @@ export class RunStore {
         await stage(Stage.STAGE_EVALUATION, async () => {
           await evaluationStage(ctx, data, rec.state);
           const backend = (await this.clients.policy.unary("getInfo", {}, { signal: abort.signal })).backend;
-          const acceptance = writeRunReport(rec.run, rec.config, rec.state, data, backend);
+          const acceptance = await writeRunReport(rec.run, rec.config, rec.state, data, backend);
           ctx.events.metrics({ stage: Stage.STAGE_EVALUATION, step: 1, values: acceptance });
         });
         await this.transition(rec, RunState.RUN_STATE_SUCCEEDED);

@@ -4,6 +4,7 @@ import { startServer, type Logger, type RunningServer, type SerialQueue } from "
 import { loadPretrainCorpus } from "@rlhf/data";
 import { getTokenizer } from "@rlhf/model";
 import { TokenizedCorpus } from "./corpus";
+import { Corpora } from "./corpora";
 import { createPolicyCache, type PolicyCache } from "./policy-cache";
 import { pretrainMixService } from "./server";
 import type { CallGate } from "./gate";
@@ -12,7 +13,10 @@ import type { PretrainMixConfig } from "./config";
 /** A running pretrain-mix service (used by main.ts and by the tests). */
 export interface PretrainMixApp {
   server: RunningServer;
+  /** The built-in corpus. */
   corpus: TokenizedCorpus;
+  /** The built-in corpus and the users' text corpora requests name. */
+  corpora: Corpora;
   cache: PolicyCache;
   queue: SerialQueue;
   gate: CallGate;
@@ -32,8 +36,9 @@ export async function startPretrainMix(cfg: PretrainMixConfig, log: Logger): Pro
     { corpus: corpus.name, tokenizer: corpus.tokenizer.name, trainTokens: corpus.train.tokens.length, validationTokens: corpus.validation.tokens.length, digest: corpus.digest, ms: Date.now() - started },
     "corpus tokenised",
   );
+  const corpora = new Corpora(corpus, { maxCached: cfg.maxCachedCorpora, dataRoot: cfg.dataRoot, onLoad: (info) => log.info(info, "text corpus tokenised") });
   const cache = createPolicyCache(cfg, log);
-  const service = pretrainMixService(corpus, cache, cfg, backend.name, log);
+  const service = pretrainMixService(corpora, cache, cfg, backend.name, log);
   const server = await startServer({
     services: [service],
     log,
@@ -46,6 +51,7 @@ export async function startPretrainMix(cfg: PretrainMixConfig, log: Logger): Pro
   return {
     server,
     corpus,
+    corpora,
     cache,
     queue: service.queue,
     gate: service.gate,

@@ -16,16 +16,22 @@ test("defaults", () => {
       maxSequences: 64,
       maxSequenceLength: 1024,
       maxCachedVersions: 2,
+      maxCachedCorpora: 2,
+      dataRoot: undefined,
       queueCapacity: 8,
       maxReceiveBytes: 4 * 1024 * 1024,
       maxUploadBytes: 8 * 1024 ** 3,
       policyDeadlineMs: 600_000,
       shutdownGraceMs: 10_000,
+      metricsHost: "127.0.0.1",
+      metricsPort: 9464,
+      metricsPortRequired: false,
     },
   );
   const d = loadConfig({ TOKENIZER: "byte", VALID_FRACTION: "0.1", POLICY_ADDR: "dns:///policy:50051", MAX_CACHED_VERSIONS: "1" });
   assert.deepEqual([d.tokenizer, d.validFraction, d.policyAddr, d.maxCachedVersions], ["byte", 0.1, "dns:///policy:50051", 1]);
   assert.equal(loadConfig({ VALID_FRACTION: "0" }).validFraction, 0);
+  assert.deepEqual([loadConfig({ DATA_ROOT: "/data", MAX_CACHED_CORPORA: "4" }).dataRoot, loadConfig({ MAX_CACHED_CORPORA: "4" }).maxCachedCorpora], ["/data", 4]);
 });
 
 test("a malformed variable is one clear line naming it", () => {
@@ -37,6 +43,7 @@ test("a malformed variable is one clear line naming it", () => {
     [{ MAX_SEQUENCES: "1024", MAX_SEQUENCE_LENGTH: "1024" }, /^MAX_SEQUENCES x MAX_SEQUENCE_LENGTH must be at most 524288 tokens .*got 1024 x 1024$/],
     [{ MAX_SEQUENCE_LENGTH: "1" }, /^MAX_SEQUENCE_LENGTH must be in \[2, /],
     [{ MAX_CACHED_VERSIONS: "0" }, /^MAX_CACHED_VERSIONS must be in \[1, 64\], got 0$/],
+    [{ MAX_CACHED_CORPORA: "100" }, /^MAX_CACHED_CORPORA must be in \[1, 64\], got 100$/],
     [{ POLICY_ADDR: "policy" }, /^POLICY_ADDR must look like host:port/],
     [{ GRPC_PORT: "x" }, /^GRPC_PORT must be an integer/],
   ];

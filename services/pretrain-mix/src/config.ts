@@ -1,4 +1,4 @@
-import { envInt, envOptional, envPort, envString, envAddress, ConfigError } from "@rlhf/grpc-kit";
+import { envInt, envOptional, envPort, envString, envAddress, ConfigError, envMetrics } from "@rlhf/grpc-kit";
 import type { TokenizerName } from "@rlhf/model";
 
 /**
@@ -28,6 +28,10 @@ export interface PretrainMixConfig {
   maxSequenceLength: number;
   /** MAX_CACHED_VERSIONS: policy weights versions kept built in memory (least recently used dropped first). Default 2. */
   maxCachedVersions: number;
+  /** MAX_CACHED_CORPORA: users' text corpora (a request's TextCorpus) kept tokenised (least recently used dropped first). Default 2. */
+  maxCachedCorpora: number;
+  /** DATA_ROOT: when set, the text files a request names must be inside this folder. */
+  dataRoot?: string;
   /**
    * QUEUE_CAPACITY: PtxGradients calls waiting at most behind the one computing; more get
    * RESOURCE_EXHAUSTED. Each admitted call may hold one gradient set (the size of the model)
@@ -42,6 +46,12 @@ export interface PretrainMixConfig {
   policyDeadlineMs: number;
   /** SHUTDOWN_GRACE_MS: time in-flight calls get on SIGTERM. Default 10,000. */
   shutdownGraceMs: number;
+  /** METRICS_HOST: interface of the Prometheus endpoint. Default 127.0.0.1 (0.0.0.0 in containers). */
+  metricsHost: string;
+  /** METRICS_PORT: port of the Prometheus endpoint http://METRICS_HOST:METRICS_PORT/metrics; 0 turns it off. Default 9464. */
+  metricsPort: number;
+  /** Derived: METRICS_PORT was set, so a busy port stops the start (a busy default port only logs a warning). */
+  metricsPortRequired: boolean;
 }
 
 function envFraction(env: Record<string, string | undefined>, name: string, def: number, max: number): number {
@@ -72,10 +82,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxSequences,
     maxSequenceLength,
     maxCachedVersions: envInt(env, "MAX_CACHED_VERSIONS", 2, 1, 64),
+    maxCachedCorpora: envInt(env, "MAX_CACHED_CORPORA", 2, 1, 64),
+    dataRoot: envOptional(env, "DATA_ROOT"),
     queueCapacity: envInt(env, "QUEUE_CAPACITY", 8, 1, 10_000),
     maxReceiveBytes: envInt(env, "MAX_RECEIVE_BYTES", 4 * 1024 * 1024, 1024, 1024 ** 3),
     maxUploadBytes: envInt(env, "MAX_UPLOAD_BYTES", 8 * 1024 ** 3, 1, 64 * 1024 ** 3),
     policyDeadlineMs: envInt(env, "POLICY_DEADLINE_MS", 600_000, 1000, 3_600_000),
     shutdownGraceMs: envInt(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    ...envMetrics(env),
   };
 }

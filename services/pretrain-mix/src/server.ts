@@ -1,6 +1,6 @@
 import { pretrainMix } from "@rlhf/proto";
 import { unary, serverStream, SerialQueue, type Logger, type ServiceRegistration } from "@rlhf/grpc-kit";
-import type { TokenizedCorpus } from "./corpus";
+import type { Corpora } from "./corpora";
 import type { PretrainMixConfig } from "./config";
 import type { PolicyCache } from "./policy-cache";
 import { CallGate } from "./gate";
@@ -10,7 +10,7 @@ import { getInfoHandler } from "./handlers/get-info";
 
 /** Maps the generated PretrainMixService to its handlers. */
 export function pretrainMixService(
-  corpus: TokenizedCorpus,
+  corpora: Corpora,
   cache: PolicyCache,
   cfg: PretrainMixConfig,
   backend: string,
@@ -24,9 +24,9 @@ export function pretrainMixService(
   // gate's capacity + 1 calls may all be waiting at one instant.
   const queue = new SerialQueue("pretrain-mix compute", cfg.queueCapacity + 1);
   const implementation: pretrainMix.PretrainMixServiceServer = {
-    sampleBatch: unary(log, sampleBatchHandler(corpus, cfg)),
-    ptxGradients: serverStream(log, ptxGradientsHandler({ corpus, cache, gate, queue }, cfg)),
-    getInfo: unary(log, getInfoHandler(corpus, cache, gate, cfg, backend)),
+    sampleBatch: unary(log, sampleBatchHandler(corpora, cfg)),
+    ptxGradients: serverStream(log, ptxGradientsHandler({ corpora, cache, gate, queue }, cfg)),
+    getInfo: unary(log, getInfoHandler(corpora.builtin, cache, gate, cfg, backend)),
   };
   return { definition: pretrainMix.PretrainMixServiceService, implementation, queue, gate };
 }

@@ -3,12 +3,15 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { common, pretrainMix } from "@rlhf/proto";
 import { createLogger, createClient, checkHealth, listServicesByReflection, type KitClient, statusText as statusOf, resultOrStatus as call } from "@rlhf/grpc-kit";
 import { TensorSetReceiver, type ReceivedTensorSet } from "@rlhf/tensor-transport";
 import { GPT2, gpt2InitTensors, lmLoss, presetConfig, type GPT2Config } from "@rlhf/model";
-import { loadPretrainCorpus, permutation, Rng } from "@rlhf/data";
+import { filesDigest, loadPretrainCorpus, permutation, Rng } from "@rlhf/data";
 import type { NamedHostTensors } from "@rlhf/compute";
 import { startPretrainMix, type PretrainMixApp } from "./app";
 import { loadConfig } from "./config";
@@ -64,8 +67,16 @@ after(async () => {
 });
 
 
+// A user's text files: five documents, the last one held out at validation_fraction 0.2.
+const textDir = mkdtempSync(join(tmpdir(), "pretrain-mix-text-"));
+const TEXT_DOCS = ["The first document has two lines.\nThis is the second line.", "A second document.", "The third one, \u00e9 included.", "Fourth: in the other file.", "Fifth and last, held out."];
+writeFileSync(join(textDir, "a.txt"), `${TEXT_DOCS[0]}\n\n${TEXT_DOCS[1]}\n\n\n${TEXT_DOCS[2]}\n`);
+writeFileSync(join(textDir, "b.txt"), `${TEXT_DOCS[3]}\n\n${TEXT_DOCS[4]}\n`);
+const TEXT_FILES = [join(textDir, "a.txt"), join(textDir, "b.txt")];
+const textCorpus = (over: Partial<pretrainMix.TextCorpus> = {}): pretrainMix.TextCorpus => ({ files: TEXT_FILES, validationFraction: 0.2, contentDigest: "", ...over });
+
 const sample = (over: Partial<pretrainMix.SampleBatchRequest>) =>
-  client.unary("sampleBatch", { split: TRAIN, sequences: 2, sequenceLength: 16, cursor: 0, seed: 0, ...over });
+  client.unary("sampleBatch", { split: TRAIN, sequences: 2, sequenceLength: 16, cursor: 0, seed: 0, textCorpus: undefined, ...over });
 
 /** Windows `ws` of a stream, concatenated. */
 const windows = (s: Int32Array, L: number, ws: number[]) => ws.flatMap((w) => Array.from(s.subarray(w * L, (w + 1) * L)));
@@ -83,6 +94,7 @@ const ptxRequest = (over: Partial<pretrainMix.PtxGradientsRequest> = {}): pretra
   seed: 3,
   temperature: 0.7,
   dtype: common.Dtype.DTYPE_FLOAT32,
+  textCorpus: undefined,
   ...over,
 });
 
@@ -118,7 +130,7 @@ async function ptxOk(over: Partial<pretrainMix.PtxGradientsRequest> = {}, c = cl
 
 /** Loss and gradients of gamma * lmLoss computed here, on the tokens SampleBatch gives for the same cursor. */
 async function localPtx(req: pretrainMix.PtxGradientsRequest): Promise<{ loss: number; grads: NamedHostTensors }> {
-  const b = await sample({ split: TRAIN, sequences: req.sequences, sequenceLength: req.sequenceLength, cursor: req.cursor, seed: req.seed });
+  const b = await sample({ split: TRAIN, sequences: req.sequences, sequenceLength: req.sequenceLength, cursor: req.cursor, seed: req.seed, textCorpus: req.textCorpus });
   const w = VERSIONS.get(req.policyWeights!.version)!;
   const model = GPT2.fromHostTensors(w.config, w.tensors, { trainable: true });
   const S = req.sequences;
@@ -380,15 +392,54 @@ test("a full queue answers RESOURCE_EXHAUSTED at once; the admitted calls comple
   }
 });
 
-test("without POLICY_ADDR: batches are served, PtxGradients is FAILED_PRECONDITION; VALID_FRACTION sets the split", async () => {
-  const app3 = await startPretrainMix(loadConfig({ GRPC_PORT: "0", TOKENIZER: "byte", VALID_FRACTION: "0.1" }), log);
+test("a request's text files: split and tokenised like the built-in corpus, checked against their digest, cached", async () => {
+  const train = byteStream(TEXT_DOCS.slice(0, 4).map((text) => ({ text })));
+  const validation = byteStream([{ text: TEXT_DOCS[4] }]);
+  const b = await sample({ sequences: 3, sequenceLength: 8, cursor: 1, textCorpus: textCorpus() });
+  assert.deepEqual(b.batch?.tokens, windows(train, 8, [1, 2, 3]), "windows 1..3 of the four train documents' bytes, each followed by EOS");
+  assert.equal(b.windowsPerEpoch, Math.floor(train.length / 8));
+  const v = await sample({ split: VALIDATION, sequences: 1, sequenceLength: 8, textCorpus: textCorpus({ contentDigest: filesDigest(TEXT_FILES) }) });
+  assert.deepEqual(v.batch?.tokens, windows(validation, 8, [0]), "the fifth document is the validation split");
+  assert.equal((await sample({ sequences: 1, sequenceLength: 8 })).batch?.tokens.length, 8, "without text_corpus: the built-in corpus");
+  assert.deepEqual((await sample({ sequences: 1, sequenceLength: 8 })).batch?.tokens, windows(stream.train, 8, [0]));
+  // PtxGradients cuts the same windows: its loss is the one computed here on SampleBatch's tokens.
+  const req = ptxRequest({ sequences: 2, sequenceLength: 8, cursor: 2, seed: 0, textCorpus: textCorpus() });
+  const got = await ptxOk(req);
+  const want = await localPtx(req);
+  assert.ok(Math.abs(got.loss.loss - want.loss) < 1e-4, `loss ${got.loss.loss} vs ${want.loss}`);
+  assert.ok(app.corpora.cachedTextCorpora >= 1 && app.corpora.cachedTextCorpora <= 2, "at most MAX_CACHED_CORPORA (2) kept");
+
+  const bad = join(textDir, "bad.txt");
+  writeFileSync(bad, Buffer.concat([Buffer.from("fine\n\nstill fine\n"), Buffer.from([0xc3, 0x28]), Buffer.from("\n")]));
+  const cases: [Partial<pretrainMix.TextCorpus>, RegExp][] = [
+    [{ files: [] }, /^INVALID_ARGUMENT: text_corpus\.files: must name 1\.\.1024 files, got 0$/],
+    [{ files: ["a.txt"] }, /^INVALID_ARGUMENT: text_corpus\.files\[0\]: must be an absolute path, got "a\.txt"$/],
+    [{ files: [TEXT_FILES[0], join(textDir, "missing.txt")] }, /^NOT_FOUND: text_corpus\.files\[1\]: .*missing\.txt: no such file on this service's machine$/],
+    [{ files: [textDir] }, /^INVALID_ARGUMENT: text_corpus\.files\[0\]: .* is not a file$/],
+    [{ files: [bad] }, /^INVALID_ARGUMENT: .*bad\.txt:4: text: not valid UTF-8$/],
+    [{ validationFraction: 0.7 }, /^INVALID_ARGUMENT: text_corpus\.validation_fraction: must be in \[0, 0\.5\], got 0\.7$/],
+    [{ contentDigest: "abc" }, /^INVALID_ARGUMENT: text_corpus\.content_digest: must be empty or 64 lower-case hex digits/],
+    [{ contentDigest: "0".repeat(64) }, /^FAILED_PRECONDITION: text_corpus: the files read here have SHA-256 [0-9a-f]{64}, not the content_digest 0{64}: they changed/],
+  ];
+  for (const [over, want] of cases) assert.match(String(await call(sample({ sequences: 1, sequenceLength: 8, textCorpus: textCorpus(over) }))), want, JSON.stringify(over));
+  assert.match(String(await ptx({ textCorpus: textCorpus({ files: ["rel.txt"] }) })), /^INVALID_ARGUMENT: text_corpus\.files\[0\]: must be an absolute path/, "PtxGradients checks it too");
+  assert.match(String(await call(sample({ sequences: 1, sequenceLength: 64, textCorpus: textCorpus({ validationFraction: 0.5 }), split: VALIDATION }))), /^INVALID_ARGUMENT: sequence_length: 64 is longer than the whole validation split/);
+});
+
+test("without POLICY_ADDR: batches are served, PtxGradients is FAILED_PRECONDITION; VALID_FRACTION sets the split; DATA_ROOT confines text files", async () => {
+  const root = mkdtempSync(join(tmpdir(), "pretrain-mix-root-"));
+  writeFileSync(join(root, "in.txt"), "inside the root, long enough for a window\n");
+  const app3 = await startPretrainMix(loadConfig({ GRPC_PORT: "0", TOKENIZER: "byte", VALID_FRACTION: "0.1", DATA_ROOT: root }), log);
   const c3 = createClient(pretrainMix.PretrainMixServiceClient, app3.server.address, { deadlineMs: 60_000 });
   try {
     const info = await c3.unary("getInfo", {});
     assert.deepEqual(info.splits.map((s) => s.documents), [450, 50]);
     assert.notEqual(info.corpusDigest, (await client.unary("getInfo", {})).corpusDigest, "another split, another digest");
-    const b = await c3.unary("sampleBatch", { split: VALIDATION, sequences: 1, sequenceLength: 8, cursor: 0, seed: 0 });
+    const b = await c3.unary("sampleBatch", { split: VALIDATION, sequences: 1, sequenceLength: 8, cursor: 0, seed: 0, textCorpus: undefined });
     assert.equal(b.batch?.tokens.length, 8);
+    const text = (files: string[]) => c3.unary("sampleBatch", { split: TRAIN, sequences: 1, sequenceLength: 8, cursor: 0, seed: 0, textCorpus: { files, validationFraction: 0, contentDigest: "" } });
+    assert.equal((await text([join(root, "in.txt")])).batch?.tokens.length, 8, "a file inside DATA_ROOT is read");
+    assert.match(String(await call(text([join(textDir, "a.txt")]))), /^INVALID_ARGUMENT: text_corpus\.files\[0\]: ".*a\.txt" is outside DATA_ROOT/);
     assert.match(String(await ptx({}, c3)), /^FAILED_PRECONDITION: policy_weights: POLICY_ADDR is not configured on this pretrain-mix$/);
     assert.equal((await c3.unary("getInfo", {})).queueDepth, 0);
   } finally {

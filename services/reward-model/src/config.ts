@@ -1,4 +1,4 @@
-import { envInt, envOptional, envPort, envString, envAddress, ConfigError } from "@rlhf/grpc-kit";
+import { envInt, envOptional, envPort, envString, envAddress, ConfigError, envMetrics } from "@rlhf/grpc-kit";
 
 /** Process configuration of the reward-model service, from the environment. */
 export interface RewardModelConfig {
@@ -36,6 +36,12 @@ export interface RewardModelConfig {
   queueCapacity: number;
   /** SHUTDOWN_GRACE_MS: time in-flight calls get on SIGTERM. Default 10,000. */
   shutdownGraceMs: number;
+  /** METRICS_HOST: interface of the Prometheus endpoint. Default 127.0.0.1 (0.0.0.0 in containers). */
+  metricsHost: string;
+  /** METRICS_PORT: port of the Prometheus endpoint http://METRICS_HOST:METRICS_PORT/metrics; 0 turns it off. Default 9464. */
+  metricsPort: number;
+  /** Derived: METRICS_PORT was set, so a busy port stops the start (a busy default port only logs a warning). */
+  metricsPortRequired: boolean;
   /** POLICY_DEADLINE_MS: deadline of a weight pull from the policy. Default 600,000. */
   policyDeadlineMs: number;
 }
@@ -66,6 +72,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxUploadBytes: envInt(env, "MAX_UPLOAD_BYTES", 8 * 1024 ** 3, 1, 64 * 1024 ** 3),
     queueCapacity: envInt(env, "QUEUE_CAPACITY", 32, 1, 10_000),
     shutdownGraceMs: envInt(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    ...envMetrics(env),
     policyDeadlineMs: envInt(env, "POLICY_DEADLINE_MS", 600_000, 1000, 3_600_000),
   };
 }

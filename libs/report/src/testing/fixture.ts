@@ -53,10 +53,11 @@ export function fullReportData(): ReportData {
       { prompt: "Count the words: A b c.\nAnswer:", gold: " 3", responses: { sft: " 3", ppo_ptx: "<script>alert(1)</script> & \"quoted\"" } },
     ],
     timeline: [
-      { name: "ppo.iteration", service: "ppo-coordinator", startMs: 0, durationMs: 5000, depth: 0 },
-      { name: "generate", service: "ppo-coordinator", startMs: 0, durationMs: 1200, depth: 1 },
-      { name: "PolicyService/Generate", service: "policy", startMs: 5, durationMs: 1190, depth: 2 },
-      { name: "update", service: "ppo-coordinator", startMs: 2000, durationMs: 3000, depth: 1 },
+      { name: "ppo.iteration", service: "ppo-coordinator", startMs: 0, durationMs: 5000, depth: 0, attributes: { "rlhf.iteration": 5, "rlhf.variant": "ppo_ptx", "rlhf.batch_size": 8 } },
+      { name: "ppo.generate", service: "ppo-coordinator", startMs: 0, durationMs: 1200, depth: 1 },
+      { name: "grpc.rlhf.policy.v1.PolicyService/Generate", service: "policy", startMs: 5, durationMs: 1190, depth: 2, attributes: { "rlhf.sequences": 8 } },
+      { name: "ppo.update", service: "ppo-coordinator", startMs: 2000, durationMs: 1500, depth: 1 },
+      { name: "ppo.update", service: "ppo-coordinator", startMs: 3500, durationMs: 1500, depth: 1 },
     ],
   };
 }
@@ -65,4 +66,25 @@ export function fullReportData(): ReportData {
 export function minimalReportData(): ReportData {
   const d = fullReportData();
   return { run: d.run, models: {} };
+}
+
+const NO_GOLD = "the held-out prompts come from a file and have no gold answers";
+
+/** A run on users' data: no gold answers and no simulated labelers, so those metrics are null with a reason. */
+export function noGoldReportData(): ReportData {
+  const d = fullReportData();
+  const strip = (m: NonNullable<ReportData["models"]["sft"]>) => ({ ...m, win_rate_vs_sft: null, gold_helpfulness: null, hallucination_rate: null, blocklist_rate: null });
+  return {
+    ...d,
+    not_applicable: {
+      win_rate_vs_sft: `${NO_GOLD}: the simulated labelers judge against them`,
+      gold_helpfulness: NO_GOLD,
+      hallucination_rate: `${NO_GOLD} (nor source sentences)`,
+      blocklist_rate: `${NO_GOLD}: the blocklist check is part of the simulated labelers`,
+      labeler_agreement: "the rankings come from a file: no simulated labelers ranked them",
+    },
+    models: Object.fromEntries(Object.entries(d.models).map(([k, m]) => [k, strip(m!)])),
+    reward_model: { ...d.reward_model!, labeler_agreement: null },
+    samples: d.samples!.map((s) => ({ ...s, gold: null })),
+  };
 }

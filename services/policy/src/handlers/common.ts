@@ -2,6 +2,7 @@
 import type { common } from "@rlhf/proto";
 import { tokenBatchFromProto } from "@rlhf/tensor-transport";
 import { InvalidArgumentError } from "@rlhf/errors";
+import { isRunId } from "@rlhf/events";
 import type { GPT2Config, AdamWOptions } from "@rlhf/model";
 import type { Seqs } from "../compute";
 
@@ -49,4 +50,14 @@ export function optimizerFromProto(o: common.OptimizerConfig | undefined, field:
   if (!Number.isFinite(o.weightDecay) || o.weightDecay < 0) throw bad("weight_decay", `must be >= 0, got ${o.weightDecay}`);
   if (!Number.isFinite(o.maxGradNorm) || o.maxGradNorm < 0) throw bad("max_grad_norm", `must be >= 0, got ${o.maxGradNorm}`);
   return { adam: { beta1: o.beta1 || 0.9, beta2: o.beta2 || 0.95, epsilon: o.epsilon || 1e-8, weightDecay: o.weightDecay }, lr, maxGradNorm: o.maxGradNorm };
+}
+
+/**
+ * The optional run id of a request (the subject token of the weights event it causes):
+ * undefined when unset or empty, else 1..64 of [a-z0-9-].
+ */
+export function runIdFromProto(runId: string | undefined, field: string): string | undefined {
+  if (runId === undefined || runId === "") return undefined;
+  if (!isRunId(runId)) throw new InvalidArgumentError(field, `must be 1..64 of [a-z0-9-], got ${JSON.stringify(runId.slice(0, 80))}`);
+  return runId;
 }

@@ -1,5 +1,6 @@
 import type { policy as policyPb } from "@rlhf/proto";
 import type { CallContext, SerialQueue } from "@rlhf/grpc-kit";
+import { annotateActiveSpan, countTokens } from "@rlhf/telemetry";
 import { temperatureFromProto } from "@rlhf/tensor-transport";
 import type { PolicyState } from "../policy";
 import type { PolicyConfig } from "../config";
@@ -16,6 +17,8 @@ export function evaluateHandler(state: PolicyState, queue: SerialQueue, cfg: Pol
       const seqs = seqsFromProto(req.sequences, "sequences", policy.config, { maxSequences: cfg.maxBatchSequences, maxTokens: cfg.maxBatchTokens }, false);
       ctx.log.debug({ sequences: seqs.lengths.length, tokens: seqs.tokens.length }, "evaluate");
       const r = evaluateSequences(policy, critic, seqs, temperature, cfg.microBatchTokens);
+      countTokens("evaluate", seqs.tokens.length);
+      annotateActiveSpan({ "rlhf.sequences": seqs.lengths.length, "rlhf.tokens": seqs.tokens.length, "rlhf.weights_version": state.policyWeights.version });
       return {
         logprobs: Array.from(r.logprobs),
         values: r.values ? Array.from(r.values) : [],

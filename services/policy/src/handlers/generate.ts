@@ -1,5 +1,6 @@
 import type { common, policy as policyPb } from "@rlhf/proto";
 import type { CallContext, SerialQueue, Send } from "@rlhf/grpc-kit";
+import { annotateActiveSpan, countTokens } from "@rlhf/telemetry";
 import { tokenBatchFromProto, temperatureFromProto } from "@rlhf/tensor-transport";
 import { InvalidArgumentError } from "@rlhf/errors";
 import { generate, type GeneratedSequence } from "@rlhf/model";
@@ -71,10 +72,13 @@ export function generateHandler(state: PolicyState, queue: SerialQueue, cfg: Pol
           }),
         );
       }
+      countTokens("generate", out.reduce((a, g) => a + g.tokens.length, 0));
       return { prompts, out, weights: state.policyWeights };
     });
     // Whole prompts per message, under the budget (a prompt's K samples are never split).
     const { prompts, out, weights } = result;
+    // On the Generate server span: what this call did, beside its duration.
+    annotateActiveSpan({ "rlhf.prompts": prompts.length, "rlhf.sequences": out.length, "rlhf.response_tokens": out.reduce((a, g) => a + g.tokens.length, 0), "rlhf.weights_version": weights.version });
     const k = out.length / prompts.length;
     let msg = empty(weights);
     let bytes = 0;

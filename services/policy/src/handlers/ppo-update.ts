@@ -1,12 +1,13 @@
 import { common, type policy as policyPb } from "@rlhf/proto";
 import type { CallContext, SerialQueue } from "@rlhf/grpc-kit";
+import { annotateActiveSpan, countTokens } from "@rlhf/telemetry";
 import { TensorSetReceiver, temperatureFromProto } from "@rlhf/tensor-transport";
 import { DomainError, InvalidArgumentError } from "@rlhf/errors";
 import type { NamedHostTensors } from "@rlhf/compute";
 import type { PolicyState } from "../policy";
 import type { PolicyConfig } from "../config";
 import { ppoStep, responseLengths, type PpoBatch, type PpoSettings } from "../compute";
-import { floatsFromProto, optimizerFromProto, seqsFromProto } from "./common";
+import { floatsFromProto, optimizerFromProto, runIdFromProto, seqsFromProto } from "./common";
 
 /** Validated hyperparameters, with the optimiser settings of both models. */
 function settingsFromProto(h: policyPb.PpoHyperparameters | undefined, cfg: PolicyConfig) {
@@ -62,6 +63,7 @@ export function ppoUpdateHandler(state: PolicyState, queue: SerialQueue, cfg: Po
     if (mb.withPtxGradients && !receiver) throw new InvalidArgumentError("ptx_gradients", "minibatch.with_ptx_gradients is true but no gradients followed");
     const m = mb;
     const { s, policyAdam, criticAdam } = settingsFromProto(m.hyperparameters, cfg);
+    const runId = runIdFromProto(m.runId, "minibatch.run_id");
     let ptx: NamedHostTensors | undefined;
     if (receiver) {
       const set = receiver.finish();
@@ -96,6 +98,9 @@ export function ppoUpdateHandler(state: PolicyState, queue: SerialQueue, cfg: Po
         const stats = ppoStep(policy, critic, trainers, batch, s, ptx);
         state.bumpPolicy();
         state.bumpCritic();
+        state.weightsChanged("ppo_update", runId);
+        countTokens("ppo_update", seqs.tokens.length);
+        annotateActiveSpan({ "rlhf.sequences": seqs.lengths.length, "rlhf.response_tokens": n, "rlhf.ptx": Boolean(ptx), "rlhf.weights_version": m.expectedVersion, "rlhf.weights_version_after": state.policyWeights.version });
         ctx.log.debug({ responseTokens: n, ptx: Boolean(ptx), policyVersion: state.policyWeights.version }, "ppo update");
         return { ...stats, policyWeights: state.policyWeights, criticWeights: state.criticWeights };
       } finally {

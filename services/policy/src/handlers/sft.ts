@@ -1,5 +1,6 @@
 import { common, type policy as policyPb } from "@rlhf/proto";
 import type { CallContext, SerialQueue, Send } from "@rlhf/grpc-kit";
+import { countTokens } from "@rlhf/telemetry";
 import { temperatureFromProto } from "@rlhf/tensor-transport";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, ResourceExhaustedError } from "@rlhf/errors";
 import { buildInstructionDatasets, sftRecords, type InstructionDatasets } from "@rlhf/data";
@@ -7,7 +8,7 @@ import type { LrSchedule, Tokenizer, GPT2Config } from "@rlhf/model";
 import type { PolicyState } from "../policy";
 import type { PolicyConfig } from "../config";
 import { trainSft, type SftExample, type SftSettings } from "../sft";
-import { optimizerFromProto, seqsFromProto } from "./common";
+import { optimizerFromProto, runIdFromProto, seqsFromProto } from "./common";
 
 /** The built-in instruction dataset a DatasetRef may name. */
 export const BUILTIN_DATASET = "brown-instructions";
@@ -108,6 +109,7 @@ export function sftHandler(state: PolicyState, queue: SerialQueue, cfg: PolicyCo
       i++;
     }
     if (!c || !settings) throw new InvalidArgumentError("config", "the first message must be the config");
+    const runId = runIdFromProto(c.runId, "config.run_id");
     const conf = c;
     const s = settings;
     await queue.run(async () => {
@@ -129,6 +131,7 @@ export function sftHandler(state: PolicyState, queue: SerialQueue, cfg: PolicyCo
           s,
           async (r) => {
             state.bumpPolicy();
+            countTokens("sft", r.tokens);
             tokensSince += r.tokens;
             if (r.step % s.progressEverySteps !== 0 && r.step !== r.totalSteps && r.validationLoss === undefined) return;
             const now = Date.now();
@@ -151,6 +154,7 @@ export function sftHandler(state: PolicyState, queue: SerialQueue, cfg: PolicyCo
           },
           ctx.signal,
         );
+        state.weightsChanged("sft", runId);
         await send({
           part: {
             $case: "done",

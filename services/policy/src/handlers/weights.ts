@@ -5,6 +5,7 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@r
 import type { NamedHostTensors } from "@rlhf/compute";
 import type { PolicyState } from "../policy";
 import type { PolicyConfig } from "../config";
+import { runIdFromProto } from "./common";
 
 function loaded(state: PolicyState): policyPb.LoadCheckpointResponse {
   const pc = state.policyConfig;
@@ -22,15 +23,18 @@ export function loadCheckpointHandler(state: PolicyState, queue: SerialQueue) {
   return async (req: policyPb.LoadCheckpointRequest): Promise<policyPb.LoadCheckpointResponse> => {
     const src = req.source;
     if (!src) throw new InvalidArgumentError("source", "set one of checkpoint_dir, model_dir, random_init");
+    const runId = runIdFromProto(req.runId, "run_id");
     switch (src.$case) {
       case "checkpointDir":
         return queue.run(async () => {
           await state.loadCheckpoint(src.checkpointDir);
+          state.weightsChanged("load_checkpoint", runId);
           return loaded(state);
         });
       case "modelDir":
         return queue.run(async () => {
           await state.loadModelDir(src.modelDir);
+          state.weightsChanged("load_checkpoint", runId);
           return loaded(state);
         });
       case "randomInit": {
@@ -39,6 +43,7 @@ export function loadCheckpointHandler(state: PolicyState, queue: SerialQueue) {
         if (!Number.isSafeInteger(seed) || seed < 0 || seed > 2 ** 31 - 1) throw new InvalidArgumentError("random_init.seed", `must be in [0, 2^31 - 1], got ${seed}`);
         return queue.run(() => {
           state.loadRandom(config, seed);
+          state.weightsChanged("load_checkpoint", runId);
           return loaded(state);
         });
       }

@@ -3,13 +3,15 @@
  * log-probs and evaluate in parallel; per-token rewards with the KL penalty, GAE, whitening over
  * the whole batch; minibatch updates, each with its pretraining gradients streamed from
  * pretrain-mix straight into the policy's update. The maths is libs/rl's; this file only moves
- * data between the services.
+ * data between the services. Each step is a `phase` span of the iteration's trace (./trace.ts).
  */
 import { common, pretrainMix, type policy as policyPb } from "@rlhf/proto";
 import type { KitClient } from "@rlhf/grpc-kit";
 import { computeGae, computeKlPenalizedRewards, explainedVariance, minibatchIndices, whiten, type KlController } from "@rlhf/rl";
 import { batchOf, generateSamples, type Sample } from "./sequences";
 import type { Clients } from "./context";
+import { phase } from "./trace";
+import type { Attributes } from "@rlhf/telemetry";
 
 /** PPO settings of one variant (PPO-ptx, or plain PPO with gamma 0). */
 export interface PpoSettings {
@@ -33,6 +35,10 @@ export interface PpoSettings {
   ptxGamma: number;
   ptxSequences: number;
   ptxSequenceLength: number;
+  /** The user's pretraining text (pretrain-mix's TextCorpus); undefined: pretrain-mix's built-in corpus. */
+  textCorpus?: pretrainMix.TextCorpus;
+  /** The run's id, sent with every PpoUpdate (it names the run in the policy's weights events). */
+  runId?: string;
 }
 
 /** Counters an iteration advances (saved with every checkpoint). */
@@ -66,16 +72,20 @@ const cat = (arrays: readonly number[][]) => Float32Array.from(arrays.flat());
 
 /** Generation, then scoring, reference log-probs and evaluation in parallel. */
 export async function rollout(clients: Clients, prompts: number[][], s: PpoSettings, seed: number, timing: Record<string, number>, signal?: AbortSignal): Promise<Rollout> {
-  let t = Date.now();
-  const gen = await generateSamples(clients.policy, prompts, { samplesPerPrompt: 1, temperature: s.temperature, maxNewTokens: s.maxNewTokens, seed }, signal);
-  timing["timing/generate_ms"] = Date.now() - t;
+  const gen = await phase(
+    "ppo.generate",
+    { "rlhf.prompts": prompts.length, "rlhf.max_new_tokens": s.maxNewTokens },
+    () => generateSamples(clients.policy, prompts, { samplesPerPrompt: 1, temperature: s.temperature, maxNewTokens: s.maxNewTokens, seed }, signal),
+    { into: timing, key: "timing/generate_ms" },
+  );
   const samples = gen.samples;
   const batch = batchOf(samples);
-  t = Date.now();
+  const size: Attributes = { "rlhf.sequences": samples.length, "rlhf.tokens": batch.tokens.length };
+  const t = Date.now();
   const [score, ref, ev] = await Promise.all([
-    clients.rewardModel.unary("score", { sequences: batch }, { signal }),
-    clients.reference.unary("logProbs", { batch, temperature: s.temperature }, { signal }),
-    clients.policy.unary("evaluate", { sequences: batch, temperature: s.temperature, skipValues: false }, { signal }),
+    phase("ppo.score", size, () => clients.rewardModel.unary("score", { sequences: batch }, { signal })),
+    phase("ppo.reference_logprobs", size, () => clients.reference.unary("logProbs", { batch, temperature: s.temperature }, { signal })),
+    phase("ppo.evaluate", size, () => clients.policy.unary("evaluate", { sequences: batch, temperature: s.temperature, skipValues: false }, { signal })),
   ]);
   timing["timing/score_ref_evaluate_ms"] = Date.now() - t;
   // The reference answers in the L-1 layout: the response slice is entries P-1..L-2.
@@ -96,24 +106,31 @@ export async function rollout(clients: Clients, prompts: number[][], s: PpoSetti
   };
 }
 
-/** A PpoUpdate with the pretraining gradients of the same version piped in chunk by chunk. */
-async function update(clients: Clients, mb: policyPb.PpoMinibatch, ptx: pretrainMix.PtxGradientsRequest | undefined, signal?: AbortSignal): Promise<{ res: policyPb.PpoUpdateResponse; ptxLoss?: number }> {
-  const call = clients.policy.clientStream("ppoUpdate", { signal });
-  let ptxLoss: number | undefined;
-  try {
-    await call.write({ part: { $case: "minibatch", minibatch: mb } });
-    if (ptx) {
-      for await (const m of clients.pretrainMix.serverStream("ptxGradients", ptx, { signal }) as AsyncIterable<pretrainMix.PtxGradientsResponse>) {
-        const part = m.part;
-        if (part?.$case === "loss") ptxLoss = part.loss.loss;
-        else if (part?.$case === "chunk") await call.write({ part: { $case: "ptxGradients", ptxGradients: part.chunk } });
+/**
+ * A PpoUpdate (phase `ppo.update`) with the pretraining gradients of the same version (phase
+ * `ppo.ptx_gradients`, running alongside) piped in chunk by chunk.
+ */
+async function update(clients: Clients, mb: policyPb.PpoMinibatch, ptx: pretrainMix.PtxGradientsRequest | undefined, attrs: Attributes, signal?: AbortSignal): Promise<{ res: policyPb.PpoUpdateResponse; ptxLoss?: number }> {
+  return phase("ppo.update", attrs, async () => {
+    const call = clients.policy.clientStream("ppoUpdate", { signal });
+    let ptxLoss: number | undefined;
+    try {
+      await call.write({ part: { $case: "minibatch", minibatch: mb } });
+      if (ptx) {
+        await phase("ppo.ptx_gradients", attrs, async () => {
+          for await (const m of clients.pretrainMix.serverStream("ptxGradients", ptx, { signal }) as AsyncIterable<pretrainMix.PtxGradientsResponse>) {
+            const part = m.part;
+            if (part?.$case === "loss") ptxLoss = part.loss.loss;
+            else if (part?.$case === "chunk") await call.write({ part: { $case: "ptxGradients", ptxGradients: part.chunk } });
+          }
+        });
       }
+    } catch (e) {
+      call.cancel();
+      throw e;
     }
-  } catch (e) {
-    call.cancel();
-    throw e;
-  }
-  return { res: await call.end(), ptxLoss };
+    return { res: await call.end(), ptxLoss };
+  });
 }
 
 /**
@@ -125,22 +142,27 @@ export async function ppoIteration(clients: Clients, s: PpoSettings, kl: KlContr
   const timing: Record<string, number> = {};
   const it = cursor.iteration + 1;
   const ro = await rollout(clients, prompts, s, s.seed * 1_000_003 + it, timing, signal);
-  let t = Date.now();
   const beta = kl.beta;
-  const rw = computeKlPenalizedRewards(
-    { logprobs: ro.logprobs, logprobsRef: ro.logprobsRef, scores: ro.scores, eos: ro.samples.map((x) => x.eos), lengths: ro.lengths },
-    { beta, missingEosPenalty: s.missingEosPenalty },
+  const { rw, gae, advantages } = await phase(
+    "ppo.advantages",
+    { "rlhf.sequences": ro.samples.length },
+    async () => {
+      const rw = computeKlPenalizedRewards(
+        { logprobs: ro.logprobs, logprobsRef: ro.logprobsRef, scores: ro.scores, eos: ro.samples.map((x) => x.eos), lengths: ro.lengths },
+        { beta, missingEosPenalty: s.missingEosPenalty },
+      );
+      const gae = computeGae({ rewards: rw.rewards, values: ro.values, lengths: ro.lengths }, { gamma: s.gaeGamma, lambda: s.gaeLambda });
+      return { rw, gae, advantages: whiten(gae.advantages, ro.lengths) };
+    },
+    { into: timing, key: "timing/advantages_ms" },
   );
-  const gae = computeGae({ rewards: rw.rewards, values: ro.values, lengths: ro.lengths }, { gamma: s.gaeGamma, lambda: s.gaeLambda });
-  const advantages = whiten(gae.advantages, ro.lengths);
-  timing["timing/advantages_ms"] = Date.now() - t;
 
   // Offsets of each sequence in the response-token layout.
   const offsets = [0];
   for (const R of ro.lengths) offsets.push(offsets[offsets.length - 1] + R);
   const pick = (a: Float32Array, idx: readonly number[]) => idx.flatMap((i) => Array.from(a.subarray(offsets[i], offsets[i + 1])));
   const sums = { policy: 0, value: 0, clip: 0, vclip: 0, approxKl: 0, entropy: 0, gradNorm: 0, ptx: 0, ptxCount: 0, n: 0 };
-  t = Date.now();
+  const t = Date.now();
   for (let epoch = 0; epoch < s.ppoEpochs; epoch++) {
     for (const idx of minibatchIndices(ro.samples.length, s.minibatchSize, s.seed, cursor.iteration * s.ppoEpochs + epoch)) {
       const mb: policyPb.PpoMinibatch = {
@@ -160,6 +182,7 @@ export async function ppoIteration(clients: Clients, s: PpoSettings, kl: KlContr
         },
         expectedVersion: cursor.policyVersion,
         withPtxGradients: s.ptxGamma > 0,
+        runId: s.runId,
       };
       const ptx: pretrainMix.PtxGradientsRequest | undefined =
         s.ptxGamma > 0
@@ -172,9 +195,11 @@ export async function ppoIteration(clients: Clients, s: PpoSettings, kl: KlContr
               seed: s.seed + 1,
               temperature: s.temperature,
               dtype: common.Dtype.DTYPE_FLOAT32,
+              textCorpus: s.textCorpus,
             }
           : undefined;
-      const { res, ptxLoss } = await update(clients, mb, ptx, signal);
+      const mbAttrs = { "rlhf.epoch": epoch, "rlhf.minibatch": sums.n, "rlhf.sequences": idx.length, "rlhf.weights_version": cursor.policyVersion };
+      const { res, ptxLoss } = await update(clients, mb, ptx, mbAttrs, signal);
       if (ptx) cursor.ptxCursor += s.ptxSequences;
       cursor.policyVersion = res.policyWeights?.version ?? cursor.policyVersion + 1;
       sums.policy += res.policyLoss;

@@ -14,6 +14,8 @@ import { createKlController, klControllerFromState, type KlControllerState } fro
 import type { RecipeContext } from "./context";
 import { generateSamples, responseOf } from "./sequences";
 import { ppoIteration, type PpoCursor, type PpoSettings } from "./ppo";
+import { iterationTrace, phase } from "./trace";
+import { fileRankings, heldOutComparisons, loadUserData, type DataFileRecord } from "./user-data";
 
 const Stage = ppoCoordinator.Stage;
 
@@ -22,13 +24,15 @@ export type ModelName = "base" | "sft" | "ppo" | "ppo_ptx";
 
 /** Evaluation of one model on the held-out prompts. */
 export interface ModelEval {
-  winRateVsSft: number;
+  /** Null (and no wins, losses or ties) without gold answers: the labelers judge against them. */
+  winRateVsSft: number | null;
   wins: number;
   losses: number;
   ties: number;
-  goldHelpfulness: number;
-  hallucinationRate: number;
-  blocklistRate: number;
+  /** The gold-answer metrics; null without gold answers (users' data). */
+  goldHelpfulness: number | null;
+  hallucinationRate: number | null;
+  blocklistRate: number | null;
   pretrainValidationLoss: number;
   meanResponseTokens: number;
   eosRate: number;
@@ -65,7 +69,8 @@ export interface RecipeState {
   /** Policy checkpoint folders by model. */
   models: Partial<Record<ModelName, string>>;
   rewardModelDir?: string;
-  rewardModel?: { heldoutAccuracy: number; trainLoss: number; trainPairs: number; pairs: number; labelerAgreement: number };
+  /** `labelerAgreement` is null when the rankings came from a file (no simulated labelers ranked them). */
+  rewardModel?: { heldoutAccuracy: number; trainLoss: number; trainPairs: number; pairs: number; labelerAgreement: number | null };
   ppo: Partial<Record<"ppo" | "ppo_ptx", VariantState>>;
   evaluation?: Partial<Record<ModelName, ModelEval>>;
   /** Elapsed milliseconds per stage (summed across resumes). */
@@ -76,15 +81,32 @@ export function emptyState(): RecipeState {
   return { stagesDone: [], models: {}, ppo: {}, stageMs: {} };
 }
 
-/** The run's data: tasks, tokenised prompts and the labeler panel. */
+/** A held-out evaluation prompt; `gold` is its built-in task (with the gold answer) when the data has one. */
+export interface EvalPrompt {
+  prompt: string;
+  gold?: InstructionTask;
+}
+
+/** The run's data: built-in tasks or the user's files, the labeler panel, the pretraining text. */
 export interface RecipeData {
   tok: Tokenizer;
   modelConfig: GPT2Config;
-  sft: InstructionTask[];
+  /** SFT demonstrations (built-in: prompt + gold completion). */
+  sft: readonly { prompt: string; completion: string }[];
+  /** Reward-model prompts for simulated rankings (built-in tasks; empty with a rankings file). */
   rm: InstructionTask[];
-  ppo: InstructionTask[];
-  eval: InstructionTask[];
+  /** Comparisons from `data.files.rankings` (pairs as K = 2), when `rankings.source` = "file". */
+  rankingsFile?: readonly { prompt: string; responses: readonly string[]; ranking: readonly number[] }[];
+  ppo: readonly { prompt: string }[];
+  eval: readonly EvalPrompt[];
+  /** The simulated labelers (none with users' data: they need gold answers). */
   labelers: SimulatedLabeler[];
+  /** pretrain-mix's TextCorpus for `data.files.pretrain`; undefined: its built-in corpus. */
+  textCorpus?: pretrainMix.TextCorpus;
+  /** Why the labeler-judged and gold-answer metrics do not apply; undefined when they do. */
+  noGold?: string;
+  /** The user's data files read, with their SHA-256 (a resume checks them against data-files.json). */
+  files: readonly DataFileRecord[];
 }
 
 /** Builds the built-in data and keeps the tasks whose prompts fit the context. */
@@ -98,6 +120,22 @@ export function recipeData(ctx: RecipeContext): RecipeData {
     nLayer: c.model.n_layer,
     nHead: c.model.n_head,
   });
+  // Users' files: read and checked as at StartRun (the same rules, the same records).
+  const user = loadUserData(c, tok);
+  const fromFile = { rankingsFile: user.rankings?.groups, textCorpus: user.textCorpus, files: user.files };
+  if (c.data.source === "files") {
+    return {
+      tok,
+      modelConfig,
+      sft: user.sft ?? [],
+      rm: [],
+      ...fromFile,
+      ppo: user.ppoPrompts ?? [],
+      eval: user.evalPrompts ?? [],
+      labelers: [],
+      noGold: "the data comes from files (data.source \"files\"): no gold answers, which the simulated labelers and the gold scorer judge against",
+    };
+  }
   const b = c.data.builtin;
   const ds = buildInstructionDatasets({ seed: b.seed, sizes: { sft: b.sft_prompts, rm: b.rm_prompts, ppo: b.ppo_prompts, eval: b.eval_prompts } });
   const longest = Math.max(c.ppo.max_new_tokens, c.rankings.max_new_tokens, c.evaluation.max_new_tokens);
@@ -106,7 +144,7 @@ export function recipeData(ctx: RecipeContext): RecipeData {
     return p <= c.data.max_prompt_tokens && p + longest <= modelConfig.nPositions && p + tok.encode(t.completion).length + 1 <= modelConfig.nPositions;
   };
   const labelers = createLabelers(ds.rm, { count: b.labelers, agreement: b.labeler_agreement, seed: b.seed, blocklist: b.blocklist ?? undefined });
-  return { tok, modelConfig, sft: ds.sft.filter(fits), rm: ds.rm.filter(fits), ppo: ds.ppo.filter(fits), eval: ds.eval.filter(fits), labelers };
+  return { tok, modelConfig, sft: ds.sft.filter(fits), rm: ds.rm.filter(fits), ...fromFile, ppo: ds.ppo.filter(fits), eval: ds.eval.filter(fits).map((t) => ({ prompt: t.prompt, gold: t })), labelers };
 }
 
 /** Emits a stage's progress with an ETA from the rate so far. */
@@ -126,7 +164,7 @@ async function runSft(ctx: RecipeContext, stage: ppoCoordinator.Stage, config: p
   const started = Date.now();
   const report = progress(ctx, stage, "optimizer_steps", config.epochs * Math.ceil(examples.length / config.batchSize), started);
   report(0);
-  s.write({ part: { $case: "config", config } });
+  s.write({ part: { $case: "config", config: { ...config, runId: ctx.runId } } });
   // A few hundred examples per message keeps each well under the 4 MiB limit.
   for (let i = 0; i < examples.length; i += 256) {
     const part = examples.slice(i, i + 256);
@@ -160,18 +198,18 @@ async function savePolicy(ctx: RecipeContext, name: string, stage: ppoCoordinato
 export async function pretrainStage(ctx: RecipeContext, data: RecipeData, state: RecipeState): Promise<void> {
   const c = ctx.cfg;
   if (c.model.base_checkpoint) {
-    await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "modelDir", modelDir: c.model.base_checkpoint } }, { signal: ctx.signal });
+    await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "modelDir", modelDir: c.model.base_checkpoint }, runId: ctx.runId }, { signal: ctx.signal });
     state.models.base = await savePolicy(ctx, "base", Stage.STAGE_PRETRAIN);
     return;
   }
-  await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "randomInit", randomInit: { config: modelConfigToProto(data.modelConfig), seed: c.seed } } }, { signal: ctx.signal });
+  await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "randomInit", randomInit: { config: modelConfigToProto(data.modelConfig), seed: c.seed } }, runId: ctx.runId }, { signal: ctx.signal });
   if (c.pretrain.enabled) {
     const p = c.pretrain;
     const total = p.steps * p.batch_size;
     const examples: { tokens: number[]; promptLength: number }[] = [];
     for (let cursor = 0; cursor < total; ) {
       const n = Math.min(64, total - cursor);
-      const b = await ctx.clients.pretrainMix.unary("sampleBatch", { split: pretrainMix.Split.SPLIT_TRAIN, sequences: n, sequenceLength: p.sequence_length, cursor, seed: c.seed + 1 }, { signal: ctx.signal });
+      const b = await ctx.clients.pretrainMix.unary("sampleBatch", { split: pretrainMix.Split.SPLIT_TRAIN, sequences: n, sequenceLength: p.sequence_length, cursor, seed: c.seed + 1, textCorpus: data.textCorpus }, { signal: ctx.signal });
       const toks = b.batch?.tokens ?? [];
       for (let i = 0; i < n; i++) examples.push({ tokens: toks.slice(i * p.sequence_length, (i + 1) * p.sequence_length), promptLength: 1 });
       cursor += n;
@@ -201,7 +239,7 @@ export async function pretrainStage(ctx: RecipeContext, data: RecipeData, state:
 /** Stage 2: SFT on the demonstrations (prompt + gold completion + EOS). */
 export async function sftStage(ctx: RecipeContext, data: RecipeData, state: RecipeState): Promise<void> {
   const c = ctx.cfg.sft;
-  await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: state.models.base as string } }, { signal: ctx.signal });
+  await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: state.models.base as string }, runId: ctx.runId }, { signal: ctx.signal });
   const examples = data.sft.map((t) => {
     const prompt = data.tok.encode(t.prompt);
     return { tokens: [...prompt, ...data.tok.encode(t.completion), data.tok.eosId], promptLength: prompt.length };
@@ -238,7 +276,8 @@ export interface RankedSamples {
 /** Stage 3: K samples per reward-model prompt from the SFT model, ranked by the labelers. */
 export async function rankingsStage(ctx: RecipeContext, data: RecipeData, state: RecipeState): Promise<RankedSamples[]> {
   const c = ctx.cfg.rankings;
-  await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: state.models.sft as string } }, { signal: ctx.signal });
+  if (c.source === "file") return fileRankings(ctx, data.rankingsFile ?? [], data.tok);
+  await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: state.models.sft as string }, runId: ctx.runId }, { signal: ctx.signal });
   const tasks = data.rm.slice(0, c.prompts);
   const report = progress(ctx, Stage.STAGE_RANKINGS, "prompts", tasks.length, Date.now());
   report(0);
@@ -265,8 +304,8 @@ export async function rewardModelStage(ctx: RecipeContext, data: RecipeData, sta
   const rmc = ctx.clients.rewardModel;
   await rmc.unary("loadCheckpoint", { source: { $case: "modelDir", modelDir: join(state.models.sft as string, "policy") } }, { signal: ctx.signal });
   const nVal = Math.max(1, Math.round(ranked.length * c.validation_fraction));
-  const validation = ranked.slice(0, nVal);
-  const train = ranked.slice(nVal);
+  // A file's comparisons are held out evenly through the file (it may be sorted by topic).
+  const { validation, train } = ctx.cfg.rankings.source === "file" ? heldOutComparisons(ranked, c.validation_fraction) : { validation: ranked.slice(0, nVal), train: ranked.slice(nVal) };
   const group = (g: RankedSamples): rewardModel.ComparisonGroup => ({ prompt: g.prompt, responses: { tokens: g.responses.flat(), lengths: g.responses.map((r) => r.length), promptLengths: [] }, ranks: g.ranks });
   const s = rmc.bidi("train", { signal: ctx.signal, deadlineMs: 24 * 3600_000 });
   const steps = c.epochs * Math.ceil(train.length / c.batch_size);
@@ -310,7 +349,8 @@ export async function rewardModelStage(ctx: RecipeContext, data: RecipeData, sta
   const saved = await rmc.unary("saveCheckpoint", { dir }, { signal: ctx.signal });
   state.rewardModelDir = saved.dir;
   ctx.events.checkpoint({ dir: saved.dir, stage: Stage.STAGE_REWARD_MODEL, iteration: 0, weights: saved.weights ? [saved.weights] : [], bytes: saved.bytesWritten });
-  state.rewardModel = { heldoutAccuracy: pairs > 0 ? correct / pairs : 0, trainLoss, trainPairs, pairs, labelerAgreement: ctx.cfg.data.builtin.labeler_agreement };
+  const labelerAgreement = ctx.cfg.rankings.source === "file" ? null : ctx.cfg.data.builtin.labeler_agreement;
+  state.rewardModel = { heldoutAccuracy: pairs > 0 ? correct / pairs : 0, trainLoss, trainPairs, pairs, labelerAgreement };
   ctx.events.metrics({ stage: Stage.STAGE_REWARD_MODEL, step: steps, values: { "reward_model/heldout_accuracy": state.rewardModel.heldoutAccuracy, "reward_model/heldout_pairs": pairs } });
 }
 
@@ -337,6 +377,7 @@ function ppoSettings(ctx: RecipeContext, ptx: boolean): PpoSettings {
     ptxGamma: ptx ? p.ptx.gamma : 0,
     ptxSequences: p.ptx.sequences,
     ptxSequenceLength: p.ptx.sequence_length,
+    runId: ctx.runId,
   };
 }
 
@@ -357,17 +398,17 @@ export async function ppoStage(ctx: RecipeContext, data: RecipeData, state: Reci
   for (const [vi, name] of variants.entries()) {
     let v = state.ppo[name];
     if (v?.done) continue;
-    const s = ppoSettings(ctx, name === "ppo_ptx");
+    const s: PpoSettings = { ...ppoSettings(ctx, name === "ppo_ptx"), textCorpus: data.textCorpus };
     if (v?.checkpoint) {
       // Continue exactly from the checkpoint: the policy service's state, the counters, the KL
       // controller, and the metrics up to it (iterations after it run again, identically).
       const ck = v.checkpoint;
-      await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: ck.dir } }, { signal: ctx.signal });
+      await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: ck.dir }, runId: ctx.runId }, { signal: ctx.signal });
       v.cursor = { ...ck.cursor };
       v.kl = ck.kl;
       v.iterations = v.iterations.slice(0, ck.iterations);
     } else {
-      const l = await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: state.models.sft as string } }, { signal: ctx.signal });
+      const l = await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: state.models.sft as string }, runId: ctx.runId }, { signal: ctx.signal });
       await ctx.clients.policy.unary("initCritic", { source: { $case: "checkpointDir", checkpointDir: await criticInitDir(ctx, state) } }, { signal: ctx.signal });
       const kl = createKlController(p.kl.controller === "adaptive" ? { kind: "adaptive", initBeta: p.kl.beta, targetKl: p.kl.target as number, horizon: p.kl.horizon as number } : { kind: "fixed", beta: p.kl.beta });
       v = { cursor: { iteration: 0, promptCursor: 0, ptxCursor: 0, policyVersion: l.policyWeights?.version ?? 0 }, kl: kl.state(), iterations: [], done: false };
@@ -381,17 +422,23 @@ export async function ppoStage(ctx: RecipeContext, data: RecipeData, state: Reci
       const batch = Array.from({ length: s.promptsPerIteration }, (_, i) => prompts[(start + i) % prompts.length]);
       // Linear warm-up of both learning rates over the first warmup_iterations iterations.
       const warm = Math.min(1, (v.cursor.iteration + 1) / Math.max(1, p.warmup_iterations));
-      const values = await ppoIteration(ctx.clients, { ...s, policyLr: s.policyLr * warm, criticLr: s.criticLr * warm }, kl, v.cursor, batch, ctx.signal);
-      v.kl = kl.state();
-      v.iterations.push({ iteration: v.cursor.iteration, values });
-      ctx.events.metrics({ stage: Stage.STAGE_PPO, step: vi * p.iterations + v.cursor.iteration, values: { ...values, "run/variant_ptx": name === "ppo_ptx" ? 1 : 0 } });
-      report(vi * p.iterations + v.cursor.iteration);
-      if (v.cursor.iteration % ctx.cfg.checkpoint.every_iterations === 0 || v.cursor.iteration === p.iterations) {
-        const dir = await savePolicy(ctx, `${name}-${String(v.cursor.iteration).padStart(6, "0")}`, Stage.STAGE_PPO, v.cursor.iteration);
-        v.checkpoint = { dir, cursor: { ...v.cursor }, kl: v.kl, iterations: v.iterations.length };
-        await pruneCheckpoints(ctx, name, ctx.cfg.checkpoint.keep_last);
-        await saveState();
-      }
+      // One trace per iteration (./trace.ts): the phases of ppoIteration, then the checkpoint.
+      await iterationTrace(ctx, v.cursor.iteration + 1, name, { "rlhf.batch_size": batch.length, "rlhf.weights_version": v.cursor.policyVersion }, async (root) => {
+        const values = await ppoIteration(ctx.clients, { ...s, policyLr: s.policyLr * warm, criticLr: s.criticLr * warm }, kl, v.cursor, batch, ctx.signal);
+        root.setAttributes({ "rlhf.response_tokens": Math.round((values["response/length_mean"] ?? 0) * batch.length), "rlhf.weights_version_after": v.cursor.policyVersion });
+        v.kl = kl.state();
+        v.iterations.push({ iteration: v.cursor.iteration, values });
+        ctx.events.metrics({ stage: Stage.STAGE_PPO, step: vi * p.iterations + v.cursor.iteration, values: { ...values, "run/variant_ptx": name === "ppo_ptx" ? 1 : 0 } });
+        report(vi * p.iterations + v.cursor.iteration);
+        if (v.cursor.iteration % ctx.cfg.checkpoint.every_iterations === 0 || v.cursor.iteration === p.iterations) {
+          await phase("ppo.checkpoint", { "rlhf.weights_version": v.cursor.policyVersion }, async () => {
+            const dir = await savePolicy(ctx, `${name}-${String(v.cursor.iteration).padStart(6, "0")}`, Stage.STAGE_PPO, v.cursor.iteration);
+            v.checkpoint = { dir, cursor: { ...v.cursor }, kl: v.kl, iterations: v.iterations.length };
+            await pruneCheckpoints(ctx, name, ctx.cfg.checkpoint.keep_last);
+            await saveState();
+          });
+        }
+      });
     }
     v.done = true;
     state.models[name] = v.checkpoint?.dir;
@@ -430,10 +477,10 @@ export async function evaluationStage(ctx: RecipeContext, data: RecipeData, stat
   const report = progress(ctx, Stage.STAGE_EVALUATION, "models", names.length, Date.now());
   report(0);
   const valLen = Math.min(ctx.cfg.ppo.ptx.sequence_length, data.modelConfig.nPositions);
-  const val = await ctx.clients.pretrainMix.unary("sampleBatch", { split: pretrainMix.Split.SPLIT_VALIDATION, sequences: e.pretrain_validation_sequences, sequenceLength: valLen, cursor: 0, seed: 0 }, { signal: ctx.signal });
+  const val = await ctx.clients.pretrainMix.unary("sampleBatch", { split: pretrainMix.Split.SPLIT_VALIDATION, sequences: e.pretrain_validation_sequences, sequenceLength: valLen, cursor: 0, seed: 0, textCorpus: data.textCorpus }, { signal: ctx.signal });
   const raw: Partial<Record<ModelName, { texts: string[]; lengths: number[]; eos: boolean[]; valLoss: number }>> = {};
   for (const [k, name] of names.entries()) {
-    await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: state.models[name] as string } }, { signal: ctx.signal });
+    await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: state.models[name] as string }, runId: ctx.runId }, { signal: ctx.signal });
     const texts: string[] = [];
     const lengths: number[] = [];
     const eos: boolean[] = [];
@@ -452,26 +499,29 @@ export async function evaluationStage(ctx: RecipeContext, data: RecipeData, stat
     report(k + 1);
   }
   const sft = raw.sft?.texts ?? [];
+  // The labelers and the gold scorer judge against gold answers: without them (users' data) those metrics stay null.
+  const gold = data.labelers.length > 0 && tasks.every((t) => t.gold) ? tasks.map((t) => t.gold as InstructionTask) : undefined;
   state.evaluation = {};
   for (const name of names) {
     const r = raw[name];
     if (!r) continue;
-    const g = evaluateResponses(tasks, r.texts);
-    const w = winRate(tasks, r.texts, sft, data.labelers);
+    const g = gold ? evaluateResponses(gold, r.texts) : undefined;
+    const w = gold ? winRate(gold, r.texts, sft, data.labelers) : undefined;
     state.evaluation[name] = {
-      winRateVsSft: w.winRate,
-      wins: w.wins,
-      losses: w.losses,
-      ties: w.ties,
-      goldHelpfulness: g.helpfulness,
-      hallucinationRate: g.hallucinationRate,
-      blocklistRate: g.blocklistRate,
+      winRateVsSft: w ? w.winRate : null,
+      wins: w?.wins ?? 0,
+      losses: w?.losses ?? 0,
+      ties: w?.ties ?? 0,
+      goldHelpfulness: g ? g.helpfulness : null,
+      hallucinationRate: g ? g.hallucinationRate : null,
+      blocklistRate: g ? g.blocklistRate : null,
       pretrainValidationLoss: r.valLoss,
       meanResponseTokens: r.lengths.reduce((a, b) => a + b, 0) / Math.max(1, r.lengths.length),
       eosRate: r.eos.filter(Boolean).length / Math.max(1, r.eos.length),
       responses: r.texts,
     };
-    ctx.events.metrics({ stage: Stage.STAGE_EVALUATION, step: 0, values: { [`eval/${name}/win_rate_vs_sft`]: w.winRate, [`eval/${name}/gold_helpfulness`]: g.helpfulness, [`eval/${name}/pretrain_validation_loss`]: r.valLoss } });
+    const labeled: Record<string, number> = w && g ? { [`eval/${name}/win_rate_vs_sft`]: w.winRate, [`eval/${name}/gold_helpfulness`]: g.helpfulness } : {};
+    ctx.events.metrics({ stage: Stage.STAGE_EVALUATION, step: 0, values: { ...labeled, [`eval/${name}/pretrain_validation_loss`]: r.valLoss } });
   }
 }
 

@@ -1,8 +1,9 @@
 import { common, type pretrainMix } from "@rlhf/proto";
 import type { CallContext, SerialQueue, Send } from "@rlhf/grpc-kit";
+import { annotateActiveSpan, countTokens } from "@rlhf/telemetry";
 import { sendTensorSet, temperatureFromProto } from "@rlhf/tensor-transport";
 import { FailedPreconditionError, InvalidArgumentError } from "@rlhf/errors";
-import type { TokenizedCorpus } from "../corpus";
+import type { Corpora } from "../corpora";
 import type { PretrainMixConfig } from "../config";
 import type { CallGate } from "../gate";
 import { POLICY_MODEL_ID, type PolicyCache } from "../policy-cache";
@@ -11,7 +12,7 @@ import { windowRequestFromProto, wireDtypeFromProto } from "./requests";
 
 /** What PtxGradients works with. */
 export interface PtxDeps {
-  corpus: TokenizedCorpus;
+  corpora: Corpora;
   cache: PolicyCache;
   gate: CallGate;
   queue: SerialQueue;
@@ -23,7 +24,7 @@ export interface PtxDeps {
  * PtxLoss and the gradients as a tensor-set stream, sent outside the queue.
  */
 export function ptxGradientsHandler(deps: PtxDeps, cfg: PretrainMixConfig) {
-  const { corpus, cache, gate, queue } = deps;
+  const { corpora, cache, gate, queue } = deps;
   return async (req: pretrainMix.PtxGradientsRequest, send: Send<pretrainMix.PtxGradientsResponse>, ctx: CallContext): Promise<void> => {
     const ref = req.policyWeights;
     if (!ref) throw new InvalidArgumentError("policy_weights", `is required: model_id "${POLICY_MODEL_ID}" and the version`);
@@ -34,6 +35,7 @@ export function ptxGradientsHandler(deps: PtxDeps, cfg: PretrainMixConfig) {
     const w = windowRequestFromProto(req, cfg);
     const temperature = temperatureFromProto(req.temperature);
     const wire = wireDtypeFromProto(req.dtype);
+    const corpus = corpora.get(req.textCorpus);
     const windows = corpus.batch("train", w); // host only; INVALID_ARGUMENT if no window fits
     const leave = gate.enter();
     try {
@@ -55,6 +57,7 @@ export function ptxGradientsHandler(deps: PtxDeps, cfg: PretrainMixConfig) {
           const t0 = Date.now();
           const r = ptxGradients(lease.model, windows.tokens, w.sequences, w.sequenceLength, gamma, temperature);
           computeMs = Date.now() - t0;
+          countTokens("ptx", r.tokens);
           return r;
         });
       } finally {
@@ -62,7 +65,8 @@ export function ptxGradientsHandler(deps: PtxDeps, cfg: PretrainMixConfig) {
       }
       if (wire === "float16") checkFitsFloat16(result.gradients);
       const weights: common.WeightsRef = { modelId: POLICY_MODEL_ID, version: lease.version, source: lease.source };
-      ctx.log.info({ weightsVersion: lease.version, cacheHit: lease.cacheHit, sequences: w.sequences, sequenceLength: w.sequenceLength, cursor: w.cursor, loss: result.loss, pullMs: lease.pullMs, computeMs, waitedMs: Date.now() - started - computeMs - lease.pullMs }, "ptx gradients");
+      annotateActiveSpan({ "rlhf.weights_version": lease.version, "rlhf.sequences": w.sequences, "rlhf.sequence_length": w.sequenceLength, "rlhf.weights_cache_hit": lease.cacheHit, "rlhf.weights_pull_ms": lease.pullMs, "rlhf.compute_ms": computeMs });
+      ctx.log.info({ corpus: corpus.name, weightsVersion: lease.version, cacheHit: lease.cacheHit, sequences: w.sequences, sequenceLength: w.sequenceLength, cursor: w.cursor, loss: result.loss, pullMs: lease.pullMs, computeMs, waitedMs: Date.now() - started - computeMs - lease.pullMs }, "ptx gradients");
       await send({
         part: {
           $case: "loss",

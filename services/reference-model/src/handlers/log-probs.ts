@@ -1,5 +1,6 @@
 import type { referenceModel } from "@rlhf/proto";
 import type { CallContext, SerialQueue } from "@rlhf/grpc-kit";
+import { annotateActiveSpan, countTokens } from "@rlhf/telemetry";
 import { tokenBatchFromProto, temperatureFromProto } from "@rlhf/tensor-transport";
 import { FailedPreconditionError } from "@rlhf/errors";
 import type { ReferenceModel } from "../reference";
@@ -20,6 +21,8 @@ export function logProbsHandler(ref: ReferenceModel, queue: SerialQueue, cfg: Re
       });
       ctx.log.debug({ sequences: batch.lengths.length, tokens: batch.tokens.length, temperature }, "log-probs");
       const out = ref.logProbs(batch, temperature);
+      countTokens("logprobs", batch.tokens.length);
+      annotateActiveSpan({ "rlhf.sequences": batch.lengths.length, "rlhf.tokens": batch.tokens.length });
       return { logprobs: Array.from(out.values), lengths: out.lengths, weights: ref.weights };
     });
   };

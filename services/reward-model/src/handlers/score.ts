@@ -1,5 +1,6 @@
 import type { common, rewardModel } from "@rlhf/proto";
 import type { CallContext, SerialQueue } from "@rlhf/grpc-kit";
+import { annotateActiveSpan, countTokens } from "@rlhf/telemetry";
 import { tokenBatchFromProto } from "@rlhf/tensor-transport";
 import { InvalidArgumentError } from "@rlhf/errors";
 import type { RewardModel } from "../reward";
@@ -27,6 +28,9 @@ export function scoreHandler(rm: RewardModel, queue: SerialQueue, cfg: RewardMod
     queue.run(() => {
       const seqs = sequencesFromProto(rm, req.sequences, "sequences", cfg);
       ctx.log.debug({ sequences: seqs.length }, "score");
-      return { scores: Array.from(rm.score(seqs)), weights: rm.weights };
+      const scores = Array.from(rm.score(seqs));
+      countTokens("score", seqs.reduce((a, q) => a + q.length, 0));
+      annotateActiveSpan({ "rlhf.sequences": seqs.length, "rlhf.tokens": seqs.reduce((a, q) => a + q.length, 0) });
+      return { scores, weights: rm.weights };
     });
 }

@@ -1,5 +1,6 @@
 import { common, rewardModel } from "@rlhf/proto";
 import type { CallContext, SerialQueue, Send } from "@rlhf/grpc-kit";
+import { countTokens } from "@rlhf/telemetry";
 import { InvalidArgumentError, ResourceExhaustedError } from "@rlhf/errors";
 import type { LrSchedule } from "@rlhf/model";
 import type { RewardModel, TrainSettings } from "../reward";
@@ -95,6 +96,7 @@ export function trainHandler(rm: RewardModel, queue: SerialQueue, cfg: RewardMod
         s,
         async (r) => {
           tokensSince += r.tokens;
+          countTokens("reward_train", r.tokens);
           if (r.step % s.progressEverySteps !== 0 && r.step !== r.totalSteps) return;
           const now = Date.now();
           const elapsed = now - started;

@@ -1,0 +1,199 @@
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { Writable } from "node:stream";
+import { ppoCoordinator } from "@rlhf/proto";
+import { EventPublisher, runEventKind, runEventMsgId, runSubject, startNatsServer, type NatsServer } from "@rlhf/events";
+import { UsageError, parseArgs } from "../args";
+import { cliEntryPoint } from "../run/session";
+import { runWatch, watchOptions, type WatchOptions } from "./watch";
+
+const { RunState, Stage } = ppoCoordinator;
+const tmp = mkdtempSync(join(tmpdir(), "rlhf-cli-watch-"));
+const args = (...argv: string[]) => parseArgs(argv, new Set(["help", "tiny", "no-cache", "json"]));
+let nats: NatsServer | undefined;
+after(() => nats?.stop());
+
+/** A run's events.jsonl lines: RUNNING, SFT in 4 steps, two PPO iterations with metrics, a checkpoint, then `end`. */
+function runLines(runId: string, end: ppoCoordinator.RunState, from = 1): string[] {
+  const payloads: ppoCoordinator.RunEvent["payload"][] = [
+    { $case: "stateChanged", stateChanged: { fromState: RunState.RUN_STATE_PENDING, toState: RunState.RUN_STATE_RUNNING, stage: Stage.STAGE_UNSPECIFIED, errorMessage: "" } },
+    ...[0, 2, 4].map((step) => ({ $case: "stageProgress" as const, stageProgress: { stage: Stage.STAGE_SFT, step, totalSteps: 4, unit: "optimizer_steps", etaMs: 0, elapsedMs: step * 1000 } })),
+    { $case: "stageProgress", stageProgress: { stage: Stage.STAGE_PPO, step: 0, totalSteps: 2, unit: "iterations", etaMs: 0, elapsedMs: 0 } },
+    { $case: "metrics", metrics: { stage: Stage.STAGE_PPO, step: 1, values: { "objective/reward": 0.25, "objective/kl": 0.5 } } },
+    { $case: "stageProgress", stageProgress: { stage: Stage.STAGE_PPO, step: 1, totalSteps: 2, unit: "iterations", etaMs: 1000, elapsedMs: 1000 } },
+    { $case: "checkpointWritten", checkpointWritten: { dir: `/runs/${runId}/checkpoints/ppo-000001`, stage: Stage.STAGE_PPO, iteration: 1, weights: [], bytes: 2048 } },
+    { $case: "metrics", metrics: { stage: Stage.STAGE_PPO, step: 2, values: { "objective/reward": 0.75, "objective/kl": 1.5 } } },
+    { $case: "stageProgress", stageProgress: { stage: Stage.STAGE_PPO, step: 2, totalSteps: 2, unit: "iterations", etaMs: 0, elapsedMs: 2000 } },
+    { $case: "stateChanged", stateChanged: { fromState: RunState.RUN_STATE_RUNNING, toState: end, stage: Stage.STAGE_PPO, errorMessage: end === RunState.RUN_STATE_FAILED ? "STAGE_PPO: policy.ppoUpdate: 14 UNAVAILABLE" : "" } },
+  ];
+  return payloads.map((payload, i) => JSON.stringify(ppoCoordinator.RunEvent.toJSON({ runId, sequence: from + i, time: new Date(Date.UTC(2025, 0, 1, 0, 0, from + i)), payload })));
+}
+
+function runFolder(runsDir: string, runId: string, lines: string[]): string {
+  const dir = join(runsDir, runId);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "run.json"), "{}");
+  writeFileSync(join(dir, "events.jsonl"), lines.map((l) => l + "\n").join(""));
+  return dir;
+}
+
+/** Collects what the command writes. */
+function sink(): { out: Writable; text: () => string } {
+  let s = "";
+  const out = new Writable({
+    write(chunk, _enc, cb) {
+      s += chunk;
+      cb();
+    },
+  });
+  return { out, text: () => s };
+}
+
+const folder = (runsDir: string, runId: string, json = false): WatchOptions => ({ runId, source: { kind: "folder", runsDir }, json });
+
+test("arguments: the source is --nats, else NATS_URL, else --runs-dir (default ./runs); mistakes are UsageErrors", () => {
+  assert.deepEqual(watchOptions(args("watch", "r-1"), {}), folder(resolve("runs"), "r-1"));
+  assert.deepEqual(watchOptions(args("watch", "r-1", "--json", "--runs-dir", tmp), {}), folder(tmp, "r-1", true));
+  assert.deepEqual(watchOptions(args("watch", "r-1"), { NATS_URL: "nats://n:4222" }), { runId: "r-1", source: { kind: "nats", servers: ["nats://n:4222"] }, json: false });
+  assert.deepEqual(watchOptions(args("watch", "r-1", "--runs-dir", tmp), { NATS_URL: "nats://n:4222" }).source, { kind: "folder", runsDir: tmp }, "--runs-dir wins over NATS_URL");
+  assert.deepEqual(watchOptions(args("watch", "r-1", "--nats", "a:1,b:2"), {}).source, { kind: "nats", servers: ["a:1", "b:2"] });
+  const bad = (argv: string[], message: RegExp, env: Record<string, string> = {}) =>
+    assert.throws(
+      () => watchOptions(args(...argv), env),
+      (e: unknown) => e instanceof UsageError && message.test(e.message),
+      argv.join(" "),
+    );
+  bad(["watch"], /^which run\?\nrlhf watch <run-id>/);
+  bad(["watch", "Run_1"], /^the run id must be 1-64 characters of a-z, 0-9 and -, got "Run_1"$/);
+  bad(["watch", "r", "s"], /^rlhf watch: unexpected argument "s"$/);
+  bad(["watch", "r", "--nats", "x:1", "--runs-dir", tmp], /^give --nats or --runs-dir, not both$/);
+  bad(["watch", "r", "--nats", "http://x"], /^--nats must be nats:\/\/host:port \(comma-separated for several servers\), got "http:\/\/x"$/);
+  bad(["watch", "r"], /^NATS_URL must be nats:\/\/host:port/, { NATS_URL: "nats://x:port" });
+  bad(["watch", "r", "--follow"], /^rlhf watch: unknown option --follow \(known: --nats, --runs-dir, --json\)$/);
+  writeFileSync(join(tmp, "a-file"), "x");
+  bad(["watch", "r", "--runs-dir", join(tmp, "a-file")], /is not a folder$/);
+});
+
+test("the built CLI: watch --help, a bad argument exits 2, an unknown run exits 1 naming it", () => {
+  const rlhf = (...argv: string[]) => spawnSync(process.execPath, [cliEntryPoint(), ...argv], { encoding: "utf8", timeout: 30_000, env: { ...process.env, NATS_URL: "" } });
+  const help = rlhf("watch", "--help");
+  assert.equal(help.status, 0);
+  assert.ok(help.stdout.startsWith("rlhf watch <run-id> [--nats URL | --runs-dir DIR] [--json]"), help.stdout);
+  assert.match(rlhf("help").stdout, /\n {2}watch <run-id> {4}follow a run live/);
+  const usage = rlhf("watch", "Bad_Id");
+  assert.equal(usage.status, 2);
+  assert.equal(usage.stderr, 'rlhf: the run id must be 1-64 characters of a-z, 0-9 and -, got "Bad_Id"\n');
+  const unknown = rlhf("watch", "no-such-run", "--runs-dir", tmp);
+  assert.equal(unknown.status, 1);
+  assert.equal(unknown.stderr, `rlhf: no run "no-such-run" in ${tmp} (no folder ${join(tmp, "no-such-run")})\n`);
+});
+
+test("run folder: a finished run is replayed with its progress and metrics; exit 0, or 1 when it FAILED", async () => {
+  const runs = join(tmp, "replay");
+  runFolder(runs, "done-1", runLines("done-1", RunState.RUN_STATE_SUCCEEDED));
+  const s = sink();
+  assert.equal(await runWatch(folder(runs, "done-1"), { out: s.out }), 0);
+  const text = s.text();
+  assert.match(text, /^watching run done-1 from .*done-1\/events\.jsonl\n/);
+  assert.match(text, /SFT {10}✓ done in 4s \(4 optimizer steps\)/);
+  assert.match(text, /PPO started \(2 iterations\)/);
+  assert.match(text, /\nPPO iteration 1\/2 {2}reward 0\.25 {2}kl 0\.5\n/);
+  assert.match(text, /\nPPO iteration 2\/2 {2}reward 0\.75 {2}kl 1\.5\n/);
+  assert.match(text, /checkpoint \/runs\/done-1\/checkpoints\/ppo-000001 \(2\.0 KiB, PPO iteration 1\)/);
+  assert.match(text, /PPO {10}✓ done in 2s \(2 iterations\)/);
+  assert.match(text, /run done-1 SUCCEEDED\n/);
+
+  runFolder(runs, "failed-1", runLines("failed-1", RunState.RUN_STATE_FAILED));
+  const f = sink();
+  assert.equal(await runWatch(folder(runs, "failed-1"), { out: f.out }), 1);
+  assert.match(f.text(), /run failed-1 FAILED in PPO: STAGE_PPO: policy\.ppoUpdate: 14 UNAVAILABLE/);
+
+  // FAILED, then resumed to SUCCEEDED: the replay goes on past the first end.
+  const first = runLines("again", RunState.RUN_STATE_FAILED);
+  runFolder(runs, "again", [...first, ...runLines("again", RunState.RUN_STATE_SUCCEEDED, first.length + 1)]);
+  const r = sink();
+  assert.equal(await runWatch(folder(runs, "again"), { out: r.out }), 0);
+  assert.match(r.text(), /run again SUCCEEDED\n/);
+
+  // --json: the lines of events.jsonl, as they are.
+  const j = sink();
+  assert.equal(await runWatch(folder(runs, "done-1", true), { out: j.out }), 0);
+  assert.equal(j.text(), runLines("done-1", RunState.RUN_STATE_SUCCEEDED).join("\n") + "\n");
+});
+
+test("run folder: a live run is followed as events.jsonl grows (a half-written line waits); Ctrl-C stops with 130", async () => {
+  const runs = join(tmp, "live");
+  const lines = runLines("live-1", RunState.RUN_STATE_SUCCEEDED);
+  const dir = runFolder(runs, "live-1", lines.slice(0, 4));
+  const s = sink();
+  let finished = false;
+  const watching = runWatch(folder(runs, "live-1", true), { out: s.out, pollMs: 20 }).then((code) => {
+    finished = true;
+    return code;
+  });
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(finished, false);
+  assert.equal(s.text(), lines.slice(0, 4).join("\n") + "\n");
+  const rest = lines.slice(4).join("\n") + "\n";
+  appendFileSync(join(dir, "events.jsonl"), rest.slice(0, 100)); // cut inside a line
+  await new Promise((r) => setTimeout(r, 100));
+  appendFileSync(join(dir, "events.jsonl"), rest.slice(100));
+  assert.equal(await watching, 0);
+  assert.equal(s.text(), lines.join("\n") + "\n");
+
+  runFolder(runs, "stuck", lines.slice(0, 3));
+  const abort = new AbortController();
+  const w = sink();
+  setTimeout(() => abort.abort(), 150);
+  assert.equal(await runWatch(folder(runs, "stuck"), { out: w.out, pollMs: 20, signal: abort.signal }), 130);
+  assert.match(w.text(), /stopped watching run stuck after 3 events\n$/);
+});
+
+test("NATS: a late watcher replays the run from its first event (weights events in --json); a live one follows it; unknown runs are named", async () => {
+  nats = await startNatsServer();
+  const pub = new EventPublisher({ servers: [nats.url] });
+  const send = (runId: string, lines: string[]) => {
+    for (const l of lines) {
+      const json = JSON.parse(l);
+      pub.publish(runSubject(runId, runEventKind(json)!), Buffer.from(l), runEventMsgId(runId, json.sequence));
+    }
+  };
+  const lines = runLines("n-1", RunState.RUN_STATE_SUCCEEDED);
+  const weights = JSON.stringify({ runId: "n-1", time: "2025-01-01T00:00:06Z", weights: { modelId: "policy", version: 3, source: "random:0", reason: "ppo_update" } });
+  send("n-1", lines.slice(0, 6));
+  pub.publish(runSubject("n-1", "weights"), Buffer.from(weights));
+  send("n-1", lines.slice(6));
+  assert.equal(await pub.flush(10_000), true);
+  const viaNats = (runId: string, json: boolean): WatchOptions => ({ runId, source: { kind: "nats", servers: [nats!.url] }, json });
+
+  const j = sink();
+  assert.equal(await runWatch(viaNats("n-1", true), { out: j.out }), 0);
+  assert.equal(j.text(), [...lines.slice(0, 6), weights, ...lines.slice(6)].join("\n") + "\n");
+  const h = sink();
+  assert.equal(await runWatch(viaNats("n-1", false), { out: h.out }), 0);
+  const fromFolder = sink();
+  runFolder(join(tmp, "same"), "n-1", lines);
+  await runWatch(folder(join(tmp, "same"), "n-1"), { out: fromFolder.out });
+  // The same display as from the run folder, up to the end line (the folder adds its paths).
+  const body = (t: string) => t.slice(t.indexOf("\n") + 1, t.indexOf("SUCCEEDED\n"));
+  assert.match(h.text(), /PPO iteration 2\/2 {2}reward 0\.75 {2}kl 1\.5\n/);
+  assert.equal(body(h.text()), body(fromFolder.text()), "the same display as from the run folder");
+
+  // Live: half the run is out when the watcher starts.
+  const live = runLines("n-2", RunState.RUN_STATE_CANCELLED);
+  send("n-2", live.slice(0, 5));
+  assert.equal(await pub.flush(10_000), true);
+  const l = sink();
+  const watching = runWatch(viaNats("n-2", true), { out: l.out });
+  await new Promise((r) => setTimeout(r, 300));
+  send("n-2", live.slice(5));
+  assert.equal(await watching, 1, "CANCELLED exits 1");
+  assert.equal(l.text(), live.join("\n") + "\n");
+  await pub.close();
+
+  await assert.rejects(runWatch(viaNats("n-3", false), { out: sink().out }), /^Error: no events of run "n-3" in NATS stream RLHF_RUNS at nats:\/\/127\.0\.0\.1:\d+$/);
+});

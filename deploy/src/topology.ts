@@ -1,0 +1,141 @@
+/**
+ * The platform's wiring in one place: the five services, their ports and environment, the
+ * supporting stack (NATS, OpenTelemetry collector, Jaeger, Prometheus, Grafana) and the images.
+ * The Kubernetes profiles (./k8s.ts) and docker-compose.yaml (./compose.ts) are both written from
+ * it; the checks (./check/) read the written files back and verify them independently.
+ */
+
+/** Namespace of every object of the Kubernetes profiles. */
+export const NAMESPACE = "rlhf";
+/** Tag of the images built from deploy/Dockerfile (the gpu variant appends "-gpu"). */
+export const IMAGE_TAG = "0.1.0";
+/** Repository prefix of our images (`rlhf/policy:0.1.0`); `kind load` / `minikube image load` need no registry. */
+export const IMAGE_REGISTRY = "rlhf";
+/** Prometheus endpoint of every service (METRICS_PORT; path /metrics). */
+export const METRICS_PORT = 9464;
+/** Where the shared volume (run folders, checkpoints, user data) is mounted in every service. */
+export const DATA_DIR = "/data";
+
+export type ServiceName = "ppo-coordinator" | "policy" | "reward-model" | "reference-model" | "pretrain-mix";
+
+/** One of the five services. */
+export interface RlhfService {
+  name: ServiceName;
+  /** gRPC port (GRPC_PORT), the project's convention. */
+  port: number;
+  /**
+   * Stateless apart from weights every replica loads the same way: runs several replicas behind
+   * a headless Service, and the coordinator spreads batches across them (`dns:///name:port`).
+   */
+  replicated: boolean;
+  /** Computes with TensorFlow.js: on GPU nodes (and the gpu image) in the gpu profile. */
+  compute: boolean;
+  /** Short description for comments. */
+  role: string;
+  /** Service-specific environment (addresses of the others, paths); the common part is in {@link commonEnv}. */
+  env: Record<string, string>;
+  /** Services whose gRPC port this one calls (for NetworkPolicies), besides what its env names. */
+  calls: ServiceName[];
+}
+
+const addr = (s: ServiceName, dns = false) => `${dns ? "dns:///" : ""}${s}:${portOf(s)}`;
+
+/** The gRPC port of a service. */
+export function portOf(name: ServiceName): number {
+  return { "ppo-coordinator": 50050, policy: 50051, "reward-model": 50052, "reference-model": 50053, "pretrain-mix": 50054 }[name];
+}
+
+/** The five services, coordinator first. */
+export const SERVICES: readonly RlhfService[] = [
+  {
+    name: "ppo-coordinator",
+    port: portOf("ppo-coordinator"),
+    replicated: false,
+    compute: false,
+    role: "runs: config, state, run folders; drives every stage",
+    env: {
+      POLICY_ADDR: addr("policy"),
+      // Every replica of the scaled-out services: the coordinator resolves the names itself.
+      REWARD_MODEL_ADDR: addr("reward-model", true),
+      REFERENCE_MODEL_ADDR: addr("reference-model", true),
+      PRETRAIN_MIX_ADDR: addr("pretrain-mix", true),
+      RUNS_DIR: `${DATA_DIR}/runs`,
+    },
+    calls: ["policy", "reward-model", "reference-model", "pretrain-mix"],
+  },
+  {
+    name: "policy",
+    port: portOf("policy"),
+    replicated: false,
+    compute: true,
+    role: "the trained policy and critic, held in memory; one replica",
+    // The demo presets use the byte tokenizer; a run with model.tokenizer "gpt2" needs TOKENIZER=gpt2 here and in pretrain-mix.
+    env: { REWARD_MODEL_ADDR: addr("reward-model"), TOKENIZER: "byte", CHECKPOINT_ROOT: DATA_DIR },
+    calls: ["reward-model"],
+  },
+  {
+    name: "reward-model",
+    port: portOf("reward-model"),
+    replicated: true,
+    compute: true,
+    role: "scores sequences; trained on one replica, then loaded by all",
+    env: { POLICY_ADDR: addr("policy"), CHECKPOINT_ROOT: DATA_DIR },
+    calls: ["policy"],
+  },
+  {
+    name: "reference-model",
+    port: portOf("reference-model"),
+    replicated: true,
+    compute: true,
+    role: "frozen SFT model: log-probs of sequences",
+    env: { POLICY_ADDR: addr("policy"), CHECKPOINT_ROOT: DATA_DIR },
+    calls: ["policy"],
+  },
+  {
+    name: "pretrain-mix",
+    port: portOf("pretrain-mix"),
+    replicated: true,
+    compute: true,
+    role: "pretraining batches and gamma-weighted LM gradients",
+    env: { POLICY_ADDR: addr("policy"), TOKENIZER: "byte", DATA_ROOT: DATA_DIR },
+    calls: ["policy"],
+  },
+];
+
+/** Supporting stack: names, images (pinned) and ports. */
+export const STACK = {
+  nats: { name: "nats", image: "nats:2.10.22-alpine", client: 4222, monitor: 8222 },
+  collector: { name: "otel-collector", image: "otel/opentelemetry-collector-contrib:0.114.0", otlpGrpc: 4317, otlpHttp: 4318, health: 13133 },
+  jaeger: { name: "jaeger", image: "jaegertracing/all-in-one:1.62.0", otlpGrpc: 4317, query: 16686, admin: 14269 },
+  prometheus: { name: "prometheus", image: "prom/prometheus:v2.55.1", port: 9090 },
+  grafana: { name: "grafana", image: "grafana/grafana:11.3.0", port: 3000 },
+} as const;
+
+/** RLHF_BACKEND of a service: TensorFlow on the GPU for the model services of the gpu profile, else wasm. */
+export function backendOf(s: RlhfService, gpu: boolean): string {
+  return gpu && s.compute ? "tensorflow-gpu" : "wasm";
+}
+
+/** Environment every service gets (addresses of the stack, listening on all interfaces). */
+export function commonEnv(): Record<string, string> {
+  return {
+    GRPC_HOST: "0.0.0.0",
+    METRICS_HOST: "0.0.0.0",
+    METRICS_PORT: String(METRICS_PORT),
+    // Traces to the collector over OTLP/HTTP; metrics are scraped by Prometheus, not pushed.
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://${STACK.collector.name}:${STACK.collector.otlpHttp}`,
+    OTEL_METRICS_EXPORTER: "none",
+    NATS_URL: `nats://${STACK.nats.name}:${STACK.nats.client}`,
+    LOG_LEVEL: "info",
+  };
+}
+
+/** The whole environment of a service in a profile. */
+export function serviceEnv(s: RlhfService, gpu: boolean): Record<string, string> {
+  return { ...commonEnv(), GRPC_PORT: String(s.port), OTEL_SERVICE_NAME: s.name, RLHF_BACKEND: backendOf(s, gpu), ...s.env };
+}
+
+/** Our image of a service: `rlhf/<name>:<tag>` (wasm) or `...:<tag>-gpu`. */
+export function imageOf(name: string, gpu: boolean, registry = IMAGE_REGISTRY, tag = IMAGE_TAG): string {
+  return `${registry}/${name}:${tag}${gpu ? "-gpu" : ""}`;
+}

@@ -49,7 +49,7 @@ export const ATTR = {
   queue: "rlhf.queue",
   operation: "rlhf.operation",
   backend: "rlhf.backend",
-  runId: "rlhf.run.id",
+  runId: "rlhf.run_id",
   stage: "rlhf.stage",
   variant: "rlhf.variant",
 } as const;

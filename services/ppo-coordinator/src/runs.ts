@@ -237,7 +237,7 @@ export class RunStore {
       r.run.lastMetrics = rec.metrics.values;
       r.run.iteration = rec.metrics.step;
     }
-    // Training signals as OpenTelemetry gauges (rlhf.objective.kl{rlhf.run.id, ...}): here only.
+    // Training signals as OpenTelemetry gauges (rlhf.objective.kl{rlhf.run_id, ...}): here only.
     if (rec?.$case === "metrics") recordRunMetrics(r.run.id, rec.metrics, r.config);
     // Appends are ordered: each waits for the previous one.
     const json = ppoCoordinator.RunEvent.toJSON(event) as Record<string, unknown>;

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ppoCoordinator } from "@rlhf/proto";
 import { createLogger, createClient, checkHealth, resultOrStatus as statusOf, type KitClient } from "@rlhf/grpc-kit";
-import { RLHF, freePort, start as startProc, exitWithin } from "./helpers";
+import { MICRO, RLHF, freePort, start as startProc, exitWithin } from "./helpers";
 import { startPolicy, loadConfig as policyConfig, type PolicyApp } from "@rlhf/policy";
 import { startRewardModel, loadConfig as rmConfig, type RewardModelApp } from "@rlhf/reward-model";
 import { startReferenceModel, loadConfig as refConfig, type ReferenceModelApp } from "@rlhf/reference-model";
@@ -43,18 +43,6 @@ after(async () => {
 });
 
 
-// A recipe small enough for a unit test: every stage, two PPO iterations per variant.
-const MICRO = {
-  model: { preset: "tiny", n_positions: 256 },
-  data: { builtin: { sft_prompts: 32, rm_prompts: 16, ppo_prompts: 16, eval_prompts: 8 } },
-  pretrain: { steps: 4, batch_size: 4, sequence_length: 64, warmup_steps: 1 },
-  sft: { epochs: 1, batch_size: 8 },
-  rankings: { prompts: 16, max_new_tokens: 16 },
-  reward_model: { epochs: 1, batch_size: 4 },
-  ppo: { iterations: 2, prompts_per_iteration: 8, minibatch_size: 4, max_new_tokens: 16, ptx: { sequences: 2, sequence_length: 32 } },
-  evaluation: { prompts: 8, max_new_tokens: 16, pretrain_validation_sequences: 4, samples_in_report: 2 },
-  checkpoint: { every_iterations: 1, keep_last: 1 },
-};
 
 test("StartRun validates the config and names the key; validate_only creates nothing", async () => {
   const start = (configJson: string, over: Partial<ppoCoordinator.StartRunRequest> = {}) => statusOf(client.unary("startRun", { configJson, runId: "", displayName: "", validateOnly: false, ...over }));

@@ -33,3 +33,16 @@ export async function exitWithin(p: Proc, ms: number): Promise<number | null> {
   clearTimeout(t);
   return code;
 }
+
+/** A run config small enough for a test: every stage, two PPO iterations per variant, a checkpoint after each. */
+export const MICRO = {
+  model: { preset: "tiny", n_positions: 256 },
+  data: { builtin: { sft_prompts: 32, rm_prompts: 16, ppo_prompts: 16, eval_prompts: 8 } },
+  pretrain: { steps: 4, batch_size: 4, sequence_length: 64, warmup_steps: 1 },
+  sft: { epochs: 1, batch_size: 8 },
+  rankings: { prompts: 16, max_new_tokens: 16 },
+  reward_model: { epochs: 1, batch_size: 4 },
+  ppo: { iterations: 2, prompts_per_iteration: 8, minibatch_size: 4, max_new_tokens: 16, ptx: { sequences: 2, sequence_length: 32 } },
+  evaluation: { prompts: 8, max_new_tokens: 16, pretrain_validation_sequences: 4, samples_in_report: 2 },
+  checkpoint: { every_iterations: 1, keep_last: 1 },
+};

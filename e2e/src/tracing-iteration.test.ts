@@ -7,31 +7,16 @@
 // client span that reached it, in another process.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type IncomingMessage } from "node:http";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { OTLP_KIND, startOtlpReceiver, spanRecordsOf, type SpanRecord } from "@rlhf/telemetry";
 import { RLHF, start, exitWithin } from "./helpers";
 
-interface KeyValue {
-  key: string;
-  value: { stringValue?: string; intValue?: string | number; boolValue?: boolean; doubleValue?: number };
-}
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  kind: number;
-  attributes?: KeyValue[];
-}
-interface Span extends OtlpSpan {
-  service: string;
-  attrs: Record<string, string | number | boolean>;
-}
+type Span = SpanRecord;
 
-const SERVER = 2;
-const CLIENT = 3;
+const SERVER = OTLP_KIND.server;
+const CLIENT = OTLP_KIND.client;
 const SERVICES = ["policy", "ppo-coordinator", "pretrain-mix", "reference-model", "reward-model"];
 
 // Small enough for CI: no pretraining, one PPO variant (PPO-ptx), two iterations of two minibatches.
@@ -47,38 +32,10 @@ const CONFIG = {
   checkpoint: { every_iterations: 1, keep_last: 1 },
 };
 
-function body(req: IncomingMessage): Promise<string> {
-  return new Promise((r) => {
-    let s = "";
-    req.on("data", (d) => (s += d));
-    req.on("end", () => r(s));
-  });
-}
-
-const plain = (v: KeyValue["value"]) => v.stringValue ?? v.boolValue ?? v.doubleValue ?? (v.intValue !== undefined ? Number(v.intValue) : undefined);
-
 test("two PPO iterations across the five service processes: one trace each, linked across processes", { timeout: 300_000 }, async () => {
   const spans: Span[] = [];
-  const receiver = createServer(async (req, res) => {
-    const json = JSON.parse(await body(req)) as { resourceSpans?: { resource: { attributes: KeyValue[] }; scopeSpans: { spans: OtlpSpan[] }[] }[] };
-    for (const rs of json.resourceSpans ?? []) {
-      const service = String(plain(rs.resource.attributes.find((a) => a.key === "service.name")?.value ?? {}) ?? "?");
-      for (const ss of rs.scopeSpans) {
-        for (const s of ss.spans) {
-          const attrs: Span["attrs"] = {};
-          for (const a of s.attributes ?? []) {
-            const v = plain(a.value);
-            if (v !== undefined) attrs[a.key] = v;
-          }
-          spans.push({ ...s, service, attrs });
-        }
-      }
-    }
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end("{}");
-  });
-  await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
-  const endpoint = `http://127.0.0.1:${(receiver.address() as { port: number }).port}`;
+  const receiver = await startOtlpReceiver({ onRequest: (req) => spans.push(...spanRecordsOf(req)) });
+  const endpoint = receiver.url;
 
   const dir = mkdtempSync(join(tmpdir(), "tracing-iteration-"));
   writeFileSync(join(dir, "run.json"), JSON.stringify(CONFIG));
@@ -91,23 +48,23 @@ test("two PPO iterations across the five service processes: one trace each, link
   });
   assert.equal(await exitWithin(cli, 280_000), 0, cli.out());
   console.log(`rlhf run (two PPO iterations, five processes, traced): ${((Date.now() - started) / 1000).toFixed(1)} s, ${spans.length} spans received`);
-  receiver.close();
+  await receiver.close();
 
   // The user's endpoint got everything: the CLI collected nothing into the run folder.
   assert.ok(!existsSync(join(runs, "traced", "traces.jsonl")), "with an endpoint set, no traces.jsonl");
 
-  const run = spans.filter((s) => s.attrs["rlhf.run_id"] === "traced");
+  const run = spans.filter((s) => s.attributes["rlhf.run_id"] === "traced");
   const roots = run.filter((s) => s.name === "ppo.iteration");
-  assert.deepEqual(roots.map((r) => r.attrs["rlhf.iteration"]).sort(), [1, 2], "one root span per iteration");
+  assert.deepEqual(roots.map((r) => r.attributes["rlhf.iteration"]).sort(), [1, 2], "one root span per iteration");
   for (const root of roots) {
-    const it = root.attrs["rlhf.iteration"];
+    const it = root.attributes["rlhf.iteration"];
     assert.equal(root.parentSpanId || undefined, undefined, `iteration ${it}: the root has no parent (not a child of StartRun)`);
     assert.equal(root.service, "ppo-coordinator");
-    assert.equal(root.attrs["rlhf.variant"], "ppo_ptx");
-    assert.equal(root.attrs["rlhf.batch_size"], 4);
-    assert.equal(typeof root.attrs["rlhf.weights_version"], "number");
+    assert.equal(root.attributes["rlhf.variant"], "ppo_ptx");
+    assert.equal(root.attributes["rlhf.batch_size"], 4);
+    assert.equal(typeof root.attributes["rlhf.weights_version"], "number");
     // One trace per iteration: every span of the iteration, in every process, is in the root's trace.
-    const ofIteration = run.filter((s) => s.attrs["rlhf.iteration"] === it);
+    const ofIteration = run.filter((s) => s.attributes["rlhf.iteration"] === it);
     assert.deepEqual([...new Set(ofIteration.map((s) => s.traceId))], [root.traceId], `iteration ${it}: one trace`);
     const trace = spans.filter((s) => s.traceId === root.traceId);
     assert.equal(trace.length, ofIteration.length, "every span of the trace carries the iteration");
@@ -141,7 +98,7 @@ test("two PPO iterations across the five service processes: one trace each, link
         assert.ok(client && client.kind === CLIENT && client.name === sv.name, `${method}: the server span's parent is the client span`);
         assert.equal(client.service, "ppo-coordinator", `${method}: the call crossed from the coordinator's process`);
         assert.equal(byId.get(client.parentSpanId ?? "")?.name, phase, `${method}: the client span's parent is ${phase}`);
-        assert.equal(sv.attrs["rlhf.iteration"], it, `${method}: the iteration reached the server span as baggage`);
+        assert.equal(sv.attributes["rlhf.iteration"], it, `${method}: the iteration reached the server span as baggage`);
       }
     }
     // A nested call: pretrain-mix pulls the policy's weights inside PtxGradients.
@@ -159,10 +116,10 @@ test("two PPO iterations across the five service processes: one trace each, link
     }
     // Attributes on the services' server spans.
     const gen = trace.find((s) => s.kind === SERVER && s.name.endsWith("PolicyService/Generate"))!;
-    assert.equal(gen.attrs["rlhf.sequences"], 4);
-    assert.ok((gen.attrs["rlhf.response_tokens"] as number) > 0);
+    assert.equal(gen.attributes["rlhf.sequences"], 4);
+    assert.ok((gen.attributes["rlhf.response_tokens"] as number) > 0);
     const ptx = trace.find((s) => s.kind === SERVER && s.name.endsWith("PtxGradients"))!;
-    assert.equal(typeof ptx.attrs["rlhf.weights_version"], "number");
+    assert.equal(typeof ptx.attributes["rlhf.weights_version"], "number");
   }
   assert.notEqual(roots[0].traceId, roots[1].traceId, "two iterations, two traces");
 

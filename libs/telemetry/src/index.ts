@@ -32,6 +32,7 @@ import { createMetricsPipeline, serveMetrics, type MetricsEndpoint, type Metrics
 import { BaggageAttributesProcessor } from "./spans";
 import { RunFolderSpanExporter } from "./run-traces";
 import { installDiagLogger } from "./diag";
+import { otlpTarget } from "./otlp-env";
 
 export * from "./instruments";
 export * from "./metrics";
@@ -76,23 +77,20 @@ export interface Telemetry {
 let started: Telemetry | undefined;
 
 function makeExporter(env: Record<string, string | undefined>): { exporter: SpanExporter; label: string } | undefined {
-  const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT;
-  const kind = (env.OTEL_TRACES_EXPORTER || "otlp").split(",").map((s) => s.trim());
-  if (!endpoint || kind.includes("none") || !kind.includes("otlp")) return undefined;
-  const protocol = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL || env.OTEL_EXPORTER_OTLP_PROTOCOL || "http/protobuf";
-  switch (protocol) {
+  const target = otlpTarget(env, "TRACES");
+  if (!target) return undefined;
+  const label = `otlp ${target.protocol} -> ${target.endpoint}`;
+  switch (target.protocol) {
     case "http/json":
-      return { exporter: new OtlpHttpJson(), label: `otlp http/json -> ${endpoint}` };
+      return { exporter: new OtlpHttpJson(), label };
     case "http/protobuf":
-      return { exporter: new OtlpProto(), label: `otlp http/protobuf -> ${endpoint}` };
+      return { exporter: new OtlpProto(), label };
     case "grpc": {
       // Loaded only when asked for: it pulls in @grpc/grpc-js, after the instrumentation is set.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { OTLPTraceExporter } = require("@opentelemetry/exporter-trace-otlp-grpc") as typeof import("@opentelemetry/exporter-trace-otlp-grpc");
-      return { exporter: new OTLPTraceExporter(), label: `otlp grpc -> ${endpoint}` };
+      return { exporter: new OTLPTraceExporter(), label };
     }
-    default:
-      throw new Error(`OTEL_EXPORTER_OTLP_PROTOCOL must be http/protobuf, http/json or grpc, got "${protocol}"`);
   }
 }
 

@@ -19,6 +19,7 @@ import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
 import { OTLPMetricExporter as OtlpProto } from "@opentelemetry/exporter-metrics-otlp-proto";
 import { OTLPMetricExporter as OtlpHttpJson } from "@opentelemetry/exporter-metrics-otlp-http";
 import { ATTR, findInstrument, type InstrumentKind, type InstrumentSpec, type TokenOperation } from "./instruments";
+import { otlpTarget } from "./otlp-env";
 
 /** Meter (instrumentation scope) name of the instruments made here. */
 export const RLHF_METER = "@rlhf/telemetry";
@@ -39,23 +40,20 @@ export interface MetricsPipeline {
 type Env = Record<string, string | undefined>;
 
 function otlpMetricExporter(env: Env): { exporter: PushMetricExporter; label: string } | undefined {
-  const endpoint = env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT;
-  const kinds = (env.OTEL_METRICS_EXPORTER || "otlp").split(",").map((s) => s.trim());
-  if (!endpoint || kinds.includes("none") || !kinds.includes("otlp")) return undefined;
-  const protocol = env.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL || env.OTEL_EXPORTER_OTLP_PROTOCOL || "http/protobuf";
-  switch (protocol) {
+  const target = otlpTarget(env, "METRICS");
+  if (!target) return undefined;
+  const label = `otlp ${target.protocol} -> ${target.endpoint}`;
+  switch (target.protocol) {
     case "http/protobuf":
-      return { exporter: new OtlpProto(), label: `otlp http/protobuf -> ${endpoint}` };
+      return { exporter: new OtlpProto(), label };
     case "http/json":
-      return { exporter: new OtlpHttpJson(), label: `otlp http/json -> ${endpoint}` };
+      return { exporter: new OtlpHttpJson(), label };
     case "grpc": {
       // Loaded only when asked for: it pulls in @grpc/grpc-js, after the instrumentation is set.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { OTLPMetricExporter } = require("@opentelemetry/exporter-metrics-otlp-grpc") as typeof import("@opentelemetry/exporter-metrics-otlp-grpc");
-      return { exporter: new OTLPMetricExporter(), label: `otlp grpc -> ${endpoint}` };
+      return { exporter: new OTLPMetricExporter(), label };
     }
-    default:
-      throw new Error(`OTEL_EXPORTER_OTLP_METRICS_PROTOCOL / OTEL_EXPORTER_OTLP_PROTOCOL must be http/protobuf, http/json or grpc, got "${protocol}"`);
   }
 }
 

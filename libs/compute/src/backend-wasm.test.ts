@@ -23,7 +23,7 @@ test("forced wasm initialises from any cwd and registers its fallbacks", async (
   assert.equal(lines.length, 1);
   assert.equal(lines[0][0], "compute backend wasm (forced by options.backend)");
   assert.match(String(lines[0][1]?.wasmDir), /tfjs-backend-wasm[\\/]dist$/);
-  assert.deepEqual(lines[0][1]?.fallbackKernels, ["UnsortedSegmentSum", "GatherV2"]);
+  assert.deepEqual(lines[0][1]?.fallbackKernels, ["UnsortedSegmentSum", "GatherV2", "BatchMatMul"]);
   assert.deepEqual(tf.getKernelsForBackend("tensorflow"), []);
   // A real computation on the initialised module, including the fallback.
   const g = tf.tidy(() => Array.from(tf.grad((w: tf.Tensor) => tf.sum(tf.gather(w, tf.tensor1d([1, 1], "int32"))))(tf.zeros([2, 2])).dataSync()));

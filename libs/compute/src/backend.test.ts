@@ -31,7 +31,7 @@ test("default order skips the native backends with one line each and picks wasm"
   assert.equal(chosen[0], "compute backend wasm");
   assert.equal(chosen[1]?.selectedBy, "auto");
   assert.equal(chosen[1]?.simd, true);
-  assert.deepEqual(chosen[1]?.fallbackKernels, ["UnsortedSegmentSum", "GatherV2"]);
+  assert.deepEqual(chosen[1]?.fallbackKernels, ["UnsortedSegmentSum", "GatherV2", "BatchMatMul"]);
   for (const [msg, fields] of lines) {
     assert.ok(!msg.includes("\n") && !/\bat .*:\d+:\d+/.test(msg), `one line, no stack: ${msg}`);
     assert.ok(!String(fields?.reason ?? "").includes("\n"));

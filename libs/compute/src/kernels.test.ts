@@ -9,6 +9,7 @@ import { ensureGradients } from "./backend";
 import {
   ADDED_GRADIENTS,
   WASM_FALLBACK_KERNELS,
+  batchMatMulKernel,
   gatherV2HostKernel,
   logSigmoid,
   registerFallbackKernels,
@@ -183,4 +184,80 @@ test("no tensors or backend buffers leak from the fallback kernels and their gra
     assert.equal(tf.memory().numTensors, tensors, `${backend} tensors`);
     assert.equal(tf.backend().numDataIds(), buffers, `${backend} buffers`);
   }
+});
+
+test("BatchMatMul on wasm: every transpose combination equals cpu, batched products go native, no tensor leaks", async () => {
+  const rnd = (n: number, seed: number) => Array.from({ length: n }, (_, i) => Math.sin(seed * 7.1 + i * 1.3));
+  // [M, K] x [K, N] written in each layout; M, K, N distinct so a wrong transpose cannot pass.
+  const [M, K, N] = [5, 3, 4];
+  const a = rnd(M * K, 1);
+  const b = rnd(K * N, 2);
+  const want = await on("cpu", () => tf.matMul(tf.tensor2d(a, [M, K]), tf.tensor2d(b, [K, N])));
+  for (const [ta, tb] of [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ] as const) {
+    const before = tf.memory().numTensors;
+    const got = await on("wasm", () => {
+      const A = tf.tensor2d(a, [M, K]);
+      const B = tf.tensor2d(b, [K, N]);
+      return tf.matMul(ta ? tf.transpose(A) : A, tb ? tf.transpose(B) : B, ta, tb);
+    });
+    assertClose(got, want, 1e-5, `transposeA=${ta} transposeB=${tb}`);
+    assert.equal(tf.memory().numTensors, before, "the temporary transposes are freed");
+  }
+  // Rank 3 with batch 1 takes the transposing path too; batch 2 stays native; both equal cpu.
+  for (const batch of [1, 2]) {
+    const a3 = rnd(batch * K * M, 3);
+    const b3 = rnd(batch * N * K, 4);
+    const f = () => tf.matMul(tf.tensor3d(a3, [batch, K, M]), tf.tensor3d(b3, [batch, N, K]), true, true);
+    assertClose(await on("wasm", f), await on("cpu", f), 1e-5, `batch ${batch}`);
+  }
+  // Its gradient (itself transposed products) equals cpu's.
+  const g = () => {
+    const [gA, gB] = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D, false, true), tf.range(1, M * N + 1).reshape([M, N]))))([
+      tf.tensor2d(a, [M, K]),
+      tf.tensor2d(rnd(N * K, 5), [N, K]),
+    ]);
+    return tf.concat([gA.flatten(), gB.flatten()]);
+  };
+  assertClose(await on("wasm", g), await on("cpu", g), 1e-5, "gradients");
+});
+
+test("batchMatMulKernel hands untransposed and batched products to the native kernel as they are", () => {
+  const seen: tf.NamedAttrMap[] = [];
+  const native: tf.KernelFunc = ({ attrs }) => {
+    seen.push({ ...attrs });
+    return { dataId: {}, shape: [1, 1], dtype: "float32" } as tf.TensorInfo;
+  };
+  const transposed: number[][] = [];
+  const freed: object[] = [];
+  const backend = { disposeData: (id: object) => freed.push(id) } as unknown as tf.KernelBackend;
+  const transpose: tf.KernelFunc = ({ attrs }) => {
+    transposed.push((attrs as unknown as { perm: number[] }).perm);
+    return { dataId: { t: transposed.length }, shape: [1, 1], dtype: "float32" } as tf.TensorInfo;
+  };
+  const k = batchMatMulKernel(native, transpose);
+  const info = (shape: number[]) => ({ dataId: {}, shape, dtype: "float32" }) as tf.TensorInfo;
+  const call = (as: number[], bs: number[], transposeA: boolean, transposeB: boolean) =>
+    k({ inputs: { a: info(as), b: info(bs) }, backend, attrs: { transposeA, transposeB } as unknown as tf.NamedAttrMap });
+  call([2, 3], [3, 4], false, false);
+  call([2, 2, 3], [2, 4, 3], false, true);
+  assert.deepEqual(transposed, [], "nothing to transpose, or batched");
+  call([3, 2], [4, 3], true, true);
+  call([1, 3, 2], [1, 3, 4], true, false);
+  assert.deepEqual(transposed, [[1, 0], [1, 0], [0, 2, 1]]);
+  assert.deepEqual(
+    seen.map((s) => [s.transposeA, s.transposeB]),
+    [[false, false], [false, true], [false, false], [false, false]],
+  );
+  assert.equal(freed.length, 3, "every temporary transpose is freed");
+  // A native kernel that throws still frees the temporaries.
+  const failing = batchMatMulKernel(() => {
+    throw new Error("boom");
+  }, transpose);
+  assert.throws(() => failing({ inputs: { a: info([3, 2]), b: info([3, 4]) }, backend, attrs: { transposeA: true, transposeB: false } as unknown as tf.NamedAttrMap }), /boom/);
+  assert.equal(freed.length, 4);
 });

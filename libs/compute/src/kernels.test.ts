@@ -10,6 +10,7 @@ import {
   ADDED_GRADIENTS,
   WASM_FALLBACK_KERNELS,
   batchMatMulKernel,
+  restoreNativeKernel,
   gatherV2HostKernel,
   logSigmoid,
   registerFallbackKernels,
@@ -260,4 +261,15 @@ test("batchMatMulKernel hands untransposed and batched products to the native ke
   }, transpose);
   assert.throws(() => failing({ inputs: { a: info([3, 2]), b: info([3, 4]) }, backend, attrs: { transposeA: true, transposeB: false } as unknown as tf.NamedAttrMap }), /boom/);
   assert.equal(freed.length, 4);
+});
+
+test("restoreNativeKernel puts the stock BatchMatMul back and registering again wraps it", () => {
+  const wrapped = tf.getKernel(tf.BatchMatMul, "wasm")?.kernelFunc;
+  assert.ok(restoreNativeKernel(tf.BatchMatMul, "wasm"));
+  assert.notEqual(tf.getKernel(tf.BatchMatMul, "wasm")?.kernelFunc, wrapped);
+  assert.equal(restoreNativeKernel(tf.BatchMatMul, "wasm"), false, "already native");
+  assert.equal(restoreNativeKernel(tf.UnsortedSegmentSum, "wasm"), false, "replaced, not wrapped: there is no native one");
+  assert.deepEqual(registerFallbackKernels("wasm", [tf.BatchMatMul]), [tf.BatchMatMul]);
+  assert.equal(restoreNativeKernel(tf.BatchMatMul, "wasm"), true);
+  assert.deepEqual(registerFallbackKernels("wasm", [tf.BatchMatMul]), [tf.BatchMatMul]);
 });

@@ -202,6 +202,23 @@ export function batchMatMulKernel(native: tf.KernelFunc, transpose: tf.KernelFun
   };
 }
 
+/** The backends' own kernels that a wrapper replaced, by `<backend>/<kernel>`. */
+const replacedNative = new Map<string, tf.KernelConfig>();
+
+/**
+ * Puts back the backend's own kernel that {@link registerFallbackKernels} wrapped (`GatherV2`,
+ * `BatchMatMul`). For benchmarks that compare with the stock kernel; the fallbacks come back with
+ * `registerFallbackKernels`. Returns false when nothing was wrapped.
+ */
+export function restoreNativeKernel(kernelName: string, backendName: string): boolean {
+  const native = replacedNative.get(`${backendName}/${kernelName}`);
+  const current = tf.getKernel(kernelName, backendName);
+  if (native === undefined || current === undefined || !ours.has(current.kernelFunc)) return false;
+  tf.unregisterKernel(kernelName, backendName);
+  tf.registerKernel(native);
+  return true;
+}
+
 /** Kernel functions installed by this module, so that registering twice is a no-op. */
 const ours = new WeakSet<tf.KernelFunc>([unsortedSegmentSumKernel, gatherV2HostKernel]);
 
@@ -240,6 +257,7 @@ export function registerFallbackKernels(backendName: string, kernelNames: readon
     const existing = tf.getKernel(kernelName, backendName);
     if (existing !== undefined && ours.has(existing.kernelFunc)) continue;
     const config = fallbackFor(kernelName, backendName, existing);
+    if (existing !== undefined && config.kernelFunc !== existing.kernelFunc) replacedNative.set(`${backendName}/${kernelName}`, existing);
     // Unregister first so that tfjs does not warn "already registered".
     if (existing !== undefined) tf.unregisterKernel(kernelName, backendName);
     tf.registerKernel(config);

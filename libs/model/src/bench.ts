@@ -11,12 +11,18 @@
  * `--124m-no-cache` runs only GPT-2-124M generation without the cache at the full 128 and 512 new
  * tokens (about an hour of one core on wasm).
  *
+ * `--matmul-ab` measures only training steps (forward + backward + AdamW) with this project's wasm
+ * `BatchMatMul` (transposed products of single matrices run as Transpose + XNNPACK, see
+ * @rlhf/compute's kernels.ts) and then with tfjs' stock kernel, on the `small` shape and on the
+ * default demo's policy (64 wide, 4 layers, byte vocabulary, B=16, T=128).
+ *
  * Besides wall seconds, every row gives the process's CPU seconds (user + system): the backends
  * here compute on one thread, so on a busy machine CPU seconds are the figure that does not
  * depend on what else runs.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { initBackend } from "@rlhf/compute";
+import { initBackend, registerFallbackKernels, restoreNativeKernel } from "@rlhf/compute";
+import type { GPT2Config } from "./config";
 import { presetConfig } from "./config";
 import { GPT2 } from "./gpt2";
 import { generate } from "./generate";
@@ -38,8 +44,55 @@ function time<T>(fn: () => T): { value: T; seconds: number; cpuSeconds: number }
   return { value, seconds: Number(process.hrtime.bigint() - t0) / 1e9, cpuSeconds: (c.user + c.system) / 1e6 };
 }
 
+/** Training-step throughput of `config` at [B, T] over `steps` timed steps (after one warm-up). */
+function trainRow(name: string, config: GPT2Config, B: number, T: number, steps: number, what: string): Row {
+  const m = GPT2.random(config, 0);
+  const seqs = Array.from({ length: B }, (_, b) => ({ tokens: Array.from({ length: T }, (_, i) => (b * 131 + i * 7) % config.vocabSize) }));
+  const batch = makeLmBatch(seqs);
+  const trainer = new Trainer(m.parameters(), { schedule: { kind: "constant", lr: 1e-4 } });
+  try {
+    trainer.accumulate(() => lmLoss(m, batch.tokens, batch.lossMask)); // warm-up
+    trainer.update();
+    const { seconds, cpuSeconds } = time(() => {
+      for (let i = 0; i < steps; i++) {
+        trainer.accumulate(() => lmLoss(m, batch.tokens, batch.lossMask));
+        trainer.update();
+      }
+    });
+    const row = { config: name, what: `${what} B=${B} T=${T}`, tokens: B * T * steps, seconds, cpuSeconds };
+    console.error(`${row.config} ${row.what}: ${(row.tokens / cpuSeconds).toFixed(1)} tokens per CPU-second`);
+    return row;
+  } finally {
+    tf.dispose([batch.tokens, batch.lossMask]);
+    trainer.dispose();
+    m.dispose();
+  }
+}
+
+/** `--matmul-ab`: training with this project's wasm BatchMatMul, then with the stock one. */
+function matmulAb(backend: string): Row[] {
+  if (backend !== "wasm") throw new Error(`--matmul-ab compares wasm kernels; the backend is ${backend} (set RLHF_BACKEND=wasm)`);
+  const shapes: [string, GPT2Config, number, number, number][] = [
+    ["demo policy", presetConfig("small", { vocabSize: 258, nEmbd: 64 }), 16, 128, 4],
+    ["small", presetConfig("small", { nPositions: 512 }), 8, 128, 2],
+  ];
+  const rows: Row[] = [];
+  for (const [name, config, B, T, steps] of shapes) {
+    registerFallbackKernels("wasm", [tf.BatchMatMul]);
+    rows.push(trainRow(name, config, B, T, steps, "train, transposes first (this project)"));
+    if (!restoreNativeKernel(tf.BatchMatMul, "wasm")) throw new Error("the wasm BatchMatMul was not wrapped");
+    rows.push(trainRow(name, config, B, T, steps, "train, stock tfjs BatchMatMul"));
+  }
+  registerFallbackKernels("wasm", [tf.BatchMatMul]);
+  return rows;
+}
+
 async function main(): Promise<void> {
   const info = await initBackend();
+  if (process.argv.includes("--matmul-ab")) {
+    printRows(info.name, matmulAb(info.name));
+    return;
+  }
   const quick = process.argv.includes("--quick");
   // GPT-2-124M training alone, small (B=1, T=16, 1 step): for the pure-JS cpu backend, the only
   // one here whose heap holds weights + gradients + Adam moments (wasm's does not).
@@ -92,7 +145,11 @@ async function main(): Promise<void> {
     trainer.dispose();
     m.dispose();
   }
-  console.log(`backend: ${info.name}, node ${process.version}`);
+  printRows(info.name, rows);
+}
+
+function printRows(backend: string, rows: readonly Row[]): void {
+  console.log(`backend: ${backend}, node ${process.version}`);
   console.log("| config | measurement | tokens | seconds | tokens/s | CPU seconds | tokens/CPU-s |");
   console.log("|---|---|---:|---:|---:|---:|---:|");
   for (const r of rows) {

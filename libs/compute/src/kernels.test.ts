@@ -218,11 +218,11 @@ test("BatchMatMul on wasm: every transpose combination equals cpu, batched produ
   }
   // Its gradient (itself transposed products) equals cpu's.
   const g = () => {
-    const [gA, gB] = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D, false, true), tf.range(1, M * N + 1).reshape([M, N]))))([
+    const [gA, gB] = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D, false, true), tf.reshape(tf.range(1, M * N + 1), [M, N]))))([
       tf.tensor2d(a, [M, K]),
       tf.tensor2d(rnd(N * K, 5), [N, K]),
     ]);
-    return tf.concat([gA.flatten(), gB.flatten()]);
+    return tf.concat([tf.reshape(gA, [-1]), tf.reshape(gB, [-1])]);
   };
   assertClose(await on("wasm", g), await on("cpu", g), 1e-5, "gradients");
 });

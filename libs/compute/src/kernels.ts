@@ -26,7 +26,7 @@
  *   they never reach XNNPACK, and a Transpose first only adds time.
  *
  * Every other kernel those ops and their gradients dispatch exists on wasm and gives the cpu
- * backend's gradients: Add, AddN, BatchMatMul (incl. transposes, rank 4), Cast, ClipByValue, Concat,
+ * backend's gradients: Add, AddN, BatchMatMul (batched: rank 3 and 4, incl. transposes), Cast, ClipByValue, Concat,
  * Exp, Fill, GatherNd, Greater, GreaterEqual, Identity, Less, LessEqual, Log, LogicalAnd, Max,
  * Maximum, Mean, Multiply, Neg, OneHot, Pack, PadV2, Pow, Range, RealDiv, Reshape, Rsqrt, ScatterNd,
  * Select, Sigmoid, Slice, Softmax, Softplus, SplitV, Sqrt, Square, Sub, Sum, Tanh, Tile, Transpose,

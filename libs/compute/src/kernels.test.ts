@@ -216,6 +216,14 @@ test("BatchMatMul on wasm: every transpose combination equals cpu, batched produ
     const f = () => tf.matMul(tf.tensor3d(a3, [batch, K, M]), tf.tensor3d(b3, [batch, N, K]), true, true);
     assertClose(await on("wasm", f), await on("cpu", f), 1e-5, `batch ${batch}`);
   }
+  // Mismatched operands: the error names the caller's shapes and flags, and nothing is left behind.
+  assert.ok(await tf.setBackend("wasm"));
+  const before = tf.memory().numTensors;
+  assert.throws(
+    () => tf.tidy(() => tf.matMul(tf.zeros([2, 3]), tf.zeros([4, 5]), false, true)),
+    /inner shapes \(3\) and \(5\) of Tensors with shapes 2,3 and 4,5 and transposeA=false and transposeB=true/,
+  );
+  assert.equal(tf.memory().numTensors, before);
   // Its gradient (itself transposed products) equals cpu's.
   const g = () => {
     const [gA, gB] = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D, false, true), tf.reshape(tf.range(1, M * N + 1), [M, N]))))([

@@ -176,7 +176,8 @@ function swapLastTwo(transpose: tf.KernelFunc, x: tf.TensorInfo, backend: tf.Ker
 /**
  * Wraps a backend's own `BatchMatMul` (`native`): a product of single matrices (batch size 1)
  * with `transposeA`/`transposeB` becomes Transpose + the untransposed native kernel (see the
- * module comment); everything else goes to `native` unchanged. The temporary transposes are
+ * module comment); everything else (mismatched operands too, so that the error names the caller's
+ * shapes) goes to `native` unchanged. The temporary transposes are
  * freed before returning, also when the kernel throws.
  */
 export function batchMatMulKernel(native: tf.KernelFunc, transpose: tf.KernelFunc): tf.KernelFunc {
@@ -188,6 +189,11 @@ export function batchMatMulKernel(native: tf.KernelFunc, transpose: tf.KernelFun
     const ta = attrs.transposeA === true;
     const tb = attrs.transposeB === true;
     if ((!ta && !tb) || batchSize(a.shape) !== 1 || batchSize(b.shape) !== 1) return native(args);
+    // Mismatched operands: the native kernel's error then names the caller's shapes and flags,
+    // not those of our transposed temporaries.
+    const innerA = a.shape[a.shape.length - (ta ? 2 : 1)];
+    const innerB = b.shape[b.shape.length - (tb ? 1 : 2)];
+    if (innerA !== innerB) return native(args);
     const backend = args.backend as tf.KernelBackend;
     const temps: tf.TensorInfo[] = [];
     try {

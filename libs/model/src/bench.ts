@@ -120,30 +120,12 @@ async function main(): Promise<void> {
       rows.push({ config: p.name, what: `generate ${useCache ? "cache" : "no cache"} (${n} new)`, tokens: n, seconds, cpuSeconds });
       console.error(`${p.name} ${useCache ? "cache" : "no-cache"} ${n}: ${(n / seconds).toFixed(1)} tok/s (${cpuSeconds.toFixed(1)} CPU s)`);
     }
+    m.dispose();
     // GPT-2-124M training aborts the wasm module (out of its 4 GiB heap: weights, grads, two Adam
     // moments and activations); only with --train-124m, for native backends.
-    if (p.name === "gpt2-124m" && ((!process.argv.includes("--train-124m") && !train124mOnly) || noCache124m)) {
-      m.dispose();
-      continue;
-    }
+    if (p.name === "gpt2-124m" && ((!process.argv.includes("--train-124m") && !train124mOnly) || noCache124m)) continue;
     const [B, T, steps] = p.train;
-    const seqs = Array.from({ length: B }, (_, b) => ({ tokens: Array.from({ length: T }, (_, i) => (b * 131 + i * 7) % 1000) }));
-    const batch = makeLmBatch(seqs);
-    const trainer = new Trainer(m.parameters(), { schedule: { kind: "constant", lr: 1e-4 } });
-    trainer.accumulate(() => lmLoss(m, batch.tokens, batch.lossMask)); // warm-up
-    trainer.update();
-    const { seconds, cpuSeconds } = time(() => {
-      for (let i = 0; i < (quick ? 1 : steps); i++) {
-        trainer.accumulate(() => lmLoss(m, batch.tokens, batch.lossMask));
-        trainer.update();
-      }
-    });
-    const ntok = B * T * (quick ? 1 : steps);
-    rows.push({ config: p.name, what: `train B=${B} T=${T}`, tokens: ntok, seconds, cpuSeconds });
-    console.error(`${p.name} train: ${(ntok / seconds).toFixed(1)} tok/s`);
-    tf.dispose([batch.tokens, batch.lossMask]);
-    trainer.dispose();
-    m.dispose();
+    rows.push(trainRow(p.name, config, B, T, quick ? 1 : steps, "train"));
   }
   printRows(info.name, rows);
 }

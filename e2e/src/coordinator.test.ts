@@ -97,6 +97,12 @@ test("a micro recipe runs every stage across the real services; WatchRun replays
   assert.equal(report.models.sft.win_rate_vs_sft, null, "SFT is the baseline");
   assert.ok(report.models.ppo_ptx.win_rate_vs_sft.comparisons === 8);
   assert.equal(report.acceptance.checks.length, 4, "acceptance checks are in the report");
+  // The labelers were calibrated on the sampled pairs they ranked; the report shows their measured agreement.
+  const state = JSON.parse(readFileSync(join(run.runDir, "recipe-state.json"), "utf8"));
+  assert.ok(state.labelers.noiseStd > 0 && state.labelers.pairs > 0 && state.labelers.calibratedOn.startsWith("ranked_samples"), JSON.stringify(state.labelers));
+  assert.equal(report.reward_model.labeler_agreement, state.labelers.agreement);
+  const ranked = events.flatMap((e) => (e.payload?.$case === "metrics" && e.payload.metrics.stage === ppoCoordinator.Stage.STAGE_RANKINGS ? [e.payload.metrics.values] : []));
+  assert.deepEqual(ranked, [{ "labelers/noise_std": state.labelers.noiseStd, "labelers/agreement": state.labelers.agreement, "labelers/pairs": state.labelers.pairs }]);
   const last = events.filter((e) => e.payload?.$case === "metrics").at(-1);
   assert.ok(last?.payload?.$case === "metrics" && Object.keys(last.payload.metrics.values).some((k) => k.startsWith("acceptance/")), "the last metrics carry the acceptance checks");
   // Replay from the middle sends only what came after.
@@ -212,6 +218,12 @@ test("a run cancelled during PPO-ptx and resumed, then SIGKILLed (its coordinato
     }
     const kl = (dir: string) => JSON.parse(readFileSync(join(dir, "report.json"), "utf8")).iterations.ppo_ptx.map((i: { values: Record<string, number> }) => i.values["objective/kl"]);
     assert.deepEqual(kl(join(killDir, "interrupted")), kl(join(runsDir, "straight")));
+    // The evaluation after the resumes judged with the panel the rankings stage calibrated (recipe-state.json).
+    const judged = (dir: string) => {
+      const r = JSON.parse(readFileSync(join(dir, "report.json"), "utf8"));
+      return { rm: r.reward_model, win: Object.fromEntries(Object.entries(r.models).map(([k, m]) => [k, (m as { win_rate_vs_sft: unknown }).win_rate_vs_sft])) };
+    };
+    assert.deepEqual(judged(join(killDir, "interrupted")), judged(join(runsDir, "straight")));
   } finally {
     for (const proc of [first, second]) {
       if (!proc) continue;

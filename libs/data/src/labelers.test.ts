@@ -5,6 +5,8 @@ import {
   calibrateNoiseStd,
   createLabelers,
   expectedAgreement,
+  groupScoreDiffs,
+  measuredAgreement as panelAgreement,
   normalCdf,
   pairwiseAgreement,
   simulatedScoreDiffs,
@@ -12,7 +14,7 @@ import {
 } from "./labelers";
 import { simulateResponses } from "./responses";
 import { Rng } from "./rng";
-import { goldRanking } from "./scoring";
+import { goldRanking, goldScore } from "./scoring";
 import { buildInstructionDatasets } from "./tasks";
 
 const ds = buildInstructionDatasets({ sizes: { sft: 0, rm: 1400, ppo: 0, eval: 0 } });
@@ -128,4 +130,40 @@ test("win rate: gold answers beat degraded ones; a model against itself is 0.5",
   const self = winRate(sub, gold, gold, labelers);
   assert.deepEqual(self, { wins: 0, losses: 0, ties: 400, winRate: 0.5 });
   assert.throws(() => winRate(sub, gold, [], labelers), /responsesB/);
+});
+
+test("groupScoreDiffs: every pair of different responses within a group, identical ones left out", () => {
+  const t = tasks[5];
+  const rs = simulateResponses(t, 3, new Rng(4));
+  const diffs = groupScoreDiffs([{ task: t, responses: [rs[0], rs[1], ` ${rs[0]} `, rs[2]] }]);
+  const g = rs.map((r) => goldScore(t, r));
+  assert.deepEqual(diffs, [g[0] - g[1], g[0] - g[2], g[1] - g[2]]);
+  assert.deepEqual(groupScoreDiffs([{ task: t, responses: [rs[0], rs[0]] }]), []);
+});
+
+test("a panel calibrated on the groups it ranks agrees on them at the target; one calibrated on random simulated pairs agrees less on close responses", (tc) => {
+  // Close responses, like a small model's K samples: the middle 4 of 8 sorted by gold score.
+  const groups = tasks.slice(0, 600).map((task, i) => {
+    const rs = simulateResponses(task, 8, new Rng(21, i)).sort((a, b) => goldScore(task, a) - goldScore(task, b));
+    return { task, responses: rs.slice(2, 6) };
+  });
+  const simulated = createLabelers(tasks, { count: 4, seed: 5 });
+  const onGroups = createLabelers(tasks, { count: 4, seed: 5, calibrationDiffs: groupScoreDiffs(groups) });
+  const a = panelAgreement(groups, simulated);
+  const b = panelAgreement(groups, onGroups);
+  tc.diagnostic(`close groups: calibrated on simulated pairs ${(a.agree / a.pairs).toFixed(4)}, on the groups ${(b.agree / b.pairs).toFixed(4)} over ${b.pairs} pairs`);
+  assert.equal(a.pairs, b.pairs);
+  assert.ok(Math.abs(b.agree / b.pairs - 0.73) <= 0.03, `${b.agree / b.pairs}`);
+  assert.ok(a.agree / a.pairs < 0.7, `${a.agree / a.pairs}`);
+  assert.ok(onGroups[0].noiseStd < simulated[0].noiseStd);
+});
+
+test("measured agreement: a panel of one is compared with a second labeler of its σ; noiseless labelers always agree", () => {
+  const groups = tasks.slice(0, 300).map((task, i) => ({ task, responses: simulateResponses(task, 4, new Rng(31, i)) }));
+  const [one] = createLabelers(tasks, { count: 1, seed: 2 });
+  const m = panelAgreement(groups, [one]);
+  assert.ok(m.pairs > 1000 && Math.abs(m.agree / m.pairs - 0.73) <= 0.04, `${m.agree}/${m.pairs}`);
+  const exact = panelAgreement(groups, createLabelers(tasks, { count: 3, noiseStd: 0 }));
+  assert.equal(exact.agree, exact.pairs);
+  assert.throws(() => panelAgreement(groups, []), /labelers/);
 });

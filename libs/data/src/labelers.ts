@@ -41,7 +41,10 @@ export class SimulatedLabeler {
   readonly seed: number;
   /** σ of this labeler's perceived-score noise. */
   readonly noiseStd: number;
-  private readonly weights: Partial<ScoreWeights>;
+  /** Axis weights of the noiseless score. */
+  readonly weights: Partial<ScoreWeights>;
+  /** Harmful words. */
+  readonly blocklist: readonly string[];
   private readonly scoring: ScoringOptions;
 
   constructor(opts: LabelerOptions) {
@@ -51,7 +54,8 @@ export class SimulatedLabeler {
     this.seed = opts.seed ?? 0;
     this.noiseStd = opts.noiseStd;
     this.weights = opts.weights ?? {};
-    this.scoring = { blocklist: opts.blocklist ?? DEFAULT_BLOCKLIST };
+    this.blocklist = opts.blocklist ?? DEFAULT_BLOCKLIST;
+    this.scoring = { blocklist: this.blocklist };
   }
 
   /** The score this labeler perceives (noiseless score + its noise for this prompt and response). */
@@ -153,6 +157,57 @@ export function simulatedScoreDiffs(tasks: readonly InstructionTask[], opts: Sco
     out.push(goldScore(task, a, opts) - goldScore(task, b, opts));
   }
   return out;
+}
+
+/** Responses to one task, as labelers rank them together. */
+export interface ResponseGroup {
+  readonly task: InstructionTask;
+  readonly responses: readonly string[];
+}
+
+/**
+ * Noiseless score differences of every pair of distinct responses within each group: the pairs a
+ * labeler orders when it ranks these groups, for calibrating the noise on them. Identical
+ * responses (after trimming and collapsing whitespace) are left out: every labeler ties them.
+ */
+export function groupScoreDiffs(groups: readonly ResponseGroup[], opts: ScoringOptions & { weights?: Partial<ScoreWeights> } = {}): number[] {
+  const out: number[] = [];
+  for (const g of groups) {
+    const seen = new Map<string, number>();
+    for (const r of g.responses) {
+      const key = canonicalResponse(r);
+      if (!seen.has(key)) seen.set(key, goldScore(g.task, r, opts));
+    }
+    const scores = [...seen.values()];
+    for (let i = 0; i < scores.length; i++) for (let j = i + 1; j < scores.length; j++) out.push(scores[i] - scores[j]);
+  }
+  return out;
+}
+
+/**
+ * How often two labelers of a panel agree on the pairs of distinct responses within each group
+ * (identical responses, which both tie, are left out): group i is ranked by labeler i mod L and
+ * by labeler (i + 1) mod L; a panel of one is compared with a second labeler of its σ.
+ */
+export function measuredAgreement(groups: readonly ResponseGroup[], labelers: readonly SimulatedLabeler[]): { agree: number; pairs: number } {
+  if (labelers.length === 0) throw new InvalidArgumentError("labelers", "needs at least one labeler");
+  const first = labelers[0];
+  const others = labelers.length > 1 ? labelers : [first, new SimulatedLabeler({ id: first.id + 1, seed: first.seed, noiseStd: first.noiseStd, weights: first.weights, blocklist: first.blocklist })];
+  let agree = 0;
+  let pairs = 0;
+  groups.forEach((g, i) => {
+    const a = others[i % others.length].rank(g.task, g.responses);
+    const b = others[(i + 1) % others.length].rank(g.task, g.responses);
+    const keys = g.responses.map(canonicalResponse);
+    for (let x = 0; x < keys.length; x++) {
+      for (let y = x + 1; y < keys.length; y++) {
+        if (keys[x] === keys[y]) continue;
+        pairs++;
+        if (Math.sign(a[x] - a[y]) === Math.sign(b[x] - b[y])) agree++;
+      }
+    }
+  });
+  return { agree, pairs };
 }
 
 /** Options of {@link createLabelers}. */

@@ -53,7 +53,7 @@ export const REPORT_JSON_FIELDS: readonly ReportField[] = Object.freeze([
   f("models.<model>.eos_rate", "number", "fraction of responses", "Responses that ended with EOS instead of being cut at max_new_tokens."),
   f("reward_model", "object", "", "The reward model's evaluation; absent when it was not trained."),
   f("reward_model.heldout_accuracy", "number", "fraction of pairs", "Held-out pairs the reward model orders as the labeler did (with a rankings file: as the file does)."),
-  f("reward_model.labeler_agreement", "number | null", "fraction of pairs", "How often two simulated labelers agree on a pair: the ceiling to compare the accuracy with; null when the rankings came from a file."),
+  f("reward_model.labeler_agreement", "number | null", "fraction of pairs", "How often two simulated labelers agreed on the ranked pairs of different responses (measured on the rankings stage's groups): the yardstick the paper compares the accuracy with (a model of the noiseless preference can exceed it); null when the rankings came from a file."),
   f("reward_model.train_loss", "number", "nats per pair", "Ranking loss -log sigmoid(r_w - r_l) at the end of training."),
   f("reward_model.pairs", "object", "", "Comparison pairs used."),
   f("reward_model.pairs.train", "integer", "pairs", "Pairs trained on (all C(K,2) pairs of each training prompt, ties left out)."),

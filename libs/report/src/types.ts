@@ -71,7 +71,7 @@ export interface ModelEvaluation {
 export interface RewardModelSummary {
   /** Fraction of held-out pairs it orders as the labeler did, 0..1. */
   readonly heldout_accuracy: number;
-  /** How often two simulated labelers agree on a pair, 0..1 (the ceiling to compare with); null when no simulated labeler ranked the data. */
+  /** How often two simulated labelers agreed on the ranked pairs of different responses, 0..1 (the yardstick to compare with); null when no simulated labeler ranked the data. */
   readonly labeler_agreement: number | null;
   /** Ranking loss at the end of training, nats per pair. */
   readonly train_loss: number;

@@ -137,7 +137,13 @@ export const RUN_CONFIG_SCHEMA = section("A run of the recipe", {
         gt: 0.5,
         lt: 1,
         paper: 0.726,
-        description: "How often two labelers agree on a pair; sets the labelers' noise (paper: 72.6 ± 1.5%)",
+        description: "How often two labelers agree on a pair of different responses; sets the labelers' noise on the pairs `labeler_calibration` names (paper: 72.6 ± 1.5%, measured on its comparisons of model outputs)",
+      }),
+      labeler_calibration: oneOf(["ranked_samples", "simulated_responses"] as const, {
+        default: "ranked_samples",
+        paper: "agreement measured on the ranked outputs",
+        description:
+          "Which pairs the labelers' noise is calibrated on so that two labelers agree on `labeler_agreement` of them. ranked_samples: the pairs of different SFT samples the rankings stage gives them (as the paper measured its labelers); the same panel judges the evaluation. simulated_responses: pairs of simulated responses (gold answers with random edits), which differ far more than a small model's samples, so labelers are noisier on the real rankings",
       }),
       blocklist: optionalTextList({ default: null, description: "Words the labelers count as harmful; null = the data library's default list" }),
     }),

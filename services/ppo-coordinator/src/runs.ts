@@ -13,7 +13,7 @@ import { DomainError, FailedPreconditionError, InvalidArgumentError, NotFoundErr
 import type { Logger } from "@rlhf/grpc-kit";
 import { RUN_PRESET_NAMES, mergeRunConfigs, presetRunConfig, resolveRunConfig, type RunConfig, type RunPresetName } from "@rlhf/run-config";
 import type { Clients, RecipeContext } from "./recipe/context";
-import { emptyState, evaluationStage, ppoStage, prepareRunDir, pretrainStage, rankingsStage, recipeData, rewardModelStage, sftStage, type RankedSamples, type RecipeState } from "./recipe/recipe";
+import { emptyState, evaluationStage, ppoStage, prepareRunDir, pretrainStage, rankingsStage, recipeData, restoreLabelers, rewardModelStage, sftStage, type RankedSamples, type RecipeState } from "./recipe/recipe";
 import { writeRunReport } from "./report";
 import { stageTrace } from "./recipe/trace";
 import { checkRunInputs, loadUserData, writeDataFiles } from "./recipe/user-data";
@@ -303,6 +303,7 @@ export class RunStore {
         await prepareRunDir(rec.run.runDir);
         await this.transition(rec, RunState.RUN_STATE_RUNNING);
         const data = recipeData(ctx);
+        restoreLabelers(ctx, data, rec.state);
         // Exact resume needs the same data files; the corpus must be tokenised as the policy's.
         await checkRunInputs(ctx, data.files);
         let ranked: RankedSamples[] | undefined;

@@ -7,7 +7,19 @@
 import { join } from "node:path";
 import { mkdir, rm, readdir } from "node:fs/promises";
 import { common, ppoCoordinator, pretrainMix, type policy as policyPb, type rewardModel } from "@rlhf/proto";
-import { buildInstructionDatasets, createLabelers, evaluateResponses, winRate, type InstructionTask, type SimulatedLabeler } from "@rlhf/data";
+import {
+  buildInstructionDatasets,
+  calibrateNoiseStd,
+  createLabelers,
+  expectedAgreement,
+  evaluateResponses,
+  groupScoreDiffs,
+  measuredAgreement,
+  winRate,
+  type InstructionTask,
+  type ResponseGroup,
+  type SimulatedLabeler,
+} from "@rlhf/data";
 import { getTokenizer, presetConfig, type Tokenizer, type GPT2Config } from "@rlhf/model";
 import { modelConfigToProto } from "@rlhf/tensor-transport";
 import { createKlController, klControllerFromState, type KlControllerState } from "@rlhf/rl";
@@ -72,9 +84,26 @@ export interface RecipeState {
   /** `labelerAgreement` is null when the rankings came from a file (no simulated labelers ranked them). */
   rewardModel?: { heldoutAccuracy: number; trainLoss: number; trainPairs: number; pairs: number; labelerAgreement: number | null };
   ppo: Partial<Record<"ppo" | "ppo_ptx", VariantState>>;
+  /** The simulated labelers' panel as the rankings stage set it (absent with a rankings file). */
+  labelers?: LabelerPanelState;
   evaluation?: Partial<Record<ModelName, ModelEval>>;
   /** Elapsed milliseconds per stage (summed across resumes). */
   stageMs: Record<string, number>;
+}
+
+/** The labelers' noise and how often two of them agreed on the ranked pairs. */
+export interface LabelerPanelState {
+  /** σ of every labeler's perceived-score noise. */
+  noiseStd: number;
+  /**
+   * The pairs σ was calibrated on (`data.builtin.labeler_calibration`); with "ranked_samples", the
+   * sampled pairs whose gold scores differ when equal scores made the target unreachable on all.
+   */
+  calibratedOn: "ranked_samples" | "ranked_samples_with_different_scores" | "simulated_responses";
+  /** Two labelers' agreement measured on the ranked groups' pairs of different responses. */
+  agreement: number;
+  /** Pairs of different responses it was measured on. */
+  pairs: number;
 }
 
 export function emptyState(): RecipeState {
@@ -143,8 +172,23 @@ export function recipeData(ctx: RecipeContext): RecipeData {
     const p = tok.encode(t.prompt).length;
     return p <= c.data.max_prompt_tokens && p + longest <= modelConfig.nPositions && p + tok.encode(t.completion).length + 1 <= modelConfig.nPositions;
   };
+  // With "ranked_samples" the rankings stage recalibrates the panel on the SFT model's samples.
   const labelers = createLabelers(ds.rm, { count: b.labelers, agreement: b.labeler_agreement, seed: b.seed, blocklist: b.blocklist ?? undefined });
   return { tok, modelConfig, sft: ds.sft.filter(fits), rm: ds.rm.filter(fits), ...fromFile, ppo: ds.ppo.filter(fits), eval: ds.eval.filter(fits).map((t) => ({ prompt: t.prompt, gold: t })), labelers };
+}
+
+/** The built-in data's labeler panel with noise σ (the same labelers, seeds and blocklist). */
+function labelerPanel(ctx: RecipeContext, data: RecipeData, noiseStd: number): SimulatedLabeler[] {
+  const b = ctx.cfg.data.builtin;
+  return createLabelers(data.rm, { count: b.labelers, seed: b.seed, noiseStd, blocklist: b.blocklist ?? undefined });
+}
+
+/**
+ * A resumed run judges with the panel its rankings stage set (its σ is in the run's state), so
+ * the evaluation after a resume uses the same labelers as an uninterrupted run.
+ */
+export function restoreLabelers(ctx: RecipeContext, data: RecipeData, state: RecipeState): void {
+  if (state.labelers && data.labelers.length > 0) data.labelers = labelerPanel(ctx, data, state.labelers.noiseStd);
 }
 
 /** Emits a stage's progress with an ETA from the rate so far. */
@@ -281,7 +325,7 @@ export async function rankingsStage(ctx: RecipeContext, data: RecipeData, state:
   const tasks = data.rm.slice(0, c.prompts);
   const report = progress(ctx, Stage.STAGE_RANKINGS, "prompts", tasks.length, Date.now());
   report(0);
-  const out: RankedSamples[] = [];
+  const sampled: { prompt: number[]; responses: number[][]; group: ResponseGroup }[] = [];
   const chunk = Math.max(1, Math.floor(256 / c.k));
   for (let i = 0; i < tasks.length; i += chunk) {
     const part = tasks.slice(i, i + chunk);
@@ -289,12 +333,34 @@ export async function rankingsStage(ctx: RecipeContext, data: RecipeData, state:
     const g = await generateSamples(ctx.clients.policy, prompts, { samplesPerPrompt: c.k, temperature: c.temperature, maxNewTokens: c.max_new_tokens, seed: ctx.cfg.seed * 7919 + i }, ctx.signal);
     part.forEach((task, j) => {
       const responses = g.samples.slice(j * c.k, (j + 1) * c.k).map(responseOf);
-      const texts = responses.map((r) => data.tok.decode(r));
-      const ranks = data.labelers[(i + j) % data.labelers.length].rank(task, texts);
-      out.push({ prompt: prompts[j], responses, ranks });
+      sampled.push({ prompt: prompts[j], responses, group: { task, responses: responses.map((r) => data.tok.decode(r)) } });
     });
     report(Math.min(tasks.length, i + chunk));
   }
+  const b = ctx.cfg.data.builtin;
+  const groups = sampled.map((s) => s.group);
+  let calibratedOn: LabelerPanelState["calibratedOn"] = "simulated_responses";
+  if (b.labeler_calibration === "ranked_samples") {
+    const diffs = groupScoreDiffs(groups, { blocklist: b.blocklist ?? undefined });
+    const scored = diffs.filter((d) => d !== 0);
+    // Different responses with equal gold scores are a coin toss for any labeler with noise, so
+    // too many of them cap the agreement below the target: then calibrate on the pairs with a
+    // gold preference (the run's measured agreement says what it came to).
+    if (diffs.length > 0 && expectedAgreement(diffs, 1e-6) > b.labeler_agreement) {
+      data.labelers = labelerPanel(ctx, data, calibrateNoiseStd(diffs, b.labeler_agreement));
+      calibratedOn = "ranked_samples";
+    } else if (scored.length > 0) {
+      data.labelers = labelerPanel(ctx, data, calibrateNoiseStd(scored, b.labeler_agreement));
+      calibratedOn = "ranked_samples_with_different_scores";
+      ctx.log.warn({ pairs: diffs.length, equalScores: diffs.length - scored.length }, "too many sampled pairs have equal gold scores to reach data.builtin.labeler_agreement on all of them: the labelers are calibrated on the pairs with different scores");
+    } else {
+      ctx.log.warn({ pairs: diffs.length }, "no sampled pair has different gold scores: the labelers keep the calibration on simulated responses");
+    }
+  }
+  const out: RankedSamples[] = sampled.map((s, i) => ({ prompt: s.prompt, responses: s.responses, ranks: data.labelers[i % data.labelers.length].rank(s.group.task, s.group.responses) }));
+  const agreement = measuredAgreement(groups, data.labelers);
+  state.labelers = { noiseStd: data.labelers[0].noiseStd, calibratedOn, agreement: agreement.pairs ? agreement.agree / agreement.pairs : 1, pairs: agreement.pairs };
+  ctx.events.metrics({ stage: Stage.STAGE_RANKINGS, step: tasks.length, values: { "labelers/noise_std": state.labelers.noiseStd, "labelers/agreement": state.labelers.agreement, "labelers/pairs": agreement.pairs } });
   return out;
 }
 
@@ -349,7 +415,7 @@ export async function rewardModelStage(ctx: RecipeContext, data: RecipeData, sta
   const saved = await rmc.unary("saveCheckpoint", { dir }, { signal: ctx.signal });
   state.rewardModelDir = saved.dir;
   ctx.events.checkpoint({ dir: saved.dir, stage: Stage.STAGE_REWARD_MODEL, iteration: 0, weights: saved.weights ? [saved.weights] : [], bytes: saved.bytesWritten });
-  const labelerAgreement = ctx.cfg.rankings.source === "file" ? null : ctx.cfg.data.builtin.labeler_agreement;
+  const labelerAgreement = ctx.cfg.rankings.source === "file" ? null : (state.labelers?.agreement ?? null);
   state.rewardModel = { heldoutAccuracy: pairs > 0 ? correct / pairs : 0, trainLoss, trainPairs, pairs, labelerAgreement };
   ctx.events.metrics({ stage: Stage.STAGE_REWARD_MODEL, step: steps, values: { "reward_model/heldout_accuracy": state.rewardModel.heldoutAccuracy, "reward_model/heldout_pairs": pairs } });
 }

@@ -97,6 +97,7 @@ test("a micro recipe runs every stage across the real services; WatchRun replays
   assert.equal(report.models.sft.win_rate_vs_sft, null, "SFT is the baseline");
   assert.ok(report.models.ppo_ptx.win_rate_vs_sft.comparisons === 8);
   assert.equal(report.acceptance.checks.length, 4, "acceptance checks are in the report");
+  assert.deepEqual(Object.keys(report.run.elapsed_ms), ["pretrain", "sft", "rankings", "reward_model", "ppo", "evaluation"], "every stage's time, evaluation's too");
   // The labelers were calibrated on the sampled pairs they ranked; the report shows their measured agreement.
   const state = JSON.parse(readFileSync(join(run.runDir, "recipe-state.json"), "utf8"));
   assert.ok(state.labelers.noiseStd > 0 && state.labelers.pairs > 0 && state.labelers.calibratedOn.startsWith("ranked_samples"), JSON.stringify(state.labelers));

@@ -332,9 +332,13 @@ export class RunStore {
         }
         await stage(Stage.STAGE_PPO, () => ppoStage(ctx, data, rec.state, () => this.saveState(rec)));
         await stage(Stage.STAGE_EVALUATION, async () => {
+          const started = Date.now();
           await evaluationStage(ctx, data, rec.state);
           const backend = (await this.clients.policy.unary("getInfo", {}, { signal: abort.signal })).backend;
-          const acceptance = await writeRunReport(rec.run, rec.config, rec.state, data, backend);
+          // The report is written inside this stage: its elapsed time so far goes in with the others.
+          const key = ppoCoordinator.stageToJSON(Stage.STAGE_EVALUATION);
+          const stageMs = { ...rec.state.stageMs, [key]: (rec.state.stageMs[key] ?? 0) + Date.now() - started };
+          const acceptance = await writeRunReport(rec.run, rec.config, { ...rec.state, stageMs }, data, backend);
           ctx.events.metrics({ stage: Stage.STAGE_EVALUATION, step: 1, values: acceptance });
         });
         await this.transition(rec, RunState.RUN_STATE_SUCCEEDED);

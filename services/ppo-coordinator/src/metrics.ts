@@ -2,7 +2,7 @@
  * The training signals as OpenTelemetry gauges: every metrics event a run emits (RunStore.emit,
  * the one place) sets the registered gauge of each value it carries, `objective/kl` ->
  * `rlhf.objective.kl` (Prometheus `rlhf_objective_kl`), with attributes `rlhf.run_id`,
- * `rlhf.stage` (pretrain, sft, reward_model, ppo) and, in PPO, `rlhf.variant` (ppo_ptx or ppo).
+ * `rlhf.stage` (pretrain, sft, rankings, reward_model, ppo) and, in PPO, `rlhf.variant` (ppo_ptx or ppo).
  * PPO events also set `rlhf.objective.kl_bound` (the run's `ppo.kl.max_mean_kl`) and, with the
  * adaptive controller, `rlhf.objective.kl_target`, so a dashboard can draw KL against them.
  * Values whose name the registry (@rlhf/telemetry TRAINING_SIGNALS) lacks are not exported.

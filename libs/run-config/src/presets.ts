@@ -50,8 +50,8 @@ const PRESETS: Readonly<Record<RunPresetName, JsonObject>> = {
   // The `rlhf demo` run (under 20 minutes on 2 cores): a 64-wide, 4-layer, 4-head byte model
   // (`small` narrowed). Measured (wasm, 2 cores, with compute's BatchMatMul wrapper): pretrain
   // 1m56s, SFT 2m14s, rankings 57s, reward model 4m15s, PPO (both variants, 15 iterations each)
-  // 4m26s, evaluation 40s: 14.5 min (9.2 min on a faster day). ptx gamma 0.5: with 1, PPO-ptx's pretraining loss went
-  // below SFT's by as much as plain PPO's went above it.
+  // 4m26s, evaluation 40s: 14.5 min (9.2 min on a faster day). ptx gamma 0.5: with 1, PPO-ptx's
+  // pretraining loss went below SFT's by as much as plain PPO's went above it.
   default: {
     model: { preset: "small", n_embd: 64 },
     data: { builtin: { sft_prompts: 800, rm_prompts: 400, ppo_prompts: 480, eval_prompts: 200 } },

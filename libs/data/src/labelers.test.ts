@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import {
   SimulatedLabeler,
   calibrateNoiseStd,
+  calibrateOnGroups,
   createLabelers,
   expectedAgreement,
   groupScoreDiffs,
@@ -166,4 +167,25 @@ test("measured agreement: a panel of one is compared with a second labeler of it
   const exact = panelAgreement(groups, createLabelers(tasks, { count: 3, noiseStd: 0 }));
   assert.equal(exact.agree, exact.pairs);
   assert.throws(() => panelAgreement(groups, []), /labelers/);
+});
+
+test("calibrateOnGroups: all pairs when the target is reachable; the pairs with different scores when equal ones cap it; none without a preference", () => {
+  const simulated = tasks.slice(0, 300).map((task, i) => ({ task, responses: simulateResponses(task, 4, new Rng(41, i)) }));
+  const all = calibrateOnGroups(simulated, 0.73);
+  assert.ok(all);
+  assert.equal(all.on, "all");
+  assert.ok(Math.abs(expectedAgreement(groupScoreDiffs(simulated), all.noiseStd) - 0.73) < 1e-6);
+  // Made-up words score alike: only the group with the gold answer has a preference.
+  const madeUp = tasks.slice(0, 20).map((task) => ({ task, responses: ["zqxv", "vvqz zz", "qqqj"] }));
+  const mostlyEqual = [...madeUp, { task: tasks[0], responses: [tasks[0].completion, "zqxv"] }];
+  const some = calibrateOnGroups(mostlyEqual, 0.73);
+  assert.ok(some);
+  assert.deepEqual({ on: some.on, pairs: some.pairs, equalScorePairs: some.equalScorePairs }, { on: "different_scores", pairs: 61, equalScorePairs: 60 });
+  assert.equal(some.noiseStd, calibrateNoiseStd([goldScore(tasks[0], tasks[0].completion) - goldScore(tasks[0], "zqxv")], 0.73));
+  assert.equal(calibrateOnGroups(madeUp, 0.73), undefined);
+});
+
+test("pairwiseAgreement counts only the pairs its filter accepts", () => {
+  assert.deepEqual(pairwiseAgreement([0, 1, 2], [0, 2, 1]), { agree: 2, pairs: 3 });
+  assert.deepEqual(pairwiseAgreement([0, 1, 2], [0, 2, 1], (i, j) => !(i === 1 && j === 2)), { agree: 2, pairs: 2 });
 });

@@ -113,6 +113,17 @@ export function expectedAgreement(scoreDiffs: readonly number[], noiseStd: numbe
   return sum / scoreDiffs.length;
 }
 
+/** The smallest σ calibration tries: {@link maxAgreement} is the agreement there. */
+const MIN_NOISE_STD = 1e-6;
+
+/**
+ * The most two noisy labelers can agree on pairs with these score differences (σ → 0): pairs
+ * with different scores always agree, pairs with equal scores are a coin toss.
+ */
+export function maxAgreement(scoreDiffs: readonly number[]): number {
+  return expectedAgreement(scoreDiffs, MIN_NOISE_STD);
+}
+
 /**
  * The σ at which two labelers agree on `targetAgreement` of the pairs with these score
  * differences (bisection on log σ; agreement falls from its σ→0 limit to 0.5 as σ grows).
@@ -120,9 +131,9 @@ export function expectedAgreement(scoreDiffs: readonly number[], noiseStd: numbe
  */
 export function calibrateNoiseStd(scoreDiffs: readonly number[], targetAgreement: number = DEFAULT_LABELER_AGREEMENT): number {
   if (!(targetAgreement > 0.5 && targetAgreement < 1)) throw new InvalidArgumentError("agreement", `must be in (0.5, 1), got ${targetAgreement}`);
-  let lo = 1e-6;
+  let lo = MIN_NOISE_STD;
   let hi = 1e3;
-  const top = expectedAgreement(scoreDiffs, lo);
+  const top = maxAgreement(scoreDiffs);
   if (targetAgreement >= top) {
     throw new InvalidArgumentError("agreement", `${targetAgreement} is unreachable: pairs with equal scores cap agreement at ${top.toFixed(4)} for these responses`);
   }
@@ -184,6 +195,39 @@ export function groupScoreDiffs(groups: readonly ResponseGroup[], opts: ScoringO
   return out;
 }
 
+/** Result of {@link calibrateOnGroups}. */
+export interface GroupCalibration {
+  /** The calibrated σ. */
+  readonly noiseStd: number;
+  /**
+   * "all": every pair of different responses; "different_scores": only those whose gold scores
+   * differ, because equal scores made the target unreachable on all of them.
+   */
+  readonly on: "all" | "different_scores";
+  /** Pairs of different responses in the groups. */
+  readonly pairs: number;
+  /** Of those, pairs whose gold scores are equal. */
+  readonly equalScorePairs: number;
+}
+
+/**
+ * The σ at which two labelers agree on `targetAgreement` of the pairs of different responses in
+ * these groups (what they rank). Different responses with equal gold scores are a coin toss for
+ * any noisy labeler, so when they are too many to reach the target, σ is calibrated on the pairs
+ * whose scores differ. Undefined when no pair has different scores (nothing to calibrate on).
+ */
+export function calibrateOnGroups(
+  groups: readonly ResponseGroup[],
+  targetAgreement: number = DEFAULT_LABELER_AGREEMENT,
+  opts: ScoringOptions & { weights?: Partial<ScoreWeights> } = {},
+): GroupCalibration | undefined {
+  const diffs = groupScoreDiffs(groups, opts);
+  const scored = diffs.filter((d) => d !== 0);
+  if (scored.length === 0) return undefined;
+  const all = maxAgreement(diffs) > targetAgreement;
+  return { noiseStd: calibrateNoiseStd(all ? diffs : scored, targetAgreement), on: all ? "all" : "different_scores", pairs: diffs.length, equalScorePairs: diffs.length - scored.length };
+}
+
 /**
  * How often two labelers of a panel agree on the pairs of distinct responses within each group
  * (identical responses, which both tie, are left out): group i is ranked by labeler i mod L and
@@ -196,16 +240,10 @@ export function measuredAgreement(groups: readonly ResponseGroup[], labelers: re
   let agree = 0;
   let pairs = 0;
   groups.forEach((g, i) => {
-    const a = others[i % others.length].rank(g.task, g.responses);
-    const b = others[(i + 1) % others.length].rank(g.task, g.responses);
     const keys = g.responses.map(canonicalResponse);
-    for (let x = 0; x < keys.length; x++) {
-      for (let y = x + 1; y < keys.length; y++) {
-        if (keys[x] === keys[y]) continue;
-        pairs++;
-        if (Math.sign(a[x] - a[y]) === Math.sign(b[x] - b[y])) agree++;
-      }
-    }
+    const r = pairwiseAgreement(others[i % others.length].rank(g.task, g.responses), others[(i + 1) % others.length].rank(g.task, g.responses), (x, y) => keys[x] !== keys[y]);
+    agree += r.agree;
+    pairs += r.pairs;
   });
   return { agree, pairs };
 }
@@ -243,15 +281,16 @@ export function createLabelers(tasks: readonly InstructionTask[], opts: LabelerP
 }
 
 /**
- * How often two rankings of the same responses agree on a pair: over all pairs i < j, both
- * prefer i, both prefer j, or both tie.
+ * How often two rankings of the same responses agree on a pair: over all pairs i < j (those
+ * `counts(i, j)` accepts, when given), both prefer i, both prefer j, or both tie.
  */
-export function pairwiseAgreement(a: readonly number[], b: readonly number[]): { agree: number; pairs: number } {
+export function pairwiseAgreement(a: readonly number[], b: readonly number[], counts?: (i: number, j: number) => boolean): { agree: number; pairs: number } {
   if (a.length !== b.length) throw new InvalidArgumentError("b", `length ${b.length} differs from ${a.length}`);
   let agree = 0;
   let pairs = 0;
   for (let i = 0; i < a.length; i++) {
     for (let j = i + 1; j < a.length; j++) {
+      if (counts && !counts(i, j)) continue;
       pairs++;
       if (Math.sign(a[i] - a[j]) === Math.sign(b[i] - b[j])) agree++;
     }

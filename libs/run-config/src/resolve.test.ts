@@ -147,6 +147,7 @@ test("out-of-range values: the message names the key, the limit and the value", 
   assert.equal(e.field, "ppo.kl.target");
   assert.deepEqual(issuesOf({ ppo: { missing_eos_penalty: 0.5 } }), ["ppo.missing_eos_penalty: must be <= 0, got 0.5"]);
   assert.deepEqual(issuesOf({ data: { builtin: { labeler_agreement: 1 } } }), ["data.builtin.labeler_agreement: must be < 1, got 1"]);
+  assert.deepEqual(issuesOf({ data: { builtin: { labeler_calibration: "gold" } } }), ['data.builtin.labeler_calibration: must be one of "ranked_samples", "simulated_responses", got "gold"']);
   assert.deepEqual(issuesOf({ ppo: { clip_range: 0 } }), ["ppo.clip_range: must be > 0, got 0"]);
   assert.deepEqual(issuesOf({ rankings: { k: 1 } }), ["rankings.k: must be >= 2, got 1"]);
   assert.deepEqual(issuesOf({ rankings: { k: 17 } }), ["rankings.k: must be <= 16, got 17"]);

@@ -9,11 +9,9 @@ import { mkdir, rm, readdir } from "node:fs/promises";
 import { common, ppoCoordinator, pretrainMix, type policy as policyPb, type rewardModel } from "@rlhf/proto";
 import {
   buildInstructionDatasets,
-  calibrateNoiseStd,
+  calibrateOnGroups,
   createLabelers,
-  expectedAgreement,
   evaluateResponses,
-  groupScoreDiffs,
   measuredAgreement,
   winRate,
   type InstructionTask,
@@ -341,20 +339,18 @@ export async function rankingsStage(ctx: RecipeContext, data: RecipeData, state:
   const groups = sampled.map((s) => s.group);
   let calibratedOn: LabelerPanelState["calibratedOn"] = "simulated_responses";
   if (b.labeler_calibration === "ranked_samples") {
-    const diffs = groupScoreDiffs(groups, { blocklist: b.blocklist ?? undefined });
-    const scored = diffs.filter((d) => d !== 0);
-    // Different responses with equal gold scores are a coin toss for any labeler with noise, so
-    // too many of them cap the agreement below the target: then calibrate on the pairs with a
-    // gold preference (the run's measured agreement says what it came to).
-    if (diffs.length > 0 && expectedAgreement(diffs, 1e-6) > b.labeler_agreement) {
-      data.labelers = labelerPanel(ctx, data, calibrateNoiseStd(diffs, b.labeler_agreement));
-      calibratedOn = "ranked_samples";
-    } else if (scored.length > 0) {
-      data.labelers = labelerPanel(ctx, data, calibrateNoiseStd(scored, b.labeler_agreement));
-      calibratedOn = "ranked_samples_with_different_scores";
-      ctx.log.warn({ pairs: diffs.length, equalScores: diffs.length - scored.length }, "too many sampled pairs have equal gold scores to reach data.builtin.labeler_agreement on all of them: the labelers are calibrated on the pairs with different scores");
+    const cal = calibrateOnGroups(groups, b.labeler_agreement, { blocklist: b.blocklist ?? undefined });
+    if (!cal) {
+      ctx.log.warn({ prompts: groups.length }, "no sampled pair has different gold scores: the labelers keep the calibration on simulated responses");
     } else {
-      ctx.log.warn({ pairs: diffs.length }, "no sampled pair has different gold scores: the labelers keep the calibration on simulated responses");
+      data.labelers = labelerPanel(ctx, data, cal.noiseStd);
+      calibratedOn = cal.on === "all" ? "ranked_samples" : "ranked_samples_with_different_scores";
+      if (cal.on !== "all") {
+        ctx.log.warn(
+          { pairs: cal.pairs, equalScores: cal.equalScorePairs },
+          "too many sampled pairs have equal gold scores to reach data.builtin.labeler_agreement on all of them: the labelers are calibrated on the pairs with different scores",
+        );
+      }
     }
   }
   const out: RankedSamples[] = sampled.map((s, i) => ({ prompt: s.prompt, responses: s.responses, ranks: data.labelers[i % data.labelers.length].rank(s.group.task, s.group.responses) }));

@@ -63,7 +63,7 @@ const MiB = (n: number) => `${n}Mi`;
 /** `local`: one node (kind, minikube), CPU only, small requests so it fits a laptop. */
 export const LOCAL: Profile = {
   name: "local",
-  description: "one node (kind, minikube), CPU only: wasm images, small requests",
+  description: "one node (kind, minikube), CPU only: cpu images (libtorch backend), small requests",
   gpu: false,
   storage: { accessMode: "ReadWriteOnce", size: GiB(10) },
   replicas: { min: 2, max: 3 },

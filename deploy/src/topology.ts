@@ -111,9 +111,14 @@ export const STACK = {
   grafana: { name: "grafana", image: "grafana/grafana:11.3.0", port: 3000 },
 } as const;
 
-/** RLHF_BACKEND of a service: TensorFlow on the GPU for the model services of the gpu profile, else wasm. */
+/**
+ * RLHF_BACKEND of a service: TensorFlow on the GPU for the model services of the gpu profile, the
+ * libtorch backend (built into the cpu images) for the model services on CPU nodes, wasm for the
+ * coordinator (it computes no model).
+ */
 export function backendOf(s: RlhfService, gpu: boolean): string {
-  return gpu && s.compute ? "tensorflow-gpu" : "wasm";
+  if (!s.compute) return "wasm";
+  return gpu ? "tensorflow-gpu" : "torch";
 }
 
 /** Environment every service gets (addresses of the stack, listening on all interfaces). */
@@ -135,7 +140,7 @@ export function serviceEnv(s: RlhfService, gpu: boolean): Record<string, string>
   return { ...commonEnv(), GRPC_PORT: String(s.port), OTEL_SERVICE_NAME: s.name, RLHF_BACKEND: backendOf(s, gpu), ...s.env };
 }
 
-/** Our image of a service: `rlhf/<name>:<tag>` (wasm) or `...:<tag>-gpu`. */
+/** Our image of a service: `rlhf/<name>:<tag>` (CPU: torch and wasm) or `...:<tag>-gpu`. */
 export function imageOf(name: string, gpu: boolean, registry = IMAGE_REGISTRY, tag = IMAGE_TAG): string {
   return `${registry}/${name}:${tag}${gpu ? "-gpu" : ""}`;
 }

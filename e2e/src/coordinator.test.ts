@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ppoCoordinator } from "@rlhf/proto";
 import { createLogger, createClient, checkHealth, resultOrStatus as statusOf, type KitClient } from "@rlhf/grpc-kit";
-import { MICRO, RLHF, freePort, start as startProc, exitWithin } from "./helpers";
+import { BACKEND, MICRO, RLHF, freePort, start as startProc, exitWithin } from "./helpers";
 import { startPolicy, loadConfig as policyConfig, type PolicyApp } from "@rlhf/policy";
 import { startRewardModel, loadConfig as rmConfig, type RewardModelApp } from "@rlhf/reward-model";
 import { startReferenceModel, loadConfig as refConfig, type ReferenceModelApp } from "@rlhf/reference-model";
@@ -23,7 +23,7 @@ let client: KitClient<ppoCoordinator.PpoCoordinatorServiceClient>;
 let runsDir: string;
 
 before(async () => {
-  process.env.RLHF_BACKEND = "cpu";
+  process.env.RLHF_BACKEND = BACKEND;
   runsDir = mkdtempSync(join(tmpdir(), "coordinator-"));
   const policy = await startPolicy(policyConfig({ GRPC_PORT: "0", TOKENIZER: "byte" }), log);
   const rm = await startRewardModel(rmConfig({ GRPC_PORT: "0", POLICY_ADDR: policy.server.address }), log);
@@ -139,7 +139,7 @@ const FINAL_FILES = ["ppo_ptx-000003/policy/model.safetensors", "ppo_ptx-000003/
 // One interrupted run covers both ways a run stops (a second one would double the CI time): it is
 // cancelled during PPO-ptx and resumed, then its coordinator process is SIGKILLed during plain
 // PPO, started again on the same RUNS_DIR and the run resumed; it must end exactly as the
-// uninterrupted run ("straight", same seed) does, on the CPU backend.
+// uninterrupted run ("straight", same seed) does, on the default backend (torch where built).
 test("a run cancelled during PPO-ptx and resumed, then SIGKILLed (its coordinator) during plain PPO, restarted and resumed, ends with the same weights as an uninterrupted one", { timeout: 900_000 }, async () => {
   await client.unary("startRun", { configJson: RESUME_CONFIG, runId: "straight", displayName: "", validateOnly: false });
   await follow("straight");

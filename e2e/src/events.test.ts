@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openRunFeed, startNatsServer, type NatsServer, type WeightsEvent } from "@rlhf/events";
-import { RLHF, start, exitWithin } from "./helpers";
+import { BACKEND, RLHF, start, exitWithin } from "./helpers";
 
 // The cheapest recipe that has every stage: a random base model (no pretraining), a few SFT and
 // reward-model steps, five PPO-ptx iterations of 4 prompts in one minibatch.
@@ -59,7 +59,7 @@ test("NATS down in the middle of a run neither stops nor slows it; a late subscr
   const runId = "nats-e2e";
   const eventsFile = join(runs, runId, "events.jsonl");
   const started = Date.now();
-  const run = start([RLHF, "run", configFile, "--runs-dir", runs, "--run-id", runId], { NATS_URL: nats.url, RLHF_BACKEND: "cpu" });
+  const run = start([RLHF, "run", configFile, "--runs-dir", runs, "--run-id", runId], { NATS_URL: nats.url, RLHF_BACKEND: BACKEND });
 
   // NATS goes down once iteration 1 is reported and comes back once iteration 3 is.
   let live: ReturnType<typeof start> | undefined;

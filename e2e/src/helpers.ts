@@ -1,10 +1,18 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
+import { loadAddon } from "@rlhf/torch-backend";
 
 /** Repository root (e2e/dist/.. or e2e/src/..). */
 export const ROOT = join(__dirname, "..", "..");
 /** The built `rlhf` entry point. */
 export const RLHF = join(ROOT, "cli", "dist", "main.js");
+
+/**
+ * The compute backend of the services (and in-process models) these tests start: RLHF_BACKEND when
+ * set (CI runs the suite once as is, and the backend-equality tests on both), else the one
+ * initBackend picks by default here: torch where its addon is built, else wasm.
+ */
+export const BACKEND = process.env.RLHF_BACKEND?.trim() || (loadAddon().ok ? "torch" : "wasm");
 
 /** A free loopback port. */
 export { freePort } from "@rlhf/grpc-kit";

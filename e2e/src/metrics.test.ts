@@ -9,11 +9,11 @@ import * as grpc from "@grpc/grpc-js";
 import { referenceModel } from "@rlhf/proto";
 import { createClient, waitForServing } from "@rlhf/grpc-kit";
 import { allPrometheusSeries, findSamples, parsePrometheusText, type PrometheusSample } from "@rlhf/telemetry";
-import { RLHF, freePort, start, exitWithin, type Proc } from "./helpers";
+import { BACKEND, RLHF, freePort, start, exitWithin, type Proc } from "./helpers";
 
-/** `rlhf serve` with none of the runner's METRICS_* (spawn skips undefined values), on the cpu backend. */
+/** `rlhf serve` with none of the runner's METRICS_* (spawn skips undefined values), on the tests' backend. */
 function startClean(args: string[], extra: Record<string, string> = {}): Proc {
-  return start(args, { METRICS_PORT: undefined, METRICS_HOST: undefined, RLHF_BACKEND: "cpu", ...extra });
+  return start(args, { METRICS_PORT: undefined, METRICS_HOST: undefined, RLHF_BACKEND: BACKEND, ...extra });
 }
 
 const one = (samples: PrometheusSample[], name: string, labels: Record<string, string>): number => {
@@ -56,8 +56,8 @@ test("a real service process serves /metrics: RPC latency by method and status, 
   const sumMs = one(samples, "rpc_server_duration_sum", rpc("LogProbs", grpc.status.OK));
   assert.ok(sumMs > 0);
   // Tensor memory of the model this process holds (a tiny GPT), on the backend it chose.
-  const tensors = one(samples, "rlhf_tensor_count", { service_name: "reference-model", rlhf_backend: "cpu" });
-  const bytes = one(samples, "rlhf_tensor_memory", { service_name: "reference-model", rlhf_backend: "cpu" });
+  const tensors = one(samples, "rlhf_tensor_count", { service_name: "reference-model", rlhf_backend: BACKEND });
+  const bytes = one(samples, "rlhf_tensor_memory", { service_name: "reference-model", rlhf_backend: BACKEND });
   assert.ok(tensors > 0 && bytes > 0, `tensors ${tensors}, bytes ${bytes}`);
   // The two good calls read 7 tokens each; the refused one counts nothing.
   assert.equal(one(samples, "rlhf_tokens_total", { service_name: "reference-model", rlhf_operation: "logprobs" }), 14);

@@ -9,13 +9,13 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { common, policy as policyPb, pretrainMix, rewardModel } from "@rlhf/proto";
 import { createClient, checkHealth, waitForServing } from "@rlhf/grpc-kit";
-import { initBackend, type NamedHostTensors } from "@rlhf/compute";
+import { initBackend, type BackendName, type NamedHostTensors } from "@rlhf/compute";
 import { receiveTensorSet, modelConfigToProto, modelConfigFromProto } from "@rlhf/tensor-transport";
 import { GPT2, ScalarHeadModel, Trainer, lmLoss, type GPT2Config } from "@rlhf/model";
 import { ppoPolicyLoss, ppoValueLoss } from "@rlhf/rl";
-import { RLHF, freePort, start, exitWithin, type Proc } from "./helpers";
+import { BACKEND, RLHF, freePort, start, exitWithin, type Proc } from "./helpers";
 
-// Byte-level vocabulary (EOS 256, PAD 257) and a short context: fast on the cpu backend.
+// Byte-level vocabulary (EOS 256, PAD 257) and a short context: fast on any backend.
 const CONFIG: GPT2Config = { vocabSize: 260, nPositions: 32, nEmbd: 16, nLayer: 2, nHead: 2, layerNormEpsilon: 1e-5 };
 const procs: Proc[] = [];
 after(async () => {
@@ -25,8 +25,8 @@ after(async () => {
 
 async function serve(name: string, env: Record<string, string>): Promise<string> {
   const port = await freePort();
-  // The cpu backend everywhere: this test compares float32 results across processes.
-  const p = start([RLHF, "serve", name, "--port", String(port)], { RLHF_BACKEND: "cpu", LOG_LEVEL: "warn", ...env });
+  // One backend everywhere (this process too): this test compares float32 results across processes.
+  const p = start([RLHF, "serve", name, "--port", String(port)], { RLHF_BACKEND: BACKEND, LOG_LEVEL: "warn", ...env });
   procs.push(p);
   return `127.0.0.1:${port}`;
 }
@@ -52,7 +52,7 @@ const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 };
 
 test("PpoUpdate with pretrain-mix's gradients equals a single-process step on the summed objective", { timeout: 180_000 }, async () => {
-  await initBackend({ backend: "cpu" });
+  await initBackend({ backend: BACKEND as BackendName });
   const policyAddr = await serve("policy", {});
   const rmAddr = await serve("reward-model", { POLICY_ADDR: policyAddr });
   const mixAddr = await serve("pretrain-mix", { POLICY_ADDR: policyAddr, TOKENIZER: "byte" });

@@ -9,7 +9,7 @@ import { RLHF, freePort, start, exitWithin } from "./helpers";
 
 test("serve, query, drain on SIGTERM, exit 0", async () => {
   const port = await freePort();
-  // Default backend order (wasm here): the pure-JS cpu backend needs minutes for the call below.
+  // Default backend order (torch where built, else wasm): the pure-JS cpu backend needs minutes for the call below.
   const svc = start([RLHF, "serve", "reference-model", "--port", String(port), "--init", "small", "--seed", "3"]);
   const address = `127.0.0.1:${port}`;
   await waitForServing(address, 60_000);
@@ -22,7 +22,7 @@ test("serve, query, drain on SIGTERM, exit 0", async () => {
     client.unary("logProbs", { batch: { tokens: [1, 60000], lengths: [2], promptLengths: [] }, temperature: 1 }),
     (e: grpc.ServiceError) => e.code === grpc.status.INVALID_ARGUMENT && /batch\.tokens\[1\]: id 60000 is outside the vocabulary \[0, 50257\)/.test(e.details),
   );
-  // A long call (seconds on wasm) in flight when SIGTERM arrives still completes.
+  // A long call (seconds on wasm, less on torch) in flight when SIGTERM arrives still completes.
   const tokens = Array.from({ length: 8 * 200 }, (_, i) => (i * 7919) % 50257);
   const inflight = client.unary("logProbs", { batch: { tokens, lengths: Array(8).fill(200), promptLengths: [] }, temperature: 1 });
   await new Promise((r) => setTimeout(r, 200));

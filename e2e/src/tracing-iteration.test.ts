@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { OTLP_KIND, startOtlpReceiver, spanRecordsOf, type SpanRecord } from "@rlhf/telemetry";
-import { RLHF, start, exitWithin } from "./helpers";
+import { BACKEND, RLHF, start, exitWithin } from "./helpers";
 
 type Span = SpanRecord;
 
@@ -41,7 +41,7 @@ test("two PPO iterations across the five service processes: one trace each, link
   writeFileSync(join(dir, "run.json"), JSON.stringify(CONFIG));
   const runs = join(dir, "runs");
   const started = Date.now();
-  const cli = start([RLHF, "run", join(dir, "run.json"), "--runs-dir", runs, "--run-id", "traced", "--backend", "cpu"], {
+  const cli = start([RLHF, "run", join(dir, "run.json"), "--runs-dir", runs, "--run-id", "traced", "--backend", BACKEND], {
     OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
     OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
     OTEL_BSP_SCHEDULE_DELAY: "200",

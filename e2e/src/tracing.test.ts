@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingMessage } from "node:http";
 import { join } from "node:path";
 import { waitForServing } from "@rlhf/grpc-kit";
-import { RLHF, ROOT, freePort, start, exitWithin } from "./helpers";
+import { BACKEND, RLHF, ROOT, freePort, start, exitWithin } from "./helpers";
 
 interface OtlpSpan {
   traceId: string;
@@ -45,7 +45,7 @@ test("one trace spans a traced client and the reference-model service process", 
   const otel = { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: "http/json", OTEL_BSP_SCHEDULE_DELAY: "200" };
 
   const port = await freePort();
-  const svc = start([RLHF, "serve", "reference-model", "--port", String(port), "--init", "tiny"], { ...otel, RLHF_BACKEND: "cpu" });
+  const svc = start([RLHF, "serve", "reference-model", "--port", String(port), "--init", "tiny"], { ...otel, RLHF_BACKEND: BACKEND });
   await waitForServing(`127.0.0.1:${port}`, 30_000);
   const client = start([join(ROOT, "e2e", "dist", "fixtures", "traced-client.js"), `127.0.0.1:${port}`], otel);
   assert.equal(await exitWithin(client, 30_000), 0, client.out());

@@ -15,7 +15,7 @@ rlhf init --size tiny|small|gpt2-124m --out DIR [--seed N] [--tokenizer byte|gpt
   --temperature     default 1
   --top-k / --top-p default 0 / 1 (off)
   --seed            default 0
-Backend: RLHF_BACKEND (tensorflow-gpu, tensorflow, wasm, cpu); default: the first that loads.`;
+Backend: RLHF_BACKEND (tensorflow-gpu, tensorflow, torch, wasm, cpu); default: the first that loads.`;
 
 type Print = (line: string) => void;
 

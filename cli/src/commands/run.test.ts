@@ -21,7 +21,7 @@ test("argument mistakes exit 2 with one clear line, before anything starts", () 
   const cases: [string[], string][] = [
     [["demo", "--bogus"], "rlhf: rlhf demo: unknown option --bogus (known: --tiny, --runs-dir, --run-id, --backend, --coordinator)\n"],
     [["demo", "extra"], 'rlhf: rlhf demo: unexpected argument "extra"\n'],
-    [["demo", "--backend", "gpu"], 'rlhf: --backend must be one of tensorflow-gpu, tensorflow, wasm, cpu, got "gpu"\n'],
+    [["demo", "--backend", "gpu"], 'rlhf: --backend must be one of tensorflow-gpu, tensorflow, torch, wasm, cpu, got "gpu"\n'],
     [["demo", "--run-id", "My_Run"], 'rlhf: --run-id must be 1-64 characters of a-z, 0-9 and -, got "My_Run"\n'],
     [["demo", "--runs-dir"], "rlhf: --runs-dir needs a value\n"],
     [["run", join(tmp, "missing.yaml")], `rlhf: config file ${join(tmp, "missing.yaml")} does not exist\n`],

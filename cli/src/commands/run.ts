@@ -12,8 +12,9 @@ import type { SessionAction, SessionOptions } from "../run/session";
 
 const COMMON_FLAGS = `  --runs-dir DIR    where runs and the services' logs (<service>.log) go (default ./runs)
   --run-id ID       name the run: 1-64 characters of a-z, 0-9 and - (default: the coordinator picks)
-  --backend NAME    RLHF_BACKEND of every service: wasm, cpu, tensorflow or tensorflow-gpu
-                    (default: each service takes the best one it can load)
+  --backend NAME    RLHF_BACKEND of every service: torch, wasm, cpu, tensorflow or tensorflow-gpu
+                    (default: each service takes the best one it can load: torch where its
+                    addon is built, else wasm; RLHF_TORCH_THREADS sets torch's threads, default 1)
   --coordinator ADDR  start no services: send the run to a coordinator that runs already
                     (host:port, e.g. a cluster's behind kubectl port-forward) and follow it;
                     its run folders, and the paths a config names, are on the coordinator's side`;
@@ -52,7 +53,7 @@ rlhf resume <run-id> --coordinator ADDR
 ${AFTER}`;
 
 /** The compute backends `RLHF_BACKEND` accepts (libs/compute's BACKEND_ORDER; not imported: it loads TensorFlow.js). */
-const BACKENDS = ["tensorflow-gpu", "tensorflow", "wasm", "cpu"] as const;
+const BACKENDS = ["tensorflow-gpu", "tensorflow", "torch", "wasm", "cpu"] as const;
 const RUN_ID = /^[a-z0-9-]{1,64}$/;
 
 function noExtraPositionals(args: ParsedArgs, n: number, command: string): void {

@@ -11,10 +11,34 @@ import { BackendInitError, getBackendInfo, initBackend } from "./backend";
 test("an unknown RLHF_BACKEND is rejected, naming the allowed values", async () => {
   await assert.rejects(initBackend({ env: { RLHF_BACKEND: "cuda" } }), (err: Error) => {
     assert.ok(err instanceof BackendInitError);
-    assert.equal(err.message, 'RLHF_BACKEND="cuda" is not a compute backend; allowed: tensorflow-gpu, tensorflow, wasm, cpu');
+    assert.equal(err.message, 'RLHF_BACKEND="cuda" is not a compute backend; allowed: tensorflow-gpu, tensorflow, torch, wasm, cpu');
     return true;
   });
-  await assert.rejects(initBackend({ backend: "gpu" as never }), /options\.backend="gpu" is not a compute backend; allowed: tensorflow-gpu, tensorflow, wasm, cpu/);
+  await assert.rejects(initBackend({ backend: "gpu" as never }), /options\.backend="gpu" is not a compute backend; allowed: tensorflow-gpu, tensorflow, torch, wasm, cpu/);
+  assert.equal(getBackendInfo(), undefined);
+});
+
+test("RLHF_TORCH_THREADS and RLHF_TORCH_DEVICE are checked before any backend loads", async () => {
+  await assert.rejects(initBackend({ env: { RLHF_BACKEND: "torch", RLHF_TORCH_THREADS: "0" } }), /^BackendInitError: RLHF_TORCH_THREADS="0" must be an integer in 1\.\.1024$/);
+  await assert.rejects(initBackend({ env: { RLHF_TORCH_THREADS: "two" } }), /RLHF_TORCH_THREADS="two" must be an integer in 1\.\.1024/);
+  await assert.rejects(initBackend({ threads: 2.5 }), /options\.threads=2\.5 must be an integer in 1\.\.1024/);
+  await assert.rejects(initBackend({ env: { RLHF_TORCH_DEVICE: "tpu" } }), /RLHF_TORCH_DEVICE="tpu" must be cpu, cuda or cuda:N/);
+  assert.equal(getBackendInfo(), undefined);
+});
+
+test("RLHF_BACKEND=torch without its addon fails with one clear line", async () => {
+  // RLHF_TORCH_ADDON points the loader at another file; a missing one stands for a machine where
+  // the addon could not be built (no libtorch, no compiler).
+  process.env.RLHF_TORCH_ADDON = "/nonexistent/rlhf_torch.node";
+  try {
+    await assert.rejects(initBackend({ env: { RLHF_BACKEND: "torch" } }), (err: Error) => {
+      assert.ok(err instanceof BackendInitError);
+      assert.equal(err.message, "RLHF_BACKEND=torch: cannot use @rlhf/torch-backend: native addon not found: RLHF_TORCH_ADDON=/nonexistent/rlhf_torch.node does not exist");
+      return true;
+    });
+  } finally {
+    delete process.env.RLHF_TORCH_ADDON;
+  }
   assert.equal(getBackendInfo(), undefined);
 });
 

@@ -1,46 +1,53 @@
-// Default selection (no RLHF_BACKEND): the native packages cannot load on our build machines, so
-// the order tensorflow-gpu > tensorflow > wasm > cpu lands on wasm. Own file: backend choice is
-// global per process.
+// Default selection (no RLHF_BACKEND): the tfjs-node packages cannot load on our build machines,
+// so the order tensorflow-gpu > tensorflow > torch > wasm > cpu lands on torch where its addon is
+// built (pnpm build with libtorch-dev), else on wasm. Own file: backend choice is global per process.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, realpathSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { createRequire } from "node:module";
 import * as tf from "@tensorflow/tfjs-core";
+import { loadAddon } from "@rlhf/torch-backend";
 import { BACKEND_ORDER, getBackendInfo, initBackend } from "./backend";
 
 type Line = [string, Record<string, unknown> | undefined];
 
-test("default order skips the native backends with one line each and picks wasm", async (t) => {
+const torchBuilt = loadAddon().ok;
+const expected = torchBuilt ? { name: "torch", tfBackend: "torch", threads: 1 } : { name: "wasm", tfBackend: "wasm" };
+
+test("default order: one line naming the backend chosen and why each one before it was not", async (t) => {
   if (nativeBuilt()) return t.skip("a native tfjs binding is built on this machine");
   const lines: Line[] = [];
   const listeners = process.listenerCount("uncaughtException") + process.listenerCount("unhandledRejection");
   assert.equal(getBackendInfo(), undefined);
   const info = await initBackend({ env: {}, log: (msg, fields) => lines.push([msg, fields]) });
-  assert.deepEqual(info, { name: "wasm", tfBackend: "wasm" });
-  assert.equal(tf.getBackend(), "wasm");
+  assert.deepEqual(info, expected);
+  assert.equal(tf.getBackend(), expected.tfBackend);
   assert.deepEqual(getBackendInfo(), info);
 
-  assert.equal(lines.length, 3, JSON.stringify(lines));
-  const [gpu, cpuNative, chosen] = lines;
-  assert.match(gpu[0], /^compute backend tensorflow-gpu skipped: native addon not built \(.*tfjs-node-gpu.*tfjs_binding\.node is missing/);
-  assert.equal(gpu[1]?.backend, "tensorflow-gpu");
-  assert.equal(gpu[1]?.package, "@tensorflow/tfjs-node-gpu");
-  assert.match(cpuNative[0], /^compute backend tensorflow skipped: native addon not built/);
-  assert.equal(cpuNative[1]?.package, "@tensorflow/tfjs-node");
-  assert.equal(chosen[0], "compute backend wasm");
-  assert.equal(chosen[1]?.selectedBy, "auto");
-  assert.equal(chosen[1]?.simd, true);
-  assert.deepEqual(chosen[1]?.fallbackKernels, ["UnsortedSegmentSum", "GatherV2", "BatchMatMul"]);
-  for (const [msg, fields] of lines) {
-    assert.ok(!msg.includes("\n") && !/\bat .*:\d+:\d+/.test(msg), `one line, no stack: ${msg}`);
-    assert.ok(!String(fields?.reason ?? "").includes("\n"));
+  assert.equal(lines.length, 1, JSON.stringify(lines));
+  const [msg, fields] = lines[0];
+  assert.match(msg, new RegExp(`^compute backend ${expected.name} \\(not tensorflow-gpu: native addon not built \\(.*tfjs-node-gpu.*tfjs_binding\\.node is missing.*; not tensorflow: native addon not built`));
+  assert.equal(fields?.selectedBy, "auto");
+  const skipped = fields?.skipped as Record<string, string>;
+  assert.deepEqual(Object.keys(skipped), torchBuilt ? ["tensorflow-gpu", "tensorflow"] : ["tensorflow-gpu", "tensorflow", "torch"]);
+  if (torchBuilt) {
+    assert.equal(fields?.package, "@rlhf/torch-backend");
+    assert.equal(fields?.threads, 1);
+    assert.equal(fields?.device, "cpu");
+    assert.match(String(fields?.torchVersion), /^\d+\.\d+\.\d+$/);
+    assert.ok(Number(fields?.nativeKernels) > 60, String(fields?.nativeKernels));
+  } else {
+    assert.match(msg, /; not torch: native addon not (built|found)/);
+    assert.equal(fields?.simd, true);
+    assert.deepEqual(fields?.fallbackKernels, ["UnsortedSegmentSum", "GatherV2", "BatchMatMul"]);
   }
+  assert.ok(!msg.includes("\n") && !/\bat .*:\d+:\d+/.test(msg), `one line, no stack: ${msg}`);
 
   // The failed native loads left nothing behind.
   assert.deepEqual(tf.getKernelsForBackend("tensorflow"), []);
   assert.equal(tf.findBackendFactory("tensorflow"), null);
-  // Emscripten's rethrowing process listeners were removed.
+  // Emscripten's rethrowing process listeners (when wasm loaded) were removed.
   assert.equal(process.listenerCount("uncaughtException") + process.listenerCount("unhandledRejection"), listeners);
 });
 
@@ -48,15 +55,15 @@ test("idempotent: later and concurrent calls return the first result without log
   const lines: Line[] = [];
   const log = (msg: string, fields?: Record<string, unknown>) => lines.push([msg, fields]);
   const [a, b] = await Promise.all([initBackend({ log }), initBackend({ log, env: { RLHF_BACKEND: "cpu" } })]);
-  assert.deepEqual(a, { name: "wasm", tfBackend: "wasm" });
+  assert.deepEqual(a, expected);
   assert.deepEqual(b, a);
-  assert.deepEqual(await initBackend({ backend: "wasm" }), a);
+  assert.deepEqual(await initBackend({ backend: a.name }), a);
   assert.deepEqual(lines, []);
-  assert.equal(tf.getBackend(), "wasm");
+  assert.equal(tf.getBackend(), expected.tfBackend);
 });
 
 test("a later call that forces another backend is rejected", async () => {
-  await assert.rejects(initBackend({ backend: "cpu" }), /already initialised as wasm; cannot switch to cpu/);
+  await assert.rejects(initBackend({ backend: "cpu" }), new RegExp(`already initialised as ${expected.name}; cannot switch to cpu`));
 });
 
 test("every @tensorflow package resolves the same @tensorflow/tfjs-core file", () => {
@@ -83,7 +90,7 @@ test("after initBackend, gradients and chained tensor methods are registered", (
 });
 
 test("BACKEND_ORDER is the documented preference order", () => {
-  assert.deepEqual(BACKEND_ORDER, ["tensorflow-gpu", "tensorflow", "wasm", "cpu"]);
+  assert.deepEqual(BACKEND_ORDER, ["tensorflow-gpu", "tensorflow", "torch", "wasm", "cpu"]);
 });
 
 /** True when a native tfjs binding exists here (then the native backends would load). */

@@ -1,27 +1,41 @@
 /**
  * Compute backend selection: one TensorFlow.js backend per process, chosen once at start.
  *
- * Order: `@tensorflow/tfjs-node-gpu` (CUDA nodes), `@tensorflow/tfjs-node`, then
- * `@tensorflow/tfjs-backend-wasm`, then the pure-JS `@tensorflow/tfjs-backend-cpu`. The native
+ * Order: `@tensorflow/tfjs-node-gpu` (CUDA nodes), `@tensorflow/tfjs-node`, then this project's
+ * `torch` backend (@rlhf/torch-backend: kernels on libtorch through an N-API addon), then
+ * `@tensorflow/tfjs-backend-wasm`, then the pure-JS `@tensorflow/tfjs-backend-cpu`. The tfjs-node
  * packages are optional dependencies whose install script downloads libtensorflow; where that did
- * not happen, requiring them throws, and the selection falls through to wasm.
+ * not happen, requiring them throws. The torch addon is built by `pnpm build` where libtorch and a
+ * compiler exist (Debian: `apt-get install libtorch-dev`); where it was not built, the selection
+ * says why and falls through to wasm.
  */
 import { existsSync, realpathSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, sep } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import type * as TfWasm from "@tensorflow/tfjs-backend-wasm";
+import type * as TorchBackendModule from "@rlhf/torch-backend";
 import { registerFallbackKernels, registerMissingGradients, registerWasmFallbacks } from "./kernels";
 import { observeTensorMemory } from "./metrics";
 
 /** Our names for the compute backends, in order of preference. */
-export type BackendName = "tensorflow-gpu" | "tensorflow" | "wasm" | "cpu";
+export type BackendName = "tensorflow-gpu" | "tensorflow" | "torch" | "wasm" | "cpu";
 
 /** Every {@link BackendName}, in the order `initBackend` tries them. */
-export const BACKEND_ORDER: readonly BackendName[] = ["tensorflow-gpu", "tensorflow", "wasm", "cpu"];
+export const BACKEND_ORDER: readonly BackendName[] = ["tensorflow-gpu", "tensorflow", "torch", "wasm", "cpu"];
 
 /** Environment variable that forces one backend: one of {@link BACKEND_ORDER}. */
 export const BACKEND_ENV_VAR = "RLHF_BACKEND";
+
+/**
+ * Environment variable with the number of intra-op threads of the torch backend (ATen and
+ * OpenBLAS) in this process. Default 1: the local demo runs five services on one machine, and on
+ * the 2-core build machine one thread per process trained faster than two (README).
+ */
+export const THREADS_ENV_VAR = "RLHF_TORCH_THREADS";
+
+/** Environment variable with the torch backend's device: `cpu` (default), `cuda`, `cuda:N` (a CUDA build of libtorch). */
+export const DEVICE_ENV_VAR = "RLHF_TORCH_DEVICE";
 
 /** Structured log sink, e.g. `(msg, fields) => logger.info(fields, msg)` for pino. */
 export type BackendLog = (msg: string, fields?: Record<string, unknown>) => void;
@@ -32,16 +46,20 @@ export interface InitBackendOptions {
   backend?: BackendName;
   /** Receives one line for the backend chosen and one per backend skipped. Default: no logging. */
   log?: BackendLog;
-  /** Where `RLHF_BACKEND` is read from. Default: `process.env`. */
+  /** Where `RLHF_BACKEND`, `RLHF_TORCH_THREADS` and `RLHF_TORCH_DEVICE` are read from. Default: `process.env`. */
   env?: Readonly<Record<string, string | undefined>>;
+  /** Intra-op threads of the torch backend (takes precedence over `RLHF_TORCH_THREADS`). Default 1. */
+  threads?: number;
 }
 
 /** The backend `initBackend` settled on. */
 export interface BackendInfo {
   /** Our name for it. */
   name: BackendName;
-  /** The tfjs backend name now active (`tf.getBackend()`): "tensorflow", "wasm" or "cpu". */
+  /** The tfjs backend name now active (`tf.getBackend()`): "tensorflow", "torch", "wasm" or "cpu". */
   tfBackend: string;
+  /** Intra-op threads of the torch backend (only for it). */
+  threads?: number;
 }
 
 /** A backend could not be initialised (forced one unavailable, bad `RLHF_BACKEND`, conflicting calls). */
@@ -52,6 +70,7 @@ export class BackendInitError extends Error {
 const PACKAGES: Readonly<Record<BackendName, string>> = {
   "tensorflow-gpu": "@tensorflow/tfjs-node-gpu",
   tensorflow: "@tensorflow/tfjs-node",
+  torch: "@rlhf/torch-backend",
   wasm: "@tensorflow/tfjs-backend-wasm",
   cpu: "@tensorflow/tfjs-backend-cpu",
 };
@@ -92,15 +111,17 @@ export function isBackendName(v: unknown): v is BackendName {
 /**
  * Chooses and initialises the TensorFlow.js backend for this process.
  *
- * Without a forced backend it tries, in order, tensorflow-gpu, tensorflow, wasm, cpu and keeps the
- * first that loads and computes `1 + 2` correctly, logging one line per skipped backend (with the
- * reason) and one for the chosen one. A forced backend (`opts.backend`, else the `RLHF_BACKEND`
+ * Without a forced backend it tries, in order, tensorflow-gpu, tensorflow, torch, wasm, cpu and
+ * keeps the first that loads and computes `1 + 2` correctly, logging one line that names it and
+ * says why each one before it was not taken (also as the `skipped` field). A forced backend (`opts.backend`, else the `RLHF_BACKEND`
  * environment variable) is the only one tried; if it cannot load, this rejects with one
  * {@link BackendInitError} line saying why. An unknown `RLHF_BACKEND` value is rejected, naming
  * the allowed values.
  *
  * Also, before any backend: registers tfjs' gradients ({@link ensureGradients}) and the ones tfjs
- * lacks (`registerMissingGradients`: GatherNd). Per backend: checks that its package uses the same
+ * lacks or that dispatch fused kernels (`registerMissingGradients`: GatherNd, the fused ops of
+ * ./fused.ts). The torch backend runs with `opts.threads`, else `RLHF_TORCH_THREADS`, else 1
+ * intra-op threads, on `RLHF_TORCH_DEVICE` (default cpu). Per backend: checks that its package uses the same
  * copy of `@tensorflow/tfjs-core` as this library; points wasm at its own `.wasm` files (works from
  * any cwd, bundled or not) and removes the process listeners emscripten adds; registers the kernel
  * fallbacks of `./kernels` (wasm: UnsortedSegmentSum, GatherV2 with batchDims; cpu: a fast
@@ -165,36 +186,71 @@ async function select(opts: InitBackendOptions): Promise<BackendInfo> {
   ensureGradients();
   registerMissingGradients();
 
+  const torch = torchOptions(opts, env);
   if (forced !== undefined) {
-    const r = await tryBackend(forced);
+    const r = await tryBackend(forced, torch);
     if (!r.ok) {
       throw new BackendInitError(`${selectedBy}=${forced}: cannot use ${PACKAGES[forced]}: ${r.reason}`);
     }
     log(`compute backend ${forced} (forced by ${selectedBy})`, { backend: forced, selectedBy, ...r.fields });
-    return { name: forced, tfBackend: tf.getBackend() };
+    return info(forced, r.fields);
   }
 
-  const reasons: string[] = [];
+  // One line in the end: the backend chosen, and why each one before it was not.
+  const skipped: Record<string, string> = {};
   for (const name of BACKEND_ORDER) {
-    const r = await tryBackend(name);
+    const r = await tryBackend(name, torch);
     if (r.ok) {
-      log(`compute backend ${name}`, { backend: name, selectedBy: "auto", ...r.fields });
-      return { name, tfBackend: tf.getBackend() };
+      const why = Object.entries(skipped).map(([n, reason]) => `${n}: ${reason}`);
+      const msg = why.length > 0 ? `compute backend ${name} (not ${why.join("; not ")})` : `compute backend ${name}`;
+      log(msg, { backend: name, selectedBy: "auto", ...r.fields, ...(why.length > 0 ? { skipped } : {}) });
+      return info(name, r.fields);
     }
-    reasons.push(`${name}: ${r.reason}`);
-    log(`compute backend ${name} skipped: ${r.reason}`, { backend: name, package: PACKAGES[name], reason: r.reason });
+    skipped[name] = r.reason;
   }
-  throw new BackendInitError(`no compute backend could be loaded (${reasons.join("; ")})`);
+  throw new BackendInitError(`no compute backend could be loaded (${Object.entries(skipped).map(([n, r]) => `${n}: ${r}`).join("; ")})`);
+}
+
+function info(name: BackendName, fields: Record<string, unknown>): BackendInfo {
+  const out: BackendInfo = { name, tfBackend: tf.getBackend() };
+  if (name === "torch" && typeof fields.threads === "number") out.threads = fields.threads;
+  return out;
+}
+
+interface TorchSettings {
+  threads: number;
+  device: string;
+}
+
+/** The torch backend's threads and device from the options and environment (validated). */
+function torchOptions(opts: InitBackendOptions, env: Readonly<Record<string, string | undefined>>): TorchSettings {
+  let threads = opts.threads;
+  if (threads === undefined) {
+    const raw = env[THREADS_ENV_VAR];
+    if (raw !== undefined && raw.trim() !== "") {
+      threads = Number(raw.trim());
+      if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
+        throw new BackendInitError(`${THREADS_ENV_VAR}=${JSON.stringify(raw)} must be an integer in 1..1024`);
+      }
+    }
+  }
+  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1 || threads > 1024)) {
+    throw new BackendInitError(`options.threads=${threads} must be an integer in 1..1024`);
+  }
+  const device = (env[DEVICE_ENV_VAR] ?? "").trim() || "cpu";
+  if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw new BackendInitError(`${DEVICE_ENV_VAR}=${JSON.stringify(device)} must be cpu, cuda or cuda:N`);
+  return { threads: threads ?? 1, device };
 }
 
 type Attempt = { ok: true; fields: Record<string, unknown> } | { ok: false; reason: string };
 
-async function tryBackend(name: BackendName): Promise<Attempt> {
+async function tryBackend(name: BackendName, torch: TorchSettings): Promise<Attempt> {
   const pkg = PACKAGES[name];
   try {
     checkSingleCore(name);
     let fields: Record<string, unknown>;
     if (name === "tensorflow-gpu" || name === "tensorflow") fields = await useNative(pkg);
+    else if (name === "torch") fields = await useTorch(torch);
     else if (name === "wasm") fields = await useWasm();
     else fields = await useCpu();
     return { ok: true, fields: { package: pkg, tfBackend: tf.getBackend(), ...fields } };
@@ -282,6 +338,14 @@ function nativeReason(err: unknown): string {
   const m = /native addon module \(tfjs_binding\.node\) can not be found at path: (\S+?)\.?$/.exec(line);
   if (m) return `native addon not built (${m[1]} is missing: the package's install script, which downloads libtensorflow, did not run or failed)`;
   return line;
+}
+
+async function useTorch(settings: TorchSettings): Promise<Record<string, unknown>> {
+  const torch = load("@rlhf/torch-backend") as typeof TorchBackendModule;
+  const { kernels, fallbacks } = torch.registerTorchBackend(settings);
+  await activate("torch");
+  const info = torch.torchBackendInfo();
+  return { ...info, nativeKernels: kernels, hostFallbackKernels: fallbacks };
 }
 
 async function useWasm(): Promise<Record<string, unknown>> {

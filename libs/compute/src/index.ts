@@ -2,3 +2,4 @@ export * from "./host-tensor";
 export * from "./backend";
 export * from "./kernels";
 export * from "./metrics";
+export * from "./fused";

@@ -44,6 +44,7 @@
  * `initBackend` installs the host kernel for cpu too.
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { FUSED_GRADIENTS } from "./fused";
 
 type HostArray = Float32Array | Int32Array | Uint8Array;
 
@@ -286,8 +287,11 @@ export function registerWasmFallbacks(): string[] {
   return registerFallbackKernels("wasm");
 }
 
-/** Kernels that have no registered gradient in tfjs 4.22 and get one from {@link registerMissingGradients}. */
-export const ADDED_GRADIENTS: readonly string[] = [tf.GatherNd];
+/**
+ * Kernels whose gradient {@link registerMissingGradients} registers: GatherNd (none in tfjs 4.22),
+ * the fused GELU, and Softmax (tfjs' maths, with the fused kernel where the backend has it).
+ */
+export const ADDED_GRADIENTS: readonly string[] = [tf.GatherNd, ...FUSED_GRADIENTS.map((g) => g.kernelName)];
 
 /**
  * Gradient of `GatherNd` (`tf.gatherND`, e.g. picking `logp[b, t, token]` for each token):
@@ -310,16 +314,20 @@ export const gatherNdGradConfig: tf.GradConfig = {
 };
 
 /**
- * Registers the gradients of {@link ADDED_GRADIENTS} (global, backend-independent). Idempotent;
+ * Registers the gradients of {@link ADDED_GRADIENTS} and of the fused ops (`FUSED_GRADIENTS`,
+ * ./fused.ts: the fused GELU's, and Softmax's, which then uses the fused kernel where the backend
+ * has one) — global, backend-independent. Idempotent;
  * `initBackend` calls it. Requires tfjs' own gradients to be registered first (`ensureGradients`).
  *
  * @returns the kernel names whose gradient this call registered.
  */
 export function registerMissingGradients(): string[] {
   const registered: string[] = [];
-  if (tf.getGradient(tf.GatherNd) !== gatherNdGradConfig) {
-    tf.registerGradient(gatherNdGradConfig);
-    registered.push(tf.GatherNd);
+  for (const config of [gatherNdGradConfig, ...FUSED_GRADIENTS]) {
+    if (tf.getGradient(config.kernelName) === config) continue;
+    // Softmax's replaces tfjs' own (same maths, see ./fused.ts); tfjs warns about that only in DEBUG.
+    tf.registerGradient(config);
+    registered.push(config.kernelName);
   }
   return registered;
 }

@@ -16,6 +16,8 @@
  * @rlhf/compute's kernels.ts) and then with tfjs' stock kernel, on the `small` shape and on the
  * default demo's policy (64 wide, 4 layers, byte vocabulary, B=16, T=128).
  *
+ * `--backends` compares the native torch backend, wasm and PyTorch in one run (./bench-backends.ts).
+ *
  * Besides wall seconds, every row gives the process's CPU seconds (user + system): the backends
  * here compute on one thread, so on a busy machine CPU seconds are the figure that does not
  * depend on what else runs.
@@ -27,6 +29,7 @@ import { presetConfig } from "./config";
 import { GPT2 } from "./gpt2";
 import { generate } from "./generate";
 import { Trainer, lmLoss, makeLmBatch } from "./train";
+import { benchBackends, benchWorker } from "./bench-backends";
 
 interface Row {
   config: string;
@@ -88,6 +91,16 @@ function matmulAb(backend: string): Row[] {
 }
 
 async function main(): Promise<void> {
+  const worker = process.argv.indexOf("--bench-worker");
+  if (worker >= 0) {
+    const r = await benchWorker(process.argv[worker + 1], process.argv[worker + 2] as "train" | "generate");
+    console.log(JSON.stringify(r));
+    return;
+  }
+  if (process.argv.includes("--backends")) {
+    benchBackends(process.argv);
+    return;
+  }
   const info = await initBackend();
   if (process.argv.includes("--matmul-ab")) {
     printRows(info.name, matmulAb(info.name));

@@ -3,10 +3,8 @@ import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import * as tf from "@tensorflow/tfjs-core";
-import "@tensorflow/tfjs-backend-cpu";
 import { InvalidArgumentError, NotFoundError } from "@rlhf/errors";
-import type { NamedHostTensors } from "@rlhf/compute";
+import { initBackend, type NamedHostTensors } from "@rlhf/compute";
 import type { GPT2Config } from "./config";
 import { GPT2, gpt2ParameterShapes } from "./gpt2";
 import { loadCheckpoint, loadCheckpointTensors, saveCheckpoint } from "./checkpoint";
@@ -31,7 +29,7 @@ const hfConfigJson = {
 
 let root = "";
 before(async () => {
-  await tf.setBackend("cpu");
+  await initBackend();
   root = await mkdtemp(join(tmpdir(), "gpt2-ckpt-"));
 });
 after(async () => {

@@ -9,7 +9,7 @@ import { Rng } from "./random";
 import { sharpRandomModel } from "./testing/sharp-model";
 
 before(async () => {
-  await initBackend({ backend: "cpu" });
+  await initBackend();
 });
 
 /** Small vocabulary so EOS (id 3) is sampled now and then; peaked weights (see sharpRandomModel). */

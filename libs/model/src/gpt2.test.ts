@@ -1,18 +1,14 @@
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
-import "@tensorflow/tfjs-backend-cpu";
-// tfjs-core's CommonJS bundle registers no gradients (the @tensorflow/tfjs union package does);
-// tsx can load core's ESM registration module, which writes to the same global registry.
-import "@tensorflow/tfjs-core/dist/register_all_gradients";
 import { FailedPreconditionError, InvalidArgumentError } from "@rlhf/errors";
-import type { NamedHostTensors } from "@rlhf/compute";
+import { initBackend, type NamedHostTensors } from "@rlhf/compute";
 import { GPT2_PRESETS, type GPT2Config } from "./config";
 import { GPT2, gpt2InitTensors, gpt2ParameterCount, gpt2ParameterShapes } from "./gpt2";
 import { randomTestWeights, referenceTokenLogProbs } from "./testing/reference-gpt2";
 
 before(async () => {
-  await tf.setBackend("cpu");
+  await initBackend();
 });
 
 /** Deliberately non-square: V != P != C, 3 heads of 8. */

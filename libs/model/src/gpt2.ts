@@ -9,7 +9,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { FailedPreconditionError, InvalidArgumentError, check } from "@rlhf/errors";
-import { type HostTensor, type NamedHostTensors, sizeOf } from "@rlhf/compute";
+import { type HostTensor, type NamedHostTensors, causalSelfAttention as fusedAttention, gelu, layerNorm, sizeOf } from "@rlhf/compute";
 import { type GPT2Config, validateConfig } from "./config";
 import { Rng } from "./random";
 
@@ -90,13 +90,6 @@ export function gpt2InitTensors(config: GPT2Config, seed: number): NamedHostTens
 // Layers
 // ---------------------------------------------------------------------------------------------
 
-/** LayerNorm over the last axis (biased variance, like PyTorch). */
-function layerNorm(x: tf.Tensor3D, weight: tf.Tensor1D, bias: tf.Tensor1D, eps: number): tf.Tensor3D {
-  const { mean, variance } = tf.moments(x, -1, true); // [B, T, 1] each
-  const xhat = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))); // [B, T, C]
-  return tf.add(tf.mul(xhat, weight), bias); // [B, T, C]
-}
-
 /** GPT-2's Conv1D: a dense layer with weight stored [in, out]. */
 function conv1d(x: tf.Tensor3D, weight: tf.Tensor2D, bias: tf.Tensor1D): tf.Tensor3D {
   const [B, T, inDim] = x.shape;
@@ -105,31 +98,14 @@ function conv1d(x: tf.Tensor3D, weight: tf.Tensor2D, bias: tf.Tensor1D): tf.Tens
   return tf.reshape(y, [B, T, outDim]); // [B, T, out]
 }
 
-/** GELU, tanh form ("gelu_new"): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
-function gelu(x: tf.Tensor3D): tf.Tensor3D {
-  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3)))); // [B, T, 4C]
-  return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner))); // [B, T, 4C]
-}
-
-/** [T, T] additive mask: 0 where key s <= query t, a large negative number above the diagonal. */
-function causalMask(T: number): tf.Tensor2D {
-  const m = new Float32Array(T * T);
-  for (let t = 0; t < T; t++) for (let s = t + 1; s < T; s++) m[t * T + s] = -1e9;
-  return tf.tensor2d(m, [T, T]);
-}
-
-/** Multi-head causal self-attention: `h.{i}.attn.c_attn` -> per-head softmax(q k^T / sqrt(D)) v -> `c_proj`. */
+/**
+ * Multi-head causal self-attention: `h.{i}.attn.c_attn` -> per-head softmax(q k^T / sqrt(D)) v ->
+ * `c_proj`. The middle (split into heads, scores, causal mask, softmax, merge) is @rlhf/compute's
+ * `causalSelfAttention`: one fused kernel on the torch backend, tfjs ops elsewhere.
+ */
 function causalSelfAttention(x: tf.Tensor3D, params: Params, prefix: string, config: GPT2Config): tf.Tensor3D {
-  const [B, T, C] = x.shape;
-  const H = config.nHead;
-  const D = C / H;
   const qkv = conv1d(x, param(params, `${prefix}.c_attn.weight`), param(params, `${prefix}.c_attn.bias`)); // [B, T, 3C]
-  const [q, k, v] = tf.split(qkv, 3, 2) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D]; // [B, T, C] each
-  const heads = (t: tf.Tensor3D): tf.Tensor4D => tf.transpose(tf.reshape(t, [B, T, H, D]), [0, 2, 1, 3]); // [B, H, T, D]
-  const scores = tf.mul(tf.matMul(heads(q), heads(k), false, true), 1 / Math.sqrt(D)); // [B, H, T, T]
-  const att = tf.softmax(tf.add(scores, causalMask(T)), -1); // [B, H, T, T]
-  const y = tf.matMul(att, heads(v)); // [B, H, T, D]
-  const merged = tf.reshape<tf.Rank.R3>(tf.transpose(y, [0, 2, 1, 3]), [B, T, C]); // [B, T, C]
+  const merged = fusedAttention(qkv, config.nHead); // [B, T, C]
   return conv1d(merged, param(params, `${prefix}.c_proj.weight`), param(params, `${prefix}.c_proj.bias`)); // [B, T, C]
 }
 
@@ -171,7 +147,7 @@ function cachedSelfAttention(
   return { y: out, kv: { kT, v: vAll } };
 }
 
-/** Position-wise MLP: `c_fc` (C -> 4C), GELU, `c_proj` (4C -> C). */
+/** Position-wise MLP: `c_fc` (C -> 4C), GELU (tanh form, fused where the backend can), `c_proj` (4C -> C). */
 function mlp(x: tf.Tensor3D, params: Params, prefix: string): tf.Tensor3D {
   const h = gelu(conv1d(x, param(params, `${prefix}.c_fc.weight`), param(params, `${prefix}.c_fc.bias`))); // [B, T, 4C]
   return conv1d(h, param(params, `${prefix}.c_proj.weight`), param(params, `${prefix}.c_proj.bias`)); // [B, T, C]

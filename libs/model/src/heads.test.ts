@@ -12,7 +12,7 @@ import { SCORE_BIAS, SCORE_WEIGHT, ScalarHeadModel } from "./heads";
 import { Trainer } from "./train";
 
 before(async () => {
-  await initBackend({ backend: "cpu" });
+  await initBackend();
 });
 
 const cfg: GPT2Config = { vocabSize: 31, nPositions: 12, nEmbd: 16, nLayer: 1, nHead: 2, layerNormEpsilon: 1e-5 };

@@ -7,9 +7,9 @@ import { GPT2 } from "./gpt2";
 import { Trainer, lmLoss, makeLmBatch } from "./train";
 import { ByteTokenizer } from "./tokenizer";
 
-// wasm: several times faster than the pure-JS CPU backend for this loop.
+// The default backend (torch where built, else wasm): both are several times faster than the pure-JS cpu backend for this loop.
 before(async () => {
-  await initBackend({ backend: "wasm" });
+  await initBackend();
 });
 
 test("a tiny byte-level model overfits a few sentences to near-zero loss", () => {

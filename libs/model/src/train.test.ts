@@ -13,7 +13,7 @@ import { AdamW, Trainer, learningRate, lmLoss, makeLmBatch } from "./train";
 import { ByteTokenizer, tokenizerConfig } from "./tokenizer";
 
 before(async () => {
-  await initBackend({ backend: "cpu" });
+  await initBackend();
 });
 
 const tmp = mkdtempSync(join(tmpdir(), "rlhf-model-train-"));

@@ -11,7 +11,7 @@ import { readFile, rename, writeFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, check } from "@rlhf/errors";
-import type { NamedHostTensors } from "@rlhf/compute";
+import { FUSED_KERNELS, backendHasKernel, sumOfSquares, type NamedHostTensors } from "@rlhf/compute";
 import type { GPT2 } from "./gpt2";
 import { readSafetensorsFile, writeSafetensorsFile } from "./safetensors";
 
@@ -187,9 +187,24 @@ export class AdamW {
     const t = this.step;
     const bc1 = 1 - Math.pow(this.beta1, t);
     const bc2 = 1 - Math.pow(this.beta2, t);
+    const fused = backendHasKernel(FUSED_KERNELS.adamw);
     for (const [name, p] of this.params) {
       const g0 = grads.get(name);
       if (g0 === undefined) throw new InvalidArgumentError(`grads[${name}]`, "missing gradient");
+      const decay = p.rank >= 2 && !NO_DECAY.has(name) && this.weightDecay > 0 ? 1 - lr * this.weightDecay : 1;
+      if (fused) {
+        // The same arithmetic in one kernel (the torch backend's): ~16 tfjs ops per parameter less.
+        tf.tidy(() => {
+          const m = this.m.get(name) as tf.Variable;
+          const v = this.v.get(name) as tf.Variable;
+          const attrs = { lr, beta1: this.beta1, beta2: this.beta2, epsilon: this.epsilon, decay, bc1, bc2, gradScale };
+          const [p1, m1, v1] = tf.engine().runKernel(FUSED_KERNELS.adamw, { param: p, m, v, grad: g0 }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+          m.assign(m1);
+          v.assign(v1);
+          p.assign(p1);
+        });
+        continue;
+      }
       tf.tidy(() => {
         const g = gradScale === 1 ? g0 : tf.mul(g0, gradScale);
         const m = this.m.get(name) as tf.Variable;
@@ -199,7 +214,6 @@ export class AdamW {
         m.assign(m1);
         v.assign(v1);
         const update = tf.div(tf.div(m1, bc1), tf.add(tf.sqrt(tf.div(v1, bc2)), this.epsilon));
-        const decay = p.rank >= 2 && !NO_DECAY.has(name) && this.weightDecay > 0 ? 1 - lr * this.weightDecay : 1;
         const decayed = decay === 1 ? p : tf.mul(p, decay);
         p.assign(tf.sub(decayed, tf.mul(update, lr)));
       });
@@ -364,7 +378,7 @@ export class Trainer {
     const grads = new Map<string, tf.Tensor>();
     for (const [name, p] of this.params) grads.set(name, this.acc.get(name) ?? tf.zerosLike(p));
     try {
-      const sq = tf.tidy(() => tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))));
+      const sq = sumOfSquares([...grads.values()]);
       const gradNorm = Math.sqrt(sq.dataSync()[0]);
       sq.dispose();
       const maxNorm = override.maxGradNorm ?? this.maxGradNorm;

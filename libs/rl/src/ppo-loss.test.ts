@@ -5,7 +5,7 @@ import { initBackend } from "@rlhf/compute";
 import { entropyFromLogits, ppoPolicyLoss, ppoValueLoss } from "./ppo-loss";
 
 before(async () => {
-  await initBackend({ backend: "cpu" });
+  await initBackend();
 });
 
 const near = (a: number, b: number, tol = 1e-6) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);

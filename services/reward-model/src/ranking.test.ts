@@ -11,7 +11,7 @@ const TINY: GPT2Config = { vocabSize: 40, nPositions: 16, nEmbd: 8, nLayer: 2, n
 let model: ScalarHeadModel;
 
 before(async () => {
-  await initBackend({ backend: "cpu" });
+  await initBackend();
   const lm = GPT2.random(TINY, 3);
   model = ScalarHeadModel.fromLanguageModel(lm, 11); // random (non-zero) head
   lm.dispose();

@@ -21,7 +21,9 @@ if (files.length === 0) {
   process.exit(1);
 }
 const extra = process.env.RLHF_TEST_ARGS ? process.env.RLHF_TEST_ARGS.split(" ") : [];
-const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=1", ...extra, ...files], {
+// --test-force-exit: a file whose tests have all ended exits even if a handle it leaked (a child's
+// pipe, a socket) would keep it alive; without it one leak hangs the whole suite until CI's limit.
+const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=1", "--test-force-exit", ...extra, ...files], {
   stdio: "inherit",
 });
 process.exit(r.status ?? 1);

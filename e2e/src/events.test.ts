@@ -1,6 +1,6 @@
 // Run events on a real nats-server (JetStream, file storage) across the real service processes:
 // `rlhf run` starts the five services with NATS_URL set and runs a small recipe. nats-server is
-// killed (SIGKILL) after the first PPO iteration and started again (same store) after the third:
+// killed (SIGKILL) once a PPO iteration is reported and started again (same store) two later:
 // training neither stops nor waits, events.jsonl is complete, and what the services buffered
 // meanwhile reaches the stream. A subscriber that joins after the run ended then replays every
 // event in order, none missing or duplicated, and `rlhf watch` replays the finished run.
@@ -13,8 +13,8 @@ import { openRunFeed, startNatsServer, type NatsServer, type WeightsEvent } from
 import { BACKEND, RLHF, start, exitWithin } from "./helpers";
 
 // The cheapest recipe that has every stage: a random base model (no pretraining), a few SFT and
-// reward-model steps, five PPO-ptx iterations of 4 prompts in one minibatch.
-const ITERATIONS = 5;
+// reward-model steps, twelve PPO-ptx iterations of 4 prompts in one minibatch.
+const ITERATIONS = 12;
 const CONFIG = {
   model: { preset: "tiny", n_positions: 256 },
   data: { builtin: { sft_prompts: 16, rm_prompts: 8, ppo_prompts: 8, eval_prompts: 2 } },
@@ -61,15 +61,19 @@ test("NATS down in the middle of a run neither stops nor slows it; a late subscr
   const started = Date.now();
   const run = start([RLHF, "run", configFile, "--runs-dir", runs, "--run-id", runId], { NATS_URL: nats.url, RLHF_BACKEND: BACKEND });
 
-  // NATS goes down once iteration 1 is reported and comes back once iteration 3 is.
+  // NATS goes down once an iteration is reported (and a live watcher is consuming) and comes back
+  // two iterations later; the run has ITERATIONS - 3 or more iterations left then, seconds even on
+  // the native backend, for the services to send what they buffered before they stop.
   let live: ReturnType<typeof start> | undefined;
   let killedAt = 0;
   let restartedAt = 0;
+  let killStep = 0;
+  let restartStep = 0;
   let ended = false;
   void run.exited.then(() => (ended = true));
   while (!ended && restartedAt === 0) {
     const steps = ppoMetrics(readLines(eventsFile)).map((m) => m.step);
-    if (killedAt === 0 && steps.includes(1)) {
+    if (killedAt === 0 && steps.length > 0) {
       // A live watcher, from the run's first event, through the outage to the end.
       const watcher = start([RLHF, "watch", runId, "--nats", nats.url, "--json"]);
       live = watcher;
@@ -77,10 +81,12 @@ test("NATS down in the middle of a run neither stops nor slows it; a late subscr
       for (let t = Date.now(); !watcher.out().includes('"sequence":1,') && Date.now() - t < 30_000; ) await new Promise((r) => setTimeout(r, 20));
       await nats.stop("SIGKILL");
       killedAt = Date.now();
-      assert.deepEqual(steps, [1], "killed before iteration 2 was reported");
+      killStep = Math.max(...ppoMetrics(readLines(eventsFile)).map((m) => m.step));
+      assert.ok(killStep <= ITERATIONS - 5, `killed by iteration ${killStep} of ${ITERATIONS}`);
     }
-    if (killedAt !== 0 && steps.includes(3)) {
-      assert.ok(!steps.includes(ITERATIONS), "restarted before the last iteration");
+    if (killedAt !== 0 && steps.some((s) => s >= killStep + 2)) {
+      restartStep = Math.max(...steps);
+      assert.ok(restartStep <= ITERATIONS - 3, `restarted by iteration ${restartStep} of ${ITERATIONS}`);
       await nats.restart();
       restartedAt = Date.now();
     }
@@ -102,14 +108,15 @@ test("NATS down in the middle of a run neither stops nor slows it; a late subscr
   const iterations = ppoMetrics(lines);
   assert.deepEqual(
     iterations.map((m) => m.step),
-    [1, 2, 3, 4, 5],
+    Array.from({ length: ITERATIONS }, (_, i) => i + 1),
   );
   assert.equal(records.at(-1)?.stateChanged?.toState, "RUN_STATE_SUCCEEDED");
 
   // Training did not wait for NATS: the iteration times with it down vs up (printed, not asserted).
-  const up = iterations.filter((m) => m.step === 1 || m.step > 3).map((m) => m.iterationMs);
-  const down = iterations.filter((m) => m.step === 2 || m.step === 3).map((m) => m.iterationMs);
-  console.log(`PPO iteration time: NATS up (iterations 1, 4, 5) mean ${mean(up).toFixed(0)} ms [${up.join(", ")}]; NATS down (2, 3) mean ${mean(down).toFixed(0)} ms [${down.join(", ")}]; ratio down/up ${(mean(down) / mean(up)).toFixed(2)}`);
+  const wasDown = (step: number) => step > killStep && step <= restartStep;
+  const up = iterations.filter((m) => !wasDown(m.step)).map((m) => m.iterationMs);
+  const down = iterations.filter((m) => wasDown(m.step)).map((m) => m.iterationMs);
+  console.log(`PPO iteration time: NATS up mean ${mean(up).toFixed(0)} ms [${up.join(", ")}]; NATS down (iterations ${killStep + 1}-${restartStep}) mean ${mean(down).toFixed(0)} ms [${down.join(", ")}]; ratio down/up ${(mean(down) / mean(up)).toFixed(2)}`);
 
   // What the publishers reported (their JSON log lines).
   const logLines = (service: string) =>
@@ -128,7 +135,7 @@ test("NATS down in the middle of a run neither stops nor slows it; a late subscr
     assert.ok((stopped.reconnects as number) >= 1);
   }
   const coordBack = logLines("ppo-coordinator").find((l) => l.msg === "NATS reconnected");
-  assert.ok((coordBack?.buffered as number) >= 2, "the coordinator had events of iterations 2 and 3 buffered when NATS came back");
+  assert.ok((coordBack?.buffered as number) >= 2, "the coordinator had events of the iterations NATS missed buffered when it came back");
 
   // A subscriber that joins now replays the run from its first event: the same lines, in order.
   const feed = await openRunFeed({ servers: [nats.url], runId });
@@ -163,7 +170,7 @@ test("NATS down in the middle of a run neither stops nor slows it; a late subscr
   // rlhf watch replays the finished run, from NATS and from the run folder alike.
   const watch = start([RLHF, "watch", runId, "--nats", nats.url]);
   assert.equal(await exitWithin(watch, 30_000), 0, watch.out());
-  assert.match(watch.out(), /PPO iteration 5\/5 {2}PPO-ptx {2}reward /);
+  assert.match(watch.out(), new RegExp(`PPO iteration ${ITERATIONS}/${ITERATIONS} {2}PPO-ptx {2}reward `));
   assert.match(watch.out(), new RegExp(`run ${runId} SUCCEEDED\\n`));
   const fromFolder = start([RLHF, "watch", runId, "--runs-dir", runs]);
   assert.equal(await exitWithin(fromFolder, 30_000), 0, fromFolder.out());

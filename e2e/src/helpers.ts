@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
+import { after } from "node:test";
 import { loadAddon } from "@rlhf/torch-backend";
 
 /** Repository root (e2e/dist/.. or e2e/src/..). */
@@ -24,9 +25,19 @@ export interface Proc {
   exited: Promise<number | null>;
 }
 
-/** Starts `node ...args` (in `cwd`, default this process's), its output collected. */
+/** Every child `start` spawned that has not exited yet. */
+const running = new Set<ChildProcess>();
+// A test that fails half-way leaves its children (a watcher, a run) running: their pipes would keep
+// this test file's process alive and the runner waiting for it. They are killed once its tests end.
+after(() => {
+  for (const child of running) child.kill("SIGKILL");
+});
+
+/** Starts `node ...args` (in `cwd`, default this process's), its output collected; killed when the file's tests end. */
 export function start(args: string[], env: Record<string, string | undefined> = {}, cwd?: string): Proc {
   const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], cwd });
+  running.add(child);
+  child.once("exit", () => running.delete(child));
   let buf = "";
   child.stdout!.on("data", (d) => (buf += d));
   child.stderr!.on("data", (d) => (buf += d));

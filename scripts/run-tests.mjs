@@ -23,7 +23,9 @@ if (files.length === 0) {
 const extra = process.env.RLHF_TEST_ARGS ? process.env.RLHF_TEST_ARGS.split(" ") : [];
 // --test-force-exit: a file whose tests have all ended exits even if a handle it leaked (a child's
 // pipe, a socket) would keep it alive; without it one leak hangs the whole suite until CI's limit.
-const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=1", "--test-force-exit", ...extra, ...files], {
+// --test-timeout: a test that sets no deadline of its own fails after 20 minutes instead of hanging
+// (only a hang reaches it: the slowest test takes a few minutes).
+const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=1", "--test-force-exit", "--test-timeout=1200000", ...extra, ...files], {
   stdio: "inherit",
 });
 process.exit(r.status ?? 1);

@@ -76,6 +76,28 @@ export function causalSelfAttention(qkv: tf.Tensor3D, nHead: number): tf.Tensor3
 }
 
 /**
+ * log p(target) under softmax(logits / temperature), row by row: logits [N, V], int32 targets [N]
+ * -> [N]. Differentiable with respect to the logits. Without the fused kernel: z - logsumexp(z)
+ * at the target, z = logits / T, written out (max, exp, sum, log) and the target picked with a
+ * flat 1-D gather, as libs/model always computed it (on wasm that path is ~5x faster than
+ * tf.logSoftmax + a one-hot mask for a GPT-2 sized vocabulary).
+ */
+export function targetLogProbs(logits: tf.Tensor2D, targets: tf.Tensor1D, temperature: number): tf.Tensor1D {
+  if (backendHasKernel(FUSED_KERNELS.targetLogProbs)) {
+    return tf.engine().runKernel(FUSED_KERNELS.targetLogProbs, { logits, targets }, { temperature } as unknown as tf.NamedAttrMap) as tf.Tensor1D;
+  }
+  const [N, V] = logits.shape;
+  return tf.tidy(() => {
+    const z = temperature === 1 ? logits : tf.div(logits, temperature); // [N, V]
+    const m = tf.max(z, -1, true); // [N, 1]
+    const lse = tf.add(tf.log(tf.sum(tf.exp(tf.sub(z, m)), -1)), tf.reshape(m, [N])); // [N]
+    const flatIdx = tf.add(tf.mul(tf.range(0, N, 1, "int32"), tf.scalar(V, "int32")), targets); // [N]
+    const picked = tf.gather(tf.reshape(z, [N * V]), flatIdx); // [N]
+    return tf.sub(picked, lse) as tf.Tensor1D; // [N]
+  });
+}
+
+/**
  * The sum of the squares of every element of `tensors` (a float32 scalar): the squared global
  * norm of a set of gradients. Not differentiable.
  */
@@ -108,6 +130,19 @@ const causalAttentionGradConfig: tf.GradConfig = {
   },
 };
 
+const targetLogProbsGradConfig: tf.GradConfig = {
+  kernelName: FUSED_KERNELS.targetLogProbs,
+  inputsToSave: ["logits", "targets"],
+  gradFunc: (dy, saved, attrs) => {
+    const [logits, targets] = saved;
+    return {
+      logits: () => tf.engine().runKernel(FUSED_KERNELS.targetLogProbsGrad, { dy: dy as tf.Tensor, logits, targets }, attrs as tf.NamedAttrMap) as tf.Tensor,
+      // Integer input: never on a differentiable path; present so the tape finds every input.
+      targets: () => tf.zerosLike(targets),
+    };
+  },
+};
+
 const geluGradConfig: tf.GradConfig = {
   kernelName: FUSED_KERNELS.gelu,
   inputsToSave: ["x"],
@@ -137,4 +172,4 @@ const softmaxGradConfig: tf.GradConfig = {
 };
 
 /** Gradients of the fused ops (global, backend-independent); `registerMissingGradients` registers them. */
-export const FUSED_GRADIENTS: readonly tf.GradConfig[] = [geluGradConfig, softmaxGradConfig, layerNormGradConfig, causalAttentionGradConfig];
+export const FUSED_GRADIENTS: readonly tf.GradConfig[] = [geluGradConfig, softmaxGradConfig, layerNormGradConfig, causalAttentionGradConfig, targetLogProbsGradConfig];

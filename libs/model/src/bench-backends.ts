@@ -37,12 +37,13 @@ interface BenchModel {
 
 const MODELS: readonly BenchModel[] = [
   {
+    // The default demo's policy: 64 wide, 4 layers, the Brown BPE (2048 ids), 128 positions.
     name: "demo-policy",
-    config: presetConfig("small", { vocabSize: 258, nEmbd: 64 }),
+    config: presetConfig("small", { vocabSize: 2048, nEmbd: 64, nPositions: 128 }),
     B: 16,
     T: 128,
     steps: { torch: 12, wasm: 3, pytorch: 12 },
-    gen: { prompts: 16, newTokens: 48 },
+    gen: { prompts: 16, newTokens: 24 },
   },
   {
     name: "small",

@@ -9,7 +9,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { FailedPreconditionError, InvalidArgumentError, check } from "@rlhf/errors";
-import { type HostTensor, type NamedHostTensors, causalSelfAttention as fusedAttention, gelu, layerNorm, sizeOf } from "@rlhf/compute";
+import { type HostTensor, type NamedHostTensors, causalSelfAttention as fusedAttention, gelu, layerNorm, sizeOf, targetLogProbs } from "@rlhf/compute";
 import { type GPT2Config, validateConfig } from "./config";
 import { Rng } from "./random";
 
@@ -182,20 +182,14 @@ function block(x: tf.Tensor3D, params: Params, i: number, config: GPT2Config): t
 }
 
 /**
- * log p(targets) under softmax(logits / temperature) = z[target] - logsumexp(z), z = logits / T.
- * Written out rather than tf.logSoftmax + a one-hot mask: on wasm that path took ~5x longer for a
- * GPT-2 sized vocabulary (7.5 s vs ~2.5 s for 1600 x 50257 logits). The target is picked with a
- * flat 1-D gather (its gradient uses UnsortedSegmentSum, which @rlhf/compute supplies on wasm).
+ * log p(targets) under softmax(logits / temperature) = z[target] - logsumexp(z), z = logits / T:
+ * @rlhf/compute's `targetLogProbs` (one fused kernel on the torch backend; written-out tfjs ops,
+ * a flat 1-D gather for the target, elsewhere).
  */
 function logProbsOf(logits: tf.Tensor3D, targets: tf.Tensor2D, temperature: number): tf.Tensor2D {
   const [B, N, V] = logits.shape;
-  const z = temperature === 1 ? logits : tf.div(logits, temperature); // [B, N, V]
-  const m = tf.max(z, -1, true); // [B, N, 1]
-  const lse = tf.add(tf.log(tf.sum(tf.exp(tf.sub(z, m)), -1)), tf.reshape(m, [B, N])); // [B, N]
-  const rows = tf.mul(tf.range(0, B * N, 1, "int32"), tf.scalar(V, "int32")); // [B*N]
-  const flatIdx = tf.add(rows, tf.reshape(targets, [B * N])); // [B*N]
-  const picked = tf.reshape(tf.gather(tf.reshape(z, [B * N * V]), flatIdx), [B, N]); // [B, N]
-  return tf.sub(picked, lse); // [B, N]
+  const flat = targetLogProbs(tf.reshape(logits, [B * N, V]), tf.reshape(targets, [B * N]), temperature); // [B*N]
+  return tf.reshape(flat, [B, N]); // [B, N]
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -880,13 +880,39 @@ ENTRY(AdamW) {
   const double lr = f64(info, 4), b1 = f64(info, 5), b2 = f64(info, 6), eps = f64(info, 7), decay = f64(info, 8);
   const double bc1 = f64(info, 9), bc2 = f64(info, 10), gradScale = f64(info, 11);
   if (p.sizes() != m.sizes() || p.sizes() != v.sizes() || p.sizes() != g0.sizes()) throw Fail("adamw: param, moments and gradient must have one shape");
-  const float f = static_cast<float>(gradScale);
-  Tensor g = gradScale == 1 ? g0 : g0.mul(f);
-  Tensor m1 = m.mul(static_cast<float>(b1)).add(g.mul(static_cast<float>(1 - b1)));
-  Tensor v1 = v.mul(static_cast<float>(b2)).add(g.mul(g).mul(static_cast<float>(1 - b2)));
-  Tensor update = m1.div(static_cast<float>(bc1)).div(v1.div(static_cast<float>(bc2)).sqrt().add(static_cast<float>(eps)));
-  Tensor decayed = decay == 1 ? p : p.mul(static_cast<float>(decay));
-  Tensor p1 = decayed.sub(update.mul(static_cast<float>(lr)));
+  for (const Tensor* t : {&p, &m, &v, &g0}) if (t->scalar_type() != at::kFloat) throw Fail("adamw: every input must be float32");
+  // The constants as float32, as the tfjs ops see them (scalars of a float32 tensor).
+  const float fb1 = static_cast<float>(b1), f1b1 = static_cast<float>(1 - b1), fb2 = static_cast<float>(b2), f1b2 = static_cast<float>(1 - b2);
+  const float fbc1 = static_cast<float>(bc1), fbc2 = static_cast<float>(bc2), feps = static_cast<float>(eps), flr = static_cast<float>(lr);
+  const float fdecay = static_cast<float>(decay), fscale = static_cast<float>(gradScale);
+  if (p.device() == at::kCPU) {
+    // One pass over the four inputs into the three outputs, each operation rounded to float32 in
+    // the order libs/model's AdamW applies them (no temporaries: the step is memory-bound).
+    Tensor pc = p.contiguous(), mc = m.contiguous(), vc = v.contiguous(), gc = g0.contiguous();
+    Tensor p1 = at::empty_like(pc), m1 = at::empty_like(mc), v1 = at::empty_like(vc);
+    const float *P = pc.data_ptr<float>(), *M = mc.data_ptr<float>(), *V = vc.data_ptr<float>(), *G = gc.data_ptr<float>();
+    float *P1 = p1.data_ptr<float>(), *M1 = m1.data_ptr<float>(), *V1 = v1.data_ptr<float>();
+    const int64_t n = pc.numel();
+    const bool scale = gradScale != 1, decayed = decay != 1;
+    for (int64_t i = 0; i < n; i++) {
+      const float g = scale ? G[i] * fscale : G[i];
+      const float mi = M[i] * fb1 + g * f1b1;
+      const float gg = g * g;
+      const float vi = V[i] * fb2 + gg * f1b2;
+      const float update = (mi / fbc1) / (std::sqrt(vi / fbc2) + feps);
+      const float pd = decayed ? P[i] * fdecay : P[i];
+      P1[i] = pd - update * flr;
+      M1[i] = mi;
+      V1[i] = vi;
+    }
+    return NUM(putMany({p1, m1, v1}));
+  }
+  Tensor g = gradScale == 1 ? g0 : g0.mul(fscale);
+  Tensor m1 = m.mul(fb1).add(g.mul(f1b1));
+  Tensor v1 = v.mul(fb2).add(g.mul(g).mul(f1b2));
+  Tensor update = m1.div(fbc1).div(v1.div(fbc2).sqrt().add(feps));
+  Tensor decayedP = decay == 1 ? p : p.mul(fdecay);
+  Tensor p1 = decayedP.sub(update.mul(flr));
   return NUM(putMany({p1, m1, v1}));
 }
 END
@@ -999,6 +1025,42 @@ ENTRY(CausalAttentionGrad) {
 }
 END
 
+/** Checks logits [N, V] and int32 targets [N]; returns targets as int64 [N, 1]. */
+Tensor targetIndex(const Tensor& logits, const Tensor& targets, const char* op) {
+  if (logits.dim() != 2 || targets.dim() != 1 || targets.size(0) != logits.size(0)) throw Fail(std::string(op) + ": logits must be [N, V] and targets [N]");
+  if (targets.is_floating_point() || targets.scalar_type() == at::kBool) throw Fail(std::string(op) + ": targets must be int32");
+  Tensor t = targets.to(at::kLong);
+  if (t.numel() > 0 && (t.min().item<int64_t>() < 0 || t.max().item<int64_t>() >= logits.size(1))) {
+    throw Fail(std::string(op) + ": a target is outside [0, " + std::to_string(logits.size(1)) + ")");
+  }
+  return t.unsqueeze(1);
+}
+
+/** targetLogProbs(logits [N, V], targets [N], temperature) -> [N]: log softmax(logits / T)[n, targets[n]]. */
+ENTRY(TargetLogProbs) {
+  const Tensor& logits = tensorArg(info, 0);
+  Tensor idx = targetIndex(logits, tensorArg(info, 1), "targetLogProbs");
+  const double T = f64(info, 2);
+  Tensor z = T == 1 ? floatOf(logits) : floatOf(logits).div(static_cast<float>(T));
+  return NUM(put(z.gather(1, idx).squeeze(1).sub(z.logsumexp(1))));
+}
+END
+
+/** targetLogProbsGrad(dy [N], logits, targets, temperature) -> [N, V]: dy (onehot(target) - softmax(z)) / T. */
+ENTRY(TargetLogProbsGrad) {
+  const Tensor& dy = tensorArg(info, 0);
+  const Tensor& logits = tensorArg(info, 1);
+  Tensor idx = targetIndex(logits, tensorArg(info, 2), "targetLogProbsGrad");
+  const double T = f64(info, 3);
+  if (dy.dim() != 1 || dy.size(0) != logits.size(0)) throw Fail("targetLogProbsGrad: dy must be [N]");
+  Tensor z = T == 1 ? floatOf(logits) : floatOf(logits).div(static_cast<float>(T));
+  Tensor d = z.softmax(1).mul(dy.unsqueeze(1)).neg_();
+  d.scatter_add_(1, idx, dy.unsqueeze(1));
+  if (T != 1) d.div_(static_cast<float>(T));
+  return NUM(put(std::move(d)));
+}
+END
+
 }  // namespace
 
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
@@ -1043,6 +1105,8 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("geluGrad", Napi::Function::New(env, GeluGrad));
   exports.Set("softmaxGrad", Napi::Function::New(env, SoftmaxGrad));
   exports.Set("sumSquares", Napi::Function::New(env, SumSquares));
+  exports.Set("targetLogProbs", Napi::Function::New(env, TargetLogProbs));
+  exports.Set("targetLogProbsGrad", Napi::Function::New(env, TargetLogProbsGrad));
   exports.Set("layerNorm", Napi::Function::New(env, LayerNorm));
   exports.Set("layerNormGrad", Napi::Function::New(env, LayerNormGrad));
   exports.Set("causalAttention", Napi::Function::New(env, CausalAttention));

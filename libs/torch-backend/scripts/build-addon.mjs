@@ -13,7 +13,7 @@
 //   RLHF_TORCH_BUILD  0: do not build (the backend then reports itself as not built);
 //                     require: fail instead of skipping when the build does not succeed (CI)
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -70,6 +70,9 @@ try {
 } catch {
   skip("node-gyp is not installed (pnpm install first)");
 }
+// A running process maps the addon it loaded: move it aside (the process keeps its file) rather
+// than let the linker overwrite it in place, which would crash that process.
+if (existsSync(addonPath)) renameSync(addonPath, `${addonPath}.prev-${process.pid}`);
 const args = [gyp, "rebuild", "--release", `--nodedir=${nodedir}`, "-C", nativeDir, `--torch_dir=${torchDir}`, `--torch_cuda=${cuda ? 1 : 0}`];
 console.log(`@rlhf/torch-backend: building the native addon against ${torchDir} (about a minute)`);
 const r = spawnSync(process.execPath, args, { encoding: "utf8", maxBuffer: 64 << 20 });
@@ -79,5 +82,6 @@ if (r.status !== 0 || !existsSync(addonPath)) {
   skip(`compile failed: ${firstError.trim()}`, log);
 }
 rmSync(skippedPath, { force: true });
+for (const f of readdirSync(dirname(addonPath))) if (f.startsWith("rlhf_torch.node.prev-")) rmSync(join(dirname(addonPath), f), { force: true });
 writeFileSync(join(buildDir, "built.json"), JSON.stringify({ torchDir, cuda }) + "\n");
 console.log(`@rlhf/torch-backend: built ${addonPath}`);

@@ -52,6 +52,8 @@ export interface TorchAddon {
   geluGrad(dy: number, x: number): number;
   softmaxGrad(dy: number, y: number, dim: number): number;
   sumSquares(ids: readonly number[]): number;
+  targetLogProbs(logits: number, targets: number, temperature: number): number;
+  targetLogProbsGrad(dy: number, logits: number, targets: number, temperature: number): number;
   layerNorm(x: number, gamma: number, beta: number, eps: number): number;
   layerNormGrad(dy: number, x: number, gamma: number, beta: number, eps: number): number;
   causalAttention(qkv: number, nHead: number): number;

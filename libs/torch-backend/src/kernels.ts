@@ -218,6 +218,13 @@ kernels.set(FUSED_KERNELS.causalAttentionGrad, (b, n, { dy, qkv, probs }, { nHea
   const k = FUSED_KERNELS.causalAttentionGrad;
   return b.out(n.causalAttentionGrad(b.id(dy, k), b.id(qkv, k), b.id(probs, k), nHead as number));
 });
+kernels.set(FUSED_KERNELS.targetLogProbs, (b, n, { logits, targets }, { temperature }) =>
+  b.out(n.targetLogProbs(b.id(logits, FUSED_KERNELS.targetLogProbs), b.id(targets, FUSED_KERNELS.targetLogProbs), temperature as number)),
+);
+kernels.set(FUSED_KERNELS.targetLogProbsGrad, (b, n, { dy, logits, targets }, { temperature }) => {
+  const k = FUSED_KERNELS.targetLogProbsGrad;
+  return b.out(n.targetLogProbsGrad(b.id(dy, k), b.id(logits, k), b.id(targets, k), temperature as number));
+});
 kernels.set(FUSED_KERNELS.gelu, (b, n, { x }) => b.out(n.gelu(b.id(x, FUSED_KERNELS.gelu))));
 kernels.set(FUSED_KERNELS.geluGrad, (b, n, { dy, x }) => b.out(n.geluGrad(b.id(dy, FUSED_KERNELS.geluGrad), b.id(x, FUSED_KERNELS.geluGrad))));
 kernels.set(FUSED_KERNELS.softmaxGrad, (b, n, { dy, y }, { dim }) =>

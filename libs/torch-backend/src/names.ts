@@ -15,6 +15,10 @@ export const FUSED_KERNELS = {
    * [param', m', v']: one AdamW update (libs/model's arithmetic, in one call).
    */
   adamw: "RlhfAdamW",
+  /** {logits [N, V], targets int32 [N]}, attrs {temperature} -> [N]: log softmax(logits / T) at each target. */
+  targetLogProbs: "RlhfTargetLogProbs",
+  /** {dy [N], logits, targets}, attrs {temperature} -> dlogits [N, V]. */
+  targetLogProbsGrad: "RlhfTargetLogProbsGrad",
   /** inputs: a list of tensors -> float32 scalar: the sum of the squares of all their elements. */
   sumSquares: "RlhfSumSquares",
   /** {x, gamma, beta}, attrs {epsilon} -> LayerNorm of x over its last axis (biased variance). */

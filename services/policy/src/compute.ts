@@ -7,7 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { microBatches, type GPT2, type ScalarHeadModel, type Trainer } from "@rlhf/model";
-import type { NamedHostTensors } from "@rlhf/compute";
+import { targetLogProbs, type NamedHostTensors } from "@rlhf/compute";
 import { entropyFromLogits, ppoPolicyLoss, ppoValueLoss } from "@rlhf/rl";
 
 /** Validated sequences with their prompt lengths (1 <= P <= L). */
@@ -71,16 +71,13 @@ function valueIndex(at: Int32Array, T: number): Int32Array {
 function responseLogProbs(policy: GPT2, pd: Padded, temperature: number): { logp: tf.Tensor1D; z: tf.Tensor2D } {
   const [B, T] = pd.tokens.shape;
   const V = policy.config.vocabSize;
-  const n = pd.at.length;
   const inputs = tf.slice(pd.tokens, [0, 0], [B, T - 1]); // [B, T-1]
   const logits = tf.reshape(policy.forward(inputs), [B * (T - 1), V]); // [B*(T-1), V]
-  const rows = tf.gather(logits, tf.tensor1d(pd.at, "int32")); // [n, V]
+  const rows = tf.gather(logits, tf.tensor1d(pd.at, "int32")) as tf.Tensor2D; // [n, V]
   const z = temperature === 1 ? rows : tf.div(rows, temperature); // [n, V]
-  const m = tf.max(z, -1, true); // [n, 1]
-  const lse = tf.add(tf.log(tf.sum(tf.exp(tf.sub(z, m)), -1)), tf.reshape(m, [n])); // [n]
-  const flat = tf.add(tf.mul(tf.range(0, n, 1, "int32"), tf.scalar(V, "int32")), tf.tensor1d(pd.targets, "int32")); // [n]
-  const picked = tf.gather(tf.reshape(z, [n * V]), flat); // [n]
-  return { logp: tf.sub(picked, lse) as tf.Tensor1D, z: z as tf.Tensor2D };
+  // log softmax(rows / T) at the targets: one fused kernel on the torch backend.
+  const logp = targetLogProbs(rows, tf.tensor1d(pd.targets, "int32"), temperature); // [n]
+  return { logp, z: z as tf.Tensor2D };
 }
 
 /** Evaluate: per-token log-probabilities and (with a critic) values, response-token layout. */

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UsageError, parseArgs } from "../args";
@@ -76,4 +76,13 @@ test("usage errors", async () => {
   await assert.rejects(run("export", join(tmp, "x"), "--seed", "-1"), /--seed/);
   await assert.rejects(run("export", join(tmp, "x"), "--k", "1"), /--k must be an integer >= 2/);
   await assert.rejects(run("export", join(tmp, "x"), "--bogus", "1"), /unknown option --bogus/);
+});
+
+test("bpe learns the built-in vocabulary from the corpus: the shipped merges are its output", async () => {
+  const out = join(tmp, "bpe.json");
+  const { lines } = await run("bpe", "--vocab-size", "2048", "--out", out);
+  assert.match(lines[0], /^learned 1790 merges \(vocabulary 2048\) from 475 documents in [\d.]+ s; 3\.\d\d characters per token on the validation split$/);
+  const shipped = readFileSync(join(__dirname, "..", "..", "..", "libs", "model", "src", "vocab", "brown-bpe-2048.json"), "utf8");
+  assert.equal(readFileSync(out, "utf8"), shipped, "run `rlhf data bpe --vocab-size 2048 --out libs/model/src/vocab/brown-bpe-2048.json` after changing the learner");
+  await assert.rejects(run("bpe", "--vocab-size", "12"), /--vocab-size must be an integer >= 259/);
 });

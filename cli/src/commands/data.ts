@@ -2,7 +2,7 @@
  * `rlhf data`: writes the built-in datasets in the user-facing formats, and checks a user's data
  * file line by line.
  */
-import { existsSync, statSync } from "node:fs";
+import { existsSync, statSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { DATA_KINDS, type DataKind, type DatasetSizes, checkDataFile, exportBuiltinDatasets, formatIssue } from "@rlhf/data";
 import { type ParsedArgs, UsageError, allowFlags, flagString } from "../args";
@@ -14,6 +14,14 @@ export const DATA_USAGE = `rlhf data export <dir> [--seed N] [--sft N] [--rm N] 
   --seed N            seed of the splits, responses and labelers (default 0)
   --sft/--rm/--ppo/--eval N   prompts per split (defaults 2000, 2000, 2000, 500)
   --k K               responses per ranking (default 4)
+
+rlhf data bpe [--vocab-size N] [--out FILE]
+  Learns the byte-level BPE of the \`bpe\` tokenizer from the pretraining split of the Brown corpus
+  and writes its merges as JSON (default: print their count, the characters per token on the
+  validation split, and the first and last merges). The built-in vocabulary is this command's
+  output at --vocab-size 2048 (libs/model/src/vocab/brown-bpe-2048.json).
+
+rlhf data learnability [options]   see rlhf data learnability --help
 
 rlhf data check <file> [--kind ${DATA_KINDS.join("|")}] [--max-line-bytes N]
   Validates a data file and prints each problem as file:line: field: message, then a summary.
@@ -39,6 +47,13 @@ export async function data(args: ParsedArgs, print: (line: string) => void = con
   const sub = args.positional[1];
   if (sub === "export") return exportCommand(args, print);
   if (sub === "check") return checkCommand(args, print);
+  if (sub === "bpe") return bpeCommand(args, print);
+  if (sub === "learnability") {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { learnability } = require("./learnability") as typeof import("./learnability");
+    await learnability(args, print);
+    return;
+  }
   throw new UsageError(sub ? `unknown data command "${sub}"\n${DATA_USAGE}` : `rlhf data needs a command: export or check\n${DATA_USAGE}`);
 }
 
@@ -60,6 +75,34 @@ async function exportCommand(args: ParsedArgs, print: (line: string) => void): P
   print(
     `wrote ${out} in ${((Date.now() - started) / 1000).toFixed(1)} s (seed ${m.seed}, K = ${m.k}, ${m.labelers.count} labelers at ${m.labelers.agreement} agreement, noise std ${m.labelers.noiseStd.toFixed(4)})`,
   );
+}
+
+async function bpeCommand(args: ParsedArgs, print: (line: string) => void): Promise<void> {
+  allowFlags(args, ["vocab-size", "out"], "rlhf data bpe");
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { trainBpe, BpeCodec } = require("@rlhf/model") as typeof import("@rlhf/model");
+  const { loadPretrainCorpus } = require("@rlhf/data") as typeof import("@rlhf/data");
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  const size = intFlag(args, "vocab-size", 259) ?? 2048;
+  const corpus = loadPretrainCorpus();
+  const started = Date.now();
+  const merges = trainBpe(corpus.train.map((d) => d.text), size);
+  const codec = new BpeCodec(merges);
+  let chars = 0;
+  let tokens = 0;
+  for (const d of corpus.valid) {
+    chars += d.text.length;
+    tokens += codec.encode(d.text).length;
+  }
+  print(`learned ${merges.length} merges (vocabulary ${codec.vocabSize}) from ${corpus.train.length} documents in ${((Date.now() - started) / 1000).toFixed(1)} s; ${(chars / tokens).toFixed(2)} characters per token on the validation split`);
+  const show = (ids: number[]) => ids.map((i) => JSON.stringify(codec.tokenText(i))).join(" ");
+  print(`first merges: ${show(merges.slice(0, 12).map((_, i) => 258 + i))}`);
+  print(`last merges:  ${show(merges.slice(-12).map((_, i) => codec.vocabSize - 12 + i))}`);
+  const out = flagString(args, "out");
+  if (out !== undefined) {
+    writeFileSync(resolve(out), JSON.stringify(merges) + "\n");
+    print(`wrote ${resolve(out)}`);
+  }
 }
 
 async function checkCommand(args: ParsedArgs, print: (line: string) => void): Promise<void> {

@@ -6,7 +6,7 @@ import { type ParsedArgs, UsageError, allowFlags, flagString } from "../args";
 
 export const MODEL_USAGE = `rlhf generate --checkpoint DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed N] [--no-cache]
 rlhf logprobs --checkpoint DIR (--text TEXT | --tokens 1,2,3) [--temperature T]
-rlhf init --size tiny|small|gpt2-124m --out DIR [--seed N] [--tokenizer byte|gpt2]
+rlhf init --size tiny|small|gpt2-124m --out DIR [--seed N] [--tokenizer byte|bpe|gpt2]
   generate          sample a continuation (stops at EOS); prints {prompt, promptTokens, tokens, logprobs, text, finishReason}
                     logprobs are under softmax(logits / T) over the full vocabulary (top-k/top-p only limit the draw)
   logprobs          prints {tokens, logprobs}: logprobs[i] = log p(tokens[i+1] | tokens[0..i]) (length n-1)
@@ -132,7 +132,7 @@ export async function init(args: ParsedArgs, print: Print = (l) => console.log(l
     throw new UsageError(`rlhf init: unknown --size ${JSON.stringify(size)}; known: ${Object.keys(model.GPT2_PRESETS).join(", ")}`);
   }
   const tokName = flagString(args, "tokenizer") ?? (size === "tiny" ? "byte" : "gpt2");
-  if (tokName !== "byte" && tokName !== "gpt2") throw new UsageError(`rlhf init: --tokenizer must be byte or gpt2, got ${JSON.stringify(tokName)}`);
+  if (tokName !== "byte" && tokName !== "bpe" && tokName !== "gpt2") throw new UsageError(`rlhf init: --tokenizer must be byte, bpe or gpt2, got ${JSON.stringify(tokName)}`);
   const tok = model.getTokenizer(tokName);
   const config = model.presetConfig(size);
   const needed = tok.name === "gpt2" ? tok.eosId + 1 : tok.vocabSize;

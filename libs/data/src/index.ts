@@ -7,6 +7,8 @@ export * from "./words";
 export * from "./brown";
 export * from "./pretrain";
 export * from "./tasks";
+export * from "./short-tasks";
+export * from "./demonstrators";
 export * from "./scoring";
 export * from "./responses";
 export * from "./labelers";

@@ -175,13 +175,13 @@ test("calibrateOnGroups: all pairs when the target is reachable; the pairs with 
   assert.ok(all);
   assert.equal(all.on, "all");
   assert.ok(Math.abs(expectedAgreement(groupScoreDiffs(simulated), all.noiseStd) - 0.73) < 1e-6);
-  // Made-up words score alike: only the group with the gold answer has a preference.
-  const madeUp = tasks.slice(0, 20).map((task) => ({ task, responses: ["zqxv", "vvqz zz", "qqqj"] }));
-  const mostlyEqual = [...madeUp, { task: tasks[0], responses: [tasks[0].completion, "zqxv"] }];
+  // Different spellings of "none" score alike: only the group with the gold answer has a preference.
+  const madeUp = tasks.slice(0, 20).map((task) => ({ task, responses: ["none", "none.", "NONE"] }));
+  const mostlyEqual = [...madeUp, { task: tasks[0], responses: [tasks[0].completion, "none"] }];
   const some = calibrateOnGroups(mostlyEqual, 0.73);
   assert.ok(some);
   assert.deepEqual({ on: some.on, pairs: some.pairs, equalScorePairs: some.equalScorePairs }, { on: "different_scores", pairs: 61, equalScorePairs: 60 });
-  assert.equal(some.noiseStd, calibrateNoiseStd([goldScore(tasks[0], tasks[0].completion) - goldScore(tasks[0], "zqxv")], 0.73));
+  assert.equal(some.noiseStd, calibrateNoiseStd([goldScore(tasks[0], tasks[0].completion) - goldScore(tasks[0], "none")], 0.73));
   assert.equal(calibrateOnGroups(madeUp, 0.73), undefined);
 });
 

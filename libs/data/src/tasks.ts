@@ -17,15 +17,22 @@ import {
   tagInfo,
 } from "./brown";
 import { Rng } from "./rng";
+import { SHORT_FAMILIES, SHORT_INSTRUCTIONS, type ShortFamily, shortWindow } from "./short-tasks";
 import { normalizeWord } from "./words";
 
-/** The task families. Each has one instruction and one answer format. */
-export type TaskFamily = "nouns" | "verbs" | "adjectives" | "names" | "count" | "reverse" | "longest";
+/** The Brown-sentence families: instructions over a whole sentence (for larger models). */
+export type SentenceFamily = "nouns" | "verbs" | "adjectives" | "names" | "count" | "reverse" | "longest";
 
-/** Every family, in a fixed order (the default mix, used round-robin). */
-export const TASK_FAMILIES: readonly TaskFamily[] = ["nouns", "verbs", "adjectives", "names", "count", "reverse", "longest"];
+/** The task families: the sentence families and the short ones (./short-tasks.ts). Each has one instruction and one answer format. */
+export type TaskFamily = SentenceFamily | ShortFamily;
 
-/** The instruction that opens each family's prompt: `<instruction>: <sentence>\nAnswer:`. */
+/** The sentence families, in a fixed order (the default mix of a run config, used round-robin). */
+export const TASK_FAMILIES: readonly SentenceFamily[] = ["nouns", "verbs", "adjectives", "names", "count", "reverse", "longest"];
+
+/** Every family: the sentence families, then the short ones. */
+export const ALL_TASK_FAMILIES: readonly TaskFamily[] = [...TASK_FAMILIES, ...SHORT_FAMILIES];
+
+/** The instruction that opens each family's prompt: `<instruction>: <sentence or words>\nAnswer:`. */
 export const TASK_INSTRUCTIONS: Readonly<Record<TaskFamily, string>> = {
   nouns: "List the nouns",
   verbs: "List the verbs",
@@ -34,7 +41,13 @@ export const TASK_INSTRUCTIONS: Readonly<Record<TaskFamily, string>> = {
   count: "Count the words",
   reverse: "Reverse the word order",
   longest: "Find the longest word",
+  ...SHORT_INSTRUCTIONS,
 };
+
+/** Whether a family is one of the short ones. */
+export function isShortFamily(f: TaskFamily): f is ShortFamily {
+  return (SHORT_FAMILIES as readonly string[]).includes(f);
+}
 
 /**
  * A gold answer. `list`: items in sentence order, duplicates (case-insensitive) removed, rendered
@@ -52,7 +65,7 @@ export interface InstructionTask {
   readonly id: string;
   readonly family: TaskFamily;
   readonly sentenceId: string;
-  /** The sentence as readable text: the only "source" for honesty. */
+  /** The sentence as readable text (short families: their few words): the only "source" for honesty. */
   readonly source: string;
   /** `<instruction>: <source>\nAnswer:` */
   readonly prompt: string;
@@ -132,6 +145,7 @@ export const REVERSE_MAX_WORDS = 12;
  * `longest` a unique longest word (length in letters and digits).
  */
 export function goldAnswer(family: TaskFamily, s: BrownSentence): GoldAnswer | undefined {
+  if (isShortFamily(family)) return shortWindow(family, s)?.gold;
   const list = (items: string[]): GoldAnswer | undefined => {
     const d = dedupe(items);
     return d.length ? { kind: "list", items: d } : undefined;
@@ -170,6 +184,12 @@ export function goldAnswer(family: TaskFamily, s: BrownSentence): GoldAnswer | u
 
 /** The task of `family` on sentence `s`, or undefined when the sentence does not suit the family. */
 export function makeTask(family: TaskFamily, s: BrownSentence): InstructionTask | undefined {
+  if (isShortFamily(family)) {
+    const w = shortWindow(family, s);
+    if (!w) return undefined;
+    const source = w.words.map((x) => x.text).join(" ");
+    return { id: `${family}:${s.id}`, family, sentenceId: s.id, source, prompt: renderPrompt(family, source), completion: " " + renderAnswer(w.gold), gold: w.gold };
+  }
   const gold = goldAnswer(family, s);
   if (!gold) return undefined;
   const source = sentenceText(s);

@@ -7,3 +7,4 @@ export * from "./tokenizer";
 export * from "./generate";
 export * from "./train";
 export * from "./heads";
+export * from "./bpe";

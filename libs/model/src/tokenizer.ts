@@ -1,9 +1,12 @@
 /**
  * Tokenizers: GPT-2's byte-level BPE (ranks shipped inside `js-tiktoken`, nothing downloaded) for
- * real GPT-2 checkpoints, and a plain byte tokenizer for the small models trained here.
+ * real GPT-2 checkpoints, a small byte-level BPE learned from the Brown corpus (./bpe.ts) for the
+ * small models trained here, and a plain byte tokenizer.
  *
  * EOS and PAD are always distinct ids:
  * - byte: ids 0..255 are the UTF-8 bytes, EOS = 256, PAD = 257 (258 ids; the `tiny` preset has 512).
+ * - bpe: the bytes, EOS = 256, PAD = 257, then one id per learned merge (2048 ids for the built-in
+ *   vocabulary learned from the Brown corpus, ./vocab/brown-bpe-2048.json; `rlhf data bpe` learns it).
  * - gpt2: EOS = 50256 (`<|endoftext|>`). GPT-2 has no pad token and its embedding has exactly
  *   50257 rows, so PAD = 50257 is a *host-side marker only*: it is one past the last embedding row,
  *   generation never feeds it to the model (finished rows are fed EOS and ignored), and the model
@@ -11,11 +14,14 @@
  *   being trained on. Right-padded batches must replace it (any valid id works under causal
  *   attention) and mask those positions.
  *
- * A checkpoint records its tokenizer in `config.json` under {@link TOKENIZER_CONFIG_KEY}; a folder
- * without the key (a real GPT-2 download) is read as `gpt2`.
+ * A checkpoint records its tokenizer in `config.json` under {@link TOKENIZER_CONFIG_KEY} (a `bpe`
+ * one also its merges, under {@link BPE_MERGES_CONFIG_KEY}, so that the folder decodes the same way
+ * wherever it goes); a folder without the key (a real GPT-2 download) is read as `gpt2`.
  */
 import { InvalidArgumentError } from "@rlhf/errors";
 import { loadCheckpointConfig } from "./checkpoint";
+import { BPE_EOS, BPE_PAD, BpeCodec, type BpeMerge, validateMerges } from "./bpe";
+import BROWN_BPE_MERGES from "./vocab/brown-bpe-2048.json";
 
 /** The part of js-tiktoken's `Tiktoken` used here. */
 interface Tiktoken {
@@ -33,10 +39,16 @@ function loadGpt2Encoding(): Tiktoken {
 }
 
 /** Names of the tokenizers this library knows. */
-export type TokenizerName = "byte" | "gpt2";
+export type TokenizerName = "byte" | "bpe" | "gpt2";
+
+/** Every {@link TokenizerName}. */
+export const TOKENIZER_NAMES: readonly TokenizerName[] = ["byte", "bpe", "gpt2"];
 
 /** The `config.json` key naming a checkpoint's tokenizer. */
 export const TOKENIZER_CONFIG_KEY = "rlhf_tokenizer";
+
+/** The `config.json` key holding a `bpe` tokenizer's merges ([left, right] id pairs in rank order). */
+export const BPE_MERGES_CONFIG_KEY = "rlhf_bpe_merges";
 
 /** Text <-> token ids. */
 export interface Tokenizer {
@@ -76,6 +88,45 @@ export class ByteTokenizer implements Tokenizer {
   }
 }
 
+/**
+ * A byte-level BPE learned from a corpus (see ./bpe.ts): bytes 0..255, EOS = 256, PAD = 257, one id
+ * per merge after them. Default: the built-in vocabulary learned from the Brown corpus's
+ * pretraining split (2048 ids).
+ */
+export class BpeTokenizer implements Tokenizer {
+  readonly name = "bpe" as const;
+  readonly vocabSize: number;
+  readonly eosId = BPE_EOS;
+  readonly padId = BPE_PAD;
+  private readonly codec: BpeCodec;
+
+  constructor(merges: readonly BpeMerge[] = builtinMerges()) {
+    this.codec = new BpeCodec(merges);
+    this.vocabSize = this.codec.vocabSize;
+  }
+
+  /** The merges, in rank order (recorded in checkpoints). */
+  get merges(): readonly BpeMerge[] {
+    return this.codec.merges;
+  }
+
+  encode(text: string): number[] {
+    return this.codec.encode(text);
+  }
+
+  decode(ids: ArrayLike<number>): string {
+    return this.codec.decode(ids);
+  }
+}
+
+let brownMerges: BpeMerge[] | undefined;
+
+/** The built-in merges (./vocab/brown-bpe-2048.json), checked once. */
+export function builtinMerges(): readonly BpeMerge[] {
+  brownMerges ??= validateMerges(BROWN_BPE_MERGES, "vocab/brown-bpe-2048.json");
+  return brownMerges;
+}
+
 let gpt2Encoding: Tiktoken | undefined;
 
 /** GPT-2's BPE (js-tiktoken `gpt2` ranks). EOS = 50256 `<|endoftext|>`; PAD = 50257 (see the file comment). */
@@ -110,9 +161,12 @@ export class Gpt2Tokenizer implements Tokenizer {
 /** A tokenizer by name; InvalidArgumentError for an unknown one. */
 export function getTokenizer(name: string): Tokenizer {
   if (name === "byte") return new ByteTokenizer();
+  if (name === "bpe") return (builtinBpe ??= new BpeTokenizer());
   if (name === "gpt2") return new Gpt2Tokenizer();
-  throw new InvalidArgumentError("tokenizer", `unknown tokenizer ${JSON.stringify(name)}; known: byte, gpt2`);
+  throw new InvalidArgumentError("tokenizer", `unknown tokenizer ${JSON.stringify(name)}; known: ${TOKENIZER_NAMES.join(", ")}`);
 }
+
+let builtinBpe: BpeTokenizer | undefined;
 
 /**
  * The tokenizer a checkpoint's `config.json` names (key {@link TOKENIZER_CONFIG_KEY}; absent: gpt2).
@@ -123,12 +177,13 @@ export function tokenizerFromConfig(hfConfig: Record<string, unknown>, source = 
   if (typeof name !== "string") throw new InvalidArgumentError(`${source}.${TOKENIZER_CONFIG_KEY}`, `must be a string, got ${JSON.stringify(name)}`);
   let tok: Tokenizer;
   try {
-    tok = getTokenizer(name);
+    tok = name === "bpe" && hfConfig[BPE_MERGES_CONFIG_KEY] !== undefined ? new BpeTokenizer(validateMerges(hfConfig[BPE_MERGES_CONFIG_KEY], `${source}.${BPE_MERGES_CONFIG_KEY}`)) : getTokenizer(name);
   } catch (e) {
+    if (e instanceof InvalidArgumentError && e.message.startsWith(`${source}.${BPE_MERGES_CONFIG_KEY}`)) throw e;
     throw new InvalidArgumentError(`${source}.${TOKENIZER_CONFIG_KEY}`, (e as Error).message.replace(/^tokenizer: /, ""));
   }
   const vocab = hfConfig.vocab_size;
-  // gpt2's PAD is never embedded, so the model needs EOS + 1 rows; byte embeds PAD too.
+  // gpt2's PAD is never embedded, so the model needs EOS + 1 rows; byte and bpe embed PAD too.
   const needed = tok.name === "gpt2" ? tok.eosId + 1 : tok.vocabSize;
   if (typeof vocab === "number" && vocab < needed) {
     throw new InvalidArgumentError(`${source}.vocab_size`, `${vocab} is too small for the ${tok.name} tokenizer (needs ${needed})`);
@@ -138,7 +193,8 @@ export function tokenizerFromConfig(hfConfig: Record<string, unknown>, source = 
 
 /** The `config.json` keys that record a tokenizer (pass to `saveCheckpoint` as extra config). */
 export function tokenizerConfig(tok: Tokenizer): Record<string, unknown> {
-  return { [TOKENIZER_CONFIG_KEY]: tok.name, eos_token_id: tok.eosId, bos_token_id: tok.eosId };
+  const merges = tok instanceof BpeTokenizer ? { [BPE_MERGES_CONFIG_KEY]: tok.merges } : {};
+  return { [TOKENIZER_CONFIG_KEY]: tok.name, eos_token_id: tok.eosId, bos_token_id: tok.eosId, ...merges };
 }
 
 /** The tokenizer recorded in a checkpoint folder's `config.json` (see {@link tokenizerFromConfig}). */

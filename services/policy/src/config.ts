@@ -75,7 +75,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError("set at most one of CHECKPOINT_DIR, MODEL_DIR, INIT_PRESET");
   }
   const tokenizer = envOptional(env, "TOKENIZER");
-  if (tokenizer !== undefined && tokenizer !== "byte" && tokenizer !== "gpt2") throw new ConfigError(`TOKENIZER must be byte or gpt2, got "${tokenizer}"`);
+  if (tokenizer !== undefined && tokenizer !== "byte" && tokenizer !== "bpe" && tokenizer !== "gpt2") throw new ConfigError(`TOKENIZER must be byte, bpe or gpt2, got "${tokenizer}"`);
   return {
     host: envString(env, "GRPC_HOST", "127.0.0.1"),
     port: envPort(env, "GRPC_PORT", 50051),

@@ -36,7 +36,7 @@ test("defaults", () => {
 
 test("a malformed variable is one clear line naming it", () => {
   const cases: [Record<string, string>, RegExp][] = [
-    [{ TOKENIZER: "bpe" }, /^TOKENIZER must be gpt2 or byte, got "bpe"$/],
+    [{ TOKENIZER: "bpe2" }, /^TOKENIZER must be gpt2, byte or bpe, got "bpe2"$/],
     [{ VALID_FRACTION: "0.6" }, /^VALID_FRACTION must be a number in \[0, 0\.5\], got "0\.6"$/],
     [{ VALID_FRACTION: "abc" }, /^VALID_FRACTION must be a number/],
     [{ VALID_FRACTION: "-0.1" }, /^VALID_FRACTION must be a number/],

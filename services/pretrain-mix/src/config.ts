@@ -16,7 +16,8 @@ export interface PretrainMixConfig {
   /** POLICY_ADDR: the policy service, whose weights PtxGradients pulls (FAILED_PRECONDITION without it). */
   policyAddr?: string;
   /**
-   * TOKENIZER: how the corpus is tokenised: `gpt2` (GPT-2 BPE, 50257 ids, EOS 50256) or `byte`
+   * TOKENIZER: how the corpus is tokenised: `gpt2` (GPT-2 BPE, 50257 ids, EOS 50256), `bpe` (the
+   * Brown-learned BPE, 2048 ids, EOS 256) or `byte`
    * (the small models' byte-level tokenizer, 258 ids, EOS 256). Must be the policy's. Default gpt2.
    */
   tokenizer: TokenizerName;
@@ -67,7 +68,7 @@ function envFraction(env: Record<string, string | undefined>, name: string, def:
 /** Parses the environment once; throws ConfigError with one clear line. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): PretrainMixConfig {
   const tokenizer = envString(env, "TOKENIZER", "gpt2");
-  if (tokenizer !== "gpt2" && tokenizer !== "byte") throw new ConfigError(`TOKENIZER must be gpt2 or byte, got "${tokenizer}"`);
+  if (tokenizer !== "gpt2" && tokenizer !== "byte" && tokenizer !== "bpe") throw new ConfigError(`TOKENIZER must be gpt2, byte or bpe, got "${tokenizer}"`);
   const maxSequences = envInt(env, "MAX_SEQUENCES", 64, 1, MAX_BATCH_TOKENS / 2);
   const maxSequenceLength = envInt(env, "MAX_SEQUENCE_LENGTH", 1024, 2, MAX_BATCH_TOKENS);
   if (maxSequences * maxSequenceLength > MAX_BATCH_TOKENS) {

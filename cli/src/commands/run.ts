@@ -10,7 +10,10 @@ import { resolveConfigPaths } from "@rlhf/run-config";
 import { type ParsedArgs, UsageError, allowFlags, flagString } from "../args";
 import type { SessionAction, SessionOptions } from "../run/session";
 
-const COMMON_FLAGS = `  --runs-dir DIR    where runs and the services' logs (<service>.log) go (default ./runs)
+const COMMON_FLAGS = `  --runs-dir DIR    where runs and the services' logs (<service>.log) go (default ./runs); a
+                    pretrained base model is cached in <runs dir>/pretrain-cache/ by its settings
+                    and reused by later runs with the same ones
+  --no-cache        pretrain anew even when the cache has this base model (the new one replaces it)
   --run-id ID       name the run: 1-64 characters of a-z, 0-9 and - (default: the coordinator picks)
   --backend NAME    RLHF_BACKEND of every service: torch, wasm, cpu, tensorflow or tensorflow-gpu
                     (default: each service takes the best one it can load: torch where its
@@ -27,7 +30,7 @@ The services serve no Prometheus metrics unless METRICS_PORT=N is set: then /met
 and N+4 (pretrain-mix).
 Exit status: 0 the run succeeded, 1 it failed, 2 bad arguments or config, 130 interrupted.`;
 
-export const DEMO_USAGE = `rlhf demo [--tiny] [--runs-dir DIR] [--run-id ID] [--backend NAME] [--coordinator ADDR]
+export const DEMO_USAGE = `rlhf demo [--tiny] [--runs-dir DIR] [--run-id ID] [--backend NAME] [--no-cache] [--coordinator ADDR]
   Runs the whole InstructGPT recipe (pretrain, SFT, rankings, reward model, PPO-ptx and plain
   PPO, evaluation) on built-in data with the five services as child processes on free
   loopback ports: the demo config, about 20 minutes on 2 cores.
@@ -35,7 +38,7 @@ export const DEMO_USAGE = `rlhf demo [--tiny] [--runs-dir DIR] [--run-id ID] [--
 ${COMMON_FLAGS}
 ${AFTER}`;
 
-export const RUN_USAGE = `rlhf run <config.json|config.yaml> [--runs-dir DIR] [--run-id ID] [--backend NAME] [--coordinator ADDR]
+export const RUN_USAGE = `rlhf run <config.json|config.yaml> [--runs-dir DIR] [--run-id ID] [--backend NAME] [--no-cache] [--coordinator ADDR]
   Like rlhf demo, with your run config (JSON, or YAML for .yaml/.yml files; omitted keys take
   their defaults, unknown keys are errors). Relative paths in it (model.base_checkpoint,
   data.files.*) are taken from the config file's folder. Your data files are checked before the
@@ -78,15 +81,23 @@ function runsDirFlag(args: ParsedArgs): string {
   return dir;
 }
 
+/** `--no-cache`: the config (JSON text) with `pretrain.cache` false. */
+function noCache(args: ParsedArgs, configJson: string): string {
+  if (!args.flags.has("no-cache")) return configJson;
+  if (typeof args.flags.get("no-cache") === "string") throw new UsageError("--no-cache takes no value");
+  const c = JSON.parse(configJson) as { pretrain?: Record<string, unknown> };
+  return JSON.stringify({ ...c, pretrain: { ...(typeof c.pretrain === "object" && c.pretrain ? c.pretrain : {}), cache: false } });
+}
+
 /** `rlhf demo` arguments as session options. */
 export function demoOptions(args: ParsedArgs): SessionOptions {
-  allowFlags(args, ["tiny", "runs-dir", "run-id", "backend", "coordinator"], "rlhf demo");
+  allowFlags(args, ["tiny", "runs-dir", "run-id", "backend", "coordinator", "no-cache"], "rlhf demo");
   noExtraPositionals(args, 1, "rlhf demo");
   if (typeof args.flags.get("tiny") === "string") throw new UsageError("--tiny takes no value");
   const preset = args.flags.has("tiny") ? "tiny" : "default";
   const action: SessionAction = {
     kind: "start",
-    configJson: JSON.stringify({ preset }),
+    configJson: noCache(args, JSON.stringify({ preset })),
     runId: runIdFlag(args),
     displayName: `rlhf demo (${preset})`,
     source: `the ${preset} demo config`,
@@ -119,12 +130,12 @@ export function readConfigFile(path: string): string {
 
 /** `rlhf run <config>` arguments as session options. */
 export function runOptions(args: ParsedArgs): SessionOptions {
-  allowFlags(args, ["runs-dir", "run-id", "backend", "coordinator"], "rlhf run");
+  allowFlags(args, ["runs-dir", "run-id", "backend", "coordinator", "no-cache"], "rlhf run");
   const file = args.positional[1];
   if (!file) throw new UsageError(`which config file?\n${RUN_USAGE}`);
   noExtraPositionals(args, 2, "rlhf run");
   const path = resolve(file);
-  const action: SessionAction = { kind: "start", configJson: readConfigFile(path), runId: runIdFlag(args), displayName: basename(path), source: file };
+  const action: SessionAction = { kind: "start", configJson: noCache(args, readConfigFile(path)), runId: runIdFlag(args), displayName: basename(path), source: file };
   return { action, runsDir: runsDirFlag(args), backend: backendFlag(args), ...coordinatorFlag(args) };
 }
 

@@ -167,6 +167,7 @@ test("TTY mode: redraws the block in place, throttled, messages above it, summar
       "acceptance:",
       "  ppo_ptx_beats_sft  1",
       "  rm_heldout_accuracy  0.68",
+      "  0 of 2 checks passed; report.html says why the others did not",
       "",
     ].join("\n"),
   );
@@ -202,18 +203,35 @@ test("a resumed run's history is replayed silently, then drawn once; without acc
   assert.equal(r.summary({ runId: "r1", runDir: "/x", state: RunState.RUN_STATE_SUCCEEDED }, 0), "run r1 SUCCEEDED\nrun folder:  /x\nreport:      /x/report.html\n             /x/report.json\n");
 });
 
-test("acceptance lines: a check's value with a mark from its /passed metric", () => {
+test("acceptance lines: a check's value with a mark from its /passed metric and what it needed", () => {
   assert.deepEqual(
     acceptanceLines({
-      "acceptance/rm_heldout_accuracy": 0.6812,
+      "acceptance/rm_heldout_accuracy": 0.7212,
       "acceptance/rm_heldout_accuracy/passed": 1,
+      "acceptance/rm_heldout_accuracy/threshold": 0.7,
+      "acceptance/rm_heldout_accuracy/comparison": 0,
       "acceptance/ppo_ptx_win_rate": 0.55,
       "acceptance/ppo_ptx_win_rate/passed": 0,
+      "acceptance/ppo_ptx_win_rate/threshold": 0.65,
+      "acceptance/ppo_ptx_win_rate/comparison": 0,
+      "acceptance/labeler_agreement": 0.741,
+      "acceptance/labeler_agreement/passed": 1,
+      "acceptance/labeler_agreement/threshold": 0.73,
+      "acceptance/labeler_agreement/tolerance": 0.03,
+      "acceptance/labeler_agreement/comparison": 4,
       "acceptance/kl_within_bound/passed": 0, // no value: the data was missing
-      "acceptance/plain": 2,
+      "acceptance/gold_ties/not_applicable": 1,
       "objective/kl": 1,
     }),
-    ["acceptance:", "  ✗ kl_within_bound", "  plain  2", "  ✗ ppo_ptx_win_rate  0.55", "  ✓ rm_heldout_accuracy  0.681"],
+    [
+      "acceptance:",
+      "  – gold_ties  does not apply to this run (see report.html)",
+      "  ✗ kl_within_bound  not measured",
+      "  ✓ labeler_agreement  0.741  (needed 0.73 ± 0.03)",
+      "  ✗ ppo_ptx_win_rate  0.55  (needed >= 0.65)",
+      "  ✓ rm_heldout_accuracy  0.721  (needed >= 0.7)",
+      "  2 of 4 checks passed; report.html says why the others did not",
+    ],
   );
   assert.deepEqual(acceptanceLines({ "objective/kl": 1 }), []);
 });

@@ -98,30 +98,52 @@ export const KEY_PPO_METRICS: readonly { label: string; names: readonly string[]
 
 /**
  * Metric names under this prefix are printed at the end as acceptance lines:
- * `acceptance/<check>` is the check's value, `acceptance/<check>/passed` 1 or 0.
+ * `acceptance/<check>` is the check's value, `acceptance/<check>/passed` 1 or 0,
+ * `/threshold`, `/comparison` (index in {@link COMPARISONS}) and `/tolerance` what it needed,
+ * `/not_applicable` 1 for a check that does not apply to the run.
  */
 export const ACCEPTANCE_PREFIX = "acceptance/";
 
-/** "acceptance:" and a line per check, `✓`/`✗` when its `/passed` metric says; none without checks. */
+/** The comparisons of `acceptance/<check>/comparison`, by code (the coordinator's COMPARISON_CODES). */
+export const COMPARISONS = [">=", ">", "<", "<=", "within"] as const;
+
+const CHECK_FIELDS = ["passed", "threshold", "comparison", "tolerance", "not_applicable"] as const;
+type CheckField = (typeof CHECK_FIELDS)[number];
+
+/**
+ * "acceptance:", a line per check (`✓`/`✗`, its name, its value and what it needed, or `–` and
+ * "does not apply"), and one closing line that counts them; none without checks.
+ */
 export function acceptanceLines(metrics: Readonly<Record<string, number>>): string[] {
-  const checks = new Map<string, { value?: number; passed?: number }>();
+  const checks = new Map<string, Partial<Record<CheckField | "value", number>>>();
   for (const [k, v] of Object.entries(metrics)) {
     if (!k.startsWith(ACCEPTANCE_PREFIX)) continue;
     const rest = k.slice(ACCEPTANCE_PREFIX.length);
-    const isPassed = rest.endsWith("/passed");
-    const name = isPassed ? rest.slice(0, -"/passed".length) : rest;
+    const field = CHECK_FIELDS.find((f) => rest.endsWith(`/${f}`));
+    const name = field ? rest.slice(0, -(field.length + 1)) : rest;
     const c = checks.get(name) ?? {};
-    if (isPassed) c.passed = v;
-    else c.value = v;
+    c[field ?? "value"] = v;
     checks.set(name, c);
   }
   if (checks.size === 0) return [];
   const lines = ["acceptance:"];
+  let passed = 0;
+  let applicable = 0;
   for (const name of [...checks.keys()].sort()) {
     const c = checks.get(name)!;
+    if (c.not_applicable) {
+      lines.push(`  – ${name}  does not apply to this run (see report.html)`);
+      continue;
+    }
+    applicable++;
+    if (c.passed) passed++;
     const mark = c.passed === undefined ? "" : c.passed ? "✓ " : "✗ ";
-    lines.push(`  ${mark}${name}${c.value === undefined ? "" : `  ${formatMetric(c.value)}`}`);
+    const cmp = c.comparison === undefined ? undefined : COMPARISONS[c.comparison];
+    const target =
+      c.threshold === undefined || cmp === undefined ? "" : cmp === "within" ? `  (needed ${formatMetric(c.threshold)} ± ${formatMetric(c.tolerance ?? 0)})` : `  (needed ${cmp} ${formatMetric(c.threshold)})`;
+    lines.push(`  ${mark}${name}${c.value === undefined ? "  not measured" : `  ${formatMetric(c.value)}`}${target}`);
   }
+  lines.push(`  ${passed} of ${applicable} checks passed${passed === applicable ? "" : "; report.html says why the others did not"}`);
   return lines;
 }
 

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { InvalidArgumentError } from "@rlhf/errors";
-import { acceptanceChecks, klSummary, winRate } from "./acceptance";
+import { acceptanceChecks, acceptanceSummary, klSummary, winRate } from "./acceptance";
 import { fullReportData } from "./testing/fixture";
 import { type ModelEvaluation, type ReportData } from "./types";
 
@@ -17,32 +17,79 @@ function withModels(d: ReportData, patch: Partial<Record<"sft" | "ppo" | "ppo_pt
 
 test("the fabricated run passes every check, in the documented order", () => {
   const checks = acceptanceChecks(fullReportData());
-  assert.deepEqual(checks.map((c) => c.name), ["rm_heldout_accuracy", "ppo_ptx_win_rate", "ptx_pretrain_loss_closer_to_sft", "kl_within_bound"]);
-  assert.ok(checks.every((c) => c.passed));
+  assert.deepEqual(
+    checks.map((c) => c.name),
+    [
+      "gold_ties",
+      "labeler_agreement",
+      "rm_learned",
+      "rm_heldout_accuracy",
+      "ppo_ptx_win_rate",
+      "ppo_ptx_win_rate_lower_bound",
+      "ppo_ptx_helpfulness_above_sft",
+      "ppo_ptx_exact_match_above_sft",
+      "ppo_pretrain_loss_above_sft",
+      "ptx_pretrain_loss_closer_to_sft",
+      "kl_within_bound",
+    ],
+  );
+  assert.deepEqual(checks.filter((c) => !c.passed).map((c) => c.name), []);
   const c = byName(fullReportData());
-  assert.equal(c.rm_heldout_accuracy.value, 0.7);
-  assert.equal(c.ppo_ptx_win_rate.value, 0.65);
+  assert.equal(c.rm_heldout_accuracy.value, 0.72);
+  assert.equal(c.ppo_ptx_win_rate.value, 0.675);
   assert.equal(c.kl_within_bound.value, 2.75);
   assert.equal(c.kl_within_bound.threshold, 10);
+  assert.match(acceptanceSummary(checks), /^All 11 checks that apply passed\.$/);
 });
 
-test("reward model accuracy: 0.65 passes, just below fails", () => {
+test("reward model accuracy: 0.70 passes, just below fails; a model at chance, or on too few pairs, did not learn", () => {
   const d = fullReportData();
-  const at = (acc: number) => byName({ ...d, reward_model: { ...d.reward_model!, heldout_accuracy: acc } }).rm_heldout_accuracy.passed;
-  assert.equal(at(0.65), true);
-  assert.equal(at(0.6499), false);
+  const at = (acc: number, heldout = 288) => byName({ ...d, reward_model: { ...d.reward_model!, heldout_accuracy: acc, pairs: { train: 100, heldout } } });
+  assert.equal(at(0.7).rm_heldout_accuracy.passed, true);
+  assert.equal(at(0.6999).rm_heldout_accuracy.passed, false);
+  assert.equal(at(0.7).rm_learned.passed, true);
+  assert.equal(at(0.52).rm_learned.passed, false, "at chance");
+  // 11 of 18 held-out pairs (61%): the interval [0.39, 0.80] does not exclude chance.
+  assert.equal(at(11 / 18, 18).rm_learned.passed, false, "too few pairs to tell");
+  assert.ok(at(11 / 18, 18).rm_learned.value! < 0.5);
   assert.equal(byName({ ...d, reward_model: undefined }).rm_heldout_accuracy.passed, false);
   assert.equal(byName({ ...d, reward_model: undefined }).rm_heldout_accuracy.value, null);
 });
 
-test("PPO-ptx win rate: 0.60 passes, just below fails, absent fails", () => {
+test("PPO-ptx win rate: 0.65 passes, just below fails, absent fails; its interval must clear 0.5", () => {
   const d = fullReportData();
-  const at = (rate: number) => byName(withModels(d, { ppo_ptx: { win_rate_vs_sft: { rate, comparisons: 200, ci95: [0, 1] } } })).ppo_ptx_win_rate.passed;
-  assert.equal(at(0.6), true);
-  assert.equal(at(0.5999), false);
+  const at = (rate: number, ci95: [number, number] = [0.6, 0.7]) => byName(withModels(d, { ppo_ptx: { win_rate_vs_sft: { rate, comparisons: 200, ci95 } } }));
+  assert.equal(at(0.65).ppo_ptx_win_rate.passed, true);
+  assert.equal(at(0.6499).ppo_ptx_win_rate.passed, false);
+  assert.equal(at(0.65, [0.5, 0.8]).ppo_ptx_win_rate_lower_bound.passed, false, "a lower end at 0.5 is not above it");
+  assert.equal(at(0.65, [0.501, 0.8]).ppo_ptx_win_rate_lower_bound.passed, true);
   assert.equal(byName(withModels(d, { ppo_ptx: { win_rate_vs_sft: null } })).ppo_ptx_win_rate.passed, false);
   const { ppo_ptx: _drop, ...rest } = d.models;
   assert.equal(byName({ ...d, models: rest }).ppo_ptx_win_rate.value, null);
+});
+
+test("gold ties at most 20%; labelers within 73% ± 3%; both do not apply without simulated labelers", () => {
+  const d = fullReportData();
+  const rm = (patch: Partial<NonNullable<ReportData["reward_model"]>>) => byName({ ...d, reward_model: { ...d.reward_model!, ...patch } });
+  assert.equal(rm({ gold_tie_share: 0.2 }).gold_ties.passed, true);
+  assert.equal(rm({ gold_tie_share: 0.21 }).gold_ties.passed, false);
+  assert.equal(rm({ labeler_agreement: 0.7 }).labeler_agreement.passed, true);
+  assert.equal(rm({ labeler_agreement: 0.76 }).labeler_agreement.passed, true);
+  assert.equal(rm({ labeler_agreement: 0.69 }).labeler_agreement.passed, false);
+  assert.equal(rm({ labeler_agreement: 0.77 }).labeler_agreement.passed, false);
+  const noLabelers = acceptanceChecks({ ...d, not_applicable: { labeler_agreement: "from a file" }, reward_model: { ...d.reward_model!, labeler_agreement: null, gold_tie_share: null } });
+  for (const name of ["gold_ties", "labeler_agreement"]) assert.equal(noLabelers.find((c) => c.name === name)!.not_applicable, "from a file");
+});
+
+test("PPO-ptx above SFT in gold helpfulness and exact match; plain PPO pays the alignment tax", () => {
+  const d = fullReportData(); // sft helpfulness 0.5, exact 0.3, loss 3.3
+  const c = (patch: Parameters<typeof withModels>[1]) => byName(withModels(d, patch));
+  assert.equal(c({ ppo_ptx: { gold_helpfulness: 0.5 } }).ppo_ptx_helpfulness_above_sft.passed, false, "equal is not above");
+  assert.equal(c({ ppo_ptx: { exact_match: 0.31 } }).ppo_ptx_exact_match_above_sft.passed, true);
+  assert.equal(c({ ppo_ptx: { exact_match: 0.29 } }).ppo_ptx_exact_match_above_sft.passed, false);
+  assert.equal(c({ ppo: { pretrain_validation_loss: 3.2 } }).ppo_pretrain_loss_above_sft.passed, false);
+  const summary = acceptanceSummary(acceptanceChecks(withModels(d, { ppo_ptx: { exact_match: 0.29 } })));
+  assert.match(summary, /^10 of 11 checks passed\. Not met — PPO-ptx's exact match is above SFT's: 0\.29, needed > 0\.3\.$/);
 });
 
 test("alignment tax: PPO-ptx must be strictly closer to SFT's pretraining loss, on either side", () => {

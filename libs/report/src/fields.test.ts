@@ -6,12 +6,22 @@ import { REPORT_ITERATION_METRICS, REPORT_JSON_FIELDS, reportFieldsDocument, rep
 import { reportJson } from "./json";
 import { fullReportData, noGoldReportData } from "./testing/fixture";
 
-const VARYING: Record<string, string> = { models: "<model>", responses: "<model>", elapsed_ms: "<stage>", max_observed: "<variant>", iterations: "<variant>", values: "<metric>", not_applicable: "<metric>", attributes: "<name>" };
+const VARYING: Record<string, string> = {
+  models: "<model>",
+  responses: "<model>",
+  elapsed_ms: "<stage>",
+  max_observed: "<variant>",
+  iterations: "<variant>",
+  values: "<metric>",
+  not_applicable: "<metric>",
+  attributes: "<name>",
+  curves: "<stage>",
+};
 
-/** The documented path of every field in a report.json object (opaque run.config and ci95 not descended). */
+/** The documented path of every field in a report.json object (opaque run.config, ci95 and curve points not descended). */
 function fieldPaths(v: unknown, path = "", parentKey = "", out = new Set<string>()): Set<string> {
   if (path) out.add(path);
-  if (path === "run.config" || path.endsWith(".ci95")) return out;
+  if (path === "run.config" || path.endsWith(".ci95") || path === "curves.<stage>[]") return out;
   if (Array.isArray(v)) {
     for (const x of v) fieldPaths(x, `${path}[]`, parentKey, out);
   } else if (typeof v === "object" && v !== null) {

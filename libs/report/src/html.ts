@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { FailedPreconditionError } from "@rlhf/errors";
 import { type AcceptanceCheck } from "./acceptance";
 import { type ReportJson, reportJson } from "./json";
-import { KL_METRIC, MODEL_LABELS, MODEL_NAMES, type ModelName, PPO_VARIANTS, type PpoVariant, type ReportData, STAGE_NAMES, type TimelineSpan } from "./types";
+import { CURVE_STAGES, type CurveStage, KL_METRIC, MODEL_LABELS, MODEL_NAMES, type ModelName, PPO_VARIANTS, type PpoVariant, type ReportData, STAGE_NAMES, type TimelineSpan } from "./types";
 
 /** Chart.js's browser bundle and version. */
 export interface PlotLibrary {
@@ -78,7 +78,9 @@ interface PlotMetric {
 
 /** The per-iteration charts always shown when their metric is present, in this order. */
 const PRIMARY_METRICS: readonly PlotMetric[] = [
-  { metric: "objective/reward", title: "Reward (reward-model score, batch mean)", yLabel: "reward" },
+  { metric: "objective/score", title: "Reward-model score (batch mean; without the missing-EOS penalty)", yLabel: "reward-model score" },
+  { metric: "gold/score", title: "Gold score of the same rollouts (what the reward model stands for)", yLabel: "gold score" },
+  { metric: "objective/missing_eos_fraction", title: "Rollouts without EOS (each one gets ppo.missing_eos_penalty)", yLabel: "fraction of rollouts" },
   { metric: KL_METRIC, title: "KL to the reference (per-sequence k1 sum, batch mean)", yLabel: "nats per sequence" },
   { metric: "loss/policy", title: "Policy loss", yLabel: "loss" },
   { metric: "loss/value", title: "Value loss", yLabel: "loss" },
@@ -115,8 +117,28 @@ function slug(s: string): string {
   return s.replace(/[^a-zA-Z0-9]+/g, "-").replace(/^-|-$/g, "").toLowerCase();
 }
 
-/** The per-iteration charts: the primary metrics, then every other metric present, both variants on the same axes. */
-export function iterationCharts(data: ReportData): { primary: ChartSpec[]; other: ChartSpec[] } {
+/** What each metric namespace means, for the headings of the other per-iteration charts. */
+const METRIC_GROUPS: readonly [string, string][] = [
+  ["objective", "The objective: rewards, KL to the reference, the KL coefficient"],
+  ["gold", "The gold scorer on the rollouts (built-in data)"],
+  ["loss", "Losses of the update"],
+  ["policy", "The policy update: clipping, approximate KL, entropy, gradient norm"],
+  ["value", "The critic"],
+  ["ptx", "Pretraining gradients mixed in (PPO-ptx)"],
+  ["response", "The rollouts"],
+  ["timing", "Where the time goes (milliseconds per phase)"],
+];
+
+/** The namespace of a metric (`objective/kl` -> `objective`). */
+function groupOf(metric: string): string {
+  return metric.includes("/") ? metric.slice(0, metric.indexOf("/")) : "other";
+}
+
+/**
+ * The per-iteration charts: the primary metrics, then every other metric present grouped by its
+ * namespace (each group with a heading that says what it measures), both variants on the same axes.
+ */
+export function iterationCharts(data: ReportData): { primary: ChartSpec[]; other: ChartSpec[]; groups: { name: string; title: string; charts: ChartSpec[] }[] } {
   const present = new Set<string>();
   for (const v of PPO_VARIANTS) for (const it of data.iterations?.[v] ?? []) for (const k of Object.keys(it.values)) present.add(k);
   const chart = (m: PlotMetric): ChartSpec | undefined => {
@@ -149,12 +171,98 @@ export function iterationCharts(data: ReportData): { primary: ChartSpec[]; other
   };
   const primary = PRIMARY_METRICS.map(chart).filter((c): c is ChartSpec => c !== undefined);
   const primaryNames = new Set(PRIMARY_METRICS.map((m) => m.metric));
-  const other = [...present]
-    .filter((k) => !primaryNames.has(k))
-    .sort()
-    .map((k) => chart({ metric: k, title: k, yLabel: k.endsWith("_ms") ? "ms" : k }))
-    .filter((c): c is ChartSpec => c !== undefined);
-  return { primary, other };
+  const rest = [...present].filter((k) => !primaryNames.has(k)).sort();
+  const known = METRIC_GROUPS.map(([g]) => g);
+  const names = [...known.filter((g) => rest.some((k) => groupOf(k) === g)), ...[...new Set(rest.map(groupOf))].filter((g) => !known.includes(g)).sort()];
+  const groups = names.map((g) => ({
+    name: g,
+    title: METRIC_GROUPS.find(([n]) => n === g)?.[1] ?? g,
+    charts: rest
+      .filter((k) => groupOf(k) === g)
+      .map((k) => chart({ metric: k, title: k, yLabel: k.endsWith("_ms") ? "ms" : k }))
+      .filter((c): c is ChartSpec => c !== undefined),
+  }));
+  return { primary, other: groups.flatMap((g) => g.charts), groups };
+}
+
+/**
+ * The headline chart: each model's win rate against SFT with its 95% interval (a bar from the
+ * low to the high end, the rate as a point), 0.5 (SFT against itself) as the line to beat.
+ */
+function winRateChart(data: ReportData): ChartSpec | undefined {
+  const models = MODEL_NAMES.filter((m) => m !== "sft" && data.models[m]?.win_rate_vs_sft);
+  if (!models.length) return undefined;
+  const labels = models.map((m) => MODEL_LABELS[m]);
+  return {
+    id: "chart-win-rate",
+    title: "Win rate against SFT on held-out prompts, with 95% intervals (0.5: as good as SFT)",
+    config: {
+      type: "bar",
+      data: {
+        labels,
+        datasets: [
+          { type: "line", label: "win rate", data: models.map((m) => data.models[m]!.win_rate_vs_sft!.rate), borderColor: "#1c2833", backgroundColor: "#1c2833", showLine: false, pointRadius: 6 },
+          { type: "bar", label: "95% interval", data: models.map((m) => [...data.models[m]!.win_rate_vs_sft!.ci95]), backgroundColor: models.map((m) => COLORS[m]) },
+          { type: "line", label: "SFT (0.5)", data: models.map(() => 0.5), borderColor: BOUND_COLOR, borderDash: [6, 4], borderWidth: 2, pointRadius: 0 },
+        ],
+      },
+      options: { animation: false, responsive: true, maintainAspectRatio: false, scales: { y: { min: 0, max: 1, title: { display: true, text: "win rate vs SFT" } } }, plugins: { legend: { position: "bottom" } } },
+    },
+  };
+}
+
+/**
+ * Over-optimisation (Gao et al. 2022): the gold score and the reward model's score of each
+ * iteration's rollouts against their KL to the SFT model. While the two rise together the reward
+ * model is a good proxy; where the RM score keeps rising and the gold score turns down, PPO
+ * exploits the reward model.
+ */
+function overOptimisationChart(data: ReportData): ChartSpec | undefined {
+  const datasets: Record<string, unknown>[] = [];
+  for (const v of PPO_VARIANTS) {
+    const its = (data.iterations?.[v] ?? []).filter((it) => typeof it.values[KL_METRIC] === "number");
+    const gold = its.filter((it) => typeof it.values["gold/score"] === "number").map((it) => ({ x: it.values[KL_METRIC], y: it.values["gold/score"] }));
+    const rm = its.filter((it) => typeof it.values["objective/score"] === "number").map((it) => ({ x: it.values[KL_METRIC], y: it.values["objective/score"] }));
+    if (gold.length) datasets.push({ label: `${MODEL_LABELS[v]}: gold score`, data: gold, borderColor: COLORS[v], backgroundColor: COLORS[v], showLine: true, borderWidth: 2, pointRadius: 3 });
+    if (rm.length) datasets.push({ label: `${MODEL_LABELS[v]}: reward-model score`, data: rm, borderColor: COLORS[v], backgroundColor: COLORS[v], showLine: true, borderDash: [5, 4], borderWidth: 1, pointRadius: 2 });
+  }
+  if (!datasets.some((d) => String(d.label).endsWith("gold score"))) return undefined;
+  return {
+    id: "chart-over-optimisation",
+    title: "Over-optimisation: gold score (solid) and reward-model score (dashed) against KL to SFT",
+    config: {
+      type: "scatter",
+      data: { datasets },
+      options: {
+        animation: false,
+        responsive: true,
+        maintainAspectRatio: false,
+        scales: { x: { type: "linear", title: { display: true, text: "KL to SFT (nats per sequence)" } }, y: { title: { display: true, text: "score" } } },
+        plugins: { legend: { position: "bottom" } },
+      },
+    },
+  };
+}
+
+/** Training-loss curves of pretraining, SFT and the reward model, one chart each. */
+function lossCurveCharts(data: ReportData): ChartSpec[] {
+  const what: Record<CurveStage, [string, string]> = {
+    pretrain: ["Pretraining loss", "nats per token"],
+    sft: ["SFT loss (completion tokens)", "nats per token"],
+    reward_model: ["Reward-model ranking loss (ln 2 = chance)", "nats per pair"],
+  };
+  const out: ChartSpec[] = [];
+  for (const st of CURVE_STAGES) {
+    const pts = data.curves?.[st];
+    if (!pts?.length) continue;
+    const datasets: Record<string, unknown>[] = [{ label: what[st][0], data: pts.map(([x, y]) => ({ x, y })), borderColor: "#2874a6", backgroundColor: "#2874a6", borderWidth: 2, pointRadius: 1 }];
+    if (st === "reward_model") {
+      const xs = pts.map((p) => p[0]);
+      datasets.push({ label: "chance (ln 2)", data: [{ x: Math.min(...xs), y: Math.LN2 }, { x: Math.max(...xs), y: Math.LN2 }], borderColor: BOUND_COLOR, borderDash: [6, 4], borderWidth: 2, pointRadius: 0 });
+    }
+    out.push({ id: `chart-curve-${st.replace(/_/g, "-")}`, title: what[st][0], config: lineConfig(datasets, "optimizer step", what[st][1]) });
+  }
+  return out;
 }
 
 function modelsChart(data: ReportData): ChartSpec | undefined {
@@ -162,6 +270,7 @@ function modelsChart(data: ReportData): ChartSpec | undefined {
   if (!models.length) return undefined;
   const metrics: [keyof NonNullable<ReportData["models"]["sft"]>, string][] = [
     ["gold_helpfulness", "gold helpfulness"],
+    ["exact_match", "exact match"],
     ["hallucination_rate", "hallucination rate"],
     ["blocklist_rate", "blocklist rate"],
     ["eos_rate", "EOS rate"],
@@ -281,21 +390,27 @@ export function timelinePhases(spans: readonly TimelineSpan[]): { name: string; 
 }
 
 interface PageCharts {
+  readonly winRate?: ChartSpec;
   readonly models?: ChartSpec;
+  readonly curves: ChartSpec[];
   readonly rewardModel?: ChartSpec;
-  readonly iterations: { primary: ChartSpec[]; other: ChartSpec[] };
+  readonly overOptimisation?: ChartSpec;
+  readonly iterations: ReturnType<typeof iterationCharts>;
   readonly timeline?: ChartSpec;
   /** All of them, in page order. */
   readonly all: ChartSpec[];
 }
 
 function pageCharts(data: ReportData): PageCharts {
+  const winRate = winRateChart(data);
   const models = modelsChart(data);
+  const curves = lossCurveCharts(data);
   const rewardModel = rewardModelChart(data);
+  const overOptimisation = overOptimisationChart(data);
   const iterations = iterationCharts(data);
   const timeline = timelineChart(data);
-  const all = [models, rewardModel, ...iterations.primary, ...iterations.other, timeline].filter((c): c is ChartSpec => c !== undefined);
-  return { models, rewardModel, iterations, timeline, all };
+  const all = [winRate, models, ...curves, rewardModel, overOptimisation, ...iterations.primary, ...iterations.other, timeline].filter((c): c is ChartSpec => c !== undefined);
+  return { winRate, models, curves, rewardModel, overOptimisation, iterations, timeline, all };
 }
 
 /** Every chart of the page, in page order. */
@@ -313,7 +428,13 @@ function seconds(ms: number): string {
 
 function checkValue(c: AcceptanceCheck, v: number | null): string {
   if (v === null) return "—";
-  return c.name === "ppo_ptx_win_rate" || c.name === "rm_heldout_accuracy" ? pct(v) : num(v);
+  return num(v);
+}
+
+/** The condition of a check as the table shows it (`>= 0.700`, `within 0.730 ± 0.030`). */
+function checkCondition(c: AcceptanceCheck): string {
+  if (c.comparison === "within") return `within ${checkValue(c, c.threshold)} ± ${num(c.tolerance ?? 0)}`;
+  return `${escapeHtml(c.comparison)} ${checkValue(c, c.threshold)}`;
 }
 
 function chartBlock(c: ChartSpec, tall = false): string {
@@ -378,18 +499,20 @@ function sectionAcceptance(r: ReportJson): string {
     .map(
       (c) =>
         c.not_applicable !== null
-          ? `<tr><td>${escapeHtml(c.description)}<br><span class="muted">${escapeHtml(c.name)}: does not apply: ${escapeHtml(c.not_applicable)}</span></td><td class="num">—</td><td class="num">${escapeHtml(c.comparison)} ${checkValue(c, c.threshold)}</td><td class="muted">N/A</td></tr>`
-          : `<tr><td>${escapeHtml(c.description)}<br><span class="muted">${escapeHtml(c.name)}</span></td><td class="num">${checkValue(c, c.value)}</td><td class="num">${escapeHtml(c.comparison)} ${checkValue(c, c.threshold)}</td><td class="${c.passed ? "pass" : "fail"}">${c.passed ? "PASS" : "FAIL"}</td></tr>`,
+          ? `<tr><td>${escapeHtml(c.description)}<br><span class="muted">${escapeHtml(c.name)}: does not apply: ${escapeHtml(c.not_applicable)}</span></td><td class="num">—</td><td class="num">${checkCondition(c)}</td><td class="muted">N/A</td></tr>`
+          : `<tr><td>${escapeHtml(c.description)}<br><span class="muted">${escapeHtml(c.name)}</span></td><td class="num">${checkValue(c, c.value)}</td><td class="num">${checkCondition(c)}</td><td class="${c.passed ? "pass" : "fail"}">${c.passed ? "PASS" : "FAIL"}</td></tr>`,
     )
     .join("\n");
-  const failed = r.acceptance.checks.filter((c) => !c.passed && c.not_applicable === null).length;
+  const applicable = r.acceptance.checks.filter((c) => c.not_applicable === null);
+  const failed = applicable.filter((c) => !c.passed).length;
   return `<section id="acceptance"><h2>Acceptance</h2>
-<p><span class="verdict ${r.acceptance.passed ? "pass" : "fail"}">${r.acceptance.passed ? "all checks passed" : `${failed} of ${r.acceptance.checks.length} checks failed`}</span></p>
-<table><tr><th>check</th><th>value</th><th>threshold</th><th>result</th></tr>
-${rows}</table></section>`;
+<p><span class="verdict ${r.acceptance.passed ? "pass" : "fail"}">${r.acceptance.passed ? "all checks passed" : `${failed} of ${applicable.length} checks failed`}</span></p>
+<table><tr><th>check</th><th>value</th><th>target</th><th>result</th></tr>
+${rows}</table>
+<p class="summary">${escapeHtml(r.acceptance.summary)}</p></section>`;
 }
 
-function sectionModels(r: ReportJson, chart: ChartSpec | undefined): string {
+function sectionModels(r: ReportJson, chart: ChartSpec | undefined, headline: ChartSpec | undefined): string {
   const models = MODEL_NAMES.filter((m) => r.models[m]);
   if (!models.length) return "";
   const rows = models
@@ -399,17 +522,24 @@ function sectionModels(r: ReportJson, chart: ChartSpec | undefined): string {
       const win = w ? `${pct(w.rate)} <span class="muted">[${pct(w.ci95[0])}, ${pct(w.ci95[1])}], n=${w.comparisons}</span>` : "—";
       // Not applicable (no gold answers): "n/a"; the reasons are listed under the table.
       const na = (v: number | null, f: (x: number) => string) => (v === null ? `<span class="muted">n/a</span>` : f(v));
-      return `<tr><th>${MODEL_LABELS[m]}</th><td class="num">${win}</td><td class="num">${na(e.gold_helpfulness, (x) => num(x))}</td><td class="num">${na(e.hallucination_rate, pct)}</td><td class="num">${na(e.blocklist_rate, pct)}</td><td class="num">${num(e.pretrain_validation_loss)}</td><td class="num">${num(e.mean_response_tokens, 1)}</td><td class="num">${pct(e.eos_rate)}</td></tr>`;
+      return `<tr><th>${MODEL_LABELS[m]}</th><td class="num">${win}</td><td class="num">${na(e.gold_helpfulness, (x) => num(x))}</td><td class="num">${na(e.exact_match, pct)}</td><td class="num">${na(e.hallucination_rate, pct)}</td><td class="num">${na(e.blocklist_rate, pct)}</td><td class="num">${num(e.pretrain_validation_loss)}</td><td class="num">${num(e.mean_response_tokens, 1)}</td><td class="num">${pct(e.eos_rate)}</td></tr>`;
     })
     .join("\n");
   const reasons = Object.entries(r.not_applicable ?? {}).filter(([k]) => k !== "labeler_agreement");
   const notes = reasons.length ? `<p class="muted">Not applicable to this run: ${reasons.map(([k, why]) => `${escapeHtml(k)} (${escapeHtml(why ?? "")})`).join("; ")}.</p>` : "";
   return `<section id="models"><h2>Models on held-out prompts</h2>
-<table><tr><th>model</th><th>win rate vs SFT [95% interval]</th><th>gold helpfulness</th><th>hallucination rate</th><th>blocklist rate</th><th>pretraining validation loss (nats/token)</th><th>mean response tokens</th><th>EOS rate</th></tr>
+<table><tr><th>model</th><th>win rate vs SFT [95% interval]</th><th>gold helpfulness</th><th>exact match</th><th>hallucination rate</th><th>blocklist rate</th><th>pretraining validation loss (nats/token)</th><th>mean response tokens</th><th>EOS rate</th></tr>
 ${rows}</table>
 ${notes}
-${chart ? `<div class="charts">${chartBlock(chart)}</div>` : ""}
+<div class="charts">${[headline, chart].filter((c): c is ChartSpec => c !== undefined).map((c) => chartBlock(c)).join("\n")}</div>
 </section>`;
+}
+
+function sectionCurves(charts: readonly ChartSpec[], r: ReportJson): string {
+  if (!charts.length) return "";
+  const cache = r.run.pretrain_from_cache ? `<p class="muted">The base model came from the pretraining cache (trained by an earlier run with the same settings); its curve is that run's.</p>` : "";
+  return `<section id="training"><h2>Training before PPO</h2>${cache}
+<div class="charts">${charts.map((c) => chartBlock(c)).join("\n")}</div></section>`;
 }
 
 function sectionRewardModel(r: ReportJson, chart: ChartSpec | undefined): string {
@@ -418,13 +548,14 @@ function sectionRewardModel(r: ReportJson, chart: ChartSpec | undefined): string
   return `<section id="reward-model"><h2>Reward model</h2>
 <table><tr><th>held-out pairwise accuracy</th><td class="num">${pct(rm.heldout_accuracy)}</td></tr>
 <tr><th>labeler agreement (two labelers on a pair)</th><td class="num">${rm.labeler_agreement === null ? `<span class="muted">n/a: ${escapeHtml(r.not_applicable?.labeler_agreement ?? "no simulated labelers ranked the data")}</span>` : pct(rm.labeler_agreement)}</td></tr>
+<tr><th>ranked pairs whose gold scores tie</th><td class="num">${rm.gold_tie_share === null ? `<span class="muted">n/a</span>` : pct(rm.gold_tie_share)}</td></tr>
 <tr><th>final training loss (nats/pair)</th><td class="num">${num(rm.train_loss)}</td></tr>
 <tr><th>pairs: training / held out</th><td class="num">${rm.pairs.train} / ${rm.pairs.heldout}</td></tr></table>
 ${chart ? `<div class="charts">${chartBlock(chart)}</div>` : ""}
 </section>`;
 }
 
-function sectionIterations(r: ReportJson, charts: { primary: ChartSpec[]; other: ChartSpec[] }): string {
+function sectionIterations(r: ReportJson, charts: ReturnType<typeof iterationCharts>, overOptimisation: ChartSpec | undefined): string {
   if (!charts.primary.length && !charts.other.length) return "";
   const kl = r.kl
     ? `<p>KL bound (ppo.kl.max_mean_kl): ${num(r.kl.max_mean_kl)} nats/sequence; largest observed: ${
@@ -434,8 +565,8 @@ function sectionIterations(r: ReportJson, charts: { primary: ChartSpec[]; other:
       } — <span class="${r.kl.within_bound ? "pass" : "fail"}">${r.kl.within_bound ? "within bound" : "not within bound"}</span></p>`
     : "";
   return `<section id="iterations"><h2>PPO iterations</h2>${kl}
-<div class="charts">${charts.primary.map((c) => chartBlock(c)).join("\n")}</div>
-${charts.other.length ? `<h3>Other metrics</h3><div class="charts">${charts.other.map((c) => chartBlock(c)).join("\n")}</div>` : ""}
+<div class="charts">${[...(overOptimisation ? [overOptimisation] : []), ...charts.primary].map((c) => chartBlock(c)).join("\n")}</div>
+${charts.groups.map((g) => `<h3>${escapeHtml(g.title)} <span class="muted">(${escapeHtml(g.name)}/…)</span></h3><div class="charts">${g.charts.map((c) => chartBlock(c)).join("\n")}</div>`).join("\n")}
 </section>`;
 }
 
@@ -491,9 +622,10 @@ ${scriptSafe(lib.code)}
 <p class="muted">InstructGPT recipe: pretrain → SFT → rankings → reward model → PPO-ptx → evaluation. Field meanings: REPORT.md of @rlhf/report.</p></header>
 ${sectionAcceptance(r)}
 ${sectionRun(r)}
-${sectionModels(r, charts.models)}
+${sectionModels(r, charts.models, charts.winRate)}
+${sectionCurves(charts.curves, r)}
 ${sectionRewardModel(r, charts.rewardModel)}
-${sectionIterations(r, charts.iterations)}
+${sectionIterations(r, charts.iterations, charts.overOptimisation)}
 ${sectionSamples(r)}
 ${sectionTimeline(r, charts.timeline)}
 <footer>

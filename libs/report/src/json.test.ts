@@ -9,12 +9,13 @@ const roundTrip = (d: ReportData): ReportData => reportDataFromJson(JSON.parse(J
 
 test("report.json holds the data plus acceptance and the KL summary, in a fixed order", () => {
   const j = reportJson(fullReportData());
-  assert.deepEqual(Object.keys(j), ["schema_version", "run", "acceptance", "models", "reward_model", "kl", "iterations", "samples", "timeline"]);
+  assert.deepEqual(Object.keys(j), ["schema_version", "run", "acceptance", "models", "reward_model", "kl", "iterations", "samples", "curves", "timeline"]);
   assert.equal(j.schema_version, REPORT_SCHEMA_VERSION);
   assert.equal(j.acceptance.passed, true);
-  assert.equal(j.acceptance.checks.length, 4);
+  assert.equal(j.acceptance.checks.length, 11);
+  assert.equal(j.acceptance.summary, "All 11 checks that apply passed.");
   assert.deepEqual(j.kl, { max_mean_kl: 10, max_observed: { ppo: 2.5, ppo_ptx: 2.75 }, within_bound: true });
-  assert.equal(j.models.ppo_ptx!.win_rate_vs_sft!.rate, 0.65);
+  assert.equal(j.models.ppo_ptx!.win_rate_vs_sft!.rate, 0.675);
 });
 
 test("report.json round trip: reading it back gives the same data", () => {
@@ -32,12 +33,15 @@ test("absent data: its sections are left out, and the checks that need it fail",
 
 test("users' data: metrics without gold answers are null with a reason; their check does not apply and does not fail the run", () => {
   const j = reportJson(noGoldReportData());
-  assert.deepEqual(Object.keys(j), ["schema_version", "run", "not_applicable", "acceptance", "models", "reward_model", "kl", "iterations", "samples", "timeline"]);
+  assert.deepEqual(Object.keys(j), ["schema_version", "run", "not_applicable", "acceptance", "models", "reward_model", "kl", "iterations", "samples", "curves", "timeline"]);
   const win = j.acceptance.checks.find((c) => c.name === "ppo_ptx_win_rate")!;
   assert.equal(win.value, null);
   assert.equal(win.passed, false);
   assert.match(win.not_applicable ?? "", /no gold answers/);
-  assert.ok(j.acceptance.checks.filter((c) => c.name !== "ppo_ptx_win_rate").every((c) => c.not_applicable === null && c.passed), "the other checks apply (and pass here)");
+  const notApplicable = ["gold_ties", "labeler_agreement", "ppo_ptx_win_rate", "ppo_ptx_win_rate_lower_bound", "ppo_ptx_helpfulness_above_sft", "ppo_ptx_exact_match_above_sft"];
+  assert.deepEqual(j.acceptance.checks.filter((c) => c.not_applicable !== null).map((c) => c.name), notApplicable);
+  assert.ok(j.acceptance.checks.filter((c) => !notApplicable.includes(c.name)).every((c) => c.passed), "the other checks apply (and pass here)");
+  assert.match(j.acceptance.summary, /^All 5 checks that apply passed\. Not applicable: gold_ties \(/);
   assert.equal(j.acceptance.passed, true, "every check that applies passed");
   assert.equal(j.models.ppo_ptx!.gold_helpfulness, null);
   assert.equal(j.reward_model!.labeler_agreement, null);
@@ -47,8 +51,11 @@ test("users' data: metrics without gold answers are null with a reason; their ch
   assert.equal(failing.acceptance.passed, false);
   assert.throws(() => reportJson({ ...worse, not_applicable: { gold_helpfulness: " " } }), (e: unknown) => e instanceof InvalidArgumentError && e.field === "not_applicable.gold_helpfulness");
   assert.throws(() => reportJson({ ...worse, not_applicable: { bleu: "no" } as ReportData["not_applicable"] }), (e: unknown) => e instanceof InvalidArgumentError && e.field === "not_applicable.bleu");
-  // A version 1 report.json (no nulls) still reads.
-  assert.deepEqual(reportDataFromJson({ ...reportJson(fullReportData()), schema_version: 1 }), fullReportData());
+  // A version 1 or 2 report.json (no exact match, no gold ties, no curves) still reads.
+  const { curves: _curves, ...v2 } = reportJson(fullReportData());
+  const old = reportDataFromJson({ ...v2, schema_version: 2, models: Object.fromEntries(Object.entries(v2.models).map(([k, m]) => [k, { ...m, exact_match: undefined }])) });
+  assert.equal(old.models.sft!.exact_match, null);
+  assert.equal(reportDataFromJson({ ...reportJson(fullReportData()), schema_version: 1 }).models.sft!.exact_match, 0.3);
 });
 
 test("bad data is an InvalidArgumentError naming the field", () => {
@@ -69,5 +76,7 @@ test("bad data is an InvalidArgumentError naming the field", () => {
   bad({ timeline: [{ name: "x", service: "s", startMs: 0, durationMs: 1, depth: 0, attributes: { "rlhf.iteration": [1] } }] }, "timeline[0].attributes.rlhf.iteration");
   bad({ run: { ...d.run, id: 7 } }, "run.id");
   assert.throws(() => validateReportData([]), (e: unknown) => e instanceof InvalidArgumentError && e.field === "report");
-  assert.throws(() => reportDataFromJson({ ...reportJson(d), schema_version: 3 }), /schema_version: must be one of 1, 2, got 3/);
+  bad({ curves: { pretrain: [[1, 2, 3]] } }, "curves.pretrain[0]");
+  bad({ curves: { warmup: [] } }, "curves.warmup");
+  assert.throws(() => reportDataFromJson({ ...reportJson(d), schema_version: 4 }), /schema_version: must be one of 1, 2, 3, got 4/);
 });

@@ -3,8 +3,10 @@
  * and the way back, so a saved report.json can be rendered again.
  */
 import { InvalidArgumentError } from "@rlhf/errors";
-import { type AcceptanceCheck, type KlSummary, acceptanceChecks, allApplicablePassed, klSummary } from "./acceptance";
+import { type AcceptanceCheck, type KlSummary, acceptanceChecks, acceptanceSummary, allApplicablePassed, klSummary } from "./acceptance";
 import {
+  CURVE_STAGES,
+  type CurveStage,
   type IterationMetrics,
   MODEL_NAMES,
   type ModelEvaluation,
@@ -23,23 +25,26 @@ import {
 
 /**
  * Version of the report.json layout; bumped on incompatible changes. 2: the gold-answer and
- * labeler metrics may be null, with `not_applicable` saying why (version 1 files still read).
+ * labeler metrics may be null, with `not_applicable` saying why. 3: exact match per model, the
+ * gold-tie share of the ranked pairs, the loss curves and the pretraining cache (versions 1 and 2
+ * still read; their absent fields read as null).
  */
-export const REPORT_SCHEMA_VERSION = 2;
+export const REPORT_SCHEMA_VERSION = 3;
 /** Layout versions {@link reportDataFromJson} reads. */
-const READABLE_VERSIONS: readonly number[] = [1, 2];
+const READABLE_VERSIONS: readonly number[] = [1, 2, 3];
 
 /** The content of report.json. */
 export interface ReportJson {
   readonly schema_version: typeof REPORT_SCHEMA_VERSION;
   readonly run: RunSummary;
   readonly not_applicable?: ReportData["not_applicable"];
-  readonly acceptance: { readonly passed: boolean; readonly checks: readonly AcceptanceCheck[] };
+  readonly acceptance: { readonly passed: boolean; readonly summary: string; readonly checks: readonly AcceptanceCheck[] };
   readonly models: ReportData["models"];
   readonly reward_model?: RewardModelSummary;
   readonly kl?: KlSummary;
   readonly iterations?: ReportData["iterations"];
   readonly samples?: readonly SampleRow[];
+  readonly curves?: ReportData["curves"];
   readonly timeline?: readonly TimelineSpan[];
 }
 
@@ -102,11 +107,12 @@ function winRateOf(v: unknown, path: string): WinRate | null {
 
 function modelOf(v: unknown, path: string): ModelEvaluation {
   const o = obj(v, path);
-  const keys = ["win_rate_vs_sft", "gold_helpfulness", "hallucination_rate", "blocklist_rate", "pretrain_validation_loss", "mean_response_tokens", "eos_rate"] as const;
+  const keys = ["win_rate_vs_sft", "gold_helpfulness", "exact_match", "hallucination_rate", "blocklist_rate", "pretrain_validation_loss", "mean_response_tokens", "eos_rate"] as const;
   onlyKeys(o, path, keys);
   return {
     win_rate_vs_sft: winRateOf(o.win_rate_vs_sft ?? null, `${path}.win_rate_vs_sft`),
     gold_helpfulness: fractionOrNull(o.gold_helpfulness, `${path}.gold_helpfulness`),
+    exact_match: fractionOrNull(o.exact_match ?? null, `${path}.exact_match`),
     hallucination_rate: fractionOrNull(o.hallucination_rate, `${path}.hallucination_rate`),
     blocklist_rate: fractionOrNull(o.blocklist_rate, `${path}.blocklist_rate`),
     pretrain_validation_loss: finite(o.pretrain_validation_loss, `${path}.pretrain_validation_loss`, 0),
@@ -117,7 +123,8 @@ function modelOf(v: unknown, path: string): ModelEvaluation {
 
 function runOf(v: unknown): RunSummary {
   const o = obj(v, "run");
-  onlyKeys(o, "run", ["id", "created", "finished", "config", "elapsed_ms", "backend"]);
+  onlyKeys(o, "run", ["id", "created", "finished", "config", "elapsed_ms", "backend", "pretrain_from_cache"]);
+  if (o.pretrain_from_cache !== undefined && typeof o.pretrain_from_cache !== "boolean") fail("run.pretrain_from_cache", `must be a boolean, got ${typeof o.pretrain_from_cache}`);
   const elapsed = obj(o.elapsed_ms ?? {}, "run.elapsed_ms");
   const elapsedMs: Record<string, number> = {};
   for (const [k, x] of Object.entries(elapsed)) elapsedMs[k] = finite(x, `run.elapsed_ms.${k}`, 0);
@@ -128,6 +135,7 @@ function runOf(v: unknown): RunSummary {
     config: JSON.parse(JSON.stringify(obj(o.config, "run.config"))) as RunSummary["config"],
     elapsed_ms: elapsedMs,
     backend: str(o.backend, "run.backend"),
+    ...(typeof o.pretrain_from_cache === "boolean" ? { pretrain_from_cache: o.pretrain_from_cache } : {}),
   };
 }
 
@@ -160,12 +168,13 @@ export function validateReportData(value: unknown): ReportData {
   out.models = m;
   if (o.reward_model !== undefined) {
     const r = obj(o.reward_model, "reward_model");
-    onlyKeys(r, "reward_model", ["heldout_accuracy", "labeler_agreement", "train_loss", "pairs"]);
+    onlyKeys(r, "reward_model", ["heldout_accuracy", "labeler_agreement", "gold_tie_share", "train_loss", "pairs"]);
     const pairs = obj(r.pairs, "reward_model.pairs");
     onlyKeys(pairs, "reward_model.pairs", ["train", "heldout"]);
     out.reward_model = {
       heldout_accuracy: fraction(r.heldout_accuracy, "reward_model.heldout_accuracy"),
       labeler_agreement: fractionOrNull(r.labeler_agreement, "reward_model.labeler_agreement"),
+      gold_tie_share: fractionOrNull(r.gold_tie_share ?? null, "reward_model.gold_tie_share"),
       train_loss: finite(r.train_loss, "reward_model.train_loss", 0),
       pairs: { train: count(pairs.train, "reward_model.pairs.train"), heldout: count(pairs.heldout, "reward_model.pairs.heldout") },
     };
@@ -205,6 +214,21 @@ export function validateReportData(value: unknown): ReportData {
       return { prompt: str(s.prompt, `${p}.prompt`), gold: s.gold === null || s.gold === undefined ? null : str(s.gold, `${p}.gold`), responses: r };
     });
   }
+  if (o.curves !== undefined) {
+    const c = obj(o.curves, "curves");
+    onlyKeys(c, "curves", CURVE_STAGES);
+    const res: Partial<Record<CurveStage, [number, number][]>> = {};
+    for (const st of CURVE_STAGES) {
+      if (c[st] === undefined) continue;
+      res[st] = arr(c[st], `curves.${st}`).map((x, i) => {
+        const p = `curves.${st}[${i}]`;
+        const pt = arr(x, p);
+        if (pt.length !== 2) fail(p, `must be [step, loss], got ${pt.length} values`);
+        return [count(pt[0], `${p}[0]`), finite(pt[1], `${p}[1]`)];
+      });
+    }
+    out.curves = res;
+  }
   if (o.timeline !== undefined) {
     out.timeline = arr(o.timeline, "timeline").map((x, i) => {
       const p = `timeline[${i}]`;
@@ -243,7 +267,7 @@ export function reportJson(data: ReportData): ReportJson {
     schema_version: REPORT_SCHEMA_VERSION,
     run: d.run,
     ...(d.not_applicable ? { not_applicable: d.not_applicable } : {}),
-    acceptance: { passed: allApplicablePassed(checks), checks },
+    acceptance: { passed: allApplicablePassed(checks), summary: acceptanceSummary(checks), checks },
     models: d.models,
   };
   if (d.reward_model) out.reward_model = d.reward_model;
@@ -251,6 +275,7 @@ export function reportJson(data: ReportData): ReportJson {
   if (kl) out.kl = kl;
   if (d.iterations) out.iterations = d.iterations;
   if (d.samples) out.samples = d.samples;
+  if (d.curves) out.curves = d.curves;
   if (d.timeline) out.timeline = d.timeline;
   return out;
 }

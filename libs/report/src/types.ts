@@ -35,8 +35,10 @@ export interface RunSummary {
   readonly config: { readonly [key: string]: JsonValue };
   /** Wall-clock milliseconds spent per stage, keyed by stage name (see {@link STAGE_NAMES}); stages that did not run are absent. */
   readonly elapsed_ms: { readonly [stage: string]: number };
-  /** Compute backend the model services used, e.g. "wasm", "tensorflow-gpu". */
+  /** Compute backend the model services used, e.g. "torch", "wasm", "tensorflow-gpu". */
   readonly backend: string;
+  /** Whether the base model came from the pretraining cache (then `elapsed_ms.pretrain` is only the loading); absent when the cache was not used. */
+  readonly pretrain_from_cache?: boolean;
 }
 
 /** Win rate against SFT on held-out prompts, judged by the simulated labelers. */
@@ -55,6 +57,8 @@ export interface ModelEvaluation {
   readonly win_rate_vs_sft: WinRate | null;
   /** Mean gold helpfulness (agreement with the gold answer), 0..1; null without gold answers. */
   readonly gold_helpfulness: number | null;
+  /** Fraction of responses exactly the gold answer; null without gold answers. */
+  readonly exact_match: number | null;
   /** Fraction of responses with a word that is not in the source (hallucination), 0..1; null without gold answers. */
   readonly hallucination_rate: number | null;
   /** Fraction of responses with a blocklisted word, 0..1; null without gold answers. */
@@ -73,6 +77,8 @@ export interface RewardModelSummary {
   readonly heldout_accuracy: number;
   /** How often two simulated labelers agreed on the ranked pairs of different responses, 0..1 (the yardstick to compare with); null when no simulated labeler ranked the data. */
   readonly labeler_agreement: number | null;
+  /** Fraction of the ranked pairs of different responses whose gold scores tie (a coin toss for any labeler); null when no simulated labeler ranked the data. */
+  readonly gold_tie_share: number | null;
   /** Ranking loss at the end of training, nats per pair. */
   readonly train_loss: number;
   /** Comparison pairs used: for training and held out. */
@@ -115,7 +121,7 @@ export interface TimelineSpan {
  * labeler-judged and gold-answer metrics need the built-in tasks (users' data has no gold answers),
  * the labeler agreement needs simulated labelers to have ranked the reward model's data.
  */
-export const OPTIONAL_METRICS = ["win_rate_vs_sft", "gold_helpfulness", "hallucination_rate", "blocklist_rate", "labeler_agreement"] as const;
+export const OPTIONAL_METRICS = ["win_rate_vs_sft", "gold_helpfulness", "exact_match", "hallucination_rate", "blocklist_rate", "labeler_agreement", "gold_tie_share"] as const;
 /** One of {@link OPTIONAL_METRICS}. */
 export type OptionalMetric = (typeof OPTIONAL_METRICS)[number];
 
@@ -133,12 +139,19 @@ export interface ReportData {
   readonly iterations?: { readonly [V in PpoVariant]?: readonly IterationMetrics[] };
   /** Held-out prompts with every model's response. */
   readonly samples?: readonly SampleRow[];
+  /** Training-loss curves of the stages before PPO: [optimizer step, loss] points. */
+  readonly curves?: { readonly [S in CurveStage]?: readonly (readonly [number, number])[] };
   /**
    * Spans of one traced PPO iteration in tree order: the coordinator's root span and phases, and
    * the services' server spans under the phase whose call reached them.
    */
   readonly timeline?: readonly TimelineSpan[];
 }
+
+/** The stages whose training loss the report plots: pretraining and SFT (LM loss, nats per token), the reward model (ranking loss, nats per pair). */
+export const CURVE_STAGES = ["pretrain", "sft", "reward_model"] as const;
+/** One of {@link CURVE_STAGES}. */
+export type CurveStage = (typeof CURVE_STAGES)[number];
 
 /** The metric holding the per-iteration mean KL to the reference (k1 summed over response tokens, mean over sequences, nats). */
 export const KL_METRIC = "objective/kl";

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { InvalidArgumentError } from "@rlhf/errors";
 import { RUN_PRESET_NAMES, type RunPresetName, mergeRunConfigs, presetRunConfig } from "./presets";
 import { resolveRunConfig } from "./resolve";
-import { modelShape } from "./run-config";
+import { SHORT_FAMILY_NAMES, modelShape } from "./run-config";
 
 test("both demo presets resolve, and re-resolving them is a no-op", () => {
   for (const name of RUN_PRESET_NAMES) {
@@ -12,10 +12,11 @@ test("both demo presets resolve, and re-resolving them is a no-op", () => {
   }
 });
 
-test("tiny: the tiny model with a few steps of every stage", () => {
+test("tiny: the tiny model with a few steps of every stage, on the demo's data", () => {
   const c = resolveRunConfig(presetRunConfig("tiny"));
-  assert.deepEqual(modelShape(c), { vocab_size: 258, n_positions: 256, n_embd: 32, n_layer: 2, n_head: 2 });
-  assert.equal(c.model.tokenizer, "byte");
+  assert.deepEqual(modelShape(c), { vocab_size: 2048, n_positions: 128, n_embd: 32, n_layer: 2, n_head: 2 });
+  assert.equal(c.model.tokenizer, "bpe");
+  assert.deepEqual(c.data.builtin.families, resolveRunConfig(presetRunConfig("default")).data.builtin.families);
   assert.equal(c.pretrain.steps, 80);
   assert.equal(c.ppo.iterations, 8);
   assert.equal(c.ppo.prompts_per_iteration, 32);
@@ -24,15 +25,14 @@ test("tiny: the tiny model with a few steps of every stage", () => {
   assert.equal(c.evaluation.prompts, 32);
 });
 
-test("default: a 64-wide 4-layer byte model sized for 20 minutes on 2 cores", () => {
+test("default: a 64-wide 4-layer BPE model on the short families, with flawed demonstrations", () => {
   const c = resolveRunConfig(presetRunConfig("default"));
-  assert.deepEqual(modelShape(c), { vocab_size: 258, n_positions: 256, n_embd: 64, n_layer: 4, n_head: 4 });
-  assert.equal(c.ppo.iterations, 15);
-  assert.equal(c.rankings.prompts, 400);
-  assert.equal(c.ppo.kl.beta, 0.02);
-  // Training tokens of the heavy stages stay in the budget the preset's comment derives.
-  const pretrainTokens = c.pretrain.steps * c.pretrain.batch_size * c.pretrain.sequence_length;
-  assert.ok(pretrainTokens <= 400_000, `pretraining tokens ${pretrainTokens}`);
+  assert.deepEqual(modelShape(c), { vocab_size: 2048, n_positions: 128, n_embd: 64, n_layer: 4, n_head: 4 });
+  assert.equal(c.model.tokenizer, "bpe");
+  assert.ok(c.data.builtin.families.every((f) => (SHORT_FAMILY_NAMES as readonly string[]).includes(f)), "short families only");
+  assert.ok(c.data.builtin.demonstrations.flaw_share > 0, "some demonstrations are flawed");
+  assert.equal(c.ppo.kl.controller, "adaptive");
+  assert.ok(c.ppo.kl.target! < c.ppo.kl.max_mean_kl, "the controller aims under the bound");
   assert.ok(c.ppo.iterations * c.ppo.prompts_per_iteration <= c.data.builtin.ppo_prompts, "no PPO prompt is repeated");
 });
 

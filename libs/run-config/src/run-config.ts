@@ -50,14 +50,23 @@ export const MODEL_PRESETS: Readonly<Record<ModelPresetName, ModelShape>> = Obje
 });
 
 /** Tokenizer names; the model's vocabulary follows the tokenizer. */
-export const TOKENIZER_NAMES = ["byte", "gpt2"] as const;
+export const TOKENIZER_NAMES = ["byte", "bpe", "gpt2"] as const;
 /** A tokenizer name. */
 export type TokenizerName = (typeof TOKENIZER_NAMES)[number];
-/** Token ids each tokenizer needs the model to embed: byte = 256 bytes + EOS + PAD; gpt2 = GPT-2's 50257. */
-export const TOKENIZER_VOCAB_SIZE: Readonly<Record<TokenizerName, number>> = Object.freeze({ byte: 258, gpt2: 50257 });
+/** Token ids each tokenizer needs the model to embed: byte = 256 bytes + EOS + PAD; bpe = the Brown-learned 2048; gpt2 = GPT-2's 50257. */
+export const TOKENIZER_VOCAB_SIZE: Readonly<Record<TokenizerName, number>> = Object.freeze({ byte: 258, bpe: 2048, gpt2: 50257 });
 
-/** The instruction task families of the built-in data (`@rlhf/data`'s TASK_FAMILIES). */
-export const TASK_FAMILY_NAMES = ["nouns", "verbs", "adjectives", "names", "count", "reverse", "longest"] as const;
+/** The sentence task families of the built-in data (`@rlhf/data`'s TASK_FAMILIES): lists over whole Brown sentences, for larger models. */
+export const SENTENCE_FAMILY_NAMES = ["nouns", "verbs", "adjectives", "names", "count", "reverse", "longest"] as const;
+
+/** The short task families (`@rlhf/data`'s SHORT_FAMILIES): a few words in, one to four out; what a small model learns in minutes. */
+export const SHORT_FAMILY_NAMES = ["count_words", "last_word", "reverse_words", "pick_nouns", "longest_word", "repeat_word", "sort_words"] as const;
+
+/** Every instruction task family of the built-in data. */
+export const TASK_FAMILY_NAMES = [...SENTENCE_FAMILY_NAMES, ...SHORT_FAMILY_NAMES] as const;
+
+/** The flaws a demonstration can carry (`@rlhf/data`'s FLAW_KINDS). */
+export const FLAW_NAMES = ["missing_item", "extra_item", "wrong_order", "wrong_item", "wrong_count", "made_up_word", "blocklisted_word", "rambling"] as const;
 
 function shapeDefault(key: keyof ModelShape) {
   return {
@@ -91,7 +100,8 @@ export const RUN_CONFIG_SCHEMA = section("A run of the recipe", {
     tokenizer: oneOf(TOKENIZER_NAMES, {
       default: "byte",
       paper: "GPT-3 BPE",
-      description: "byte: UTF-8 bytes + EOS + PAD (vocabulary 258); gpt2: GPT-2 BPE (vocabulary 50257, needed for real GPT-2 weights)",
+      description:
+        "byte: UTF-8 bytes + EOS + PAD (vocabulary 258); bpe: a byte-level BPE learned from the Brown corpus (vocabulary 2048, about 3 characters a token; recorded with its merges in every checkpoint); gpt2: GPT-2 BPE (vocabulary 50257, needed for real GPT-2 weights)",
     }),
     base_checkpoint: optionalPath({
       default: null,
@@ -130,7 +140,29 @@ export const RUN_CONFIG_SCHEMA = section("A run of the recipe", {
       rm_prompts: int({ default: 2000, min: 2, max: 100000, unit: "prompts", paper: "~33k", description: "Reward-model prompts, each ranked over K sampled responses" }),
       ppo_prompts: int({ default: 2000, min: 1, max: 100000, unit: "prompts", paper: "~31k", description: "PPO prompts (cycled through when the iterations need more)" }),
       eval_prompts: int({ default: 500, min: 1, max: 100000, unit: "prompts", description: "Held-out evaluation prompts" }),
-      families: listOf(TASK_FAMILY_NAMES, { default: TASK_FAMILY_NAMES, description: "Instruction task families mixed round-robin in every split" }),
+      families: listOf(TASK_FAMILY_NAMES, {
+        default: SENTENCE_FAMILY_NAMES,
+        description:
+          "Instruction task families mixed round-robin in every split. Sentence families (nouns ... longest) work on a whole Brown sentence; short ones (count_words, last_word, reverse_words, pick_nouns, longest_word, repeat_word, sort_words) on 1-8 of its words, with answers a small model learns (the demo presets use them; `rlhf data learnability` measures each)",
+      }),
+      demonstrations: section(
+        "The demonstrators who write the SFT data: most give the gold answer, a share make one realistic flaw (as the paper's contractors varied), so the SFT model's samples vary in quality that labelers can rank",
+        {
+          flaw_share: num({
+            default: 0,
+            min: 0,
+            max: 1,
+            description:
+              "Mean share of flawed demonstrations; demonstrator d of D flaws share·(0.5 + d/(D−1)) of its own (the best half as often, the worst 1.5 times). Each flawed one carries one flaw of `flaws` that suits its task, drawn uniformly. 0: every demonstration is the gold answer",
+          }),
+          demonstrators: int({ default: 4, min: 1, max: 1000, unit: "demonstrators", paper: "~40 contractors", description: "Demonstrators; prompt i is demonstrated by demonstrator i mod count" }),
+          flaws: listOf(FLAW_NAMES, {
+            default: FLAW_NAMES,
+            description:
+              "The flaws they make: missing_item (one item of a list or sequence left out), extra_item (another word of the input added), wrong_order (two items swapped), wrong_item (another word of the input as a one-word answer), wrong_count (a count off by 1 or 2), made_up_word (a word not in the input added or substituted), blocklisted_word (a blocklisted word added), rambling (the answer, then the input's words over and over with no EOS: the demonstration never ends)",
+          }),
+        },
+      ),
       labelers: int({ default: 4, min: 1, max: 1000, unit: "labelers", paper: "~40", description: "Simulated labelers; prompt i is ranked by labeler i mod count" }),
       labeler_agreement: num({
         default: 0.73,
@@ -171,6 +203,11 @@ export const RUN_CONFIG_SCHEMA = section("A run of the recipe", {
       default: { doc: "true unless `model.base_checkpoint`", derive: (get) => (get("model.base_checkpoint") === undefined ? undefined : get("model.base_checkpoint") === null) },
       paper: "GPT-3 pretrained",
       description: "Pretrain the base model (from `model.base_checkpoint` when set, else from random weights)",
+    }),
+    cache: bool({
+      default: true,
+      description:
+        "Reuse a base model pretrained before with the same settings (model shape, tokenizer, this section, seed, pretraining text) from `<runs dir>/pretrain-cache/<hash>/`, and put this run's there; `rlhf demo --no-cache` / false retrains (and replaces the cached one)",
     }),
     steps: int({ default: 1000, min: 1, max: 10_000_000, unit: "optimizer steps", description: "Pretraining optimiser steps" }),
     batch_size: int({ default: 16, min: 1, max: 4096, unit: "sequences", description: "Token windows per step" }),

@@ -6,6 +6,12 @@ import type { RecipeData, RecipeState, ModelName } from "./recipe/recipe";
 import { join } from "node:path";
 import { ATTR_RUN_ID, iterationTimeline, readTraceFile, recentRunTraces, TRACES_FILE, type TimelineRow } from "@rlhf/telemetry";
 
+/** `acceptance/<check>/comparison` codes: the index of the check's comparison in this list. */
+export const COMPARISON_CODES = [">=", ">", "<", "<=", "within"] as const;
+
+/** Why the labeler metrics do not apply to a run whose rankings came from a file. */
+const FROM_FILE = 'the rankings came from a file (rankings.source "file"): no simulated labelers ranked them';
+
 /** Stage keys of RecipeState.stageMs ("STAGE_SFT") as the report names them ("sft"). */
 const stageName = (k: string) => k.replace(/^STAGE_/, "").toLowerCase();
 
@@ -30,6 +36,7 @@ export function reportData(run: ppoCoordinator.Run, config: RunConfig, state: Re
     models[name] = {
       win_rate_vs_sft: name === "sft" || n === 0 ? null : winRate(e.wins, e.ties, n),
       gold_helpfulness: e.goldHelpfulness,
+      exact_match: e.exactMatch ?? null,
       hallucination_rate: e.hallucinationRate,
       blocklist_rate: e.blocklistRate,
       pretrain_validation_loss: e.pretrainValidationLoss,
@@ -41,9 +48,11 @@ export function reportData(run: ppoCoordinator.Run, config: RunConfig, state: Re
   // What does not apply to this run, and why (users' data has no gold answers; a rankings file no labelers).
   const notApplicable: NonNullable<ReportData["not_applicable"]> = {
     ...(data.noGold
-      ? { win_rate_vs_sft: data.noGold, gold_helpfulness: data.noGold, hallucination_rate: data.noGold, blocklist_rate: data.noGold }
+      ? { win_rate_vs_sft: data.noGold, gold_helpfulness: data.noGold, exact_match: data.noGold, hallucination_rate: data.noGold, blocklist_rate: data.noGold }
       : {}),
-    ...(rm && rm.labelerAgreement === null ? { labeler_agreement: "the rankings came from a file (rankings.source \"file\"): no simulated labelers ranked them" } : {}),
+    ...(rm && rm.labelerAgreement === null
+      ? { labeler_agreement: FROM_FILE, gold_tie_share: FROM_FILE }
+      : {}),
   };
   return {
     run: {
@@ -53,10 +62,20 @@ export function reportData(run: ppoCoordinator.Run, config: RunConfig, state: Re
       config: JSON.parse(JSON.stringify(config)),
       elapsed_ms: Object.fromEntries(Object.entries(state.stageMs).map(([k, v]) => [stageName(k), v])),
       backend,
+      ...(state.pretrainCache ? { pretrain_from_cache: state.pretrainCache.hit } : {}),
     },
     ...(Object.keys(notApplicable).length ? { not_applicable: notApplicable } : {}),
     models,
-    reward_model: rm ? { heldout_accuracy: rm.heldoutAccuracy, labeler_agreement: rm.labelerAgreement, train_loss: rm.trainLoss, pairs: { train: rm.trainPairs, heldout: rm.pairs } } : undefined,
+    reward_model: rm
+      ? {
+          heldout_accuracy: rm.heldoutAccuracy,
+          labeler_agreement: rm.labelerAgreement,
+          gold_tie_share: rm.labelerAgreement === null ? null : (state.labelers?.goldTieShare ?? null),
+          train_loss: rm.trainLoss,
+          pairs: { train: rm.trainPairs, heldout: rm.pairs },
+        }
+      : undefined,
+    ...(state.curves ? { curves: state.curves } : {}),
     kl: { max_mean_kl: config.ppo.kl.max_mean_kl },
     iterations: Object.fromEntries(Object.entries(state.ppo).map(([k, v]) => [k, v?.iterations ?? []])),
     samples: data.eval.slice(0, Math.min(config.evaluation.samples_in_report, config.evaluation.prompts)).map((t, i) => ({
@@ -74,9 +93,16 @@ export async function writeRunReport(run: ppoCoordinator.Run, config: RunConfig,
   writeReport(run.runDir, rd);
   const values: Record<string, number> = {};
   for (const c of acceptanceChecks(rd)) {
-    if (c.not_applicable !== null) continue; // neither passed nor failed
+    if (c.not_applicable !== null) {
+      values[`acceptance/${c.name}/not_applicable`] = 1; // neither passed nor failed
+      continue;
+    }
     if (c.value !== null) values[`acceptance/${c.name}`] = c.value;
     values[`acceptance/${c.name}/passed`] = c.passed ? 1 : 0;
+    // What the check needed, so that `rlhf demo/run/watch` can print it beside the value.
+    if (c.threshold !== null) values[`acceptance/${c.name}/threshold`] = c.threshold;
+    values[`acceptance/${c.name}/comparison`] = COMPARISON_CODES.indexOf(c.comparison);
+    if (c.tolerance !== undefined) values[`acceptance/${c.name}/tolerance`] = c.tolerance;
   }
   return values;
 }

@@ -137,11 +137,21 @@ async function update(clients: Clients, mb: policyPb.PpoMinibatch, ptx: pretrain
  * One iteration of `s` on `prompts` (the iteration's slice of the PPO prompts). Advances
  * `cursor` and the KL controller; returns the iteration's metrics (namespaced names).
  */
-export async function ppoIteration(clients: Clients, s: PpoSettings, kl: KlController, cursor: PpoCursor, prompts: number[][], signal?: AbortSignal): Promise<Record<string, number>> {
+export async function ppoIteration(
+  clients: Clients,
+  s: PpoSettings,
+  kl: KlController,
+  cursor: PpoCursor,
+  prompts: number[][],
+  signal?: AbortSignal,
+  judge?: RolloutJudge,
+): Promise<Record<string, number>> {
   const started = Date.now();
   const timing: Record<string, number> = {};
   const it = cursor.iteration + 1;
   const ro = await rollout(clients, prompts, s, s.seed * 1_000_003 + it, timing, signal);
+  // The gold scorer's view of the same rollouts (built-in data): what the reward model stands for.
+  const gold = judge ? ro.samples.map((smp, i) => judge(i, smp.tokens.slice(smp.promptLength))).filter((g): g is GoldJudgement => g !== undefined) : [];
   const beta = kl.beta;
   const { rw, gae, advantages } = await phase(
     "ppo.advantages",
@@ -243,9 +253,25 @@ export async function ppoIteration(clients: Clients, s: PpoSettings, kl: KlContr
   };
   const ev = explainedVariance(ro.values, gae.returns);
   if (Number.isFinite(ev)) metrics["value/explained_variance"] = ev;
+  if (gold.length > 0) {
+    metrics["gold/score"] = gold.reduce((a, g) => a + g.score, 0) / gold.length;
+    metrics["gold/helpfulness"] = gold.reduce((a, g) => a + g.helpfulness, 0) / gold.length;
+    metrics["gold/exact_match"] = gold.reduce((a, g) => a + (g.exact ? 1 : 0), 0) / gold.length;
+  }
   if (sums.ptxCount > 0) metrics["ptx/loss"] = sums.ptx / sums.ptxCount;
   return metrics;
 }
+
+/** The gold scorer's judgement of one rollout response. */
+export interface GoldJudgement {
+  /** The combined noiseless score (the labelers' score without noise). */
+  score: number;
+  helpfulness: number;
+  exact: boolean;
+}
+
+/** Judges rollout `i` (the i-th prompt of the iteration's batch) by its response ids; undefined without a gold answer. */
+export type RolloutJudge = (i: number, response: number[]) => GoldJudgement | undefined;
 
 /** The clients of the four model services. */
 export type { Clients } from "./context";

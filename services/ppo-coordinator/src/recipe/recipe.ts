@@ -4,14 +4,20 @@
  * progress (`RecipeState`), which is saved after every stage and every PPO checkpoint, so a
  * resumed run skips what is done and continues a PPO variant from its last checkpoint.
  */
-import { join } from "node:path";
-import { mkdir, rm, readdir } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { cp, mkdir, readFile, rename, rm, readdir, writeFile } from "node:fs/promises";
 import { common, ppoCoordinator, pretrainMix, type policy as policyPb, type rewardModel } from "@rlhf/proto";
 import {
   buildInstructionDatasets,
   calibrateOnGroups,
   createLabelers,
+  groupScoreDiffs,
+  demonstrate,
   evaluateResponses,
+  goldScore,
+  helpfulness,
   measuredAgreement,
   winRate,
   type InstructionTask,
@@ -23,7 +29,7 @@ import { modelConfigToProto } from "@rlhf/tensor-transport";
 import { createKlController, klControllerFromState, type KlControllerState } from "@rlhf/rl";
 import type { RecipeContext } from "./context";
 import { generateSamples, responseOf } from "./sequences";
-import { ppoIteration, type PpoCursor, type PpoSettings } from "./ppo";
+import { ppoIteration, type PpoCursor, type PpoSettings, type RolloutJudge } from "./ppo";
 import { iterationTrace, phase } from "./trace";
 import { fileRankings, heldOutComparisons, loadUserData, type DataFileRecord } from "./user-data";
 
@@ -41,6 +47,8 @@ export interface ModelEval {
   ties: number;
   /** The gold-answer metrics; null without gold answers (users' data). */
   goldHelpfulness: number | null;
+  /** Share of answers exactly the gold answer (after trimming); null without gold answers. */
+  exactMatch?: number | null;
   hallucinationRate: number | null;
   blocklistRate: number | null;
   pretrainValidationLoss: number;
@@ -87,6 +95,10 @@ export interface RecipeState {
   evaluation?: Partial<Record<ModelName, ModelEval>>;
   /** Elapsed milliseconds per stage (summed across resumes). */
   stageMs: Record<string, number>;
+  /** The pretraining cache: where the base model came from (hit) or went (miss); absent when not used. */
+  pretrainCache?: { key: string; dir: string; hit: boolean; savedMs: number };
+  /** Training-loss curves of the stages before PPO, as [optimizer step, loss] points (for the report). */
+  curves?: { pretrain?: [number, number][]; sft?: [number, number][]; reward_model?: [number, number][] };
 }
 
 /** The labelers' noise and how often two of them agreed on the ranked pairs. */
@@ -102,6 +114,8 @@ export interface LabelerPanelState {
   agreement: number;
   /** Pairs of different responses it was measured on. */
   pairs: number;
+  /** Share of those pairs whose gold scores tie (a coin toss for any labeler). */
+  goldTieShare?: number;
 }
 
 export function emptyState(): RecipeState {
@@ -118,13 +132,17 @@ export interface EvalPrompt {
 export interface RecipeData {
   tok: Tokenizer;
   modelConfig: GPT2Config;
-  /** SFT demonstrations (built-in: prompt + gold completion). */
-  sft: readonly { prompt: string; completion: string }[];
+  /**
+   * SFT demonstrations (built-in: prompt + the demonstrator's completion, gold or flawed; `eos`
+   * false for one that never ends, which is trained without EOS).
+   */
+  sft: readonly { prompt: string; completion: string; eos?: boolean }[];
   /** Reward-model prompts for simulated rankings (built-in tasks; empty with a rankings file). */
   rm: InstructionTask[];
   /** Comparisons from `data.files.rankings` (pairs as K = 2), when `rankings.source` = "file". */
   rankingsFile?: readonly { prompt: string; responses: readonly string[]; ranking: readonly number[] }[];
-  ppo: readonly { prompt: string }[];
+  /** PPO prompts; `gold` is the built-in task (the gold scorer judges rollouts by it, for the report). */
+  ppo: readonly EvalPrompt[];
   eval: readonly EvalPrompt[];
   /** The simulated labelers (none with users' data: they need gold answers). */
   labelers: SimulatedLabeler[];
@@ -164,7 +182,7 @@ export function recipeData(ctx: RecipeContext): RecipeData {
     };
   }
   const b = c.data.builtin;
-  const ds = buildInstructionDatasets({ seed: b.seed, sizes: { sft: b.sft_prompts, rm: b.rm_prompts, ppo: b.ppo_prompts, eval: b.eval_prompts } });
+  const ds = buildInstructionDatasets({ seed: b.seed, sizes: { sft: b.sft_prompts, rm: b.rm_prompts, ppo: b.ppo_prompts, eval: b.eval_prompts }, families: b.families });
   const longest = Math.max(c.ppo.max_new_tokens, c.rankings.max_new_tokens, c.evaluation.max_new_tokens);
   const fits = (t: InstructionTask) => {
     const p = tok.encode(t.prompt).length;
@@ -172,7 +190,14 @@ export function recipeData(ctx: RecipeContext): RecipeData {
   };
   // With "ranked_samples" the rankings stage recalibrates the panel on the SFT model's samples.
   const labelers = createLabelers(ds.rm, { count: b.labelers, agreement: b.labeler_agreement, seed: b.seed, blocklist: b.blocklist ?? undefined });
-  return { tok, modelConfig, sft: ds.sft.filter(fits), rm: ds.rm.filter(fits), ...fromFile, ppo: ds.ppo.filter(fits), eval: ds.eval.filter(fits).map((t) => ({ prompt: t.prompt, gold: t })), labelers };
+  // The demonstrators: gold answers, and a share with one flaw each (data.builtin.demonstrations).
+  const sftTasks = ds.sft.filter(fits);
+  const d = b.demonstrations;
+  const demos = demonstrate(sftTasks, { flawShare: d.flaw_share, count: d.demonstrators, flaws: d.flaws, blocklist: b.blocklist ?? undefined }, b.seed);
+  const sft = sftTasks
+    .map((t, i) => ({ prompt: t.prompt, completion: demos[i].completion, eos: demos[i].eos }))
+    .filter((e) => tok.encode(e.prompt).length + tok.encode(e.completion).length + 1 <= modelConfig.nPositions);
+  return { tok, modelConfig, sft, rm: ds.rm.filter(fits), ...fromFile, ppo: ds.ppo.filter(fits).map((t) => ({ prompt: t.prompt, gold: t })), eval: ds.eval.filter(fits).map((t) => ({ prompt: t.prompt, gold: t })), labelers };
 }
 
 /** The built-in data's labeler panel with noise σ (the same labelers, seeds and blocklist). */
@@ -200,8 +225,14 @@ function progress(ctx: RecipeContext, stage: ppoCoordinator.Stage, unit: string,
 const adam = (lr: number, weightDecay: number, maxGradNorm: number): common.OptimizerConfig => ({ learningRate: lr, beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay, maxGradNorm });
 const schedule = (s: string) => (s === "cosine" ? common.LearningRateSchedule.LEARNING_RATE_SCHEDULE_COSINE : common.LearningRateSchedule.LEARNING_RATE_SCHEDULE_CONSTANT);
 
-/** Runs an Sft call with streamed examples, reporting progress and metrics under `stage`. */
-async function runSft(ctx: RecipeContext, stage: ppoCoordinator.Stage, config: policyPb.SftConfig, examples: { tokens: number[]; promptLength: number }[]): Promise<policyPb.SftDone> {
+/** Runs an Sft call with streamed examples, reporting progress and metrics under `stage` (and to `onMetrics`). */
+async function runSft(
+  ctx: RecipeContext,
+  stage: ppoCoordinator.Stage,
+  config: policyPb.SftConfig,
+  examples: { tokens: number[]; promptLength: number }[],
+  onMetrics?: (step: number, values: Record<string, number>) => void,
+): Promise<policyPb.SftDone> {
   const s = ctx.clients.policy.bidi("sft", { signal: ctx.signal, deadlineMs: 24 * 3600_000 });
   const started = Date.now();
   const report = progress(ctx, stage, "optimizer_steps", config.epochs * Math.ceil(examples.length / config.batchSize), started);
@@ -221,6 +252,7 @@ async function runSft(ctx: RecipeContext, stage: ppoCoordinator.Stage, config: p
       const values: Record<string, number> = { "loss/lm": p.loss, "optim/learning_rate": p.learningRate, "optim/grad_norm": p.gradNorm, "throughput/tokens_per_second": p.tokensPerSecond };
       if (p.validationLoss !== undefined) values["loss/lm_validation"] = p.validationLoss;
       ctx.events.metrics({ stage, step: p.step, values });
+      onMetrics?.(p.step, values);
     } else if (m.part?.$case === "done") done = m.part.done;
   }
   if (!done) throw new Error("policy.Sft ended without its done message");
@@ -236,7 +268,39 @@ async function savePolicy(ctx: RecipeContext, name: string, stage: ppoCoordinato
   return r.dir;
 }
 
-/** Stage 1: a base model, pretrained here on the corpus or loaded from `model.base_checkpoint`. */
+/** The folder of the pretraining cache: `<runs dir>/pretrain-cache` (beside the run folders). */
+export function pretrainCacheRoot(runDir: string): string {
+  return join(dirname(runDir), "pretrain-cache");
+}
+
+/**
+ * The cache key of a pretrained base model: a hash of everything that determines its weights
+ * (the model's shape, the tokenizer with its vocabulary, the pretraining settings, the seed and
+ * the pretraining text). Two runs with the same key would train the same model.
+ */
+export function pretrainCacheKey(ctx: RecipeContext, data: RecipeData): string {
+  const c = ctx.cfg;
+  const { enabled: _enabled, cache: _cache, ...settings } = c.pretrain;
+  const text = c.data.files.pretrain ? data.files.filter((f) => f.key === "data.files.pretrain").map((f) => f.sha256) : "builtin:brown";
+  const vocab = createHash("sha256").update(JSON.stringify(data.tok.encode("The quick brown fox jumps over the lazy dog; 0123456789."))).digest("hex");
+  const what = { v: 1, model: data.modelConfig, tokenizer: { name: data.tok.name, vocabSize: data.tok.vocabSize, vocab }, pretrain: settings, seed: c.seed, text, validationFraction: c.data.pretrain_validation_fraction };
+  return createHash("sha256").update(JSON.stringify(what)).digest("hex").slice(0, 24);
+}
+
+/** The [step, value] points of one metric in a list of metric events. */
+function lossCurve(metrics: readonly { step: number; values: Record<string, number> }[], name: string): [number, number][] {
+  return metrics.filter((m) => Number.isFinite(m.values[name])).map((m) => [m.step, m.values[name]]);
+}
+
+/** The metrics a cached pretraining recorded (replayed into a run that reuses it, for its loss curve). */
+interface CachedPretrain {
+  key: string;
+  steps: number;
+  elapsedMs: number;
+  metrics: { step: number; values: Record<string, number> }[];
+}
+
+/** Stage 1: a base model, pretrained here on the corpus (or taken from the pretraining cache) or loaded from `model.base_checkpoint`. */
 export async function pretrainStage(ctx: RecipeContext, data: RecipeData, state: RecipeState): Promise<void> {
   const c = ctx.cfg;
   if (c.model.base_checkpoint) {
@@ -244,7 +308,23 @@ export async function pretrainStage(ctx: RecipeContext, data: RecipeData, state:
     state.models.base = await savePolicy(ctx, "base", Stage.STAGE_PRETRAIN);
     return;
   }
+  const key = c.pretrain.enabled ? pretrainCacheKey(ctx, data) : undefined;
+  const cached = key ? join(pretrainCacheRoot(ctx.runDir), key) : undefined;
+  if (key && cached && c.pretrain.cache && existsSync(join(cached, "pretrain.json"))) {
+    // Pretrained before with these very settings: load that model, replay its loss curve.
+    const record = JSON.parse(await readFile(join(cached, "pretrain.json"), "utf8")) as CachedPretrain;
+    await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: join(cached, "checkpoint") }, runId: ctx.runId }, { signal: ctx.signal });
+    for (const m of record.metrics) ctx.events.metrics({ stage: Stage.STAGE_PRETRAIN, step: m.step, values: m.values });
+    state.curves = { ...state.curves, pretrain: lossCurve(record.metrics, "loss/lm") };
+    ctx.events.progress({ stage: Stage.STAGE_PRETRAIN, step: record.steps, totalSteps: record.steps, unit: "optimizer_steps", etaMs: 0, elapsedMs: 0 });
+    state.pretrainCache = { key, dir: cached, hit: true, savedMs: record.elapsedMs };
+    ctx.log.info({ cache: cached, savedMs: record.elapsedMs }, "base model from the pretraining cache");
+    state.models.base = await savePolicy(ctx, "base", Stage.STAGE_PRETRAIN);
+    return;
+  }
   await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "randomInit", randomInit: { config: modelConfigToProto(data.modelConfig), seed: c.seed } }, runId: ctx.runId }, { signal: ctx.signal });
+  const started = Date.now();
+  const metrics: CachedPretrain["metrics"] = [];
   if (c.pretrain.enabled) {
     const p = c.pretrain;
     const total = p.steps * p.batch_size;
@@ -273,9 +353,22 @@ export async function pretrainStage(ctx: RecipeContext, data: RecipeData, state:
         temperature: 0,
       },
       examples,
+      (step, values) => metrics.push({ step, values }),
     );
   }
+  if (metrics.length) state.curves = { ...state.curves, pretrain: lossCurve(metrics, "loss/lm") };
   state.models.base = await savePolicy(ctx, "base", Stage.STAGE_PRETRAIN);
+  if (key && cached) {
+    // Put the base model in the cache (a copy beside the run folders, written whole then renamed).
+    const tmp = `${cached}.tmp-${process.pid}`;
+    await rm(tmp, { recursive: true, force: true });
+    await cp(state.models.base, join(tmp, "checkpoint"), { recursive: true });
+    const record: CachedPretrain = { key, steps: c.pretrain.steps, elapsedMs: Date.now() - started, metrics };
+    await writeFile(join(tmp, "pretrain.json"), JSON.stringify(record) + "\n");
+    await rm(cached, { recursive: true, force: true });
+    await rename(tmp, cached);
+    state.pretrainCache = { key, dir: cached, hit: false, savedMs: 0 };
+  }
 }
 
 /** Stage 2: SFT on the demonstrations (prompt + gold completion + EOS). */
@@ -284,9 +377,12 @@ export async function sftStage(ctx: RecipeContext, data: RecipeData, state: Reci
   await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: state.models.base as string }, runId: ctx.runId }, { signal: ctx.signal });
   const examples = data.sft.map((t) => {
     const prompt = data.tok.encode(t.prompt);
-    return { tokens: [...prompt, ...data.tok.encode(t.completion), data.tok.eosId], promptLength: prompt.length };
+    // A demonstration that never ends (a rambling demonstrator's) is trained without EOS.
+    const end = t.eos === false ? [] : [data.tok.eosId];
+    return { tokens: [...prompt, ...data.tok.encode(t.completion), ...end], promptLength: prompt.length };
   });
   const steps = c.epochs * Math.ceil(examples.length / c.batch_size);
+  const curve: { step: number; values: Record<string, number> }[] = [];
   await runSft(
     ctx,
     Stage.STAGE_SFT,
@@ -304,7 +400,9 @@ export async function sftStage(ctx: RecipeContext, data: RecipeData, state: Reci
       temperature: 0,
     },
     examples,
+    (step, values) => curve.push({ step, values }),
   );
+  state.curves = { ...state.curves, sft: lossCurve(curve, "loss/lm") };
   state.models.sft = await savePolicy(ctx, "sft", Stage.STAGE_SFT);
 }
 
@@ -355,8 +453,14 @@ export async function rankingsStage(ctx: RecipeContext, data: RecipeData, state:
   }
   const out: RankedSamples[] = sampled.map((s, i) => ({ prompt: s.prompt, responses: s.responses, ranks: data.labelers[i % data.labelers.length].rank(s.group.task, s.group.responses) }));
   const agreement = measuredAgreement(groups, data.labelers);
-  state.labelers = { noiseStd: data.labelers[0].noiseStd, calibratedOn, agreement: agreement.pairs ? agreement.agree / agreement.pairs : 1, pairs: agreement.pairs };
-  ctx.events.metrics({ stage: Stage.STAGE_RANKINGS, step: tasks.length, values: { "labelers/noise_std": state.labelers.noiseStd, "labelers/agreement": state.labelers.agreement, "labelers/pairs": agreement.pairs } });
+  const diffs = groupScoreDiffs(groups, { blocklist: b.blocklist ?? undefined });
+  const goldTieShare = diffs.length ? diffs.filter((d) => d === 0).length / diffs.length : 0;
+  state.labelers = { noiseStd: data.labelers[0].noiseStd, calibratedOn, agreement: agreement.pairs ? agreement.agree / agreement.pairs : 1, pairs: agreement.pairs, goldTieShare };
+  ctx.events.metrics({
+    stage: Stage.STAGE_RANKINGS,
+    step: tasks.length,
+    values: { "labelers/noise_std": state.labelers.noiseStd, "labelers/agreement": state.labelers.agreement, "labelers/pairs": agreement.pairs, "labelers/gold_tie_share": goldTieShare },
+  });
   return out;
 }
 
@@ -383,19 +487,22 @@ export async function rewardModelStage(ctx: RecipeContext, data: RecipeData, sta
   s.end();
   let trainLoss = 0;
   let trainPairs = 0;
+  const rmCurve: [number, number][] = [];
   for await (const m of s as AsyncIterable<rewardModel.TrainResponse>) {
     if (m.part?.$case === "progress") {
       const p = m.part.progress;
       report(p.step);
+      if (Number.isFinite(p.loss)) rmCurve.push([p.step, p.loss]);
       ctx.events.metrics({ stage: Stage.STAGE_REWARD_MODEL, step: p.step, values: { "loss/reward_model": p.loss, "reward_model/accuracy": p.accuracy, "optim/learning_rate": p.learningRate } });
     } else if (m.part?.$case === "done") {
       trainLoss = m.part.done.finalLoss;
       trainPairs = m.part.done.pairs;
     }
   }
+  state.curves = { ...state.curves, reward_model: rmCurve };
   if (c.normalize) {
     const n = rmc.clientStream("normalize", { signal: ctx.signal });
-    const refs = data.sft.slice(0, 256).map((t) => [...data.tok.encode(t.prompt), ...data.tok.encode(t.completion), data.tok.eosId]);
+    const refs = data.sft.slice(0, 256).map((t) => [...data.tok.encode(t.prompt), ...data.tok.encode(t.completion), ...(t.eos === false ? [] : [data.tok.eosId])]);
     await n.write({ references: { tokens: refs.flat(), lengths: refs.map((r) => r.length), promptLengths: [] } });
     await n.end();
   }
@@ -457,6 +564,7 @@ export async function ppoStage(ctx: RecipeContext, data: RecipeData, state: Reci
   const started = Date.now();
   const report = progress(ctx, Stage.STAGE_PPO, "iterations", totalIterations, started);
   const prompts = data.ppo.map((t) => data.tok.encode(t.prompt));
+  const blocklist = ctx.cfg.data.builtin.blocklist ?? undefined;
   for (const [vi, name] of variants.entries()) {
     let v = state.ppo[name];
     if (v?.done) continue;
@@ -485,8 +593,15 @@ export async function ppoStage(ctx: RecipeContext, data: RecipeData, state: Reci
       // Linear warm-up of both learning rates over the first warmup_iterations iterations.
       const warm = Math.min(1, (v.cursor.iteration + 1) / Math.max(1, p.warmup_iterations));
       // One trace per iteration (./trace.ts): the phases of ppoIteration, then the checkpoint.
+      // Rollout i answers PPO prompt (start + i): with built-in data, the gold scorer judges it too.
+      const judge: RolloutJudge = (i, response) => {
+        const task = data.ppo[(start + i) % data.ppo.length].gold;
+        if (!task) return undefined;
+        const text = data.tok.decode(response.filter((id) => id !== data.tok.eosId));
+        return { score: goldScore(task, text, { blocklist }), helpfulness: helpfulness(task, text), exact: text.trim() === task.completion.trim() };
+      };
       await iterationTrace(ctx, v.cursor.iteration + 1, name, { "rlhf.batch_size": batch.length, "rlhf.weights_version": v.cursor.policyVersion }, async (root) => {
-        const values = await ppoIteration(ctx.clients, { ...s, policyLr: s.policyLr * warm, criticLr: s.criticLr * warm }, kl, v.cursor, batch, ctx.signal);
+        const values = await ppoIteration(ctx.clients, { ...s, policyLr: s.policyLr * warm, criticLr: s.criticLr * warm }, kl, v.cursor, batch, ctx.signal, judge);
         root.setAttributes({ "rlhf.response_tokens": Math.round((values["response/length_mean"] ?? 0) * batch.length), "rlhf.weights_version_after": v.cursor.policyVersion });
         v.kl = kl.state();
         v.iterations.push({ iteration: v.cursor.iteration, values });
@@ -575,6 +690,7 @@ export async function evaluationStage(ctx: RecipeContext, data: RecipeData, stat
       losses: w?.losses ?? 0,
       ties: w?.ties ?? 0,
       goldHelpfulness: g ? g.helpfulness : null,
+      exactMatch: g ? g.exactMatch : null,
       hallucinationRate: g ? g.hallucinationRate : null,
       blocklistRate: g ? g.blocklistRate : null,
       pretrainValidationLoss: r.valLoss,
@@ -582,7 +698,7 @@ export async function evaluationStage(ctx: RecipeContext, data: RecipeData, stat
       eosRate: r.eos.filter(Boolean).length / Math.max(1, r.eos.length),
       responses: r.texts,
     };
-    const labeled: Record<string, number> = w && g ? { [`eval/${name}/win_rate_vs_sft`]: w.winRate, [`eval/${name}/gold_helpfulness`]: g.helpfulness } : {};
+    const labeled: Record<string, number> = w && g ? { [`eval/${name}/win_rate_vs_sft`]: w.winRate, [`eval/${name}/gold_helpfulness`]: g.helpfulness, [`eval/${name}/exact_match`]: g.exactMatch } : {};
     ctx.events.metrics({ stage: Stage.STAGE_EVALUATION, step: 0, values: { ...labeled, [`eval/${name}/pretrain_validation_loss`]: r.valLoss } });
   }
 }

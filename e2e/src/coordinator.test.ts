@@ -96,14 +96,15 @@ test("a micro recipe runs every stage across the real services; WatchRun replays
   for (const m of ["base", "sft", "ppo", "ppo_ptx"]) assert.ok(report.models[m], m);
   assert.equal(report.models.sft.win_rate_vs_sft, null, "SFT is the baseline");
   assert.ok(report.models.ppo_ptx.win_rate_vs_sft.comparisons === 8);
-  assert.equal(report.acceptance.checks.length, 4, "acceptance checks are in the report");
+  assert.equal(report.acceptance.checks.length, 11, "acceptance checks are in the report");
+  assert.match(report.acceptance.summary, /checks (that apply )?passed/);
   assert.deepEqual(Object.keys(report.run.elapsed_ms), ["pretrain", "sft", "rankings", "reward_model", "ppo", "evaluation"], "every stage's time, evaluation's too");
   // The labelers were calibrated on the sampled pairs they ranked; the report shows their measured agreement.
   const state = JSON.parse(readFileSync(join(run.runDir, "recipe-state.json"), "utf8"));
   assert.ok(state.labelers.noiseStd > 0 && state.labelers.pairs > 0 && state.labelers.calibratedOn.startsWith("ranked_samples"), JSON.stringify(state.labelers));
   assert.equal(report.reward_model.labeler_agreement, state.labelers.agreement);
   const ranked = events.flatMap((e) => (e.payload?.$case === "metrics" && e.payload.metrics.stage === ppoCoordinator.Stage.STAGE_RANKINGS ? [e.payload.metrics.values] : []));
-  assert.deepEqual(ranked, [{ "labelers/noise_std": state.labelers.noiseStd, "labelers/agreement": state.labelers.agreement, "labelers/pairs": state.labelers.pairs }]);
+  assert.deepEqual(ranked, [{ "labelers/noise_std": state.labelers.noiseStd, "labelers/agreement": state.labelers.agreement, "labelers/pairs": state.labelers.pairs, "labelers/gold_tie_share": state.labelers.goldTieShare }]);
   const last = events.filter((e) => e.payload?.$case === "metrics").at(-1);
   assert.ok(last?.payload?.$case === "metrics" && Object.keys(last.payload.metrics.values).some((k) => k.startsWith("acceptance/")), "the last metrics carry the acceptance checks");
   // Replay from the middle sends only what came after.

@@ -41,11 +41,12 @@ test("rlhf run examples/user-data/run.yaml: every stage on the user's files; the
   assert.equal(ranked.stageProgress.totalSteps, 30, "the 30 comparisons of rankings.jsonl, nothing sampled");
 
   const report = JSON.parse(readFileSync(join(dir, "report.json"), "utf8"));
-  assert.deepEqual(Object.keys(report.not_applicable).sort(), ["blocklist_rate", "gold_helpfulness", "hallucination_rate", "labeler_agreement", "win_rate_vs_sft"]);
+  assert.deepEqual(Object.keys(report.not_applicable).sort(), ["blocklist_rate", "exact_match", "gold_helpfulness", "gold_tie_share", "hallucination_rate", "labeler_agreement", "win_rate_vs_sft"]);
   for (const m of ["base", "sft", "ppo", "ppo_ptx"]) {
     const e = report.models[m];
     assert.equal(e.win_rate_vs_sft, null, m);
     assert.equal(e.gold_helpfulness, null, m);
+    assert.equal(e.exact_match, null, m);
     assert.ok(Number.isFinite(e.pretrain_validation_loss) && e.pretrain_validation_loss > 0, `${m}: validation loss on the user's held-out text`);
   }
   // 6 of the 30 rankings held out (validation_fraction 0.2), K = 3: 3 pairs each.

@@ -19,13 +19,13 @@ function rlhf(...argv: string[]): { status: number | null; stderr: string; stdou
 
 test("argument mistakes exit 2 with one clear line, before anything starts", () => {
   const cases: [string[], string][] = [
-    [["demo", "--bogus"], "rlhf: rlhf demo: unknown option --bogus (known: --tiny, --runs-dir, --run-id, --backend, --coordinator)\n"],
+    [["demo", "--bogus"], "rlhf: rlhf demo: unknown option --bogus (known: --tiny, --runs-dir, --run-id, --backend, --coordinator, --no-cache)\n"],
     [["demo", "extra"], 'rlhf: rlhf demo: unexpected argument "extra"\n'],
     [["demo", "--backend", "gpu"], 'rlhf: --backend must be one of tensorflow-gpu, tensorflow, torch, wasm, cpu, got "gpu"\n'],
     [["demo", "--run-id", "My_Run"], 'rlhf: --run-id must be 1-64 characters of a-z, 0-9 and -, got "My_Run"\n'],
     [["demo", "--runs-dir"], "rlhf: --runs-dir needs a value\n"],
     [["run", join(tmp, "missing.yaml")], `rlhf: config file ${join(tmp, "missing.yaml")} does not exist\n`],
-    [["run", tmp, "--tiny"], "rlhf: rlhf run: unknown option --tiny (known: --runs-dir, --run-id, --backend, --coordinator)\n"],
+    [["run", tmp, "--tiny"], "rlhf: rlhf run: unknown option --tiny (known: --runs-dir, --run-id, --backend, --coordinator, --no-cache)\n"],
     [["resume", join(tmp, "no-such-run")], `rlhf: run folder ${join(tmp, "no-such-run")} does not exist\n`],
     [["resume", join(tmp, "r"), "--run-id", "x"], "rlhf: rlhf resume: unknown option --run-id (known: --backend, --coordinator)\n"],
     [["demo", "--coordinator", "http://x"], 'rlhf: --coordinator must look like host:port (e.g. 127.0.0.1:50050), got "http://x"\n'],

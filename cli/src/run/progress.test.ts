@@ -167,7 +167,6 @@ test("TTY mode: redraws the block in place, throttled, messages above it, summar
       "acceptance:",
       "  ppo_ptx_beats_sft  1",
       "  rm_heldout_accuracy  0.68",
-      "  0 of 2 checks passed; report.html says why the others did not",
       "",
     ].join("\n"),
   );

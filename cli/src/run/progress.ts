@@ -112,7 +112,8 @@ type CheckField = (typeof CHECK_FIELDS)[number];
 
 /**
  * "acceptance:", a line per check (`✓`/`✗`, its name, its value and what it needed, or `–` and
- * "does not apply"), and one closing line that counts them; none without checks.
+ * "does not apply"), and one closing line that counts those that say whether they passed; none
+ * without checks.
  */
 export function acceptanceLines(metrics: Readonly<Record<string, number>>): string[] {
   const checks = new Map<string, Partial<Record<CheckField | "value", number>>>();
@@ -135,7 +136,7 @@ export function acceptanceLines(metrics: Readonly<Record<string, number>>): stri
       lines.push(`  – ${name}  does not apply to this run (see report.html)`);
       continue;
     }
-    applicable++;
+    if (c.passed !== undefined) applicable++;
     if (c.passed) passed++;
     const mark = c.passed === undefined ? "" : c.passed ? "✓ " : "✗ ";
     const cmp = c.comparison === undefined ? undefined : COMPARISONS[c.comparison];
@@ -143,7 +144,8 @@ export function acceptanceLines(metrics: Readonly<Record<string, number>>): stri
       c.threshold === undefined || cmp === undefined ? "" : cmp === "within" ? `  (needed ${formatMetric(c.threshold)} ± ${formatMetric(c.tolerance ?? 0)})` : `  (needed ${cmp} ${formatMetric(c.threshold)})`;
     lines.push(`  ${mark}${name}${c.value === undefined ? "  not measured" : `  ${formatMetric(c.value)}`}${target}`);
   }
-  lines.push(`  ${passed} of ${applicable} checks passed${passed === applicable ? "" : "; report.html says why the others did not"}`);
+  // The count covers the checks that say whether they passed (a coordinator's; not bare values).
+  if (applicable > 0) lines.push(`  ${passed} of ${applicable} checks passed${passed === applicable ? "" : "; report.html says why the others did not"}`);
   return lines;
 }
 

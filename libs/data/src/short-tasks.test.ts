@@ -4,7 +4,6 @@ import { SHORT_FAMILIES, shortGold } from "./short-tasks";
 import { loadBrownCorpus } from "./brown";
 import { buildInstructionDatasets, renderAnswer } from "./tasks";
 import { scoreResponse } from "./scoring";
-import { normalizeWord } from "./words";
 
 const w = (text: string, noun = false) => ({ text, noun });
 

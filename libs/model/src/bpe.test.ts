@@ -40,7 +40,7 @@ test("the built-in vocabulary: 2048 ids, about 3 characters a token on English, 
   const ids = tok.encode(text);
   assert.ok(ids.length < text.length / 2.5, `${ids.length} tokens for ${text.length} characters`);
   assert.equal(tok.decode(ids), text);
-  const config = { ...tokenizerConfig(tok), vocab_size: 2048 };
+  const config: Record<string, unknown> = { ...tokenizerConfig(tok), vocab_size: 2048 };
   assert.equal((config[BPE_MERGES_CONFIG_KEY] as unknown[]).length, 1790);
   const back = tokenizerFromConfig(JSON.parse(JSON.stringify(config)));
   assert.equal(back.name, "bpe");

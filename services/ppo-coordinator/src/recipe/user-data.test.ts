@@ -17,8 +17,11 @@ const tmp = mkdtempSync(join(tmpdir(), "user-data-"));
 
 /** The example config (examples/user-data/run.yaml as JSON), with `files` in place of its data files and `over` on top. */
 function config(over: object = {}, files: Record<string, string | null> = {}): RunConfig {
+  // The byte tokenizer (as `tok` above counts), with the room for prompts it needs.
   const base = {
+    model: { tokenizer: "byte", n_positions: 256 },
     data: {
+      max_prompt_tokens: 176,
       source: "files",
       files: { sft: "sft.jsonl", rankings: "rankings.jsonl", prompts: "prompts.jsonl", eval_prompts: "eval-prompts.jsonl", pretrain: "pretrain.txt", ...files },
       pretrain_validation_fraction: 0.2,

@@ -217,6 +217,11 @@ export function goldRanking(task: InstructionTask, responses: readonly string[],
   );
 }
 
+/** Whether a response is exactly the gold answer (both trimmed). */
+export function isExactMatch(task: Pick<InstructionTask, "completion">, response: string): boolean {
+  return response.trim() === task.completion.trim();
+}
+
 /** Mean of each axis over a set of (task, response) pairs: an evaluation report. */
 export interface EvalReport {
   readonly n: number;
@@ -239,7 +244,7 @@ export function evaluateResponses(tasks: readonly InstructionTask[], responses: 
     h += s.helpfulness;
     t += s.hallucinationRate;
     b += s.blocklistRate;
-    if (responses[i].trim() === tasks[i].completion.trim()) em++;
+    if (isExactMatch(tasks[i], responses[i])) em++;
   }
   const n = tasks.length || 1;
   return { n: tasks.length, helpfulness: h / n, hallucinationRate: t / n, blocklistRate: b / n, exactMatch: em / n };

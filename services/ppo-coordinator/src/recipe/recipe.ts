@@ -16,8 +16,9 @@ import {
   groupScoreDiffs,
   demonstrate,
   evaluateResponses,
-  goldScore,
-  helpfulness,
+  combineScores,
+  isExactMatch,
+  scoreResponse,
   measuredAgreement,
   winRate,
   type InstructionTask,
@@ -380,16 +381,16 @@ export async function pretrainStage(ctx: RecipeContext, data: RecipeData, state:
   }
 }
 
+/** A demonstration as tokens: prompt, completion and EOS, or no EOS for one that never ends (a rambling demonstrator's). */
+function demonstrationTokens(data: RecipeData, t: RecipeData["sft"][number]): number[] {
+  return [...data.tok.encode(t.prompt), ...data.tok.encode(t.completion), ...(t.eos === false ? [] : [data.tok.eosId])];
+}
+
 /** Stage 2: SFT on the demonstrations (prompt + gold completion + EOS). */
 export async function sftStage(ctx: RecipeContext, data: RecipeData, state: RecipeState): Promise<void> {
   const c = ctx.cfg.sft;
   await ctx.clients.policy.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: state.models.base as string }, runId: ctx.runId }, { signal: ctx.signal });
-  const examples = data.sft.map((t) => {
-    const prompt = data.tok.encode(t.prompt);
-    // A demonstration that never ends (a rambling demonstrator's) is trained without EOS.
-    const end = t.eos === false ? [] : [data.tok.eosId];
-    return { tokens: [...prompt, ...data.tok.encode(t.completion), ...end], promptLength: prompt.length };
-  });
+  const examples = data.sft.map((t) => ({ tokens: demonstrationTokens(data, t), promptLength: data.tok.encode(t.prompt).length }));
   const steps = c.epochs * Math.ceil(examples.length / c.batch_size);
   const curve: { step: number; values: Record<string, number> }[] = [];
   await runSft(
@@ -511,7 +512,7 @@ export async function rewardModelStage(ctx: RecipeContext, data: RecipeData, sta
   state.curves = { ...state.curves, reward_model: rmCurve };
   if (c.normalize) {
     const n = rmc.clientStream("normalize", { signal: ctx.signal });
-    const refs = data.sft.slice(0, 256).map((t) => [...data.tok.encode(t.prompt), ...data.tok.encode(t.completion), ...(t.eos === false ? [] : [data.tok.eosId])]);
+    const refs = data.sft.slice(0, 256).map((t) => demonstrationTokens(data, t));
     await n.write({ references: { tokens: refs.flat(), lengths: refs.map((r) => r.length), promptLengths: [] } });
     await n.end();
   }
@@ -607,7 +608,8 @@ export async function ppoStage(ctx: RecipeContext, data: RecipeData, state: Reci
         const task = data.ppo[(start + i) % data.ppo.length].gold;
         if (!task) return undefined;
         const text = data.tok.decode(response.filter((id) => id !== data.tok.eosId));
-        return { score: goldScore(task, text, { blocklist }), helpfulness: helpfulness(task, text), exact: text.trim() === task.completion.trim() };
+        const scores = scoreResponse(task, text, { blocklist });
+        return { score: combineScores(scores), helpfulness: scores.helpfulness, exact: isExactMatch(task, text) };
       };
       await iterationTrace(ctx, v.cursor.iteration + 1, name, { "rlhf.batch_size": batch.length, "rlhf.weights_version": v.cursor.policyVersion }, async (root) => {
         const values = await ppoIteration(ctx.clients, { ...s, policyLr: s.policyLr * warm, criticLr: s.criticLr * warm }, kl, v.cursor, batch, ctx.signal, judge);

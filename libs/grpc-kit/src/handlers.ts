@@ -89,14 +89,20 @@ export function clientStream<Req, Res>(
   };
 }
 
-/** Sends one message, waiting for the stream to drain when its buffer is full. */
+/**
+ * Sends one message, waiting for the stream to drain when its buffer is full. It resolves after
+ * a turn of the event loop: a handler that computes between its messages without awaiting I/O
+ * (a training loop on a synchronous backend) would otherwise keep every message in memory until
+ * it ends and send them in one burst, and no other call (health checks included) would be served
+ * meanwhile.
+ */
 export type Send<Res> = (msg: Res) => Promise<void>;
 
 function makeSend<Res>(call: ServerWritableStream<unknown, Res> | ServerDuplexStream<unknown, Res>, signal: AbortSignal): Send<Res> {
   return (msg: Res) =>
     new Promise<void>((resolve, reject) => {
       if (signal.aborted) return reject(signal.reason);
-      if (call.write(msg)) return resolve();
+      if (call.write(msg)) return void setImmediate(resolve);
       const onDrain = () => {
         signal.removeEventListener("abort", onAbort);
         resolve();

@@ -253,6 +253,46 @@ test("METRICS_HOST / METRICS_PORT: defaults, 0 turns the endpoint off, a set por
   }
 });
 
+test("send yields to the event loop: a handler that computes between messages lets I/O and other calls through", async () => {
+  const ticks: boolean[] = [];
+  const local = await startServer({
+    log,
+    services: [
+      {
+        definition: rewardModel.RewardModelServiceService,
+        implementation: {
+          train: bidiStream(log, async (reqs: AsyncIterable<rewardModel.TrainRequest>, send) => {
+            for await (const _r of reqs) void _r;
+            for (let step = 1; step <= 3; step++) {
+              // A macrotask queued before the send runs before the send returns.
+              let ticked = false;
+              setImmediate(() => (ticked = true));
+              await send({ part: { $case: "progress", progress: rewardModel.TrainProgress.fromPartial({ step }) } });
+              ticks.push(ticked);
+            }
+          }),
+        },
+      },
+    ],
+  });
+  const c = createClient(rewardModel.RewardModelServiceClient, local.address, { deadlineMs: 5000 });
+  try {
+    const steps = await new Promise<number[]>((resolve, reject) => {
+      const call = c.bidi("train");
+      const got: number[] = [];
+      call.on("data", (m: rewardModel.TrainResponse) => m.part?.$case === "progress" && got.push(m.part.progress.step));
+      call.on("error", reject);
+      call.on("status", (st: grpc.StatusObject) => st.code === grpc.status.OK && resolve(got));
+      call.end();
+    });
+    assert.deepEqual(steps, [1, 2, 3]);
+    assert.deepEqual(ticks, [true, true, true]);
+  } finally {
+    c.close();
+    await local.shutdown(500);
+  }
+});
+
 test("a bidirectional handler that reads every request can still send and finish with a status", async () => {
   const local = await startServer({
     log,

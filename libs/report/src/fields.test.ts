@@ -16,6 +16,7 @@ const VARYING: Record<string, string> = {
   not_applicable: "<metric>",
   attributes: "<name>",
   curves: "<stage>",
+  by_family: "<family>",
 };
 
 /** The documented path of every field in a report.json object (opaque run.config, ci95 and curve points not descended). */

@@ -164,6 +164,16 @@ test("the page shows the summary, the acceptance table, the models and the confi
   assert.match(html, /<th>total<\/th><td class="num">15 min 0 s<\/td>/);
   assert.match(html, /&quot;max_mean_kl&quot;: 10/);
   assert.match(html, /RM held-out accuracy|held-out pairwise accuracy/);
+  // Per task family: each family's rows, PPO-ptx's win rate and ties there, SFT's without.
+  assert.match(html, /<h3>By task family<\/h3>/);
+  assert.match(html, /<th rowspan="2">count_words<br><span class="muted">100 prompts<\/span><\/th><td>SFT<\/td>/);
+  assert.match(html, /<td>PPO-ptx<\/td><td class="num">70\.0%<\/td><td class="num">35\.0%<\/td><td class="num">0\.800<\/td><td class="num">37\.5%<\/td>/);
+  assert.match(html, /<td>SFT<\/td><td class="num">—<\/td><td class="num">—<\/td><td class="num">0\.200<\/td>/);
+});
+
+test("the family table is left out when no model has per-family figures", () => {
+  const html = renderReportHtml(minimalReportData());
+  assert.doesNotMatch(html, /By task family/);
 });
 
 test("a run on users' data: the gold-answer metrics read n/a with the reasons, the win-rate check N/A, and the charts leave them out", () => {

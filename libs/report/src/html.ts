@@ -512,6 +512,26 @@ ${rows}</table>
 <p class="summary">${escapeHtml(r.acceptance.summary)}</p></section>`;
 }
 
+/** Per task family: where each model gains or loses against SFT (built-in data only). */
+function familyTable(r: ReportJson, models: readonly ModelName[]): string {
+  const families = [...new Set(models.flatMap((m) => Object.keys(r.models[m]?.by_family ?? {})))];
+  if (!families.length) return "";
+  const rows = families
+    .flatMap((f) => {
+      const have = models.filter((m) => r.models[m]?.by_family?.[f]);
+      return have.map((m, i) => {
+        const e = r.models[m]!.by_family![f];
+        const head = i === 0 ? `<th rowspan="${have.length}">${escapeHtml(f)}<br><span class="muted">${e.prompts} prompts</span></th>` : "";
+        const vsSft = (v: number | null) => (v === null ? "—" : pct(v));
+        return `<tr>${head}<td>${MODEL_LABELS[m]}</td><td class="num">${vsSft(e.win_rate_vs_sft)}</td><td class="num">${vsSft(e.same_as_sft)}</td><td class="num">${num(e.gold_helpfulness)}</td><td class="num">${pct(e.exact_match)}</td><td class="num">${pct(e.hallucination_rate)}</td></tr>`;
+      });
+    })
+    .join("\n");
+  return `<h3>By task family</h3>
+<table class="by-family"><tr><th>family</th><th>model</th><th>win rate vs SFT</th><th>same answer as SFT (a tie)</th><th>gold helpfulness</th><th>exact match</th><th>hallucination rate</th></tr>
+${rows}</table>`;
+}
+
 function sectionModels(r: ReportJson, chart: ChartSpec | undefined, headline: ChartSpec | undefined): string {
   const models = MODEL_NAMES.filter((m) => r.models[m]);
   if (!models.length) return "";
@@ -531,6 +551,7 @@ function sectionModels(r: ReportJson, chart: ChartSpec | undefined, headline: Ch
 <table><tr><th>model</th><th>win rate vs SFT [95% interval]</th><th>gold helpfulness</th><th>exact match</th><th>hallucination rate</th><th>blocklist rate</th><th>pretraining validation loss (nats/token)</th><th>mean response tokens</th><th>EOS rate</th></tr>
 ${rows}</table>
 ${notes}
+${familyTable(r, models)}
 <div class="charts">${[headline, chart].filter((c): c is ChartSpec => c !== undefined).map((c) => chartBlock(c)).join("\n")}</div>
 </section>`;
 }

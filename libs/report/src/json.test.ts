@@ -68,6 +68,10 @@ test("bad data is an InvalidArgumentError naming the field", () => {
     );
   bad({ models: { ...d.models, ppo_ptx: { ...d.models.ppo_ptx!, eos_rate: 1.2 } } }, "models.ppo_ptx.eos_rate");
   bad({ models: { gpt4: d.models.sft } }, "models.gpt4");
+  const family = d.models.ppo_ptx!.by_family!.count_words;
+  bad({ models: { ...d.models, ppo_ptx: { ...d.models.ppo_ptx!, by_family: { count_words: { ...family, exact_match: 1.5 } } } } }, "models.ppo_ptx.by_family.count_words.exact_match");
+  bad({ models: { ...d.models, ppo_ptx: { ...d.models.ppo_ptx!, by_family: { count_words: { ...family, prompts: -1 } } } } }, "models.ppo_ptx.by_family.count_words.prompts");
+  bad({ models: { ...d.models, ppo_ptx: { ...d.models.ppo_ptx!, by_family: { count_words: { ...family, extra: 1 } } } } }, "models.ppo_ptx.by_family.count_words.extra");
   bad({ iterations: { ppo: [{ iteration: 1, values: { "objective/kl": Number.NaN } }] } }, "iterations.ppo[0].values.objective/kl");
   bad({ iterations: { ppo: [{ iteration: 1, values: {} , extra: 1 }] } }, "iterations.ppo[0].extra");
   bad({ samples: [{ prompt: "p", gold: null, responses: { sft: 3 } }] }, "samples[0].responses.sft");

@@ -7,6 +7,7 @@ import { type AcceptanceCheck, type KlSummary, acceptanceChecks, acceptanceSumma
 import {
   CURVE_STAGES,
   type CurveStage,
+  type FamilyEvaluation,
   type IterationMetrics,
   MODEL_NAMES,
   type ModelEvaluation,
@@ -105,11 +106,30 @@ function winRateOf(v: unknown, path: string): WinRate | null {
   return { rate: fraction(o.rate, `${path}.rate`), comparisons: count(o.comparisons, `${path}.comparisons`), ci95: [lo, hi] };
 }
 
+function byFamilyOf(v: unknown, path: string): Record<string, FamilyEvaluation> {
+  const out: Record<string, FamilyEvaluation> = {};
+  for (const [family, x] of Object.entries(obj(v, path))) {
+    const p = `${path}.${family}`;
+    const o = obj(x, p);
+    onlyKeys(o, p, ["prompts", "win_rate_vs_sft", "same_as_sft", "gold_helpfulness", "exact_match", "hallucination_rate"]);
+    out[family] = {
+      prompts: count(o.prompts, `${p}.prompts`),
+      win_rate_vs_sft: fractionOrNull(o.win_rate_vs_sft ?? null, `${p}.win_rate_vs_sft`),
+      same_as_sft: fractionOrNull(o.same_as_sft ?? null, `${p}.same_as_sft`),
+      gold_helpfulness: fraction(o.gold_helpfulness, `${p}.gold_helpfulness`),
+      exact_match: fraction(o.exact_match, `${p}.exact_match`),
+      hallucination_rate: fraction(o.hallucination_rate, `${p}.hallucination_rate`),
+    };
+  }
+  return out;
+}
+
 function modelOf(v: unknown, path: string): ModelEvaluation {
   const o = obj(v, path);
-  const keys = ["win_rate_vs_sft", "gold_helpfulness", "exact_match", "hallucination_rate", "blocklist_rate", "pretrain_validation_loss", "mean_response_tokens", "eos_rate"] as const;
+  const keys = ["win_rate_vs_sft", "gold_helpfulness", "exact_match", "hallucination_rate", "blocklist_rate", "pretrain_validation_loss", "mean_response_tokens", "eos_rate", "by_family"] as const;
   onlyKeys(o, path, keys);
   return {
+    ...(o.by_family === undefined ? {} : { by_family: byFamilyOf(o.by_family, `${path}.by_family`) }),
     win_rate_vs_sft: winRateOf(o.win_rate_vs_sft ?? null, `${path}.win_rate_vs_sft`),
     gold_helpfulness: fractionOrNull(o.gold_helpfulness, `${path}.gold_helpfulness`),
     exact_match: fractionOrNull(o.exact_match ?? null, `${path}.exact_match`),

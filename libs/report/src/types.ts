@@ -69,6 +69,21 @@ export interface ModelEvaluation {
   readonly mean_response_tokens: number;
   /** Fraction of responses that ended with EOS (not cut at max_new_tokens), 0..1. */
   readonly eos_rate: number;
+  /** The gold measures per task family of the held-out prompts (built-in data only; absent otherwise). */
+  readonly by_family?: Readonly<Record<string, FamilyEvaluation>>;
+}
+
+/** One model's gold measures on the held-out prompts of one task family. */
+export interface FamilyEvaluation {
+  /** Held-out prompts of the family. */
+  readonly prompts: number;
+  /** (wins + ties / 2) / prompts against SFT's answers to the same prompts; null for SFT itself. */
+  readonly win_rate_vs_sft: number | null;
+  /** Share of the family's answers identical to SFT's (a tie for every labeler); null for SFT itself. */
+  readonly same_as_sft: number | null;
+  readonly gold_helpfulness: number;
+  readonly exact_match: number;
+  readonly hallucination_rate: number;
 }
 
 /** The reward model's evaluation. */

@@ -42,6 +42,16 @@ export function reportData(run: ppoCoordinator.Run, config: RunConfig, state: Re
       pretrain_validation_loss: e.pretrainValidationLoss,
       mean_response_tokens: e.meanResponseTokens,
       eos_rate: e.eosRate,
+      ...(e.byFamily
+        ? {
+            by_family: Object.fromEntries(
+              Object.entries(e.byFamily).map(([f, x]) => [
+                f,
+                { prompts: x.prompts, win_rate_vs_sft: x.winRateVsSft, same_as_sft: x.sameAsSft, gold_helpfulness: x.helpfulness, exact_match: x.exactMatch, hallucination_rate: x.hallucinationRate },
+              ]),
+            ),
+          }
+        : {}),
     };
   }
   const rm = state.rewardModel;

@@ -50,9 +50,21 @@ export function fullReportData(): ReportData {
     },
     models: {
       base: model(winRate(40, 0, 200), 3.1, 0.1, 0),
-      sft: model(null, 3.3),
+      sft: {
+        ...model(null, 3.3),
+        by_family: {
+          count_words: { prompts: 100, win_rate_vs_sft: null, same_as_sft: null, gold_helpfulness: 0.6, exact_match: 0.25, hallucination_rate: 0.2 },
+          last_word: { prompts: 100, win_rate_vs_sft: null, same_as_sft: null, gold_helpfulness: 0.2, exact_match: 0.15, hallucination_rate: 0.7 },
+        },
+      },
       ppo: model(winRate(120, 10, 200), 3.6, 0.55, 0.35),
-      ppo_ptx: model(winRate(130, 10, 200), 3.4, 0.6, 0.4),
+      ppo_ptx: {
+        ...model(winRate(130, 10, 200), 3.4, 0.6, 0.4),
+        by_family: {
+          count_words: { prompts: 100, win_rate_vs_sft: 0.7, same_as_sft: 0.35, gold_helpfulness: 0.8, exact_match: 0.375, hallucination_rate: 0 },
+          last_word: { prompts: 100, win_rate_vs_sft: 0.65, same_as_sft: 0.1, gold_helpfulness: 0.4, exact_match: 0.425, hallucination_rate: 0.5 },
+        },
+      },
     },
     reward_model: { heldout_accuracy: 0.72, labeler_agreement: 0.74, gold_tie_share: 0.12, train_loss: 0.51, pairs: { train: 2592, heldout: 288 } },
     curves: {

@@ -15,6 +15,7 @@ import {
   createLabelers,
   groupScoreDiffs,
   demonstrate,
+  canonicalResponse,
   evaluateResponses,
   combineScores,
   isExactMatch,
@@ -56,6 +57,20 @@ export interface ModelEval {
   meanResponseTokens: number;
   eosRate: number;
   responses: string[];
+  /** The gold measures per task family (built-in data only). */
+  byFamily?: Record<string, FamilyEval>;
+}
+
+/** One model's gold measures on the held-out prompts of one task family. */
+export interface FamilyEval {
+  prompts: number;
+  /** Null for SFT itself. */
+  winRateVsSft: number | null;
+  /** Answers identical to SFT's (canonicalResponse: a tie for every labeler); null for SFT itself. */
+  sameAsSft: number | null;
+  helpfulness: number;
+  exactMatch: number;
+  hallucinationRate: number;
 }
 
 /** What a variant's checkpoint holds besides the policy service's folder. */
@@ -709,9 +724,34 @@ export async function evaluationStage(ctx: RecipeContext, data: RecipeData, stat
       eosRate: r.eos.filter(Boolean).length / Math.max(1, r.eos.length),
       responses: r.texts,
     };
+    if (gold) state.evaluation[name].byFamily = familyEvals(gold, r.texts, name === "sft" ? undefined : sft, data.labelers);
     const labeled: Record<string, number> = w && g ? { [`eval/${name}/win_rate_vs_sft`]: w.winRate, [`eval/${name}/gold_helpfulness`]: g.helpfulness, [`eval/${name}/exact_match`]: g.exactMatch } : {};
     ctx.events.metrics({ stage: Stage.STAGE_EVALUATION, step: 0, values: { ...labeled, [`eval/${name}/pretrain_validation_loss`]: r.valLoss } });
   }
+}
+
+/**
+ * The gold measures of `responses` per task family, and against SFT's answers when `sft` is
+ * given: where a model gains or loses (one family can carry a win rate that another loses).
+ */
+export function familyEvals(tasks: readonly InstructionTask[], responses: readonly string[], sft: readonly string[] | undefined, labelers: readonly SimulatedLabeler[]): Record<string, FamilyEval> {
+  const byFamily = new Map<string, number[]>();
+  tasks.forEach((t, i) => byFamily.set(t.family, [...(byFamily.get(t.family) ?? []), i]));
+  const out: Record<string, FamilyEval> = {};
+  for (const [family, idx] of byFamily) {
+    const pick = <T>(xs: readonly T[]) => idx.map((i) => xs[i]);
+    const g = evaluateResponses(pick(tasks), pick(responses));
+    const w = sft ? winRate(pick(tasks), pick(responses), pick(sft), labelers) : undefined;
+    out[family] = {
+      prompts: idx.length,
+      winRateVsSft: w ? w.winRate : null,
+      sameAsSft: sft ? idx.filter((i) => canonicalResponse(responses[i]) === canonicalResponse(sft[i])).length / idx.length : null,
+      helpfulness: g.helpfulness,
+      exactMatch: g.exactMatch,
+      hallucinationRate: g.hallucinationRate,
+    };
+  }
+  return out;
 }
 
 /** Makes sure the run folder's checkpoint directory exists. */

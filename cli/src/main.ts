@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `rlhf` command (run from the repository root as `pnpm rlhf ...`). Nothing that loads gRPC
+ * The `rlhf` command (run from the repository root as `pnpm rlhf ...`, or as `rlhf` anywhere
+ * after `pnpm link --global` in cli/: package.json's bin). Nothing that loads gRPC
  * is imported at the top: `rlhf serve` must let the service start tracing before gRPC loads, so
  * each command is required only when it runs.
  */
@@ -11,12 +12,12 @@ commands:
   serve <service>   run one service in this process (see rlhf serve --help)
   demo              the main job: the whole recipe on built-in data, five services as child processes
   run <config>      the same with your run config (JSON or YAML)
-  resume <run-dir>  continue a failed or cancelled run from its last checkpoint
+  resume <run-dir>  continue a failed or cancelled run from its last checkpoint (a run folder or run id)
   data export|check write the built-in datasets / check a data file (see rlhf data --help)
   generate          sample from a checkpoint (see rlhf generate --help)
   logprobs          per-token log-probabilities of a text or token list
   init              write a seeded random checkpoint (tiny, small, gpt2-124m)
-  watch <run-id>    follow a run live (NATS or its run folder), or replay a finished one
+  watch <run-id>    follow a run live (NATS or its run folder), or replay a finished one (a run id or folder)
   help              this text`;
 
 async function main(argv: string[]): Promise<void> {

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { UsageError, parseArgs } from "../args";
@@ -27,7 +27,7 @@ test("argument mistakes exit 2 with one clear line, before anything starts", () 
     [["run", join(tmp, "missing.yaml")], `rlhf: config file ${join(tmp, "missing.yaml")} does not exist\n`],
     [["run", tmp, "--tiny"], "rlhf: rlhf run: unknown option --tiny (known: --runs-dir, --run-id, --backend, --coordinator, --no-cache)\n"],
     [["resume", join(tmp, "no-such-run")], `rlhf: run folder ${join(tmp, "no-such-run")} does not exist\n`],
-    [["resume", join(tmp, "r"), "--run-id", "x"], "rlhf: rlhf resume: unknown option --run-id (known: --backend, --coordinator)\n"],
+    [["resume", join(tmp, "r"), "--run-id", "x"], "rlhf: rlhf resume: unknown option --run-id (known: --runs-dir, --backend, --coordinator)\n"],
     [["demo", "--coordinator", "http://x"], 'rlhf: --coordinator must look like host:port (e.g. 127.0.0.1:50050), got "http://x"\n'],
     [["demo", "--coordinator", "127.0.0.1:50050", "--runs-dir", tmp], "rlhf: --runs-dir concerns the services this command starts; with --coordinator it starts none (the cluster's services have their own settings)\n"],
     [["resume", "Bad_Id", "--coordinator", "127.0.0.1:50050"], 'rlhf: "Bad_Id" is not a run id (1-64 characters of a-z, 0-9 and -)\n'],
@@ -46,7 +46,7 @@ test("--help prints each command's usage", () => {
   for (const [cmd, first] of [
     ["demo", "rlhf demo [--tiny]"],
     ["run", "rlhf run <config.json|config.yaml>"],
-    ["resume", "rlhf resume <run-folder>"],
+    ["resume", "rlhf resume <run-folder|run-id>"],
   ]) {
     const r = rlhf(cmd, "--help");
     assert.equal(r.status, 0);
@@ -110,17 +110,59 @@ test("run: a config file's relative paths are made absolute from its folder", ()
 test("resume: the folder's parent is the runs folder, its name the run id", () => {
   const dir = join(tmp, "runs", "demo-20250101-1");
   mkdirSync(dir, { recursive: true });
-  assert.deepEqual(resumeOptions(args("resume", dir, "--backend", "wasm")), {
+  writeFileSync(join(dir, "run.json"), "{}");
+  const expected = {
     action: { kind: "resume", runId: "demo-20250101-1", runDir: dir },
     runsDir: join(tmp, "runs"),
     backend: "wasm",
-  });
+  };
+  assert.deepEqual(resumeOptions(args("resume", dir, "--backend", "wasm")), expected);
+  // a run id names its folder in --runs-dir
+  assert.deepEqual(resumeOptions(args("resume", "demo-20250101-1", "--backend", "wasm", "--runs-dir", join(tmp, "runs"))), expected);
+  assert.throws(
+    () => resumeOptions(args("resume", "demo-2", "--runs-dir", join(tmp, "runs"))),
+    (e: unknown) => e instanceof UsageError && e.message === `no run "demo-2" in ${join(tmp, "runs")} (--runs-dir) and no folder demo-2 here`,
+  );
+  // a folder that holds no run.json is no run folder, however it is named
+  assert.throws(
+    () => resumeOptions(args("resume", join(tmp, "runs"))),
+    (e: unknown) => e instanceof UsageError && e.message.startsWith(`${join(tmp, "runs")} is not a run folder (it has no run.json) (runs in it: demo-20250101-1): rlhf resume takes a run folder (runs/<run id>) or a run id`),
+  );
   const odd = join(tmp, "Not A Run");
   mkdirSync(odd, { recursive: true });
+  writeFileSync(join(odd, "run.json"), "{}");
   assert.throws(() => resumeOptions(args("resume", odd)), /is not a run folder: its name "Not A Run" is not a run id/);
   writeFileSync(join(tmp, "plain-file"), "x");
   assert.throws(() => resumeOptions(args("resume", join(tmp, "plain-file"))), /is not a folder: rlhf resume takes a run folder/);
   assert.throws(() => resumeOptions(args("resume")), /which run folder\?/);
+});
+
+test("the built CLI: resume of a folder that is not a run folder exits 2 before any service starts (no log written); the hint names the command as it was started", () => {
+  const cwd = join(tmp, "newcomer");
+  mkdirSync(join(cwd, "runs", "demo-1"), { recursive: true });
+  writeFileSync(join(cwd, "runs", "demo-1", "run.json"), "{}");
+  mkdirSync(join(cwd, "examples", "user-data"), { recursive: true });
+  writeFileSync(join(cwd, "examples", "user-data", "run.yaml"), "model:\n  preset: tiny\n");
+  // `rlhf` on PATH is a link to dist/main.js (npm link) or a shim running it (pnpm link --global)
+  const bin = join(tmp, "bin");
+  mkdirSync(bin, { recursive: true });
+  symlinkSync(cliEntryPoint(), join(bin, "rlhf"));
+  const env = { ...process.env, npm_lifecycle_event: "", _: "", NODE_PATH: "" };
+  const run = (script: string, extraEnv: Record<string, string>, ...argv: string[]) => spawnSync(process.execPath, [script, ...argv], { cwd, encoding: "utf8", timeout: 30_000, env: { ...env, ...extraEnv } });
+  const viaBin = run(join(bin, "rlhf"), {}, "resume", "runs/");
+  assert.equal(viaBin.status, 2, viaBin.stderr);
+  assert.equal(viaBin.stderr, "rlhf: runs/ is not a run folder (it has no run.json) (runs in it: demo-1): rlhf resume takes a run folder (runs/<run id>) or a run id, e.g. rlhf resume runs/<run id>\n");
+  const viaScript = run(cliEntryPoint(), { npm_lifecycle_event: "rlhf" }, "resume", "examples/user-data");
+  assert.equal(viaScript.status, 2, viaScript.stderr);
+  assert.equal(viaScript.stderr, "rlhf: examples/user-data is not a run folder (it has no run.json): rlhf resume takes a run folder (runs/<run id>) or a run id, e.g. pnpm rlhf resume runs/<run id>\n");
+  const byName = run(cliEntryPoint(), {}, "resume", "user-data");
+  assert.equal(byName.status, 2);
+  assert.equal(byName.stderr, 'rlhf: no run "user-data" in runs (--runs-dir) and no folder user-data here\n');
+  // nothing was written: no service started, no ppo-coordinator.log beside the folders
+  assert.deepEqual(readdirSync(cwd).sort(), ["examples", "runs"]);
+  assert.deepEqual(readdirSync(join(cwd, "runs")), ["demo-1"]);
+  assert.deepEqual(readdirSync(join(cwd, "examples")), ["user-data"]);
+  assert.deepEqual(readdirSync(join(cwd, "examples", "user-data")), ["run.yaml"]);
 });
 
 test("--coordinator: a running coordinator instead of local services; resume takes its run id", () => {

@@ -8,6 +8,7 @@ import { basename, dirname, extname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { resolveConfigPaths } from "@rlhf/run-config";
 import { type ParsedArgs, UsageError, allowFlags, flagString } from "../args";
+import { RUN_ID, resolveRunFolder } from "../run-folder";
 import type { SessionAction, SessionOptions } from "../run/session";
 
 const COMMON_FLAGS = `  --runs-dir DIR    where runs and the services' logs (<service>.log) go (default ./runs); a
@@ -24,7 +25,7 @@ const COMMON_FLAGS = `  --runs-dir DIR    where runs and the services' logs (<se
 
 const AFTER = `Progress is redrawn in place on a terminal, one line per change otherwise. At the end it
 prints the run folder and its report.html / report.json. Ctrl-C cancels the run (it stays
-resumable: rlhf resume <run folder>); a second Ctrl-C stops the services at once.
+resumable: rlhf resume <run folder or run id>); a second Ctrl-C stops the services at once.
 The services serve no Prometheus metrics unless METRICS_PORT=N is set: then /metrics on
 127.0.0.1 ports N (ppo-coordinator), N+1 (policy), N+2 (reward-model), N+3 (reference-model)
 and N+4 (pretrain-mix).
@@ -47,17 +48,16 @@ export const RUN_USAGE = `rlhf run <config.json|config.yaml> [--runs-dir DIR] [-
 ${COMMON_FLAGS}
 ${AFTER}`;
 
-export const RESUME_USAGE = `rlhf resume <run-folder> [--backend NAME]
+export const RESUME_USAGE = `rlhf resume <run-folder|run-id> [--runs-dir DIR] [--backend NAME]
 rlhf resume <run-id> --coordinator ADDR
   Continues a FAILED or CANCELLED run where it stopped, from its last checkpoint: starts the
   services with the folder's parent as the runs folder and resumes the run named by the
-  folder (with --coordinator: asks that coordinator to resume its run <run-id>). Flags as for
-  rlhf demo.
+  folder (with --coordinator: asks that coordinator to resume its run <run-id>). A run id is
+  looked up in --runs-dir (default ./runs). Flags as for rlhf demo.
 ${AFTER}`;
 
 /** The compute backends `RLHF_BACKEND` accepts (libs/compute's BACKEND_ORDER; not imported: it loads TensorFlow.js). */
 const BACKENDS = ["tensorflow-gpu", "tensorflow", "torch", "wasm", "cpu"] as const;
-const RUN_ID = /^[a-z0-9-]{1,64}$/;
 
 function noExtraPositionals(args: ParsedArgs, n: number, command: string): void {
   if (args.positional.length > n) throw new UsageError(`${command}: unexpected argument "${args.positional[n]}"`);
@@ -139,9 +139,9 @@ export function runOptions(args: ParsedArgs): SessionOptions {
   return { action, runsDir: runsDirFlag(args), backend: backendFlag(args), ...coordinatorFlag(args) };
 }
 
-/** `rlhf resume <run-folder>` arguments as session options. */
+/** `rlhf resume <run-folder|run-id>` arguments as session options. */
 export function resumeOptions(args: ParsedArgs): SessionOptions {
-  allowFlags(args, ["backend", "coordinator"], "rlhf resume");
+  allowFlags(args, ["runs-dir", "backend", "coordinator"], "rlhf resume");
   const folder = args.positional[1];
   if (!folder) throw new UsageError(`which run folder?\n${RESUME_USAGE}`);
   noExtraPositionals(args, 2, "rlhf resume");
@@ -152,11 +152,8 @@ export function resumeOptions(args: ParsedArgs): SessionOptions {
     if (!RUN_ID.test(runId)) throw new UsageError(`"${folder}" is not a run id (1-64 characters of a-z, 0-9 and -)`);
     return { action: { kind: "resume", runId, runDir: "" }, runsDir: resolve("runs"), ...remote };
   }
-  const runDir = resolve(folder);
-  if (!existsSync(runDir)) throw new UsageError(`run folder ${folder} does not exist`);
-  if (!statSync(runDir).isDirectory()) throw new UsageError(`${folder} is not a folder: rlhf resume takes a run folder (runs/<run id>)`);
-  const runId = basename(runDir);
-  if (!RUN_ID.test(runId)) throw new UsageError(`${folder} is not a run folder: its name "${runId}" is not a run id (a-z, 0-9 and -)`);
+  // The services log into the run folder's parent: only a real run folder will do.
+  const { runDir, runId } = resolveRunFolder(folder, runsDirFlag(args), "rlhf resume");
   return { action: { kind: "resume", runId, runDir }, runsDir: dirname(runDir), backend: backendFlag(args) };
 }
 

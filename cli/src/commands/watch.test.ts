@@ -78,11 +78,19 @@ test("arguments: the source is --nats, else NATS_URL, else --runs-dir (default .
   bad(["watch", "r", "--runs-dir", join(tmp, "a-file")], /is not a folder$/);
 });
 
+test("arguments: a run folder (a path) instead of a run id is read from its parent, also with NATS_URL set", () => {
+  assert.deepEqual(watchOptions(args("watch", "runs/r-1"), {}), folder(resolve("runs"), "r-1"));
+  assert.deepEqual(watchOptions(args("watch", join(tmp, "x", "r-2") + "/", "--json"), { NATS_URL: "nats://n:4222" }), folder(join(tmp, "x"), "r-2", true));
+  assert.throws(() => watchOptions(args("watch", "runs/r-1", "--nats", "n:4222"), {}), (e: unknown) => e instanceof UsageError && e.message === "runs/r-1 is a run folder: --nats goes with a run id");
+  assert.throws(() => watchOptions(args("watch", "runs/r-1", "--runs-dir", tmp), {}), (e: unknown) => e instanceof UsageError && e.message === "runs/r-1 is a run folder: --runs-dir goes with a run id");
+  assert.throws(() => watchOptions(args("watch", "data/My_Run"), {}), (e: unknown) => e instanceof UsageError && e.message === 'data/My_Run is not a run folder: its name "My_Run" is not a run id (a-z, 0-9 and -)');
+});
+
 test("the built CLI: watch --help, a bad argument exits 2, an unknown run exits 1 naming it", () => {
   const rlhf = (...argv: string[]) => spawnSync(process.execPath, [cliEntryPoint(), ...argv], { encoding: "utf8", timeout: 30_000, env: { ...process.env, NATS_URL: "" } });
   const help = rlhf("watch", "--help");
   assert.equal(help.status, 0);
-  assert.ok(help.stdout.startsWith("rlhf watch <run-id> [--nats URL | --runs-dir DIR] [--json]"), help.stdout);
+  assert.ok(help.stdout.startsWith("rlhf watch <run-id> [--nats URL | --runs-dir DIR] [--json]\nrlhf watch <run-folder> [--json]"), help.stdout);
   assert.match(rlhf("help").stdout, /\n {2}watch <run-id> {4}follow a run live/);
   const usage = rlhf("watch", "Bad_Id");
   assert.equal(usage.status, 2);
@@ -123,6 +131,76 @@ test("run folder: a finished run is replayed with its progress and metrics; exit
   const j = sink();
   assert.equal(await runWatch(folder(runs, "done-1", true), { out: j.out }), 0);
   assert.equal(j.text(), runLines("done-1", RunState.RUN_STATE_SUCCEEDED).join("\n") + "\n");
+});
+
+/** events.jsonl lines of `payloads`, one second apart. */
+function eventLines(runId: string, payloads: ppoCoordinator.RunEvent["payload"][]): string[] {
+  return payloads.map((payload, i) => JSON.stringify(ppoCoordinator.RunEvent.toJSON({ runId, sequence: i + 1, time: new Date(Date.UTC(2025, 0, 1, 0, 0, i)), payload })));
+}
+
+test("run folder: PPO-ptx and plain PPO are counted apart (the folder's config.json says how many each); plain PPO shows no ptx loss", async () => {
+  const runs = join(tmp, "variants");
+  const ppo = (step: number, elapsedMs = step * 1000) => ({ $case: "stageProgress" as const, stageProgress: { stage: Stage.STAGE_PPO, step, totalSteps: 4, unit: "iterations", etaMs: 0, elapsedMs } });
+  const m = (step: number, ptx: boolean) => ({
+    $case: "metrics" as const,
+    metrics: { stage: Stage.STAGE_PPO, step, values: { "objective/reward": step / 4, "objective/kl": 0.5, ...(ptx ? { "ptx/loss": 3 } : {}), "run/variant_ptx": ptx ? 1 : 0 } },
+  });
+  const lines = eventLines("two-1", [
+    { $case: "stateChanged", stateChanged: { fromState: RunState.RUN_STATE_PENDING, toState: RunState.RUN_STATE_RUNNING, stage: Stage.STAGE_UNSPECIFIED, errorMessage: "" } },
+    ppo(0),
+    m(1, true),
+    ppo(1),
+    m(2, true),
+    ppo(2),
+    ppo(2),
+    m(3, false),
+    ppo(3),
+    m(4, false),
+    ppo(4),
+    ppo(4, 5_200),
+    { $case: "stateChanged", stateChanged: { fromState: RunState.RUN_STATE_RUNNING, toState: RunState.RUN_STATE_SUCCEEDED, stage: Stage.STAGE_PPO, errorMessage: "" } },
+  ]);
+  const dir = runFolder(runs, "two-1", lines);
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ ppo: { iterations: 2, compare_without_ptx: true } }));
+  const s = sink();
+  assert.equal(await runWatch(folder(runs, "two-1"), { out: s.out }), 0);
+  const iterations = s.text().split("\n").filter((l) => l.startsWith("PPO iteration "));
+  assert.deepEqual(iterations, [
+    "PPO iteration 1/2  PPO-ptx  reward 0.25  kl 0.5  ptx loss 3",
+    "PPO iteration 2/2  PPO-ptx  reward 0.5  kl 0.5  ptx loss 3",
+    "PPO iteration 1/2  plain PPO  reward 0.75  kl 0.5",
+    "PPO iteration 2/2  plain PPO  reward 1  kl 0.5",
+  ]);
+  // The closing event's time (the stage's in report.json), not the last step's.
+  assert.match(s.text(), /\nPPO {10}✓ done in 5s \(4 iterations\)\n/);
+});
+
+test("run folder on a terminal: while no event comes the stage's clock goes on; the redraw stops with the run", async () => {
+  const runs = join(tmp, "clock");
+  const lines = runLines("clock-1", RunState.RUN_STATE_SUCCEEDED);
+  const dir = runFolder(runs, "clock-1", lines.slice(0, 2)); // RUNNING, SFT step 0
+  const s = sink();
+  const out = Object.assign(s.out, { isTTY: true, columns: 200 });
+  const watching = runWatch(folder(runs, "clock-1"), { out, pollMs: 20, tickMs: 50 });
+  // No event after SFT's first: the line is redrawn with a later elapsed time all the same.
+  const deadline = Date.now() + 30_000;
+  while (!/SFT {10}\[-+\] {3}0% {2}step 0\/4 {2}elapsed [1-9]\d*s\n/.test(s.text())) {
+    assert.ok(Date.now() < deadline, `no clock redraw in: ${JSON.stringify(s.text())}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  appendFileSync(join(dir, "events.jsonl"), lines.slice(2).join("\n") + "\n");
+  assert.equal(await watching, 0);
+  const end = s.text().length;
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(s.text().length, end, "nothing written after the command returned");
+});
+
+test("the built CLI: watch <run folder> replays a finished run and exits (no timer left running)", () => {
+  const runs = join(tmp, "built");
+  const dir = runFolder(runs, "built-1", runLines("built-1", RunState.RUN_STATE_SUCCEEDED));
+  const r = spawnSync(process.execPath, [cliEntryPoint(), "watch", dir], { encoding: "utf8", timeout: 30_000, env: { ...process.env, NATS_URL: "nats://127.0.0.1:1" } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /run built-1 SUCCEEDED\n/);
 });
 
 test("run folder: a live run is followed as events.jsonl grows (a half-written line waits); Ctrl-C stops with 130", async () => {

@@ -1,17 +1,20 @@
 /**
- * `rlhf watch <run-id>`: follows a run from NATS JetStream (the RLHF_RUNS stream, an ordered
- * consumer from the run's first event) or from its run folder (events.jsonl, followed as it
- * grows), with the same progress display as `rlhf demo` or one JSON event per line. A finished
+ * `rlhf watch <run-id|run-folder>`: follows a run from NATS JetStream (the RLHF_RUNS stream, an
+ * ordered consumer from the run's first event) or from its run folder (events.jsonl, followed as
+ * it grows), with the same progress display as `rlhf demo` or one JSON event per line. A finished
  * run is replayed and the command exits at its last state change.
  */
-import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import type { ppoCoordinator as pb } from "@rlhf/proto";
 import { type ParsedArgs, UsageError, allowFlags, flagString } from "../args";
+import { RUN_ID, isPathArgument } from "../run-folder";
 
 export const WATCH_USAGE = `rlhf watch <run-id> [--nats URL | --runs-dir DIR] [--json]
+rlhf watch <run-folder> [--json]
   Follows a run: each stage's progress (step/total) and the latest PPO metrics, live, until the
   run ends. A run that already ended is replayed from its first event, then the command exits.
+  A run folder (a path, e.g. runs/<run-id>) is read as with --runs-dir.
   Where the events come from:
   --nats URL        NATS with JetStream (default: NATS_URL): stream RLHF_RUNS, subjects
                     rlhf.runs.<run-id>.>, every event from the run's first one
@@ -22,8 +25,6 @@ export const WATCH_USAGE = `rlhf watch <run-id> [--nats URL | --runs-dir DIR] [-
                     NATS also the policy's weights events, {"runId", "time", "weights": {...}})
 Exit status: 0 the run SUCCEEDED, 1 it FAILED or was CANCELLED, or the run is unknown, or NATS
 cannot be reached; 2 bad arguments; 130 interrupted (Ctrl-C).`;
-
-const RUN_ID = /^[a-z0-9-]{1,64}$/;
 
 /** Where `rlhf watch` reads a run's events. */
 export type WatchSource = { kind: "nats"; servers: string[] } | { kind: "folder"; runsDir: string };
@@ -41,12 +42,19 @@ export function watchOptions(args: ParsedArgs, env: Readonly<Record<string, stri
   const runId = args.positional[1];
   if (!runId) throw new UsageError(`which run?\n${WATCH_USAGE}`);
   if (args.positional.length > 2) throw new UsageError(`rlhf watch: unexpected argument "${args.positional[2]}"`);
-  if (!RUN_ID.test(runId)) throw new UsageError(`the run id must be 1-64 characters of a-z, 0-9 and -, got "${runId}"`);
   if (typeof args.flags.get("json") === "string") throw new UsageError("--json takes no value");
   const nats = flagString(args, "nats");
   const runsDir = flagString(args, "runs-dir");
   if (nats !== undefined && runsDir !== undefined) throw new UsageError("give --nats or --runs-dir, not both");
   const json = args.flags.has("json");
+  if (isPathArgument(runId)) {
+    // A run folder: its parent is the runs folder, its name the run id.
+    if (nats !== undefined || runsDir !== undefined) throw new UsageError(`${runId} is a run folder: --${nats !== undefined ? "nats" : "runs-dir"} goes with a run id`);
+    const folder = resolve(runId);
+    if (!RUN_ID.test(basename(folder))) throw new UsageError(`${runId} is not a run folder: its name "${basename(folder)}" is not a run id (a-z, 0-9 and -)`);
+    return { runId: basename(folder), source: { kind: "folder", runsDir: dirname(folder) }, json };
+  }
+  if (!RUN_ID.test(runId)) throw new UsageError(`the run id must be 1-64 characters of a-z, 0-9 and -, got "${runId}"`);
   // Loaded only now: @rlhf/events pulls in the NATS client.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { parseNatsServers } = require("@rlhf/events") as typeof import("@rlhf/events");
@@ -77,6 +85,8 @@ export interface WatchIo {
   signal?: AbortSignal;
   /** Run folder: time between two looks at events.jsonl. Default 250 ms. */
   pollMs?: number;
+  /** Time between two ticks of the display's clock (see ProgressRenderer.tick). Default 1000 ms. */
+  tickMs?: number;
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -155,22 +165,27 @@ export async function runWatch(o: WatchOptions, io: WatchIo): Promise<number> {
   };
   let events: AsyncGenerator<WatchedEvent>;
   let runDir = "";
+  const tty = Boolean(io.out.isTTY) && !o.json;
+  // Without a terminal: a progress line at most every 30 s of the run's time (a PPO iteration gets its own line).
+  const renderer = new ProgressRenderer({ tty, columns: io.out.columns || 120, plainProgressIntervalMs: 30_000 });
   if (o.source.kind === "folder") {
     runDir = join(o.source.runsDir, o.runId);
     if (!existsSync(runDir)) throw new Error(`no run "${o.runId}" in ${o.source.runsDir} (no folder ${runDir})`);
     if (!existsSync(join(runDir, "run.json")) && !existsSync(join(runDir, "events.jsonl"))) throw new Error(`${runDir} is not a run folder (no run.json, no events.jsonl)`);
+    // The resolved config says how many iterations each PPO variant has (NATS carries no config).
+    if (existsSync(join(runDir, "config.json"))) renderer.useRunConfig(readFileSync(join(runDir, "config.json"), "utf8"));
     events = followFile(join(runDir, "events.jsonl"), io.signal, io.pollMs);
   } else {
     events = fromNats(o.source.servers, o.runId, io.signal);
   }
-  const tty = Boolean(io.out.isTTY) && !o.json;
-  // Without a terminal: a progress line at most every 30 s of the run's time (a PPO iteration gets its own line).
-  const renderer = new ProgressRenderer({ tty, columns: io.out.columns || 120, plainProgressIntervalMs: 30_000 });
   let state: pb.RunState = RunState.RUN_STATE_UNSPECIFIED;
   // The last coordinator event was a terminal state change: the run is over once nothing follows it.
   let ended = false;
   let seen = 0;
   let lastMs = 0;
+  // The renderer's clock between events: the last event's time plus the time since it came.
+  let lastArrival = Date.now();
+  const ticker = o.json ? undefined : setInterval(() => write(renderer.tick(lastMs + Date.now() - lastArrival)), io.tickMs ?? 1000);
   if (!o.json) write(renderer.note(`watching run ${o.runId} from ${o.source.kind === "nats" ? `NATS ${o.source.servers.join(",")} (stream RLHF_RUNS)` : join(runDir, "events.jsonl")}`, 0));
   try {
     for await (const e of events) {
@@ -187,6 +202,7 @@ export async function runWatch(o: WatchOptions, io: WatchIo): Promise<number> {
         const event = ppoCoordinator.RunEvent.fromJSON(json);
         const t = event.time?.getTime() ?? lastMs;
         lastMs = Math.max(lastMs, t);
+        lastArrival = Date.now();
         if (event.payload?.$case === "stateChanged") state = event.payload.stateChanged.toState;
         ended = event.payload?.$case === "stateChanged" && isTerminal(event.payload.stateChanged.toState);
         // The event's own time is the renderer's clock: a replay shows what a live watcher saw.
@@ -196,8 +212,7 @@ export async function runWatch(o: WatchOptions, io: WatchIo): Promise<number> {
         if (!o.json) write(due + text);
         // Without a terminal the block is not drawn: each PPO iteration gets a line with its key metrics.
         if (!o.json && !tty && event.payload?.$case === "metrics" && event.payload.metrics.stage === Stage.STAGE_PPO) {
-          const total = renderer.stageViews.find((v) => v.stage === Stage.STAGE_PPO)?.totalSteps ?? 0;
-          write(`PPO iteration ${event.payload.metrics.step}${total > 0 ? `/${total}` : ""}  ${renderer.metricsLine()?.trim() ?? ""}\n`);
+          write(renderer.ppoIterationLine(event.payload.metrics) + "\n");
         }
       }
       if (ended && e.latest) break;
@@ -205,6 +220,8 @@ export async function runWatch(o: WatchOptions, io: WatchIo): Promise<number> {
   } catch (err) {
     // Closing the NATS feed on Ctrl-C may end its iteration with an error.
     if (!io.signal?.aborted) throw err;
+  } finally {
+    clearInterval(ticker);
   }
   if (io.signal?.aborted) {
     renderer.release();

@@ -8,6 +8,14 @@
  *   under PPO, the latest key metrics; one-off lines (state changes, checkpoints) scroll above it.
  * - Plain mode (a pipe, CI, a log file) prints one line per stage change and at most one
  *   progress line per `plainProgressIntervalMs`.
+ *
+ * Between events a running stage's clock goes on (its elapsed time counts up, its ETA down from
+ * the last event): {@link ProgressRenderer.tick} redraws a terminal's block every second and, in
+ * plain mode, prints a progress line after `plainHeartbeatMs` without any.
+ *
+ * A stage is done when the coordinator reports its last step a second time (the closing event,
+ * sent when the stage ends, with the time report.json records for it), or when a later stage
+ * starts or the run ends; it is printed with the time of its last event.
  */
 import { join } from "node:path";
 import { ppoCoordinator } from "@rlhf/proto";
@@ -26,11 +34,15 @@ export interface ProgressOptions {
   plainProgressIntervalMs?: number;
   /** TTY mode: least time between two redraws caused by progress alone. Default 100 ms. */
   ttyRedrawIntervalMs?: number;
+  /** Plain mode: while a stage runs, a progress line after this long without one. Default 30000 ms; 0 never. */
+  plainHeartbeatMs?: number;
+  /** PPO iterations per variant (the run config's `ppo.iterations`): PPO then counts per variant. Default: unknown. */
+  ppoIterationsPerVariant?: number;
   /** Width of the bar between the brackets. Default 20. */
   barWidth?: number;
 }
 
-/** What the renderer knows about one stage. */
+/** What the renderer knows about one stage (times as of its last progress event). */
 export interface StageView {
   stage: Stage;
   step: number;
@@ -216,10 +228,39 @@ interface Message {
 
 const ESC = "\x1b[";
 
+/** TTY mode: a running stage's line is redrawn this often (its clock shows seconds). */
+const CLOCK_MS = 1000;
+
+/** The PPO variants in the order the coordinator runs them (recipe.ts: ppo_ptx, then plain ppo). */
+const PPO_VARIANTS = ["PPO-ptx", "plain PPO"] as const;
+
+/** A stage's view and the caller's clock at its last progress event (NaN: unknown, e.g. replayed history). */
+interface StageState extends StageView {
+  atMs: number;
+}
+
+/**
+ * Iterations per PPO variant from a resolved run config (JSON): its `ppo.iterations`; undefined
+ * when the text is not such a config.
+ */
+export function ppoIterationsOf(configJson: string | undefined): number | undefined {
+  try {
+    const c = JSON.parse(configJson ?? "") as { ppo?: { iterations?: unknown } };
+    const n = c?.ppo?.iterations;
+    return typeof n === "number" && Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Keeps a run's progress from its events and renders it (see the module comment). */
 export class ProgressRenderer {
-  private readonly stages = new Map<Stage, StageView>();
+  private readonly stages = new Map<Stage, StageState>();
+  /** The latest PPO metrics event's values only: a plain PPO iteration shows no ptx loss of PPO-ptx's. */
   private ppoMetrics: Record<string, number> = {};
+  /** Index in PPO_VARIANTS of the variant PPO is in. */
+  private ppoVariant = 0;
+  private ppoIterations: number | undefined;
   private lastMetricsValues: Record<string, number> = {};
   private runState: RunState = RunState.RUN_STATE_UNSPECIFIED;
   private error = "";
@@ -229,10 +270,17 @@ export class ProgressRenderer {
   private dirty = false;
   private lastDrawMs = Number.NEGATIVE_INFINITY;
   private lastPlainProgressMs = Number.NEGATIVE_INFINITY;
-  private readonly opts: Required<ProgressOptions>;
+  private readonly opts: Required<Omit<ProgressOptions, "ppoIterationsPerVariant">>;
 
   constructor(opts: ProgressOptions) {
-    this.opts = { columns: 120, plainProgressIntervalMs: 5000, ttyRedrawIntervalMs: 100, barWidth: 20, ...opts };
+    const { ppoIterationsPerVariant, ...rest } = opts;
+    this.opts = { columns: 120, plainProgressIntervalMs: 5000, ttyRedrawIntervalMs: 100, plainHeartbeatMs: 30_000, barWidth: 20, ...rest };
+    this.ppoIterations = ppoIterationsPerVariant;
+  }
+
+  /** Takes what the display needs from the run's resolved config (JSON): PPO's iterations per variant. */
+  useRunConfig(configJson: string | undefined): void {
+    this.ppoIterations = ppoIterationsOf(configJson) ?? this.ppoIterations;
   }
 
   /** The run state the events reported last (UNSPECIFIED before any state change). */
@@ -247,7 +295,7 @@ export class ProgressRenderer {
 
   /** Stages seen so far, in recipe order. */
   get stageViews(): StageView[] {
-    return [...this.stages.values()].sort((a, b) => a.stage - b.stage).map((s) => ({ ...s }));
+    return [...this.stages.values()].sort((a, b) => a.stage - b.stage).map(({ atMs: _, ...view }) => view);
   }
 
   /** Values of the latest RunMetrics event. */
@@ -260,7 +308,7 @@ export class ProgressRenderer {
    * clock, used only to throttle progress output.
    */
   push(event: ppoCoordinator.RunEvent, nowMs: number): string {
-    const { messages, progressed, metrics } = this.apply(event);
+    const { messages, progressed, metrics } = this.apply(event, nowMs);
     // Plain lines follow progress only: the coordinator sends an iteration's metrics just before its progress.
     if (progressed || (metrics && this.opts.tty)) this.dirty = true;
     if (this.opts.tty) {
@@ -279,15 +327,25 @@ export class ProgressRenderer {
 
   /** Applies an event of the run's history (replayed when resuming) without writing anything. */
   replay(event: ppoCoordinator.RunEvent): void {
-    this.apply(event);
+    this.apply(event, Number.NaN);
     this.dirty = false;
   }
 
-  /** Writes what throttling held back, once it is due. Call it every second or so. */
+  /**
+   * Writes what throttling held back, once it is due, and keeps a running stage's clock going
+   * without events: a terminal's block is redrawn every second (once it is on the screen), a
+   * plain progress line follows `plainHeartbeatMs` after the last line. Call it every second.
+   */
   tick(nowMs: number): string {
-    if (!this.dirty) return "";
-    if (this.opts.tty) return nowMs - this.lastDrawMs >= this.opts.ttyRedrawIntervalMs ? this.redraw([], nowMs) : "";
-    return nowMs - this.lastPlainProgressMs >= this.opts.plainProgressIntervalMs ? this.plainProgress(nowMs) : "";
+    const running = [...this.stages.values()].some((s) => s.status === "running");
+    if (this.opts.tty) {
+      if (this.dirty && nowMs - this.lastDrawMs >= this.opts.ttyRedrawIntervalMs) return this.redraw([], nowMs);
+      return running && this.drawnLines > 0 && nowMs - this.lastDrawMs >= CLOCK_MS ? this.redraw([], nowMs) : "";
+    }
+    if (this.dirty && nowMs - this.lastPlainProgressMs >= this.opts.plainProgressIntervalMs) return this.plainProgress(nowMs);
+    // Only after a first line: the history of a resumed run is being replayed before that.
+    const heartbeat = this.opts.plainHeartbeatMs > 0 && running && Number.isFinite(this.lastPlainProgressMs);
+    return heartbeat && nowMs - this.lastPlainProgressMs >= this.opts.plainHeartbeatMs ? this.plainProgress(nowMs) : "";
   }
 
   /**
@@ -299,7 +357,8 @@ export class ProgressRenderer {
       this.drawnLines = 0;
       return this.redraw([], nowMs);
     }
-    return this.block().map((l) => l + "\n").join("");
+    this.lastPlainProgressMs = nowMs;
+    return this.block(nowMs).map((l) => l + "\n").join("");
   }
 
   /**
@@ -345,7 +404,7 @@ export class ProgressRenderer {
   }
 
   /** Updates the state; says what to write at once, and whether the progress or the shown metrics changed. */
-  private apply(event: ppoCoordinator.RunEvent): { messages: Message[]; progressed: boolean; metrics?: boolean } {
+  private apply(event: ppoCoordinator.RunEvent, nowMs: number): { messages: Message[]; progressed: boolean; metrics?: boolean } {
     const messages: Message[] = [];
     const p = event.payload;
     if (!p) return { messages, progressed: false };
@@ -374,24 +433,41 @@ export class ProgressRenderer {
         // A new stage closes the ones before it that never reported their last step.
         for (const s of this.stages.values()) if (s.status === "running" && s.stage < sp.stage) this.finishStage(s, messages);
         let s = this.stages.get(sp.stage);
-        const isNew = !s || s.status !== "running";
+        const before = s?.status === "running" ? { step: s.step, totalSteps: s.totalSteps } : undefined;
+        const isNew = before === undefined;
+        const wasAtEnd = before !== undefined && before.totalSteps > 0 && before.step >= before.totalSteps;
+        const repeated = before !== undefined && before.step === sp.step;
         if (!s) {
-          s = { stage: sp.stage, step: 0, totalSteps: 0, unit: "", etaMs: 0, elapsedMs: 0, status: "running" };
+          s = { stage: sp.stage, step: 0, totalSteps: 0, unit: "", etaMs: 0, elapsedMs: 0, status: "running", atMs: nowMs };
           this.stages.set(sp.stage, s);
         }
-        Object.assign(s, { step: sp.step, totalSteps: sp.totalSteps, unit: sp.unit, etaMs: sp.etaMs, elapsedMs: sp.elapsedMs, status: "running" });
+        Object.assign(s, { step: sp.step, totalSteps: sp.totalSteps, unit: sp.unit, etaMs: sp.etaMs, elapsedMs: sp.elapsedMs, status: "running", atMs: nowMs });
+        if (sp.stage === Stage.STAGE_PPO) {
+          // Without the config: a step said again before the end is where plain PPO starts.
+          if (this.ppoIterations === undefined && repeated && sp.step > 0 && sp.step * 2 === sp.totalSteps) this.ppoIterations = sp.step;
+          this.ppoVariant = this.variantAt(sp.step, sp.totalSteps, isNew || repeated, this.ppoVariant);
+        }
         if (isNew) {
           const size = sp.totalSteps > 0 ? ` (${countOf(sp.totalSteps, sp.unit)})` : "";
-          const from = sp.step > 0 ? `, from ${unitWords(sp.unit)[0]} ${sp.step}` : "";
+          const from = sp.step > 0 ? `, from ${this.ppoCount(s) ?? `${unitWords(sp.unit)[0]} ${sp.step}`}` : "";
           messages.push({ text: `${stageLabel(sp.stage)} started${size}${from}`, tty: false });
         }
-        if (sp.totalSteps > 0 && sp.step >= sp.totalSteps) this.finishStage(s, messages);
+        // The last step is reported when it is done; the stage still saves its work. The
+        // coordinator reports it again as the stage ends, with the stage's whole time.
+        if (wasAtEnd && sp.totalSteps > 0 && sp.step >= sp.totalSteps) this.finishStage(s, messages);
         return { messages, progressed: true };
       }
       case "metrics": {
         const m = p.metrics;
         this.lastMetricsValues = { ...m.values };
-        if (m.stage === Stage.STAGE_PPO) this.ppoMetrics = { ...this.ppoMetrics, ...m.values };
+        if (m.stage === Stage.STAGE_PPO) {
+          this.ppoMetrics = { ...m.values };
+          const v = this.variantOf(m.values);
+          if (v !== undefined) this.ppoVariant = v;
+          // Without the config: plain PPO only runs second, after as many iterations of PPO-ptx.
+          const total = this.stages.get(Stage.STAGE_PPO)?.totalSteps ?? 0;
+          if (v === 1 && this.ppoIterations === undefined && total > 0 && total % 2 === 0) this.ppoIterations = total / 2;
+        }
         return { messages, progressed: false, metrics: m.stage === Stage.STAGE_PPO };
       }
       case "checkpointWritten": {
@@ -415,7 +491,7 @@ export class ProgressRenderer {
   stageLine(s: StageView): string {
     const label = stageLabel(s.stage).padEnd(LABEL_WIDTH) + " ";
     const [one] = unitWords(s.unit);
-    const count = s.totalSteps > 0 ? `${one} ${s.step}/${s.totalSteps}` : `${one} ${s.step}`;
+    const count = this.ppoCount(s) ?? (s.totalSteps > 0 ? `${one} ${s.step}/${s.totalSteps}` : `${one} ${s.step}`);
     switch (s.status) {
       case "done":
         return `${label}✓ done in ${formatDuration(s.elapsedMs)} (${countOf(s.totalSteps > 0 ? s.totalSteps : s.step, s.unit)})`;
@@ -442,22 +518,87 @@ export class ProgressRenderer {
     }
   }
 
-  /** The key PPO metrics line (indented under the PPO line), or undefined before any. */
+  /** The key PPO metrics line (indented under the PPO line): the latest iteration's, with its variant; undefined before any. */
   metricsLine(): string | undefined {
-    const parts: string[] = [];
-    const variant = this.ppoMetrics["run/variant_ptx"];
-    if (variant !== undefined) parts.push(variant ? "PPO-ptx" : "plain PPO");
-    for (const k of KEY_PPO_METRICS) {
-      const name = k.names.find((n) => this.ppoMetrics[n] !== undefined);
-      if (name !== undefined) parts.push(`${k.label} ${formatMetric(this.ppoMetrics[name])}`);
-    }
+    const parts = this.metricParts(this.ppoMetrics);
+    const v = this.variantOf(this.ppoMetrics);
+    if (v !== undefined) parts.unshift(PPO_VARIANTS[v]);
     return parts.length > 0 ? INDENT + parts.join("  ") : undefined;
   }
 
-  private block(): string[] {
+  /**
+   * A line for one PPO iteration from its metrics event, once pushed: "PPO iteration 3/15  plain
+   * PPO  reward 0.412  kl 0.0312 ...", counted in its variant when PPO has two (else in the stage).
+   */
+  ppoIterationLine(m: ppoCoordinator.RunMetrics): string {
+    const v = this.variantOf(m.values);
+    const total = this.stages.get(Stage.STAGE_PPO)?.totalSteps ?? 0;
+    const n = this.variantIterations(total);
+    const count = v !== undefined && n !== undefined ? `${m.step - v * n}/${n}` : `${m.step}${total > 0 ? `/${total}` : ""}`;
+    return [`PPO iteration ${count}`, ...(v === undefined ? [] : [PPO_VARIANTS[v]]), ...this.metricParts(m.values)].join("  ");
+  }
+
+  private metricParts(values: Readonly<Record<string, number>>): string[] {
+    const parts: string[] = [];
+    for (const k of KEY_PPO_METRICS) {
+      const name = k.names.find((n) => values[n] !== undefined);
+      if (name !== undefined) parts.push(`${k.label} ${formatMetric(values[name])}`);
+    }
+    return parts;
+  }
+
+  /** Index in PPO_VARIANTS of the variant a PPO metrics event names (`run/variant_ptx`), if any. */
+  private variantOf(values: Readonly<Record<string, number>>): number | undefined {
+    const ptx = values["run/variant_ptx"];
+    return ptx === undefined ? undefined : ptx ? 0 : 1;
+  }
+
+  /**
+   * PPO's iterations per variant when it runs both variants (the stage's total is twice the
+   * run config's `ppo.iterations`); undefined otherwise: a lone PPO-ptx's count is the stage's.
+   */
+  private variantIterations(total: number): number | undefined {
+    const n = this.ppoIterations;
+    return n !== undefined && total > 0 && total === n * PPO_VARIANTS.length ? n : undefined;
+  }
+
+  /**
+   * The variant PPO is in at `step` (the coordinator counts the variants' iterations one after
+   * the other). A step between two variants ends the one and starts the next: the next has
+   * started once that step is reported again (its first report), or first after a resume.
+   */
+  private variantAt(step: number, total: number, started: boolean, current: number): number {
+    const n = this.variantIterations(total);
+    if (n === undefined) return current;
+    if (step >= total) return PPO_VARIANTS.length - 1;
+    const k = Math.floor(step / n);
+    return step > 0 && step % n === 0 && !started ? k - 1 : k;
+  }
+
+  /** "PPO-ptx 5/15": the count of a PPO stage with two variants, in the one it is in. */
+  private ppoCount(s: StageView): string | undefined {
+    const n = s.stage === Stage.STAGE_PPO ? this.variantIterations(s.totalSteps) : undefined;
+    if (n === undefined) return undefined;
+    const v = Math.min(this.ppoVariant, PPO_VARIANTS.length - 1);
+    return `${PPO_VARIANTS[v]} ${Math.min(n, Math.max(0, s.step - v * n))}/${n}`;
+  }
+
+  /** A stage as of `nowMs`: while it runs, the time since its last event counts up its elapsed time and down its ETA. */
+  private viewAt(s: StageState, nowMs: number): StageView {
+    const { atMs, ...view } = s;
+    const since = Number.isFinite(atMs) && Number.isFinite(nowMs) ? Math.max(0, nowMs - atMs) : 0;
+    if (view.status !== "running" || since === 0) return view;
+    // An ETA that ran out gives way to the elapsed time.
+    return { ...view, elapsedMs: view.elapsedMs + since, etaMs: view.etaMs > since ? view.etaMs - since : 0 };
+  }
+
+  /** The lines of the stages (only the running ones with `runningOnly`), as of `nowMs`. */
+  private block(nowMs: number, runningOnly = false): string[] {
     const lines: string[] = [];
-    for (const s of this.stageViews) {
-      lines.push(this.stageLine(s));
+    const states = [...this.stages.values()].sort((a, b) => a.stage - b.stage);
+    for (const s of states) {
+      if (runningOnly && s.status !== "running") continue;
+      lines.push(this.stageLine(this.viewAt(s, nowMs)));
       if (s.stage === Stage.STAGE_PPO) {
         const m = this.metricsLine();
         if (m) lines.push(m);
@@ -469,23 +610,14 @@ export class ProgressRenderer {
   private plainProgress(nowMs: number): string {
     this.dirty = false;
     this.lastPlainProgressMs = nowMs;
-    const running = this.stageViews.filter((s) => s.status === "running");
-    const lines: string[] = [];
-    for (const s of running) {
-      lines.push(this.stageLine(s));
-      if (s.stage === Stage.STAGE_PPO) {
-        const m = this.metricsLine();
-        if (m) lines.push(m);
-      }
-    }
-    return lines.map((l) => l + "\n").join("");
+    return this.block(nowMs, true).map((l) => l + "\n").join("");
   }
 
   private redraw(messages: string[], nowMs: number): string {
     this.dirty = false;
     this.lastDrawMs = nowMs;
     const cut = (l: string) => ([...l].length >= this.opts.columns ? [...l].slice(0, Math.max(1, this.opts.columns - 1)).join("") : l);
-    const block = this.block().map(cut);
+    const block = this.block(nowMs).map(cut);
     const up = this.drawnLines > 0 ? `\r${ESC}${this.drawnLines}A${ESC}J` : "";
     this.drawnLines = block.length;
     // Messages can be long (paths, errors): they scroll above the block, wrapped by the terminal.

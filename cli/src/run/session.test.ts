@@ -169,7 +169,7 @@ test("a run that fails: the error, the failing service's log, the resume command
   assert.match(r.out, /\nrun fake-1 FAILED in PPO: reward-model: Score: INTERNAL: boom\nrun folder: {2}.*fake-1\n/);
   assert.doesNotMatch(r.out, /report\.html|acceptance/, "no report or acceptance lines for a failed run");
   assert.match(r.out, /\nlast lines of .*reward-model\.log:\n( {2}.*\n)* {2}error reward-model: Score failed: boom\n/);
-  assert.match(r.out, /\nresume it with: rlhf resume .*fake-1 --backend cpu\n$/);
+  assert.match(r.out, /\nresume it with: pnpm rlhf resume .*fake-1 --backend cpu\n$/);
 });
 
 test("a config the coordinator refuses is a UsageError naming the file; the model services never start", async () => {
@@ -188,7 +188,7 @@ test("Ctrl-C cancels the run, waits for CANCELLED, prints the resume command and
   assert.equal(r.code, EXIT.interrupted, r.out);
   assert.match(r.out, /Ctrl-C: cancelling run fake-1; it stays resumable \(Ctrl-C again to stop at once\)\n/);
   assert.match(r.out, /\nPPO {10}■ cancelled at iteration 0\/1 after 0s\nrun fake-1 CANCELLED in PPO\n/);
-  assert.match(r.out, /resume it with: rlhf resume .*fake-1 --backend cpu\n$/);
+  assert.match(r.out, /resume it with: pnpm rlhf resume .*fake-1 --backend cpu\n$/);
   assert.match(r.log("ppo-coordinator"), /"msg":"CancelRun"/);
   assert.equal(process.listenerCount("SIGINT"), 0, "the handler is gone");
 });
@@ -202,7 +202,7 @@ test("a second Ctrl-C kills the services at once when the run does not stop", as
   });
   assert.equal(r.code, EXIT.interrupted, r.out);
   assert.match(r.out, /\nCtrl-C again: stopping the services now\n/);
-  assert.match(r.out, /resume it with: rlhf resume .*fake-1 --backend cpu\n$/);
+  assert.match(r.out, /resume it with: pnpm rlhf resume .*fake-1 --backend cpu\n$/);
   assert.doesNotMatch(r.out, /did not stop within the grace period/);
   // SIGKILLed: no graceful shutdown in any log
   for (const name of ["ppo-coordinator", "policy", "pretrain-mix"]) assert.doesNotMatch(r.log(name), /got SIGTERM/, name);

@@ -19,6 +19,7 @@ import * as grpc from "@grpc/grpc-js";
 import { ppoCoordinator } from "@rlhf/proto";
 import { createClient, freePort, waitForServing, type KitClient } from "@rlhf/grpc-kit";
 import { UsageError } from "../args";
+import { cliCommand } from "../invocation";
 import { SERVICES, entryPointOf } from "../services";
 import { ChildFailedError, Supervisor, type ChildSpec } from "./supervisor";
 import { ProgressRenderer, isTerminal, stateName } from "./progress";
@@ -315,9 +316,11 @@ export async function runSession(o: SessionOptions): Promise<number> {
     if (o.action.kind === "start") {
       const resolved = await orAbort(untilChildFails(validateConfig(validator, o.action)));
       tokenizer = tokenizerOf(resolved);
+      renderer.useRunConfig(resolved);
     } else {
       const run = await orAbort(untilChildFails(runToResume(client, o.action)));
       tokenizer = tokenizerOf(run.configJson);
+      renderer.useRunConfig(run.configJson);
       replayUpTo = run.lastEventSequence;
     }
 
@@ -348,6 +351,7 @@ export async function runSession(o: SessionOptions): Promise<number> {
     if (cancelWanted) requestCancel();
 
     // 4. Follow it.
+    // Every second: what throttling held back, and a running stage's clock between events.
     ticker = setInterval(() => write(renderer.tick(Date.now())), 1000);
     let state = await orAbort(untilChildFails(follow(client, runId, renderer, replayUpTo, abort.signal, write)));
     clearInterval(ticker);
@@ -404,10 +408,11 @@ function indent(text: string): string {
     .join("\n");
 }
 
+/** The command that resumes the run, as the user started this one (`rlhf` or `pnpm rlhf`). */
 function resumeHint(runDir: string, backend: string | undefined, coordinator?: string, runId?: string): string {
-  if (coordinator) return runId ? `resume it with: rlhf resume ${runId} --coordinator ${coordinator}\n` : "";
+  if (coordinator) return runId ? `resume it with: ${cliCommand()} resume ${runId} --coordinator ${coordinator}\n` : "";
   if (!runDir) return "";
-  return `resume it with: rlhf resume ${displayPath(runDir)}${backend ? ` --backend ${backend}` : ""}\n`;
+  return `resume it with: ${cliCommand()} resume ${displayPath(runDir)}${backend ? ` --backend ${backend}` : ""}\n`;
 }
 
 /** Codes that mean the user's input is wrong (a bad config, a taken run id, a run that cannot be resumed). */

@@ -19,6 +19,7 @@ import { stageTrace } from "./recipe/trace";
 import { checkRunInputs, loadUserData, writeDataFiles } from "./recipe/user-data";
 import { getTokenizer } from "@rlhf/model";
 import { recordRunMetrics } from "./metrics";
+import { StageClock } from "./stage-clock";
 import { isRunId, runEventKind, runEventMsgId, runSubject, type EventPublisher } from "@rlhf/events";
 
 const { RunState, Stage } = ppoCoordinator;
@@ -282,6 +283,8 @@ export class RunStore {
   private execute(rec: RunRecord): void {
     const abort = new AbortController();
     rec.abort = abort;
+    // The stage in progress: its events' elapsed times and its time in report.json (./stage-clock.ts).
+    let clock: StageClock | undefined;
     const ctx: RecipeContext = {
       cfg: rec.config,
       clients: this.clients,
@@ -290,7 +293,7 @@ export class RunStore {
       log: this.log.child({ runId: rec.run.id }),
       signal: abort.signal,
       events: {
-        progress: (p) => this.emit({ $case: "stageProgress", stageProgress: p }, rec),
+        progress: (p) => this.emit({ $case: "stageProgress", stageProgress: clock ? clock.progress(p) : p }, rec),
         metrics: (m) => this.emit({ $case: "metrics", metrics: m }, rec),
         checkpoint: (c) => {
           rec.run.lastCheckpointDir = c.dir;
@@ -307,15 +310,22 @@ export class RunStore {
         // Exact resume needs the same data files; the corpus must be tokenised as the policy's.
         await checkRunInputs(ctx, data.files);
         let ranked: RankedSamples[] | undefined;
-        const stage = async (s: ppoCoordinator.Stage, fn: () => Promise<void>) => {
+        // `finish` ends the stage's clock: its time for report.json, said to watchers by a closing progress event.
+        const stage = async (s: ppoCoordinator.Stage, fn: (finish: () => number) => Promise<void>) => {
           if (rec.state.stagesDone.includes(s)) return;
           if (abort.signal.aborted) throw abort.signal.reason;
           rec.run.stage = s;
-          const t = Date.now();
-          // Each stage is one trace (a root span `stage.<name>`; recipe/trace.ts).
-          await stageTrace(ctx, ppoCoordinator.stageToJSON(s).replace(/^STAGE_/, "").toLowerCase(), fn);
           const key = ppoCoordinator.stageToJSON(s);
-          rec.state.stageMs[key] = (rec.state.stageMs[key] ?? 0) + Date.now() - t;
+          const c = (clock = new StageClock(s, rec.state.stageMs[key] ?? 0, Date.now()));
+          const finish = () => {
+            const { stageMs, closing } = c.finish(Date.now());
+            if (closing) this.emit({ $case: "stageProgress", stageProgress: closing }, rec);
+            return stageMs;
+          };
+          // Each stage is one trace (a root span `stage.<name>`; recipe/trace.ts).
+          await stageTrace(ctx, key.replace(/^STAGE_/, "").toLowerCase(), () => fn(finish));
+          rec.state.stageMs[key] = finish();
+          clock = undefined;
           rec.state.stagesDone.push(s);
           await this.saveState(rec);
           await this.saveRun(rec);
@@ -331,13 +341,12 @@ export class RunStore {
           await stage(Stage.STAGE_REWARD_MODEL, () => rewardModelStage(ctx, data, rec.state, ranked as RankedSamples[]));
         }
         await stage(Stage.STAGE_PPO, () => ppoStage(ctx, data, rec.state, () => this.saveState(rec)));
-        await stage(Stage.STAGE_EVALUATION, async () => {
-          const started = Date.now();
+        await stage(Stage.STAGE_EVALUATION, async (finish) => {
           await evaluationStage(ctx, data, rec.state);
           const backend = (await this.clients.policy.unary("getInfo", {}, { signal: abort.signal })).backend;
-          // The report is written inside this stage: its elapsed time so far goes in with the others.
+          // The report is written inside this stage: its time so far is its time, in the report and the closing event.
           const key = ppoCoordinator.stageToJSON(Stage.STAGE_EVALUATION);
-          const stageMs = { ...rec.state.stageMs, [key]: (rec.state.stageMs[key] ?? 0) + Date.now() - started };
+          const stageMs = { ...rec.state.stageMs, [key]: finish() };
           const acceptance = await writeRunReport(rec.run, rec.config, { ...rec.state, stageMs }, data, backend);
           ctx.events.metrics({ stage: Stage.STAGE_EVALUATION, step: 1, values: acceptance });
         });

@@ -1,13 +1,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { cliEntryPoint } from "./run/session";
 import { cliCommand } from "./invocation";
 
-test("package.json's bin puts `rlhf` on PATH: the built main.js, which starts with a node shebang", () => {
+test("package.json's bin puts `rlhf` on PATH: a node script that loads the built main.js", () => {
   const pkg = JSON.parse(readFileSync(join(__dirname, "..", "package.json"), "utf8")) as { bin?: Record<string, string> };
-  assert.equal(resolve(__dirname, "..", pkg.bin?.rlhf ?? ""), cliEntryPoint());
+  // A committed file (pnpm links bins at install, before the build) that loads the built main.js.
+  const bin = resolve(__dirname, "..", pkg.bin?.rlhf ?? "");
+  const text = readFileSync(bin, "utf8");
+  assert.equal(text.split("\n")[0], "#!/usr/bin/env node");
+  assert.equal(resolve(dirname(bin), /require\("([^"]+)"\)/.exec(text)?.[1] ?? ""), cliEntryPoint());
   assert.equal(readFileSync(cliEntryPoint(), "utf8").split("\n")[0], "#!/usr/bin/env node");
 });
 

@@ -57,7 +57,7 @@ const PRESETS: Readonly<Record<RunPresetName, JsonObject>> = {
     evaluation: { prompts: 32, max_new_tokens: 24, pretrain_validation_sequences: 16, samples_in_report: 4 },
     checkpoint: { every_iterations: 4, keep_last: 1 },
   },
-  // The `rlhf demo` run (about 10 minutes on 2 cores on the native backend, the first one
+  // The `rlhf demo` run (about 14 minutes on 2 cores on the native backend, the first one
   // included: it pretrains the base model, which later demos take from the pretraining cache). A
   // 64-wide, 4-layer model with the Brown-learned BPE (2048 ids): per CPU-second it learns the
   // short tasks at least as well as a 128-wide one (`rlhf data learnability`). The short families

@@ -176,6 +176,16 @@ test("close() gives up on an unreachable server within its timeout, counting wha
   await assert.rejects(openRunFeed({ servers: [`nats://127.0.0.1:${await freePort()}`], runId: "x", connectTimeoutMs: 1000 }), /^Error: cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+: /);
 });
 
+test("close() without a timeout waits as long as one publish may take (ack timeout + 1 s) before dropping", async () => {
+  const p = new EventPublisher({ servers: [`nats://127.0.0.1:${await freePort()}`], reconnectWaitMs: 100, ackTimeoutMs: 400 });
+  p.publish("rlhf.runs.gone.metrics", { n: 1 });
+  const t = Date.now();
+  const stats = await p.close();
+  // A lower bound only: a loaded machine can only make it longer.
+  assert.ok(Date.now() - t >= 1300, `close() waited ${Date.now() - t} ms`);
+  assert.equal(stats.dropped, 1);
+});
+
 test("a server without the stream: the feed says so", async () => {
   const s = await server();
   await assert.rejects(openRunFeed({ servers: [s.url], runId: "x" }), (e: unknown) => e instanceof UnknownRunError && /has no stream RLHF_RUNS/.test(e.message));

@@ -170,10 +170,12 @@ export class EventPublisher {
   }
 
   /**
-   * Sends what it can within `timeoutMs` (default 2,000), then stops: what is still buffered
-   * counts as dropped. Logs and returns the final counters.
+   * Sends what it can within `timeoutMs`, then stops: what is still buffered counts as dropped.
+   * Logs and returns the final counters. The default, the ack timeout plus a second, lets a
+   * publish in flight get its answer: NATS just back from an outage may take seconds to confirm
+   * (a service stopping right after lost its last events with a 2-second window under load).
    */
-  async close(timeoutMs = 2000): Promise<PublisherStats> {
+  async close(timeoutMs = this.ackTimeoutMs + 1000): Promise<PublisherStats> {
     if (!this.stopped) {
       await this.flush(timeoutMs);
       this.stopped = true;

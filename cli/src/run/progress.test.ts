@@ -334,7 +334,7 @@ test("acceptance lines: a check's value with a mark from its /passed metric and 
       "  ✓ labeler_agreement  0.741  (needed 0.73 ± 0.03)",
       "  ✗ ppo_ptx_win_rate  0.55  (needed >= 0.65)",
       "  ✓ rm_heldout_accuracy  0.721  (needed >= 0.7)",
-      "  2 of 4 checks passed; report.html says why the others did not",
+      "  2 of 4 checks passed; targets not met: kl_within_bound, ppo_ptx_win_rate (report.html says why)",
     ],
   );
   assert.deepEqual(acceptanceLines({ "objective/kl": 1 }), []);

@@ -124,8 +124,8 @@ type CheckField = (typeof CHECK_FIELDS)[number];
 
 /**
  * "acceptance:", a line per check (`✓`/`✗`, its name, its value and what it needed, or `–` and
- * "does not apply"), and one closing line that counts those that say whether they passed; none
- * without checks.
+ * "does not apply"), and one closing line that counts those that say whether they passed and
+ * names the targets not met; none without checks.
  */
 export function acceptanceLines(metrics: Readonly<Record<string, number>>): string[] {
   const checks = new Map<string, Partial<Record<CheckField | "value", number>>>();
@@ -142,6 +142,7 @@ export function acceptanceLines(metrics: Readonly<Record<string, number>>): stri
   const lines = ["acceptance:"];
   let passed = 0;
   let applicable = 0;
+  const missed: string[] = [];
   for (const name of [...checks.keys()].sort()) {
     const c = checks.get(name)!;
     if (c.not_applicable) {
@@ -150,6 +151,7 @@ export function acceptanceLines(metrics: Readonly<Record<string, number>>): stri
     }
     if (c.passed !== undefined) applicable++;
     if (c.passed) passed++;
+    else if (c.passed !== undefined) missed.push(name);
     const mark = c.passed === undefined ? "" : c.passed ? "✓ " : "✗ ";
     const cmp = c.comparison === undefined ? undefined : COMPARISONS[c.comparison];
     const target =
@@ -157,7 +159,8 @@ export function acceptanceLines(metrics: Readonly<Record<string, number>>): stri
     lines.push(`  ${mark}${name}${c.value === undefined ? "  not measured" : `  ${formatMetric(c.value)}`}${target}`);
   }
   // The count covers the checks that say whether they passed (a coordinator's; not bare values).
-  if (applicable > 0) lines.push(`  ${passed} of ${applicable} checks passed${passed === applicable ? "" : "; report.html says why the others did not"}`);
+  // A run can succeed and still miss its targets: the last line names them.
+  if (applicable > 0) lines.push(`  ${passed} of ${applicable} checks passed${missed.length === 0 ? "" : `; targets not met: ${missed.join(", ")} (report.html says why)`}`);
   return lines;
 }
 

@@ -20,7 +20,8 @@ function isRunFolder(dir: string): boolean {
   return existsSync(join(dir, "run.json")) && statSync(dir).isDirectory();
 }
 
-function shown(dir: string): string {
+/** A folder as the user would type it: relative to the current directory when inside it, else absolute. */
+export function shown(dir: string): string {
   const rel = relative(process.cwd(), dir);
   return rel === "" ? "." : rel.startsWith("..") || isAbsolute(rel) ? dir : rel;
 }

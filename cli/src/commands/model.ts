@@ -3,8 +3,9 @@
  * printing JSON on stdout. No gRPC.
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { isAbsolute, join, relative } from "node:path";
+import { join } from "node:path";
 import { type ParsedArgs, UsageError, allowFlags, flagString } from "../args";
+import { shown } from "../run-folder";
 
 export const MODEL_USAGE = `rlhf generate --checkpoint DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed N] [--no-cache]
 rlhf logprobs --checkpoint DIR (--text TEXT | --tokens 1,2,3) [--temperature T]
@@ -44,11 +45,6 @@ function required(args: ParsedArgs, name: string, command: string): string {
 
 function noPositional(args: ParsedArgs, command: string): void {
   if (args.positional.length > 1) throw new UsageError(`${command} takes no positional arguments, got: ${args.positional.slice(1).join(" ")}`);
-}
-
-function shown(dir: string): string {
-  const rel = relative(process.cwd(), dir);
-  return rel === "" ? "." : rel.startsWith("..") || isAbsolute(rel) ? dir : rel;
 }
 
 const hasModel = (dir: string) => existsSync(join(dir, "config.json"));

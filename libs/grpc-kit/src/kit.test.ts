@@ -253,27 +253,22 @@ test("METRICS_HOST / METRICS_PORT: defaults, 0 turns the endpoint off, a set por
   }
 });
 
+/** A server whose only method is RewardModelService.Train, handled by `handler` through the kit. */
+function trainServer(handler: (reqs: AsyncIterable<rewardModel.TrainRequest>, send: (m: rewardModel.TrainResponse) => Promise<void>) => Promise<void>): Promise<RunningServer> {
+  return startServer({ log, services: [{ definition: rewardModel.RewardModelServiceService, implementation: { train: bidiStream(log, handler) } }] });
+}
+
 test("send yields to the event loop: a handler that computes between messages lets I/O and other calls through", async () => {
   const ticks: boolean[] = [];
-  const local = await startServer({
-    log,
-    services: [
-      {
-        definition: rewardModel.RewardModelServiceService,
-        implementation: {
-          train: bidiStream(log, async (reqs: AsyncIterable<rewardModel.TrainRequest>, send) => {
-            for await (const _r of reqs) void _r;
-            for (let step = 1; step <= 3; step++) {
-              // A macrotask queued before the send runs before the send returns.
-              let ticked = false;
-              setImmediate(() => (ticked = true));
-              await send({ part: { $case: "progress", progress: rewardModel.TrainProgress.fromPartial({ step }) } });
-              ticks.push(ticked);
-            }
-          }),
-        },
-      },
-    ],
+  const local = await trainServer(async (reqs, send) => {
+    for await (const _r of reqs) void _r;
+    for (let step = 1; step <= 3; step++) {
+      // A macrotask queued before the send runs before the send returns.
+      let ticked = false;
+      setImmediate(() => (ticked = true));
+      await send({ part: { $case: "progress", progress: rewardModel.TrainProgress.fromPartial({ step }) } });
+      ticks.push(ticked);
+    }
   });
   const c = createClient(rewardModel.RewardModelServiceClient, local.address, { deadlineMs: 5000 });
   try {
@@ -294,22 +289,12 @@ test("send yields to the event loop: a handler that computes between messages le
 });
 
 test("a bidirectional handler that reads every request can still send and finish with a status", async () => {
-  const local = await startServer({
-    log,
-    services: [
-      {
-        definition: rewardModel.RewardModelServiceService,
-        implementation: {
-          train: bidiStream(log, async (reqs: AsyncIterable<rewardModel.TrainRequest>, send) => {
-            let n = 0;
-            for await (const _r of reqs) n++;
-            // after the request side ended: answer, then fail with a domain error for odd counts
-            await send({ part: { $case: "progress", progress: rewardModel.TrainProgress.fromPartial({ step: n }) } });
-            if (n % 2 === 1) throw new InvalidArgumentError("requests", `odd count ${n}`);
-          }),
-        },
-      },
-    ],
+  const local = await trainServer(async (reqs, send) => {
+    let n = 0;
+    for await (const _r of reqs) n++;
+    // after the request side ended: answer, then fail with a domain error for odd counts
+    await send({ part: { $case: "progress", progress: rewardModel.TrainProgress.fromPartial({ step: n }) } });
+    if (n % 2 === 1) throw new InvalidArgumentError("requests", `odd count ${n}`);
   });
   const c = createClient(rewardModel.RewardModelServiceClient, local.address, { deadlineMs: 5000 });
   const run = (n: number) =>

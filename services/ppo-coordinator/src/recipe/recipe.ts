@@ -733,19 +733,29 @@ export async function evaluationStage(ctx: RecipeContext, data: RecipeData, stat
 /**
  * The gold measures of `responses` per task family, and against SFT's answers when `sft` is
  * given: where a model gains or loses (one family can carry a win rate that another loses).
+ * Prompt i is judged by the labeler that judges it in {@link winRate} over all prompts, so the
+ * families' win rates add up to the overall one.
  */
 export function familyEvals(tasks: readonly InstructionTask[], responses: readonly string[], sft: readonly string[] | undefined, labelers: readonly SimulatedLabeler[]): Record<string, FamilyEval> {
   const byFamily = new Map<string, number[]>();
-  tasks.forEach((t, i) => byFamily.set(t.family, [...(byFamily.get(t.family) ?? []), i]));
+  tasks.forEach((t, i) => {
+    const idx = byFamily.get(t.family);
+    if (idx) idx.push(i);
+    else byFamily.set(t.family, [i]);
+  });
+  const vsSft = sft && tasks.map((t, i) => labelers[i % labelers.length].compare(t, responses[i], sft[i]));
   const out: Record<string, FamilyEval> = {};
   for (const [family, idx] of byFamily) {
-    const pick = <T>(xs: readonly T[]) => idx.map((i) => xs[i]);
-    const g = evaluateResponses(pick(tasks), pick(responses));
-    const w = sft ? winRate(pick(tasks), pick(responses), pick(sft), labelers) : undefined;
+    const g = evaluateResponses(
+      idx.map((i) => tasks[i]),
+      idx.map((i) => responses[i]),
+    );
+    const share = (f: (i: number) => number) => idx.reduce((a, i) => a + f(i), 0) / idx.length;
     out[family] = {
       prompts: idx.length,
-      winRateVsSft: w ? w.winRate : null,
-      sameAsSft: sft ? idx.filter((i) => canonicalResponse(responses[i]) === canonicalResponse(sft[i])).length / idx.length : null,
+      // A win counts 1, a tie (0) half, as in winRate.
+      winRateVsSft: vsSft ? share((i) => (vsSft[i] + 1) / 2) : null,
+      sameAsSft: sft ? share((i) => (canonicalResponse(responses[i]) === canonicalResponse(sft[i]) ? 1 : 0)) : null,
       helpfulness: g.helpfulness,
       exactMatch: g.exactMatch,
       hallucinationRate: g.hallucinationRate,

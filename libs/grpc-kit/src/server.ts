@@ -21,6 +21,9 @@ export const LIVENESS_HEALTH_SERVICE = "liveness";
 /** See {@link LIVENESS_HEALTH_SERVICE}. */
 export const READINESS_HEALTH_SERVICE = "readiness";
 
+/** Full name of the grpc.health.v1 service every server adds. */
+export const HEALTH_SERVICE_NAME = "grpc.health.v1.Health";
+
 /** One gRPC service to serve: a generated definition and its implementation. */
 export interface ServiceRegistration {
   definition: grpc.ServiceDefinition;
@@ -97,7 +100,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   health.addToServer(server);
   if (opts.descriptorSetPath) {
     const pkgDef = loadFileDescriptorSetFromBuffer(readFileSync(opts.descriptorSetPath));
-    new ReflectionService({ ...pkgDef, ...loadSync(healthProtoPath) }).addToServer(server);
+    // The descriptor set holds every contract of the project; list only what this server serves.
+    new ReflectionService({ ...pkgDef, ...loadSync(healthProtoPath) }, { services: [...serviceNames, HEALTH_SERVICE_NAME] }).addToServer(server);
   }
 
   const port = await new Promise<number>((resolve, reject) => {

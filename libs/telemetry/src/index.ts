@@ -109,7 +109,7 @@ export function startTelemetry(opts: TelemetryOptions): Telemetry {
   if (toRunFolders) processors.push(new BatchSpanProcessor(new RunFolderSpanExporter(), { scheduledDelayMillis: 1000 }));
   // First, so that every other processor sees the run id on the span.
   processors.unshift(new BaggageAttributesProcessor());
-  installDiagLogger(serviceName);
+  installDiagLogger(serviceName, { version: opts.serviceVersion ?? "0.1.0" });
   // A provider is always installed (the baggage processor at least), so spans and trace ids for
   // logs exist even with no exporter.
   const metricsPipeline = createMetricsPipeline(env);

@@ -30,7 +30,7 @@ export const BACKEND_ENV_VAR = "RLHF_BACKEND";
 /**
  * Environment variable with the number of intra-op threads of the torch backend (ATen and
  * OpenBLAS) in this process. Default 1: the local demo runs five services on one machine, and on
- * the 2-core build machine one thread per process trained faster than two (README).
+ * the 2-core build machine one thread per process trained faster than two (docs/compute-backends.md).
  */
 export const THREADS_ENV_VAR = "RLHF_TORCH_THREADS";
 

@@ -6,7 +6,7 @@
  * right: counting, picking, reordering, filtering a few items, an answer of a given length. The
  * Brown-sentence families of ./tasks.ts (lists over whole sentences) stay for larger models.
  *
- * Measured with `rlhf data learnability` (README): which families a model of a given size learns
+ * Measured with `rlhf data learnability` (docs/data.md): which families a model of a given size learns
  * within a budget of SFT.
  */
 import type { BrownSentence } from "./brown";

@@ -66,7 +66,7 @@ const PRESETS: Readonly<Record<RunPresetName, JsonObject>> = {
   // wrong count, a made-up or a blocklisted word, rambling on without EOS), so that the SFT
   // model's samples vary in quality, the labelers rank them, the reward model learns and PPO
   // improves on SFT. Sampling at temperature 1 throughout, evaluation included, as the paper's
-  // labelers compared samples. Tuned on measured runs (README, Results): 16k SFT prompts rather
+  // labelers compared samples. Tuned on measured runs (docs/results.md): 16k SFT prompts rather
   // than 4k or 8k (a better SFT model, then a better reward model), every kind of flaw rather than
   // the visible ones only (those taught the reward model that short is good), three reward-model
   // epochs at 1e-3 on 6,000 ranked prompts (held-out accuracy 0.685 with 3,000, 0.706 with 6,000,

@@ -180,7 +180,7 @@ export const RUN_CONFIG_SCHEMA = section("A run of the recipe", {
       blocklist: optionalTextList({ default: null, description: "Words the labelers count as harmful; null = the data library's default list" }),
     }),
     files: section(
-      "Your own data (formats in the README's Data section). Absolute paths: `rlhf run` makes a config file's relative paths absolute from the file's folder. Every file is read and checked when the run starts (a bad line fails StartRun with file:line: field) and must not change while the run lasts (a resume checks their SHA-256)",
+      "Your own data (formats in docs/data.md and docs/user-data.md). Absolute paths: `rlhf run` makes a config file's relative paths absolute from the file's folder. Every file is read and checked when the run starts (a bad line fails StartRun with file:line: field) and must not change while the run lasts (a resume checks their SHA-256)",
       {
         sft: optionalPath({ default: null, description: "SFT demonstrations, JSONL `{prompt, completion}` (prompt + completion + EOS must fit `model.n_positions`); required with files" }),
         rankings: optionalPath({

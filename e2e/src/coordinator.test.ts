@@ -25,10 +25,10 @@ let runsDir: string;
 before(async () => {
   process.env.RLHF_BACKEND = BACKEND;
   runsDir = mkdtempSync(join(tmpdir(), "coordinator-"));
-  const policy = await startPolicy(policyConfig({ GRPC_PORT: "0", TOKENIZER: "byte" }), log);
-  const rm = await startRewardModel(rmConfig({ GRPC_PORT: "0", POLICY_ADDR: policy.server.address }), log);
-  const ref = await startReferenceModel(refConfig({ GRPC_PORT: "0", POLICY_ADDR: policy.server.address }), log);
-  const mix = await startPretrainMix(mixConfig({ GRPC_PORT: "0", POLICY_ADDR: policy.server.address, TOKENIZER: "byte" }), log);
+  const policy = await startPolicy(policyConfig({ GRPC_PORT: "0", TOKENIZER: "byte", CHECKPOINT_ROOT: tmpdir() }), log);
+  const rm = await startRewardModel(rmConfig({ GRPC_PORT: "0", POLICY_ADDR: policy.server.address, CHECKPOINT_ROOT: tmpdir() }), log);
+  const ref = await startReferenceModel(refConfig({ GRPC_PORT: "0", POLICY_ADDR: policy.server.address, CHECKPOINT_ROOT: tmpdir() }), log);
+  const mix = await startPretrainMix(mixConfig({ GRPC_PORT: "0", POLICY_ADDR: policy.server.address, TOKENIZER: "byte", DATA_ROOT: tmpdir() }), log);
   const coord = await startCoordinator(
     loadConfig({ GRPC_PORT: "0", POLICY_ADDR: policy.server.address, REWARD_MODEL_ADDR: rm.server.address, REFERENCE_MODEL_ADDR: ref.server.address, PRETRAIN_MIX_ADDR: mix.server.address, RUNS_DIR: runsDir }),
     log,

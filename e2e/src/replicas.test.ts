@@ -35,7 +35,7 @@ after(async () => {
 /** `rlhf serve <service> --init tiny --seed <seed>` on a free port, SERVING. */
 async function serve(service: string, seed: number): Promise<string> {
   const port = await freePort();
-  const p = start([RLHF, "serve", service, "--port", String(port), "--init", "tiny", "--seed", String(seed), "--metrics-port", "0"]);
+  const p = start([RLHF, "serve", service, "--port", String(port), "--init", "tiny", "--seed", String(seed), "--metrics-port", "0"], { CHECKPOINT_ROOT: tmpdir() });
   procs.push(p);
   const address = `127.0.0.1:${port}`;
   await waitForServing(address, 60_000).catch((e: Error) => assert.fail(`${service} did not start: ${e.message}\n${p.out()}`));
@@ -127,11 +127,11 @@ test("reference-model x2 as processes: LoadWeights reaches both, LogProbs is sha
 test("rlhf run --coordinator: a micro recipe on a running coordinator over two replicas of each scaled-out service", { timeout: 600_000 }, async () => {
   const log = createLogger({ service: "replicas-test", level: "silent" });
   const work = mkdtempSync(join(tmpdir(), "replicas-runs-"));
-  const policy = await startPolicy(policyConfig({ GRPC_PORT: "0", TOKENIZER: "byte", METRICS_PORT: "0" }), log);
+  const policy = await startPolicy(policyConfig({ GRPC_PORT: "0", TOKENIZER: "byte", METRICS_PORT: "0", CHECKPOINT_ROOT: tmpdir() }), log);
   const p = policy.server.address;
-  const rms = await Promise.all([0, 1].map(() => startRewardModel(rmConfig({ GRPC_PORT: "0", POLICY_ADDR: p, METRICS_PORT: "0" }), log)));
-  const refs = await Promise.all([0, 1].map(() => startReferenceModel(refConfig({ GRPC_PORT: "0", POLICY_ADDR: p, METRICS_PORT: "0" }), log)));
-  const mixes = await Promise.all([0, 1].map(() => startPretrainMix(mixConfig({ GRPC_PORT: "0", POLICY_ADDR: p, TOKENIZER: "byte", METRICS_PORT: "0" }), log)));
+  const rms = await Promise.all([0, 1].map(() => startRewardModel(rmConfig({ GRPC_PORT: "0", POLICY_ADDR: p, METRICS_PORT: "0", CHECKPOINT_ROOT: tmpdir() }), log)));
+  const refs = await Promise.all([0, 1].map(() => startReferenceModel(refConfig({ GRPC_PORT: "0", POLICY_ADDR: p, METRICS_PORT: "0", CHECKPOINT_ROOT: tmpdir() }), log)));
+  const mixes = await Promise.all([0, 1].map(() => startPretrainMix(mixConfig({ GRPC_PORT: "0", POLICY_ADDR: p, TOKENIZER: "byte", METRICS_PORT: "0", DATA_ROOT: tmpdir() }), log)));
   const list = (apps: { server: { address: string } }[]) => apps.map((x) => x.server.address).join(",");
   const coord = await startCoordinator(
     coordConfig({ GRPC_PORT: "0", POLICY_ADDR: p, REWARD_MODEL_ADDR: list(rms), REFERENCE_MODEL_ADDR: list(refs), PRETRAIN_MIX_ADDR: list(mixes), RUNS_DIR: join(work, "runs"), METRICS_PORT: "0" }),

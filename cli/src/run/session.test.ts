@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { UsageError } from "../args";
-import { EXIT, SERVICE_NAMES, freePorts, metricsPortOf, runSession, serviceNamedIn, serviceSpecs, tokenizerOf, type SessionAction } from "./session";
+import { EXIT, SERVICE_NAMES, dataPathsOf, freePorts, metricsPortOf, runSession, serviceNamedIn, serviceSpecs, tokenizerOf, type SessionAction } from "./session";
 
 const FAKE_MAIN = `
 const path = require("node:path");
@@ -255,9 +255,19 @@ test("wiring helpers", async () => {
     name: "policy",
     args: ["/cli/main.js", "serve", "policy", "--port", "2"],
     port: 2,
-    env: { GRPC_HOST: "127.0.0.1", METRICS_PORT: "0", OTEL_SERVICE_NAME: "policy", REWARD_MODEL_ADDR: "127.0.0.1:3", TOKENIZER: "byte" },
+    env: { GRPC_HOST: "127.0.0.1", METRICS_PORT: "0", OTEL_SERVICE_NAME: "policy", REWARD_MODEL_ADDR: "127.0.0.1:3", TOKENIZER: "byte", CHECKPOINT_ROOT: "/r" },
     ready: "answer",
   });
+  // The roots: the runs folder and the files the config names, for every service that takes paths.
+  const config = JSON.stringify({ model: { base_checkpoint: "/models/gpt2" }, data: { files: { sft: "/d/sft.jsonl", prompts: null } } });
+  assert.deepEqual(dataPathsOf(config), ["/models/gpt2", "/d/sft.jsonl"]);
+  assert.deepEqual(dataPathsOf("not json"), []);
+  const rooted = serviceSpecs({ ports: { "ppo-coordinator": 1, policy: 2, "reward-model": 3, "reference-model": 4, "pretrain-mix": 5 }, runsDir: "/r", dataPaths: dataPathsOf(config), tokenizer: "byte" });
+  const roots = "/r:/models/gpt2:/d/sft.jsonl";
+  assert.deepEqual(
+    [rooted["ppo-coordinator"].env?.DATA_ROOT, rooted.policy.env?.CHECKPOINT_ROOT, rooted["reward-model"].env?.CHECKPOINT_ROOT, rooted["reference-model"].env?.CHECKPOINT_ROOT, rooted["pretrain-mix"].env?.DATA_ROOT],
+    [roots, roots, roots, roots, roots],
+  );
   assert.equal(specs["ppo-coordinator"].ready, "serving");
   assert.equal(specs["pretrain-mix"].ready, "serving");
   assert.equal(specs["reward-model"].ready, "answer");

@@ -13,10 +13,11 @@
  * gracefully without cancelling (the coordinator marks the run FAILED on its next start; it can
  * be resumed).
  */
-import { existsSync, mkdirSync } from "node:fs";
-import { isAbsolute, relative, resolve } from "node:path";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { delimiter, isAbsolute, join, relative, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { ppoCoordinator } from "@rlhf/proto";
+import { PATH_KEYS } from "@rlhf/run-config";
 import { createClient, freePort, waitForServing, type KitClient } from "@rlhf/grpc-kit";
 import { UsageError } from "../args";
 import { cliCommand } from "../invocation";
@@ -49,6 +50,12 @@ export interface WiringOptions {
   ports: Readonly<Record<ServiceName, number>>;
   /** RUNS_DIR of the coordinator (absolute). */
   runsDir: string;
+  /**
+   * Files and folders the run config names (`data.files.*`, `model.base_checkpoint`; absolute):
+   * with the runs folder they make the services' roots (CHECKPOINT_ROOT, DATA_ROOT), the only
+   * places a request may name. Default none.
+   */
+  dataPaths?: readonly string[];
   /** TOKENIZER of the policy and pretrain-mix: the run config's `model.tokenizer`. */
   tokenizer: string;
   /** RLHF_BACKEND of every service; unset = each picks the best it can load. */
@@ -85,6 +92,8 @@ export function serviceSpecs(o: WiringOptions): Record<ServiceName, ChildSpec> {
   const main = o.cliMain ?? cliEntryPoint();
   const addr = (n: ServiceName) => `127.0.0.1:${o.ports[n]}`;
   const common: Record<string, string> = { GRPC_HOST: "127.0.0.1", ...(o.backend ? { RLHF_BACKEND: o.backend } : {}) };
+  // The folders requests may name: the runs folder and the user's own files (':'-separated).
+  const roots = [o.runsDir, ...(o.dataPaths ?? [])].join(delimiter);
   // Prometheus endpoints: off unless the user asked for them (then one port per service).
   const metricsPort = (name: ServiceName) => String(o.metricsPort ? o.metricsPort + SERVICE_NAMES.indexOf(name) : 0);
   const spec = (name: ServiceName, env: Record<string, string>, ready: ChildSpec["ready"]): ChildSpec => ({
@@ -98,14 +107,43 @@ export function serviceSpecs(o: WiringOptions): Record<ServiceName, ChildSpec> {
   return {
     "ppo-coordinator": spec(
       "ppo-coordinator",
-      { POLICY_ADDR: addr("policy"), REWARD_MODEL_ADDR: addr("reward-model"), REFERENCE_MODEL_ADDR: addr("reference-model"), PRETRAIN_MIX_ADDR: addr("pretrain-mix"), RUNS_DIR: o.runsDir },
+      { POLICY_ADDR: addr("policy"), REWARD_MODEL_ADDR: addr("reward-model"), REFERENCE_MODEL_ADDR: addr("reference-model"), PRETRAIN_MIX_ADDR: addr("pretrain-mix"), RUNS_DIR: o.runsDir, DATA_ROOT: roots },
       "serving",
     ),
-    policy: spec("policy", { REWARD_MODEL_ADDR: addr("reward-model"), TOKENIZER: o.tokenizer }, "answer"),
-    "reward-model": spec("reward-model", { POLICY_ADDR: addr("policy") }, "answer"),
-    "reference-model": spec("reference-model", { POLICY_ADDR: addr("policy") }, "answer"),
-    "pretrain-mix": spec("pretrain-mix", { POLICY_ADDR: addr("policy"), TOKENIZER: o.tokenizer }, "serving"),
+    policy: spec("policy", { REWARD_MODEL_ADDR: addr("reward-model"), TOKENIZER: o.tokenizer, CHECKPOINT_ROOT: roots }, "answer"),
+    "reward-model": spec("reward-model", { POLICY_ADDR: addr("policy"), CHECKPOINT_ROOT: roots }, "answer"),
+    "reference-model": spec("reference-model", { POLICY_ADDR: addr("policy"), CHECKPOINT_ROOT: roots }, "answer"),
+    "pretrain-mix": spec("pretrain-mix", { POLICY_ADDR: addr("policy"), TOKENIZER: o.tokenizer, DATA_ROOT: roots }, "serving"),
   };
+}
+
+/**
+ * The files and folders a run config names (its {@link PATH_KEYS}, absolute in a config `rlhf run`
+ * sends); none for a config that is not JSON or names none.
+ */
+export function dataPathsOf(configJson: string | undefined): string[] {
+  let c: unknown;
+  try {
+    c = JSON.parse(configJson ?? "");
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const key of PATH_KEYS) {
+    let v: unknown = c;
+    for (const part of key.split(".")) v = v && typeof v === "object" ? (v as Record<string, unknown>)[part] : undefined;
+    if (typeof v === "string" && isAbsolute(v) && !v.includes(delimiter)) out.push(v);
+  }
+  return out;
+}
+
+/** The data paths of the run to resume: from the resolved config its run folder keeps (`config.json`). */
+function dataPathsOfRun(runDir: string): string[] {
+  try {
+    return dataPathsOf(readFileSync(join(runDir, "config.json"), "utf8"));
+  } catch {
+    return [];
+  }
 }
 
 /** `n` distinct free loopback ports. */
@@ -302,7 +340,8 @@ export async function runSession(o: SessionOptions): Promise<number> {
       // Traces: the user's OTLP endpoint, else this process collects them into the run folders.
       traces = await startTraceCollector(o.runsDir, process.env, note);
       const traceEnv = traces.env;
-      specs = (tokenizer: string) => serviceSpecs({ ports, runsDir: o.runsDir, tokenizer, backend: o.backend, cliMain, metricsPort: o.metricsPort, traceEnv });
+      const dataPaths = o.action.kind === "start" ? dataPathsOf(o.action.configJson) : dataPathsOfRun(o.action.runDir);
+      specs = (tokenizer: string) => serviceSpecs({ ports, runsDir: o.runsDir, dataPaths, tokenizer, backend: o.backend, cliMain, metricsPort: o.metricsPort, traceEnv });
       note(`starting the services on 127.0.0.1 (logs: ${displayPath(o.runsDir)}/<service>.log; traces: ${traces.destination})`);
       sup.start(specs("byte")["ppo-coordinator"]);
       await orAbort(sup.waitReady(["ppo-coordinator"], { timeoutMs: readyTimeoutMs, signal: abort.signal, ready: "answer" }));

@@ -16,6 +16,7 @@ export type ErrorCode =
   | "DEADLINE_EXCEEDED"
   | "UNAVAILABLE"
   | "UNIMPLEMENTED"
+  | "PERMISSION_DENIED"
   | "DATA_LOSS"
   | "INTERNAL";
 
@@ -53,6 +54,13 @@ export class FailedPreconditionError extends DomainError {
   }
 }
 
+/** The request names something the caller may not touch (a path outside the service's root folder). */
+export class PermissionDeniedError extends DomainError {
+  constructor(field: string, message: string) {
+    super("PERMISSION_DENIED", message, field);
+  }
+}
+
 /** A bounded queue or limit is full; the caller may retry later. */
 export class ResourceExhaustedError extends DomainError {
   constructor(message: string) {
@@ -78,3 +86,5 @@ export class UnavailableError extends DomainError {
 export function check(cond: unknown, field: string, message: string): asserts cond {
   if (!cond) throw new InvalidArgumentError(field, message);
 }
+
+export * from "./paths";

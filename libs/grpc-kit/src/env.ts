@@ -1,3 +1,5 @@
+import { parseRootList, type PathRoots } from "@rlhf/errors";
+
 /**
  * Process wiring from environment variables, parsed once at start. A missing or malformed value
  * throws ConfigError with one clear line; `exitOnConfigError` prints it and exits 2.
@@ -44,6 +46,18 @@ export function envAddress(env: Env, name: string, def?: string): string {
     throw new ConfigError(`${name} must look like host:port, got "${v}"`);
   }
   return v;
+}
+
+/**
+ * The root folders a service confines request paths to (see `confinePath` of @rlhf/errors):
+ * `name` holds one path or several separated by ':' (like PATH); relative ones resolve against
+ * the working directory. `def` when unset (services default to the runs folder, `runs`).
+ */
+export function envRoots(env: Env, name: string, def: string): PathRoots {
+  const dirs = parseRootList(envString(env, name, def));
+  if (dirs.length === 0) throw new ConfigError(`${name} must name at least one folder, got "${env[name]}"`);
+  if (dirs.some((d) => d.includes("\0"))) throw new ConfigError(`${name} must not contain NUL bytes`);
+  return { dirs, name };
 }
 
 /** Where a service's Prometheus endpoint listens: `http://<metricsHost>:<metricsPort>/metrics`. */

@@ -5,8 +5,8 @@
  * `lm_head.weight` accepted only when equal to `wte.weight` (the head is tied).
  */
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
-import { basename, dirname, isAbsolute, join, relative, resolve as resolvePath } from "node:path";
-import { DomainError, InvalidArgumentError, NotFoundError } from "@rlhf/errors";
+import { basename, dirname, join } from "node:path";
+import { DomainError, InvalidArgumentError, NotFoundError, confinePath, type PathRoots } from "@rlhf/errors";
 import type { HostTensor, NamedHostTensors } from "@rlhf/compute";
 import { type GPT2Config, fromHfConfig, toHfConfig } from "./config";
 import { GPT2 } from "./gpt2";
@@ -151,17 +151,13 @@ export async function saveCheckpoint(model: GPT2, dir: string, extraConfig: Reco
 }
 
 /**
- * `dir` made absolute; with `root` set, a folder outside it is an InvalidArgumentError naming
- * `field` (services confine the folders a request may name to CHECKPOINT_ROOT).
+ * `dir` made absolute and real (symlinks resolved; see `confinePath` of @rlhf/errors). With
+ * `roots` set (a request's folder), a folder outside them is a PermissionDeniedError naming
+ * `field`; NUL bytes and empty paths are InvalidArgumentErrors. Without `roots` (a folder an
+ * operator set, e.g. CHECKPOINT_DIR) only the string is checked.
  */
-export function resolveCheckpointDir(dir: string, field: string, root?: string): string {
-  if (!dir) throw new InvalidArgumentError(field, "is empty");
-  const abs = resolvePath(dir);
-  if (root) {
-    const rel = relative(resolvePath(root), abs);
-    if (rel.startsWith("..") || isAbsolute(rel)) throw new InvalidArgumentError(field, `"${dir}" is outside CHECKPOINT_ROOT (${root})`);
-  }
-  return abs;
+export function resolveCheckpointDir(dir: string, field: string, roots?: PathRoots): string {
+  return confinePath(dir, field, roots);
 }
 
 /**

@@ -28,7 +28,7 @@ export async function startPolicy(cfg: PolicyConfig, log: Logger): Promise<Polic
   const started: { server?: RunningServer } = {};
   const events = cfg.natsServers ? new EventPublisher({ servers: cfg.natsServers, name: "policy", log }) : undefined;
   const state = new PolicyState(log, {
-    checkpointRoot: cfg.checkpointRoot,
+    checkpointRoots: cfg.checkpointRoots,
     tokenizer: cfg.tokenizer,
     onLoaded: () => started.server?.setServing(true),
     onWeightsChanged: events ? (c) => publishWeights(events, c) : undefined,

@@ -1,4 +1,5 @@
-import { envInt, envOptional, envString, envPort, envAddress, ConfigError, envMetrics } from "@rlhf/grpc-kit";
+import type { PathRoots } from "@rlhf/errors";
+import { envInt, envRoots, envOptional, envString, envPort, envAddress, ConfigError, envMetrics } from "@rlhf/grpc-kit";
 import { natsServersFromEnv } from "@rlhf/events";
 
 /** Process configuration of the policy service, from the environment. */
@@ -20,8 +21,13 @@ export interface PolicyConfig {
    * (`byte` or `gpt2`). Default: `gpt2` for a vocabulary of at least 50,257 ids, else `byte`.
    */
   tokenizer?: string;
-  /** CHECKPOINT_ROOT: when set, every folder a request names must be inside it. */
-  checkpointRoot?: string;
+  /**
+   * CHECKPOINT_ROOT: every folder a request names (LoadCheckpoint, SaveCheckpoint, InitCritic)
+   * must resolve, symlinks included, inside one of these folders (':'-separated); others are
+   * PERMISSION_DENIED. Default `runs` (the coordinator's default RUNS_DIR, from the working
+   * directory). CHECKPOINT_DIR / MODEL_DIR (set by the operator) are not confined.
+   */
+  checkpointRoots: PathRoots;
   /** REWARD_MODEL_ADDR: the reward-model service, for InitCritic from its streamed weights. */
   rewardModelAddr?: string;
   /** EOS_TOKEN_ID: EOS of Generate requests that set none. Default: the tokenizer's (50256 for GPT-2 BPE, 256 for bytes). */
@@ -84,7 +90,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     initPreset,
     initSeed: envInt(env, "INIT_SEED", 0, 0, 2 ** 31 - 1),
     tokenizer,
-    checkpointRoot: envOptional(env, "CHECKPOINT_ROOT"),
+    checkpointRoots: envRoots(env, "CHECKPOINT_ROOT", "runs"),
     rewardModelAddr: envOptional(env, "REWARD_MODEL_ADDR") === undefined ? undefined : envAddress(env, "REWARD_MODEL_ADDR"),
     eosTokenId: envOptional(env, "EOS_TOKEN_ID") === undefined ? undefined : envInt(env, "EOS_TOKEN_ID", 0, 0, 10_000_000),
     maxBatchSequences: envInt(env, "MAX_BATCH_SEQUENCES", 256, 1, 1_000_000),

@@ -28,8 +28,11 @@ import {
   type AdamWOptions,
 } from "@rlhf/model";
 import type { NamedHostTensors } from "@rlhf/compute";
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@rlhf/errors";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, type PathRoots } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
+
+/** Fields of folders an operator set at start (environment variables): not confined to CHECKPOINT_ROOT. */
+const OPERATOR_FIELDS: ReadonlySet<string> = new Set(["CHECKPOINT_DIR", "MODEL_DIR"]);
 
 /** model_id of the policy's WeightsRef. */
 export const POLICY_ID = "policy";
@@ -99,7 +102,7 @@ export class PolicyState {
 
   constructor(
     private readonly log: Logger,
-    private readonly opts: { checkpointRoot?: string; tokenizer?: string; onLoaded?: () => void; onWeightsChanged?: (change: WeightsChange) => void },
+    private readonly opts: { checkpointRoots?: PathRoots; tokenizer?: string; onLoaded?: () => void; onWeightsChanged?: (change: WeightsChange) => void },
   ) {}
 
   get policyConfig(): Readonly<GPT2Config> | undefined {
@@ -155,9 +158,12 @@ export class PolicyState {
     this.opts.onWeightsChanged?.({ reason, runId, policy: this.policyWeights, critic: this.criticWeights });
   }
 
-  /** `dir` made absolute, refused outside CHECKPOINT_ROOT. */
+  /**
+   * `dir` made real and absolute; a request's folder (field in snake_case) must be inside
+   * CHECKPOINT_ROOT, while CHECKPOINT_DIR / MODEL_DIR, set by the operator at start, are not confined.
+   */
   resolveDir(dir: string, field: string): string {
-    return resolveCheckpointDir(dir, field, this.opts.checkpointRoot);
+    return resolveCheckpointDir(dir, field, OPERATOR_FIELDS.has(field) ? undefined : this.opts.checkpointRoots);
   }
 
   private defaultTokenizer(config: GPT2Config, field: string): Tokenizer {

@@ -1,9 +1,9 @@
 // The policy service on a real socket (127.0.0.1:0), called through the generated client.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, existsSync } from "node:fs";
+import { mkdtempSync, existsSync, readdirSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { common, policy as policyPb } from "@rlhf/proto";
 import { createLogger, createClient, checkHealth, listServicesByReflection, type KitClient, statusText as statusOf, resultOrStatus as call } from "@rlhf/grpc-kit";
@@ -475,7 +475,30 @@ test("SaveCheckpoint / LoadCheckpoint restore weights, optimiser moments and ver
   assert.equal(m.policyWeights?.version, 0);
   assert.equal(m.criticWeights, undefined);
   assert.match(String(await call(client.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: join(ck, "policy") } }))), /^NOT_FOUND: .*state\.json: no such file: not a policy checkpoint/);
-  assert.match(String(await call(client.unary("saveCheckpoint", { dir: "/etc/x" }))), /^INVALID_ARGUMENT: dir: "\/etc\/x" is outside CHECKPOINT_ROOT/);
+  assert.match(String(await call(client.unary("saveCheckpoint", { dir: "/etc/x" }))), /^PERMISSION_DENIED: dir: "\/etc\/x" is outside CHECKPOINT_ROOT$/);
+});
+
+test("every folder a request names stays inside CHECKPOINT_ROOT: `..`, absolute paths, symlinks and NUL bytes are refused", async () => {
+  await client.unary("loadCheckpoint", randomInit(9));
+  const outside = mkdtempSync(join(tmpdir(), "policy-outside-"));
+  symlinkSync(outside, join(dir, "link-out"));
+  const escapes = [join(dir, "..", basename(outside), "ck"), join(outside, "ck"), join(dir, "link-out", "ck"), "/etc"];
+  for (const p of escapes) {
+    assert.match(String(await call(client.unary("saveCheckpoint", { dir: p }))), /^PERMISSION_DENIED: dir: ".*" is outside CHECKPOINT_ROOT$/, p);
+    assert.match(String(await call(client.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: p } }))), /^PERMISSION_DENIED: checkpoint_dir: .* is outside CHECKPOINT_ROOT$/, p);
+    assert.match(String(await call(client.unary("loadCheckpoint", { source: { $case: "modelDir", modelDir: p } }))), /^PERMISSION_DENIED: model_dir: .* is outside CHECKPOINT_ROOT$/, p);
+    assert.match(String(await call(client.unary("initCritic", { source: { $case: "checkpointDir", checkpointDir: p } }))), /^PERMISSION_DENIED: checkpoint_dir: .* is outside CHECKPOINT_ROOT$/, p);
+  }
+  assert.deepEqual(readdirSync(outside), [], "nothing was written outside the root");
+  assert.equal(String(await call(client.unary("saveCheckpoint", { dir: join(dir, "a\0b") }))), "INVALID_ARGUMENT: dir: contains a NUL byte");
+  assert.equal(String(await call(client.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: `${dir}/x\0` } }))), "INVALID_ARGUMENT: checkpoint_dir: contains a NUL byte");
+  assert.equal(String(await call(client.unary("loadCheckpoint", { source: { $case: "modelDir", modelDir: "\0" } }))), "INVALID_ARGUMENT: model_dir: contains a NUL byte");
+  assert.equal(String(await call(client.unary("initCritic", { source: { $case: "checkpointDir", checkpointDir: "a\0" } }))), "INVALID_ARGUMENT: checkpoint_dir: contains a NUL byte");
+  assert.equal(String(await call(client.unary("saveCheckpoint", { dir: "" }))), "INVALID_ARGUMENT: dir: is empty");
+  // a symlink inside the root that stays inside is fine
+  symlinkSync(join(dir), join(dir, "link-in"));
+  assert.ok((await client.unary("saveCheckpoint", { dir: join(dir, "link-in", "ck-via-link") })).bytesWritten > 0);
+  assert.ok(existsSync(join(dir, "ck-via-link", "state.json")));
 });
 
 test("repeated calls leak no tensors once the optimiser state exists", async () => {

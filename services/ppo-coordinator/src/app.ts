@@ -40,7 +40,7 @@ export async function startCoordinator(cfg: CoordinatorConfig, log: Logger): Pro
     pretrainMix: new ReplicaSet(pretrainMix.PretrainMixServiceClient, cfg.pretrainMixAddr, { ...replicas, name: "pretrain-mix", routes: PRETRAIN_MIX_ROUTES, idempotent: PRETRAIN_MIX_IDEMPOTENT }),
   };
   const events = cfg.natsServers ? new EventPublisher({ servers: cfg.natsServers, name: "ppo-coordinator", log }) : undefined;
-  const store = new RunStore(resolve(cfg.runsDir), clients, log, events);
+  const store = new RunStore(resolve(cfg.runsDir), clients, log, events, cfg.dataRoots);
   await store.init();
   const server = await startServer({ services: [coordinatorService(store, log)], log, host: cfg.host, port: cfg.port, maxReceiveMessageBytes: cfg.maxReceiveBytes, descriptorSetPath });
   server.setServing(true);

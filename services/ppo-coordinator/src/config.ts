@@ -1,4 +1,5 @@
-import { envInt, envString, envPort, envAddress, envMetrics, ConfigError } from "@rlhf/grpc-kit";
+import type { PathRoots } from "@rlhf/errors";
+import { envInt, envRoots, envString, envPort, envAddress, envMetrics, ConfigError } from "@rlhf/grpc-kit";
 import { parseAddressList } from "./replicas";
 import { natsServersFromEnv } from "@rlhf/events";
 
@@ -26,6 +27,12 @@ export interface CoordinatorConfig {
   replicaWaitMs: number;
   /** RUNS_DIR: folder of the run folders (created). Default ./runs. */
   runsDir: string;
+  /**
+   * DATA_ROOT: every file or folder a run config names (`data.files.*`, `model.base_checkpoint`)
+   * must resolve, symlinks included, inside one of these (':'-separated folders or files); others
+   * are PERMISSION_DENIED at StartRun / ResumeRun. Default: RUNS_DIR.
+   */
+  dataRoots: PathRoots;
   /** CALL_DEADLINE_MS: deadline of every unary call to a model service. Default 600,000. */
   callDeadlineMs: number;
   /** MAX_RECEIVE_BYTES: largest gRPC message accepted. Default 4 MiB. */
@@ -47,6 +54,7 @@ export interface CoordinatorConfig {
 
 /** Parses the environment once; throws ConfigError with one clear line. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): CoordinatorConfig {
+  const runsDir = envString(env, "RUNS_DIR", "runs");
   return {
     host: envString(env, "GRPC_HOST", "127.0.0.1"),
     port: envPort(env, "GRPC_PORT", 50050),
@@ -56,7 +64,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     pretrainMixAddr: envAddressList(env, "PRETRAIN_MIX_ADDR", "127.0.0.1:50054"),
     replicaResolveMs: envInt(env, "REPLICA_RESOLVE_MS", 5000, 100, 3_600_000),
     replicaWaitMs: envInt(env, "REPLICA_WAIT_MS", 60_000, 0, 3_600_000),
-    runsDir: envString(env, "RUNS_DIR", "runs"),
+    runsDir,
+    dataRoots: envRoots(env, "DATA_ROOT", runsDir),
     callDeadlineMs: envInt(env, "CALL_DEADLINE_MS", 600_000, 1000, 24 * 3600_000),
     maxReceiveBytes: envInt(env, "MAX_RECEIVE_BYTES", 4 * 1024 * 1024, 1024, 1024 ** 3),
     shutdownGraceMs: envInt(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),

@@ -4,14 +4,14 @@
  * (what a resume needs), `checkpoints/` and the report. A run executes in the background; watchers
  * get its stored events, then new ones as they happen.
  */
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { appendFile, mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { ppoCoordinator } from "@rlhf/proto";
-import { DomainError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@rlhf/errors";
+import { DomainError, FailedPreconditionError, InvalidArgumentError, NotFoundError, confinePath, type PathRoots } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
-import { RUN_PRESET_NAMES, mergeRunConfigs, presetRunConfig, resolveRunConfig, type RunConfig, type RunPresetName } from "@rlhf/run-config";
+import { PATH_KEYS, RUN_PRESET_NAMES, mergeRunConfigs, presetRunConfig, resolveRunConfig, type RunConfig, type RunPresetName } from "@rlhf/run-config";
 import type { Clients, RecipeContext } from "./recipe/context";
 import { emptyState, evaluationStage, ppoStage, prepareRunDir, pretrainStage, rankingsStage, recipeData, restoreLabelers, rewardModelStage, sftStage, type RankedSamples, type RecipeState } from "./recipe/recipe";
 import { writeRunReport } from "./report";
@@ -40,6 +40,21 @@ interface RunRecord {
   finished?: Promise<void>;
 }
 
+/**
+ * Every file or folder a run config names (`data.files.*`, `model.base_checkpoint`) must resolve,
+ * symlinks included, inside DATA_ROOT: PERMISSION_DENIED naming the key otherwise, and
+ * INVALID_ARGUMENT for a NUL byte. Checked before any of them is read.
+ */
+export function checkConfigPaths(config: RunConfig, roots: PathRoots | undefined): void {
+  if (!roots) return;
+  for (const key of PATH_KEYS) {
+    let v: unknown = config;
+    for (const part of key.split(".")) v = v && typeof v === "object" ? (v as Record<string, unknown>)[part] : undefined;
+    if (v === null || v === undefined) continue;
+    confinePath(v, key, roots);
+  }
+}
+
 async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   await writeFile(tmp, JSON.stringify(value, null, 2) + "\n");
@@ -55,6 +70,8 @@ export class RunStore {
     private readonly log: Logger,
     /** NATS_URL's publisher: every event also goes to `rlhf.runs.<run id>.<kind>` (a copy; events.jsonl is the record). */
     private readonly nats?: Pick<EventPublisher, "publish">,
+    /** DATA_ROOT: where the files a run config names must be (see {@link checkConfigPaths}); unset: anywhere (tests). */
+    private readonly dataRoots?: PathRoots,
   ) {}
 
   /** Loads the runs found in RUNS_DIR; one that was RUNNING or PENDING is marked FAILED (resumable). */
@@ -116,6 +133,7 @@ export class RunStore {
       json = mergeRunConfigs(presetRunConfig(preset as RunPresetName), rest);
     }
     const config = resolveRunConfig(json);
+    checkConfigPaths(config, this.dataRoots);
     // The user's data files are read and checked now: a bad line fails StartRun (validate_only too) before anything is created.
     const userData = loadUserData(config, getTokenizer(config.model.tokenizer));
     for (const w of userData.warnings) this.log.warn({ warning: w }, "ignored field in a data file");
@@ -129,7 +147,8 @@ export class RunStore {
       throw new DomainError("ALREADY_EXISTS", `run ${req.runId} exists with a different config`, "run_id");
     }
     const id = req.runId || `run-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, "").toLowerCase()}-${randomBytes(3).toString("hex")}`;
-    const dir = resolve(this.dirOf(id));
+    // The id is [a-z0-9-] only; the real path must still be in RUNS_DIR (no symlinked run folder).
+    const dir = confinePath(this.dirOf(id), "run_id", { dirs: [this.runsDir], name: "RUNS_DIR" });
     await mkdir(dir, { recursive: true });
     const now = new Date();
     const run = ppoCoordinator.Run.fromPartial({
@@ -157,6 +176,7 @@ export class RunStore {
   }
 
   private record(id: string): RunRecord {
+    if (!RUN_ID.test(id)) throw new InvalidArgumentError("run_id", `must be 1..64 of [a-z0-9-], got ${JSON.stringify(id.slice(0, 80))}`);
     const rec = this.runs.get(id);
     if (!rec) throw new NotFoundError("run_id", `no run ${JSON.stringify(id)}`);
     return rec;
@@ -196,6 +216,7 @@ export class RunStore {
     const rec = this.record(id);
     const s = rec.run.state;
     if (s !== RunState.RUN_STATE_FAILED && s !== RunState.RUN_STATE_CANCELLED) throw new FailedPreconditionError(`run ${id} is ${ppoCoordinator.runStateToJSON(s)}: only FAILED or CANCELLED runs resume`);
+    checkConfigPaths(rec.config, this.dataRoots); // DATA_ROOT may have changed since the start
     rec.run.resumeCount++;
     rec.run.cancelRequested = false;
     rec.run.errorMessage = "";

@@ -36,7 +36,7 @@ export async function startPretrainMix(cfg: PretrainMixConfig, log: Logger): Pro
     { corpus: corpus.name, tokenizer: corpus.tokenizer.name, trainTokens: corpus.train.tokens.length, validationTokens: corpus.validation.tokens.length, digest: corpus.digest, ms: Date.now() - started },
     "corpus tokenised",
   );
-  const corpora = new Corpora(corpus, { maxCached: cfg.maxCachedCorpora, dataRoot: cfg.dataRoot, onLoad: (info) => log.info(info, "text corpus tokenised") });
+  const corpora = new Corpora(corpus, { maxCached: cfg.maxCachedCorpora, dataRoots: cfg.dataRoots, onLoad: (info) => log.info(info, "text corpus tokenised") });
   const cache = createPolicyCache(cfg, log);
   const service = pretrainMixService(corpora, cache, cfg, backend.name, log);
   const server = await startServer({

@@ -17,7 +17,7 @@ test("defaults", () => {
       maxSequenceLength: 1024,
       maxCachedVersions: 2,
       maxCachedCorpora: 2,
-      dataRoot: undefined,
+      dataRoots: { dirs: ["runs"], name: "DATA_ROOT" },
       queueCapacity: 8,
       maxReceiveBytes: 4 * 1024 * 1024,
       maxUploadBytes: 8 * 1024 ** 3,
@@ -31,7 +31,7 @@ test("defaults", () => {
   const d = loadConfig({ TOKENIZER: "byte", VALID_FRACTION: "0.1", POLICY_ADDR: "dns:///policy:50051", MAX_CACHED_VERSIONS: "1" });
   assert.deepEqual([d.tokenizer, d.validFraction, d.policyAddr, d.maxCachedVersions], ["byte", 0.1, "dns:///policy:50051", 1]);
   assert.equal(loadConfig({ VALID_FRACTION: "0" }).validFraction, 0);
-  assert.deepEqual([loadConfig({ DATA_ROOT: "/data", MAX_CACHED_CORPORA: "4" }).dataRoot, loadConfig({ MAX_CACHED_CORPORA: "4" }).maxCachedCorpora], ["/data", 4]);
+  assert.deepEqual([loadConfig({ DATA_ROOT: "/data:/corpora", MAX_CACHED_CORPORA: "4" }).dataRoots.dirs, loadConfig({ MAX_CACHED_CORPORA: "4" }).maxCachedCorpora], [["/data", "/corpora"], 4]);
 });
 
 test("a malformed variable is one clear line naming it", () => {

@@ -1,4 +1,5 @@
-import { envInt, envOptional, envPort, envString, envAddress, ConfigError, envMetrics } from "@rlhf/grpc-kit";
+import type { PathRoots } from "@rlhf/errors";
+import { envInt, envRoots, envOptional, envPort, envString, envAddress, ConfigError, envMetrics } from "@rlhf/grpc-kit";
 import type { TokenizerName } from "@rlhf/model";
 
 /**
@@ -31,8 +32,12 @@ export interface PretrainMixConfig {
   maxCachedVersions: number;
   /** MAX_CACHED_CORPORA: users' text corpora (a request's TextCorpus) kept tokenised (least recently used dropped first). Default 2. */
   maxCachedCorpora: number;
-  /** DATA_ROOT: when set, the text files a request names must be inside this folder. */
-  dataRoot?: string;
+  /**
+   * DATA_ROOT: the text files a request names (SampleBatch / PtxGradients text_corpus) must
+   * resolve, symlinks included, inside these folders or files (':'-separated); others are
+   * PERMISSION_DENIED. Default `runs` (from the working directory).
+   */
+  dataRoots: PathRoots;
   /**
    * QUEUE_CAPACITY: PtxGradients calls waiting at most behind the one computing; more get
    * RESOURCE_EXHAUSTED. Each admitted call may hold one gradient set (the size of the model)
@@ -84,7 +89,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxSequenceLength,
     maxCachedVersions: envInt(env, "MAX_CACHED_VERSIONS", 2, 1, 64),
     maxCachedCorpora: envInt(env, "MAX_CACHED_CORPORA", 2, 1, 64),
-    dataRoot: envOptional(env, "DATA_ROOT"),
+    dataRoots: envRoots(env, "DATA_ROOT", "runs"),
     queueCapacity: envInt(env, "QUEUE_CAPACITY", 8, 1, 10_000),
     maxReceiveBytes: envInt(env, "MAX_RECEIVE_BYTES", 4 * 1024 * 1024, 1024, 1024 ** 3),
     maxUploadBytes: envInt(env, "MAX_UPLOAD_BYTES", 8 * 1024 ** 3, 1, 64 * 1024 ** 3),

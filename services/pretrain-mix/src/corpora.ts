@@ -4,9 +4,9 @@
  * service's tokenizer and kept in a small least-recently-used cache. No gRPC here.
  */
 import { statSync } from "node:fs";
-import { isAbsolute, relative, resolve } from "node:path";
+import { isAbsolute } from "node:path";
 import { loadTextCorpus } from "@rlhf/data";
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@rlhf/errors";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, confinePath, type PathRoots } from "@rlhf/errors";
 import { TokenizedCorpus } from "./corpus";
 
 /** Most files one TextCorpus may name. */
@@ -23,8 +23,8 @@ export interface TextCorpusSpec {
 export interface CorporaOptions {
   /** Text corpora kept tokenised (least recently used dropped first). */
   maxCached: number;
-  /** When set, text files must be inside this folder. */
-  dataRoot?: string;
+  /** DATA_ROOT: text files must resolve (symlinks included) inside these; unset: anywhere (tests). */
+  dataRoots?: PathRoots;
   /** Told about each text corpus loaded. */
   onLoad?: (info: { files: number; documents: { train: number; validation: number }; tokens: { train: number; validation: number }; contentDigest: string; ms: number }) => void;
 }
@@ -46,21 +46,19 @@ export class Corpora {
 
   /**
    * The corpus of a request: the built-in one when `spec` is unset, else its text files (loaded
-   * now unless cached). INVALID_ARGUMENT for a bad spec, a path outside DATA_ROOT, a bad line or
-   * an empty file; NOT_FOUND for a missing file; FAILED_PRECONDITION when the bytes read do not
+   * now unless cached). INVALID_ARGUMENT for a bad spec, a bad line or an empty file;
+   * PERMISSION_DENIED for a path outside DATA_ROOT; NOT_FOUND for a missing file; FAILED_PRECONDITION when the bytes read do not
    * match `content_digest`.
    */
   get(spec: TextCorpusSpec | undefined): TokenizedCorpus {
     if (!spec) return this.builtin;
     const { files, validationFraction: f, contentDigest } = spec;
     if (files.length < 1 || files.length > MAX_CORPUS_FILES) throw new InvalidArgumentError("text_corpus.files", `must name 1..${MAX_CORPUS_FILES} files, got ${files.length}`);
-    files.forEach((p, i) => {
+    // Each file's real path (symlinks resolved), inside DATA_ROOT: what is read below.
+    const paths = files.map((p, i) => {
       const field = `text_corpus.files[${i}]`;
-      if (!p || !isAbsolute(p)) throw new InvalidArgumentError(field, `must be an absolute path, got ${JSON.stringify(p)}`);
-      if (this.opts.dataRoot) {
-        const rel = relative(resolve(this.opts.dataRoot), resolve(p));
-        if (rel.startsWith("..") || isAbsolute(rel)) throw new InvalidArgumentError(field, `"${p}" is outside DATA_ROOT (${this.opts.dataRoot})`);
-      }
+      if (p && !p.includes("\0") && !isAbsolute(p)) throw new InvalidArgumentError(field, `must be an absolute path, got ${JSON.stringify(p)}`);
+      return confinePath(p, field, this.opts.dataRoots);
     });
     if (!Number.isFinite(f) || f < 0 || f > 0.5) throw new InvalidArgumentError("text_corpus.validation_fraction", `must be in [0, 0.5], got ${f}`);
     if (contentDigest !== "" && !/^[0-9a-f]{64}$/.test(contentDigest)) throw new InvalidArgumentError("text_corpus.content_digest", `must be empty or 64 lower-case hex digits, got ${JSON.stringify(contentDigest)}`);
@@ -74,14 +72,14 @@ export class Corpora {
     files.forEach((p, i) => {
       let isFile = false;
       try {
-        isFile = statSync(p).isFile();
+        isFile = statSync(paths[i]).isFile();
       } catch {
         throw new NotFoundError(`text_corpus.files[${i}]`, `${p}: no such file on this service's machine`);
       }
       if (!isFile) throw new InvalidArgumentError(`text_corpus.files[${i}]`, `${p} is not a file`);
     });
     const started = Date.now();
-    const text = loadTextCorpus(files, f);
+    const text = loadTextCorpus(paths, f);
     if (contentDigest !== "" && text.digest !== contentDigest) {
       throw new FailedPreconditionError(`text_corpus: the files read here have SHA-256 ${text.digest}, not the content_digest ${contentDigest}: they changed, or this service sees other files than the caller`);
     }

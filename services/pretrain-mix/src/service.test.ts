@@ -3,9 +3,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { common, pretrainMix } from "@rlhf/proto";
 import { createLogger, createClient, checkHealth, listServicesByReflection, type KitClient, statusText as statusOf, resultOrStatus as call } from "@rlhf/grpc-kit";
@@ -54,7 +54,7 @@ function byteStream(docs: readonly { text: string }[]): Int32Array {
 before(async () => {
   process.env.RLHF_BACKEND = "cpu";
   policy = await startFakePolicy(VERSIONS);
-  const cfg = loadConfig({ GRPC_PORT: "0", TOKENIZER: "byte", POLICY_ADDR: policy.address, MAX_SEQUENCES: "16", MAX_SEQUENCE_LENGTH: "512", MAX_CACHED_VERSIONS: "2", QUEUE_CAPACITY: "4" });
+  const cfg = loadConfig({ GRPC_PORT: "0", TOKENIZER: "byte", POLICY_ADDR: policy.address, MAX_SEQUENCES: "16", MAX_SEQUENCE_LENGTH: "512", MAX_CACHED_VERSIONS: "2", QUEUE_CAPACITY: "4", DATA_ROOT: textDir });
   app = await startPretrainMix(cfg, log);
   client = createClient(pretrainMix.PretrainMixServiceClient, app.server.address, { deadlineMs: 60_000 });
   const c = loadPretrainCorpus();
@@ -439,7 +439,21 @@ test("without POLICY_ADDR: batches are served, PtxGradients is FAILED_PRECONDITI
     assert.equal(b.batch?.tokens.length, 8);
     const text = (files: string[]) => c3.unary("sampleBatch", { split: TRAIN, sequences: 1, sequenceLength: 8, cursor: 0, seed: 0, textCorpus: { files, validationFraction: 0, contentDigest: "" } });
     assert.equal((await text([join(root, "in.txt")])).batch?.tokens.length, 8, "a file inside DATA_ROOT is read");
-    assert.match(String(await call(text([join(textDir, "a.txt")]))), /^INVALID_ARGUMENT: text_corpus\.files\[0\]: ".*a\.txt" is outside DATA_ROOT/);
+    const outsideRoot = /^PERMISSION_DENIED: text_corpus\.files\[0\]: ".*" is outside DATA_ROOT$/;
+    assert.match(String(await call(text([join(textDir, "a.txt")]))), outsideRoot);
+    // `..`, a symlink out of the root, a system file: refused before anything is read (nothing of it echoed)
+    symlinkSync(textDir, join(root, "link-out"));
+    symlinkSync("/etc/passwd", join(root, "passwd"));
+    for (const p of [join(root, "..", basename(textDir), "a.txt"), join(root, "link-out", "a.txt"), join(root, "passwd"), "/etc/passwd"]) {
+      assert.match(String(await call(text([p]))), outsideRoot, p);
+    }
+    // PtxGradients checks the same (the main service's DATA_ROOT is textDir)
+    symlinkSync(root, join(textDir, "link-out"));
+    for (const p of [join(textDir, "..", basename(root), "in.txt"), join(textDir, "link-out", "in.txt"), "/etc/passwd"]) {
+      assert.match(String(await ptx({ textCorpus: textCorpus({ files: [p] }) })), outsideRoot, `PtxGradients: ${p}`);
+    }
+    assert.equal(String(await call(text([join(root, "in\0.txt")]))), "INVALID_ARGUMENT: text_corpus.files[0]: contains a NUL byte");
+    assert.equal(String(await call(text([""]))), "INVALID_ARGUMENT: text_corpus.files[0]: is empty");
     assert.match(String(await ptx({}, c3)), /^FAILED_PRECONDITION: policy_weights: POLICY_ADDR is not configured on this pretrain-mix$/);
     assert.equal((await c3.unary("getInfo", {})).queueDepth, 0);
   } finally {

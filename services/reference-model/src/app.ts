@@ -24,7 +24,7 @@ export async function startReferenceModel(cfg: ReferenceModelConfig, log: Logger
   const started: { server?: RunningServer } = {};
   const model = new ReferenceModel(log, {
     maxLogitsElements: cfg.maxLogitsElements,
-    checkpointRoot: cfg.checkpointRoot,
+    checkpointRoots: cfg.checkpointRoots,
     onLoaded: () => started.server?.setServing(true),
   });
   if (cfg.checkpointDir) await model.loadCheckpoint(cfg.checkpointDir, "CHECKPOINT_DIR");

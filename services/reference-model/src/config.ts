@@ -1,4 +1,5 @@
-import { envInt, envOptional, envPort, envString, envAddress, ConfigError, envMetrics } from "@rlhf/grpc-kit";
+import type { PathRoots } from "@rlhf/errors";
+import { envInt, envRoots, envOptional, envPort, envString, envAddress, ConfigError, envMetrics } from "@rlhf/grpc-kit";
 
 /** Process configuration of the reference-model service, from the environment. */
 export interface ReferenceModelConfig {
@@ -12,8 +13,12 @@ export interface ReferenceModelConfig {
   initPreset?: string;
   /** INIT_SEED: seed of that random model. Default 0. */
   initSeed: number;
-  /** CHECKPOINT_ROOT: when set, LoadWeights only reads checkpoint folders inside it. */
-  checkpointRoot?: string;
+  /**
+   * CHECKPOINT_ROOT: LoadWeights only reads checkpoint folders that resolve, symlinks included,
+   * inside these folders (':'-separated); others are PERMISSION_DENIED. Default `runs` (from the
+   * working directory). CHECKPOINT_DIR (set by the operator) is not confined.
+   */
+  checkpointRoots: PathRoots;
   /** POLICY_ADDR: the policy service (for LoadWeights from the policy's weights). */
   policyAddr?: string;
   /** MAX_BATCH_SEQUENCES: most sequences in one LogProbs request. Default 256. */
@@ -51,7 +56,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     checkpointDir,
     initPreset,
     initSeed: envInt(env, "INIT_SEED", 0, 0, 2 ** 31 - 1),
-    checkpointRoot: envOptional(env, "CHECKPOINT_ROOT"),
+    checkpointRoots: envRoots(env, "CHECKPOINT_ROOT", "runs"),
     policyAddr: envOptional(env, "POLICY_ADDR") === undefined ? undefined : envAddress(env, "POLICY_ADDR"),
     maxBatchSequences: envInt(env, "MAX_BATCH_SEQUENCES", 256, 1, 1_000_000),
     maxBatchTokens: envInt(env, "MAX_BATCH_TOKENS", 65_536, 1, 100_000_000),

@@ -3,11 +3,10 @@
  * the new model completely (validating every tensor) before it replaces the old one, so a failed
  * load changes nothing, and the old model is disposed only after the swap.
  */
-import { resolve, relative, isAbsolute } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { GPT2, loadCheckpoint, type GPT2Config, type PackedSequences } from "@rlhf/model";
 import type { NamedHostTensors } from "@rlhf/compute";
-import { FailedPreconditionError, InvalidArgumentError } from "@rlhf/errors";
+import { FailedPreconditionError, confinePath, type PathRoots } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
 
 /** Which weights are loaded. */
@@ -30,7 +29,7 @@ export class ReferenceModel {
 
   constructor(
     private readonly log: Logger,
-    private readonly opts: { maxLogitsElements: number; checkpointRoot?: string; onLoaded?: () => void },
+    private readonly opts: { maxLogitsElements: number; checkpointRoots?: PathRoots; onLoaded?: () => void },
   ) {}
 
   get config(): Readonly<GPT2Config> | undefined {
@@ -58,14 +57,8 @@ export class ReferenceModel {
 
   /** Loads a checkpoint folder (config.json + model.safetensors). */
   async loadCheckpoint(dir: string, field = "checkpoint_dir"): Promise<void> {
-    if (!dir) throw new InvalidArgumentError(field, "is empty");
-    const abs = resolve(dir);
-    if (this.opts.checkpointRoot) {
-      const rel = relative(resolve(this.opts.checkpointRoot), abs);
-      if (rel.startsWith("..") || isAbsolute(rel)) {
-        throw new InvalidArgumentError(field, `"${dir}" is outside CHECKPOINT_ROOT (${this.opts.checkpointRoot})`);
-      }
-    }
+    // CHECKPOINT_DIR, set by the operator at start, is not confined; a request's folder is.
+    const abs = confinePath(dir, field, field === "CHECKPOINT_DIR" ? undefined : this.opts.checkpointRoots);
     const model = await loadCheckpoint(abs, { trainable: false });
     this.swap(model, { modelId: "reference", version: 0, source: abs });
   }

@@ -1,9 +1,9 @@
 // The reference-model service on a real socket (127.0.0.1:0), called through the generated client.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { common, referenceModel, policy } from "@rlhf/proto";
 import { createLogger, createClient, checkHealth, listServicesByReflection, startServer, serverStream, type KitClient, resultOrStatus as call } from "@rlhf/grpc-kit";
@@ -119,7 +119,15 @@ test("LoadWeights: random init, unknown folders, folders outside CHECKPOINT_ROOT
   const r = await client.unary("loadWeights", { source: { $case: "randomInit", randomInit: { config: modelConfigToProto(TINY), seed: 3 } } });
   assert.equal(r.weights?.source, "random:3");
   assert.match(String(await call(client.unary("loadWeights", { source: { $case: "checkpointDir", checkpointDir: join(dir, "nope") } }))), /^NOT_FOUND: .*nope/);
-  assert.match(String(await call(client.unary("loadWeights", { source: { $case: "checkpointDir", checkpointDir: "/etc" } }))), /^INVALID_ARGUMENT: checkpoint_dir: "\/etc" is outside CHECKPOINT_ROOT/);
+  assert.match(String(await call(client.unary("loadWeights", { source: { $case: "checkpointDir", checkpointDir: "/etc" } }))), /^PERMISSION_DENIED: checkpoint_dir: "\/etc" is outside CHECKPOINT_ROOT$/);
+  // `..`, another absolute path, a symlink out of the root, NUL bytes
+  const outside = mkdtempSync(join(tmpdir(), "refmodel-outside-"));
+  symlinkSync(outside, join(dir, "link-out"));
+  for (const p of [join(dir, "..", basename(outside)), outside, join(dir, "link-out")]) {
+    assert.match(String(await call(client.unary("loadWeights", { source: { $case: "checkpointDir", checkpointDir: p } }))), /^PERMISSION_DENIED: checkpoint_dir: ".*" is outside CHECKPOINT_ROOT$/, p);
+  }
+  assert.equal(String(await call(client.unary("loadWeights", { source: { $case: "checkpointDir", checkpointDir: `${dir}/a\0b` } }))), "INVALID_ARGUMENT: checkpoint_dir: contains a NUL byte");
+  assert.equal(String(await call(client.unary("loadWeights", { source: { $case: "checkpointDir", checkpointDir: "" } }))), "INVALID_ARGUMENT: checkpoint_dir: is empty");
   assert.match(
     String(await call(client.unary("loadWeights", { source: { $case: "randomInit", randomInit: { config: { ...modelConfigToProto(TINY), nHead: 3 }, seed: 1 } } }))),
     /^INVALID_ARGUMENT: random_init\.config\.n_embd: must be a multiple of n?Head/,

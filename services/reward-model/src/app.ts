@@ -22,7 +22,7 @@ export interface RewardModelApp {
 export async function startRewardModel(cfg: RewardModelConfig, log: Logger): Promise<RewardModelApp> {
   const backend = await initBackend({ log: (msg, fields) => log.info(fields ?? {}, msg) });
   const started: { server?: RunningServer } = {};
-  const model = new RewardModel(log, { checkpointRoot: cfg.checkpointRoot, microBatchTokens: cfg.microBatchTokens, onLoaded: () => started.server?.setServing(true) });
+  const model = new RewardModel(log, { checkpointRoots: cfg.checkpointRoots, microBatchTokens: cfg.microBatchTokens, onLoaded: () => started.server?.setServing(true) });
   if (cfg.checkpointDir) await model.loadCheckpoint(cfg.checkpointDir, "CHECKPOINT_DIR");
   else if (cfg.modelDir) await model.loadModelDir(cfg.modelDir, "MODEL_DIR");
   else if (cfg.initPreset) model.loadRandom(presetConfig(cfg.initPreset), cfg.initSeed);

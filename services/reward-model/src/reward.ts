@@ -9,9 +9,12 @@ import { readFile, writeFile } from "node:fs/promises";
 import * as tf from "@tensorflow/tfjs-core";
 import { GPT2, ScalarHeadModel, SCORE_BIAS, SCORE_WEIGHT, Trainer, epochPermutation, loadCheckpointTensors, microBatches, resolveCheckpointDir, writeCheckpointFolder, type GPT2Config, type LrSchedule, type AdamWOptions } from "@rlhf/model";
 import type { HostTensor, NamedHostTensors } from "@rlhf/compute";
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@rlhf/errors";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, type PathRoots } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
 import { groupSequences, groupedScores, pairStats, rankingLoss, rankingPairs, scoreSequences, type PairStats, type RankedGroup } from "./ranking";
+
+/** Fields of folders an operator set at start (environment variables): not confined to CHECKPOINT_ROOT. */
+const OPERATOR_FIELDS: ReadonlySet<string> = new Set(["CHECKPOINT_DIR", "MODEL_DIR"]);
 
 /** model_id of every WeightsRef this service hands out. */
 export const MODEL_ID = "reward-model";
@@ -82,7 +85,7 @@ export class RewardModel {
 
   constructor(
     private readonly log: Logger,
-    private readonly opts: { checkpointRoot?: string; onLoaded?: () => void; microBatchTokens?: number },
+    private readonly opts: { checkpointRoots?: PathRoots; onLoaded?: () => void; microBatchTokens?: number },
   ) {}
 
   get config(): Readonly<GPT2Config> | undefined {
@@ -114,9 +117,12 @@ export class RewardModel {
     this.log.info({ modelId: ref.modelId, weightsVersion: ref.version, source: ref.source, config: next.config, numTensors: tf.memory().numTensors }, "weights loaded");
   }
 
-  /** `dir` made absolute, refused outside CHECKPOINT_ROOT. */
+  /**
+   * `dir` made real and absolute; a request's folder (field in snake_case) must be inside
+   * CHECKPOINT_ROOT, while CHECKPOINT_DIR / MODEL_DIR, set by the operator at start, are not confined.
+   */
   resolveDir(dir: string, field: string): string {
-    return resolveCheckpointDir(dir, field, this.opts.checkpointRoot);
+    return resolveCheckpointDir(dir, field, OPERATOR_FIELDS.has(field) ? undefined : this.opts.checkpointRoots);
   }
 
   /** A reward-model checkpoint (with score.*, state.json): restores head and version. */

@@ -1,9 +1,9 @@
 // The reward-model service on a real socket (127.0.0.1:0), called through the generated client.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { common, rewardModel } from "@rlhf/proto";
 import { createLogger, createClient, checkHealth, listServicesByReflection, type KitClient, statusText as statusOf, resultOrStatus as call } from "@rlhf/grpc-kit";
@@ -100,7 +100,7 @@ test("LoadCheckpoint random_init: version 0, a zero head (every score 0), SERVIN
   assert.deepEqual(s.scores, [0, 0]);
   assert.match(String(await call(client.unary("loadCheckpoint", { source: undefined }))), /^INVALID_ARGUMENT: source: set one of/);
   assert.match(String(await call(client.unary("loadCheckpoint", { source: { $case: "modelDir", modelDir: join(dir, "nope") } }))), /^NOT_FOUND: .*nope/);
-  assert.match(String(await call(client.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: "/etc" } }))), /^INVALID_ARGUMENT: checkpoint_dir: "\/etc" is outside CHECKPOINT_ROOT/);
+  assert.match(String(await call(client.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: "/etc" } }))), /^PERMISSION_DENIED: checkpoint_dir: "\/etc" is outside CHECKPOINT_ROOT$/);
   assert.match(String(await call(client.unary("loadCheckpoint", { source: { $case: "randomInit", randomInit: { config: { ...modelConfigToProto(TINY), nHead: 3 }, seed: 1 } } }))), /^INVALID_ARGUMENT: random_init\.config\.n_embd/);
   assert.match(String(await call(client.unary("loadCheckpoint", { source: { $case: "policyWeights", policyWeights: { modelId: "policy", version: 1, source: "" } } }))), /^FAILED_PRECONDITION: policy_weights: POLICY_ADDR/);
   const info = await client.unary("getInfo", {});
@@ -281,7 +281,7 @@ test("SaveCheckpoint / LoadCheckpoint round trip (head, bias and version), idemp
   await client.unary("loadCheckpoint", randomInit(8));
   assert.deepEqual((await client.unary("score", { sequences: batchOf(seqs) })).scores, [0, 0]);
   assert.match(String(await call(client.unary("saveCheckpoint", { dir: ck }))), /^ALREADY_EXISTS: dir: .* holds no checkpoint of version 0/);
-  assert.match(String(await call(client.unary("saveCheckpoint", { dir: "/tmp/elsewhere" }))), /^INVALID_ARGUMENT: dir: .*outside CHECKPOINT_ROOT/);
+  assert.match(String(await call(client.unary("saveCheckpoint", { dir: "/tmp/elsewhere" }))), /^PERMISSION_DENIED: dir: .*outside CHECKPOINT_ROOT$/);
   const back = await client.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: ck } });
   assert.equal(back.weights?.version, want.weights?.version);
   assert.deepEqual((await client.unary("score", { sequences: batchOf(seqs) })).scores, want.scores);
@@ -294,6 +294,22 @@ test("SaveCheckpoint / LoadCheckpoint round trip (head, bias and version), idemp
   const fromLm = await client.unary("loadCheckpoint", { source: { $case: "modelDir", modelDir: lmDir } });
   assert.equal(fromLm.weights?.version, 0);
   assert.deepEqual((await client.unary("score", { sequences: batchOf(seqs) })).scores, [0, 0]);
+});
+
+test("every folder a request names stays inside CHECKPOINT_ROOT: `..`, absolute paths, symlinks and NUL bytes are refused", async () => {
+  await client.unary("loadCheckpoint", randomInit(9));
+  const outside = mkdtempSync(join(tmpdir(), "rewardmodel-outside-"));
+  symlinkSync(outside, join(dir, "link-out"));
+  for (const p of [join(dir, "..", basename(outside), "ck"), join(outside, "ck"), join(dir, "link-out", "ck"), "/etc"]) {
+    assert.match(String(await call(client.unary("saveCheckpoint", { dir: p }))), /^PERMISSION_DENIED: dir: ".*" is outside CHECKPOINT_ROOT$/, p);
+    assert.match(String(await call(client.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: p } }))), /^PERMISSION_DENIED: checkpoint_dir: .* is outside CHECKPOINT_ROOT$/, p);
+    assert.match(String(await call(client.unary("loadCheckpoint", { source: { $case: "modelDir", modelDir: p } }))), /^PERMISSION_DENIED: model_dir: .* is outside CHECKPOINT_ROOT$/, p);
+  }
+  assert.deepEqual(readdirSync(outside), [], "nothing was written outside the root");
+  assert.equal(String(await call(client.unary("saveCheckpoint", { dir: join(dir, "a\0b") }))), "INVALID_ARGUMENT: dir: contains a NUL byte");
+  assert.equal(String(await call(client.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: `${dir}/x\0` } }))), "INVALID_ARGUMENT: checkpoint_dir: contains a NUL byte");
+  assert.equal(String(await call(client.unary("loadCheckpoint", { source: { $case: "modelDir", modelDir: "\0" } }))), "INVALID_ARGUMENT: model_dir: contains a NUL byte");
+  assert.equal(String(await call(client.unary("saveCheckpoint", { dir: "" }))), "INVALID_ARGUMENT: dir: is empty");
 });
 
 test("a Train call holds the bounded queue: calls beyond its capacity get RESOURCE_EXHAUSTED", async () => {

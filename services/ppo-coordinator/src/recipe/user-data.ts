@@ -76,10 +76,21 @@ function underKey<T>(key: string, fn: () => T): T {
   } catch (e) {
     if (e instanceof DataFileError) {
       const more = e.issues.length > 1 ? ` (and ${e.issues.length - 1} more on this line)` : "";
-      throw new InvalidArgumentError(key, formatIssue(e.issues[0]) + more);
+      throw new InvalidArgumentError(key, formatIssue(withoutContents(e.issues[0])) + more);
     }
     throw e;
   }
+}
+
+/**
+ * The issue without the file's bytes: JSON.parse's message quotes the start of the line
+ * (`Unexpected token 'r', "root:x:0:0:"... is not valid JSON`), and an error about a file must
+ * never echo its contents (it goes back to the client and into the log). Only the position stays.
+ */
+function withoutContents(i: DataIssue): DataIssue {
+  if (i.field !== "json") return i;
+  const at = /position (\d+)/.exec(i.message);
+  return { ...i, message: `invalid JSON${at ? ` at position ${at[1]}` : ""}` };
 }
 
 function bad(key: string, file: string, line: number, field: string, message: string): InvalidArgumentError {

@@ -1,5 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./server";
+import { clientTokenFromEnv, withToken, type TokenSource } from "./auth";
 
 /** Status codes worth retrying, and only for idempotent calls. */
 export const RETRYABLE_CODES: ReadonlySet<grpc.status> = new Set([
@@ -30,6 +31,12 @@ export interface ClientOptions<M extends string = string> {
    */
   loadBalancing?: "round_robin" | "pick_first";
   credentials?: grpc.ChannelCredentials;
+  /**
+   * The bearer token sent with every call (read on every call: a token file may change).
+   * Default: from the environment (RLHF_TOKEN, RLHF_CLIENT_TOKEN_FILE, RLHF_AUTH_TOKEN_FILE);
+   * none when unset. `null`: none.
+   */
+  token?: TokenSource | null;
   /**
    * The service's name (e.g. "policy"). When set, a failed call's `message` starts with
    * `<name>.<method>: `, so an error reported far away says which call failed; its code and
@@ -123,6 +130,7 @@ export class KitClient<C extends grpc.Client> {
   readonly raw: C;
   private readonly idempotent: ReadonlySet<string>;
   private readonly deadlineMs: number;
+  private readonly token: TokenSource | undefined;
 
   constructor(
     Ctor: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => C,
@@ -138,6 +146,12 @@ export class KitClient<C extends grpc.Client> {
     });
     this.idempotent = new Set(opts.idempotent ?? []);
     this.deadlineMs = opts.deadlineMs ?? 30_000;
+    this.token = opts.token === undefined ? clientTokenFromEnv(process.env) : (opts.token ?? undefined);
+  }
+
+  /** The call's metadata with the bearer token added. */
+  private md(call: CallOpts): grpc.Metadata {
+    return withToken(call.metadata, this.token);
   }
 
   /** Prefixes a failed call's message with `<name>.<method>` (see ClientOptions.name). */
@@ -176,7 +190,7 @@ export class KitClient<C extends grpc.Client> {
 
   private once<R>(method: string, req: unknown, deadline: number, call: CallOpts): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      const c = this.fn(method)(req, call.metadata ?? new grpc.Metadata(), { deadline }, (err: grpc.ServiceError | null, res: R) =>
+      const c = this.fn(method)(req, this.md(call), { deadline }, (err: grpc.ServiceError | null, res: R) =>
         err ? reject(this.label(err, method)) : resolve(res),
       ) as grpc.ClientUnaryCall;
       cancelOnAbort(call.signal, c);
@@ -190,7 +204,7 @@ export class KitClient<C extends grpc.Client> {
     call: CallOpts = {},
   ): grpc.ClientReadableStream<ServerStreamRes<C, K>> {
     const deadline = Date.now() + (call.deadlineMs ?? this.deadlineMs);
-    const s = this.fn(method)(req, call.metadata ?? new grpc.Metadata(), { deadline }) as grpc.ClientReadableStream<ServerStreamRes<C, K>>;
+    const s = this.fn(method)(req, this.md(call), { deadline }) as grpc.ClientReadableStream<ServerStreamRes<C, K>>;
     cancelOnAbort(call.signal, s);
     if (this.opts.name) s.on("error", (e) => this.label(e, method));
     return s;
@@ -203,7 +217,7 @@ export class KitClient<C extends grpc.Client> {
     const response = new Promise<ClientStreamRes<C, K>>((resolve, reject) => (settle = { resolve, reject }));
     response.catch(() => undefined); // observed through end()
     let failed: unknown;
-    const s = this.fn(method)(call.metadata ?? new grpc.Metadata(), { deadline }, (err: grpc.ServiceError | null, res: ClientStreamRes<C, K>) => {
+    const s = this.fn(method)(this.md(call), { deadline }, (err: grpc.ServiceError | null, res: ClientStreamRes<C, K>) => {
       if (err) {
         failed = this.label(err, method);
         settle.reject(err);
@@ -237,7 +251,7 @@ export class KitClient<C extends grpc.Client> {
   /** A bidirectional call with a deadline. */
   bidi<K extends BidiMethod<C>>(method: K, call: CallOpts = {}): grpc.ClientDuplexStream<BidiReq<C, K>, BidiRes<C, K>> {
     const deadline = Date.now() + (call.deadlineMs ?? this.deadlineMs);
-    const s = this.fn(method)(call.metadata ?? new grpc.Metadata(), { deadline }) as grpc.ClientDuplexStream<BidiReq<C, K>, BidiRes<C, K>>;
+    const s = this.fn(method)(this.md(call), { deadline }) as grpc.ClientDuplexStream<BidiReq<C, K>, BidiRes<C, K>>;
     cancelOnAbort(call.signal, s);
     if (this.opts.name) s.on("error", (e) => this.label(e, method));
     return s;

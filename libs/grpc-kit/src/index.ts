@@ -14,3 +14,4 @@ export * from "./env";
 export * from "./probe";
 export * from "./main";
 export * from "./metrics";
+export * from "./auth";

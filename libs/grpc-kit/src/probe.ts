@@ -39,14 +39,16 @@ interface ReflectionResponse {
   errorResponse?: { errorCode: number; errorMessage: string };
 }
 
-/** Service names a server lists through grpc.reflection.v1. */
-export function listServicesByReflection(address: string, deadlineMs = 5000): Promise<string[]> {
+/** Service names a server lists through grpc.reflection.v1 (reflection needs a token where the server checks them). */
+export function listServicesByReflection(address: string, deadlineMs = 5000, token?: string): Promise<string[]> {
   const protoFile = join(dirname(require.resolve("@grpc/reflection/package.json")), "build/proto/grpc/reflection/v1/reflection.proto");
   const def = loadSync(protoFile, { keepCase: false });
   const Ctor = grpc.makeClientConstructor(def["grpc.reflection.v1.ServerReflection"] as grpc.ServiceDefinition, "ServerReflection");
   const client = new Ctor(address, grpc.credentials.createInsecure());
   return new Promise<string[]>((resolve, reject) => {
-    const call = (client as unknown as { serverReflectionInfo(o: grpc.CallOptions): grpc.ClientDuplexStream<object, ReflectionResponse> }).serverReflectionInfo({
+    const md = new grpc.Metadata();
+    if (token) md.set("authorization", `Bearer ${token}`);
+    const call = (client as unknown as { serverReflectionInfo(md: grpc.Metadata, o: grpc.CallOptions): grpc.ClientDuplexStream<object, ReflectionResponse> }).serverReflectionInfo(md, {
       deadline: Date.now() + deadlineMs,
     });
     call.on("data", (res: ReflectionResponse) => {

@@ -4,6 +4,7 @@ import { loadFileDescriptorSetFromBuffer, loadSync } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import type { Logger } from "pino";
+import { authInterceptor, serverAuthFromEnv, type ServerAuth } from "./auth";
 
 /** Default receive/send limit per message: gRPC's 4 MiB. Big payloads travel as chunk streams. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -45,6 +46,11 @@ export interface ServerOptions {
   maxSendMessageBytes?: number;
   /** FileDescriptorSet of the contracts, for server reflection. Reflection is off without it. */
   descriptorSetPath?: string;
+  /**
+   * Bearer-token authentication (see auth.ts). Default: from the environment
+   * (RLHF_AUTH_TOKEN_FILE, RLHF_{SERVICE,OPERATOR,VIEWER}_TOKEN_FILE); none when unset. `null`: off.
+   */
+  auth?: ServerAuth | null;
 }
 
 /** A started server. */
@@ -84,9 +90,12 @@ function formatHost(host: string): string {
  */
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const host = opts.host ?? "127.0.0.1";
+  const auth = opts.auth === undefined ? serverAuthFromEnv(process.env, opts.log) : (opts.auth ?? undefined);
   const server = new grpc.Server({
     "grpc.max_receive_message_length": opts.maxReceiveMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     "grpc.max_send_message_length": opts.maxSendMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    // Every call but health checks needs a bearer token with the method's role (when configured).
+    interceptors: auth ? [authInterceptor(auth, opts.log)] : [],
   });
   const serviceNames = opts.services.map((s) => serviceNameOf(s.definition));
   for (const s of opts.services) server.addService(s.definition, s.implementation);
@@ -131,7 +140,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         resolve();
       });
     }));
-  opts.log.info({ address, services: serviceNames, reflection: Boolean(opts.descriptorSetPath) }, "listening");
+  const authLine = auth ? auth.files.map((f) => `${f.file.variable} (${[...f.roles].join(", ")})`).join("; ") : "off";
+  opts.log.info({ address, services: serviceNames, reflection: Boolean(opts.descriptorSetPath), auth: authLine }, "listening");
   return { server, host, port, address, health, serviceNames, setServing, shutdown };
 }
 

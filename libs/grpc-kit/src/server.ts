@@ -95,7 +95,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     "grpc.max_receive_message_length": opts.maxReceiveMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     "grpc.max_send_message_length": opts.maxSendMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     // Every call but health checks needs a bearer token with the method's role (when configured).
-    interceptors: auth ? [authInterceptor(auth, opts.log)] : [],
+    ...(auth ? { interceptors: [authInterceptor(auth, opts.log)] } : {}),
   });
   const serviceNames = opts.services.map((s) => serviceNameOf(s.definition));
   for (const s of opts.services) server.addService(s.definition, s.implementation);

@@ -78,14 +78,53 @@ export function unary<Req, Res>(log: Logger, fn: (req: Req, ctx: CallContext) =>
   };
 }
 
-/** Wraps a client-streaming handler; `requests` is consumed with `for await` (back-pressure). */
+/** A request stream that can tell a half-close from a cancellation. */
+interface RequestStream<Req> {
+  cancelled: boolean;
+  iterator(opts: { destroyOnReturn: boolean }): AsyncIterableIterator<Req>;
+}
+
+/**
+ * The requests of a client-streaming or bidirectional call, all or nothing: grpc-js ends the
+ * request side the same way whether the client half-closed or cancelled (or its deadline passed),
+ * so a plain `for await` would hand a handler a truncated request as if it were complete, and a
+ * handler that applies what it read (an update, an upload) would apply it for a caller that gave
+ * up. Here the loop throws CANCELLED instead, before and after the last message. The call is not
+ * destroyed when the loop ends (that would also end the response side of a duplex call).
+ */
+async function* completeRequests<Req>(call: RequestStream<Req>, signal: AbortSignal): AsyncGenerator<Req> {
+  const gaveUp = () => new DomainError("CANCELLED", "the client cancelled the call (or its deadline passed) before it half-closed: the request was not applied");
+  try {
+    for await (const req of call.iterator({ destroyOnReturn: false })) {
+      if (signal.aborted || call.cancelled) throw gaveUp();
+      yield req;
+    }
+  } catch (e) {
+    // A cancelled call's stream is destroyed: its iterator may throw ERR_STREAM_PREMATURE_CLOSE.
+    if (signal.aborted || call.cancelled || (e as { code?: unknown }).code === "ERR_STREAM_PREMATURE_CLOSE") throw gaveUp();
+    throw e;
+  }
+  // A client's RST_STREAM ends the request side first and reports the cancellation a couple of
+  // event-loop turns later (measured: two setImmediate turns on Node 20): look for it for a few
+  // turns and one timer tick (about a millisecond) before calling the request complete.
+  for (let turn = 0; turn < 6; turn++) {
+    if (signal.aborted || call.cancelled) throw gaveUp();
+    await new Promise<void>((r) => (turn < 5 ? setImmediate(r) : setTimeout(r, 1)));
+  }
+  if (signal.aborted || call.cancelled) throw gaveUp();
+}
+
+/**
+ * Wraps a client-streaming handler; `requests` is consumed with `for await` (back-pressure) and
+ * ends normally only when the client half-closed (see {@link completeRequests}).
+ */
 export function clientStream<Req, Res>(
   log: Logger,
   fn: (requests: AsyncIterable<Req>, ctx: CallContext) => Promise<Res>,
 ): handleClientStreamingCall<Req, Res> {
   return (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>) => {
     const { ctx, done } = makeContext(call as AnyCall, log);
-    respond(fn(call as AsyncIterable<Req>, ctx), callback, ctx, done);
+    respond(fn(completeRequests(call as unknown as RequestStream<Req>, ctx.signal), ctx), callback, ctx, done);
   };
 }
 
@@ -148,15 +187,9 @@ export function serverStream<Req, Res>(
 }
 
 /**
- * The requests of a duplex call as an async iterable that does NOT destroy the call when the loop
- * ends: a plain `for await` over the duplex destroys it on completion, which also kills the
- * response side (no further messages, no status).
+ * Wraps a bidirectional-streaming handler; reading every request leaves the response side open,
+ * and the requests end normally only when the client half-closed (see {@link completeRequests}).
  */
-function requestsOf<Req>(call: ServerDuplexStream<Req, unknown>): AsyncIterable<Req> {
-  return call.iterator({ destroyOnReturn: false }) as AsyncIterable<Req>;
-}
-
-/** Wraps a bidirectional-streaming handler; reading every request leaves the response side open. */
 export function bidiStream<Req, Res>(
   log: Logger,
   fn: (requests: AsyncIterable<Req>, send: Send<Res>, ctx: CallContext) => Promise<void>,
@@ -164,6 +197,6 @@ export function bidiStream<Req, Res>(
   return (call: ServerDuplexStream<Req, Res>) => {
     const { ctx, done } = makeContext(call as AnyCall, log);
     const send = makeSend(call, ctx.signal);
-    finishStream(call as ServerDuplexStream<unknown, unknown>, fn(requestsOf(call), send, ctx), ctx, done);
+    finishStream(call as ServerDuplexStream<unknown, unknown>, fn(completeRequests(call as unknown as RequestStream<Req>, ctx.signal), send, ctx), ctx, done);
   };
 }

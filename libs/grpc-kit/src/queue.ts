@@ -1,4 +1,4 @@
-import { ResourceExhaustedError } from "@rlhf/errors";
+import { DomainError, ResourceExhaustedError } from "@rlhf/errors";
 import { observeQueue, recordQueueRejected } from "./metrics";
 
 /**
@@ -25,8 +25,12 @@ export class SerialQueue {
     return this.waiting + this.running;
   }
 
-  /** Queue `task`; resolves with its result once it has run. */
-  run<T>(task: () => Promise<T> | T): Promise<T> {
+  /**
+   * Queue `task`; resolves with its result once it has run. With `signal` (the call's: aborted when
+   * its client cancels or its deadline passes), a task whose caller gave up before its turn came
+   * does not run and rejects with CANCELLED.
+   */
+  run<T>(task: () => Promise<T> | T, signal?: AbortSignal): Promise<T> {
     if (this.waiting >= this.capacity) {
       recordQueueRejected(this.name);
       return Promise.reject(
@@ -36,6 +40,7 @@ export class SerialQueue {
     this.waiting++;
     const result = this.tail.then(async () => {
       this.waiting--;
+      if (signal?.aborted) throw new DomainError("CANCELLED", `the caller gave up while waiting in the ${this.name} queue: the call was not run`);
       this.running++;
       try {
         return await task();

@@ -331,7 +331,7 @@ async function freshMinibatch(version: number, over: Partial<policyPb.PpoMinibat
   };
 }
 
-test("PpoUpdate: bad minibatches are named and change nothing; a stale version is ABORTED", async () => {
+test("PpoUpdate: bad minibatches are named and change nothing, nor does a cancelled stream; a stale version is ABORTED", async () => {
   await client.unary("loadCheckpoint", randomInit(7));
   const mb = await (async () => {
     await client.unary("initCritic", { source: { $case: "checkpointDir", checkpointDir: await rewardModelDir("rm-b", 4) } });
@@ -356,6 +356,20 @@ test("PpoUpdate: bad minibatches are named and change nothing; a stale version i
   const first = zeros.get("wpe.weight");
   if (first) nan.set("wpe.weight", { ...first, data: first.data.map((_, j) => (j === 3 ? NaN : 0)) });
   assert.match(String(await ppoUpdate({ ...mb, withPtxGradients: true }, { tensors: nan, weights: { modelId: "policy", version: 0, source: "" } })), /^INVALID_ARGUMENT: ptx_gradients\.tensors\[1\] "wpe\.weight"\.data: element 3 is NaN/);
+  // A good minibatch whose client cancels before it half-closes (a deadline, Ctrl-C, a crashed
+  // coordinator) is not applied: all or nothing.
+  for (const ptx of [false, true]) {
+    const ac = new AbortController();
+    const s = client.clientStream("ppoUpdate", { signal: ac.signal });
+    await s.write({ part: { $case: "minibatch", minibatch: { ...mb, withPtxGradients: ptx } } });
+    if (ptx) {
+      const chunks = [...encodeTensorSet(zeros, { kind: common.TensorSetKind.TENSOR_SET_KIND_GRADIENTS, weights: { modelId: "policy", version: 0, source: "" } })];
+      for (const chunk of chunks) await s.write({ part: { $case: "ptxGradients", ptxGradients: chunk } });
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    ac.abort();
+    assert.match(String(await call(s.end())), /^CANCELLED/);
+  }
   const after = await weightsOf(policyPb.ModelKind.MODEL_KIND_POLICY);
   assert.equal(after.weights?.version, 0);
   for (const [n, t] of before.tensors) assert.deepEqual(after.tensors.get(n)?.data, t.data, `${n} unchanged`);

@@ -141,7 +141,7 @@ test("LoadWeights: random init, unknown folders, folders outside CHECKPOINT_ROOT
   assert.equal(info.maxBatchSequences, 4);
 });
 
-test("UploadWeights applies a verified set; a corrupted or mismatched one changes nothing", async () => {
+test("UploadWeights applies a verified set; a corrupted, mismatched or cancelled one changes nothing", async () => {
   await client.unary("loadWeights", { source: { $case: "randomInit", randomInit: { config: modelConfigToProto(TINY), seed: 1 } } });
   const baseline = await client.unary("logProbs", { batch: batchOf(SEQS), temperature: 1 });
   const weights = randomTestWeights(gpt2ParameterShapes(TINY), 99);
@@ -162,6 +162,13 @@ test("UploadWeights applies a verified set; a corrupted or mismatched one change
   const c3 = client.clientStream("uploadWeights");
   for (const chunk of encodeTensorSet(weights, meta)) if (chunk.part?.$case !== "trailer") await c3.write({ chunk });
   assert.match(String(await call(c3.end())), /^DATA_LOSS: chunk: stream ended before its trailer/);
+  // complete and valid, but the client cancels before it half-closes -> CANCELLED, not applied
+  const ac = new AbortController();
+  const c4 = client.clientStream("uploadWeights", { signal: ac.signal });
+  for (const chunk of encodeTensorSet(weights, meta, { chunkBytes: 256 })) await c4.write({ chunk });
+  await new Promise((r) => setTimeout(r, 50));
+  ac.abort();
+  assert.match(String(await call(c4.end())), /^CANCELLED/);
 
   const unchanged = await client.unary("logProbs", { batch: batchOf(SEQS), temperature: 1 });
   assert.deepEqual(unchanged.logprobs, baseline.logprobs, "nothing was half-applied");

@@ -131,7 +131,7 @@ test("Score: bad input gets INVALID_ARGUMENT naming the field and the limit, and
   assert.equal(tf.memory().numTensors, before);
 });
 
-test("Train: bad streams get INVALID_ARGUMENT naming the field, and change nothing", async () => {
+test("Train: bad streams get INVALID_ARGUMENT naming the field, and change nothing, nor does a cancelled one", async () => {
   const v0 = (await client.unary("getInfo", {})).weights?.version;
   const ok = comps({ pairs: pairsData(2) });
   const cases: [rewardModel.TrainRequest[], RegExp][] = [
@@ -155,6 +155,19 @@ test("Train: bad streams get INVALID_ARGUMENT naming the field, and change nothi
     assert.equal(typeof got, "string", `accepted: ${JSON.stringify(msgs)}`);
     assert.match(got as string, re);
   }
+  // A good request whose client cancels before it half-closes trains nothing.
+  const ac = new AbortController();
+  const s = client.bidi("train", { signal: ac.signal });
+  const ended = new Promise<string>((resolve) => {
+    s.on("data", () => undefined);
+    s.on("error", (e) => resolve(statusOf(e)));
+    s.on("status", (st: { code: number }) => st.code === 0 && resolve("OK"));
+  });
+  s.write(config());
+  s.write(ok);
+  await new Promise((r) => setTimeout(r, 50));
+  ac.abort();
+  assert.match(await ended, /^CANCELLED/);
   assert.equal((await client.unary("getInfo", {})).weights?.version, v0, "no step was taken");
 });
 
@@ -241,7 +254,7 @@ test("Accuracy counts untied pairs only, agrees with Score, and validates its in
   assert.match(String(await call(client.unary("accuracy", { comparisons: { groups: [group([1], [[2], [3]], [0])], pairs: [] } }))), /comparisons\.groups\[0\]\.ranks: has 1 entries but there are 2 responses/);
 });
 
-test("Normalize: the references then average 0, a repeat changes nothing more, the version +1 each", async () => {
+test("Normalize: the references then average 0, a repeat changes nothing more, the version +1 each; a cancelled stream changes nothing", async () => {
   const refs = [[1, 2, GOOD], [3, BAD], [4, 5, 6, GOOD], [7, 8]];
   const info0 = await client.unary("getInfo", {});
   const n = client.clientStream("normalize");
@@ -267,6 +280,17 @@ test("Normalize: the references then average 0, a repeat changes nothing more, t
   await bad.write({ references: batchOf([[1, 2]]) });
   await call(bad.write({ references: batchOf([[1, 41]]) }));
   assert.match(String(await call(bad.end())), /^INVALID_ARGUMENT: requests\[1\]\.references\.tokens\[1\]: id 41/);
+  // Cancelled before it half-closed: the bias and the version stay.
+  const before = await client.unary("getInfo", {});
+  const ac = new AbortController();
+  const gone = client.clientStream("normalize", { signal: ac.signal });
+  await gone.write({ references: batchOf([[1, 2, BAD], [3, BAD]]) });
+  await new Promise((r) => setTimeout(r, 50));
+  ac.abort();
+  assert.match(String(await call(gone.end())), /^CANCELLED/);
+  const info = await client.unary("getInfo", {});
+  assert.equal(info.bias, before.bias);
+  assert.equal(info.weights?.version, before.weights?.version);
 });
 
 test("SaveCheckpoint / LoadCheckpoint round trip (head, bias and version), idempotent save, ALREADY_EXISTS; model_dir gets a zero head", async () => {

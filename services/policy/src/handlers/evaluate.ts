@@ -26,6 +26,6 @@ export function evaluateHandler(state: PolicyState, queue: SerialQueue, cfg: Pol
         policyWeights: state.policyWeights,
         criticWeights: critic ? state.criticWeights : undefined,
       };
-    });
+    }, ctx.signal);
   };
 }

@@ -74,7 +74,7 @@ export function generateHandler(state: PolicyState, queue: SerialQueue, cfg: Pol
       }
       countTokens("generate", out.reduce((a, g) => a + g.tokens.length, 0));
       return { prompts, out, weights: state.policyWeights };
-    });
+    }, ctx.signal);
     // Whole prompts per message, under the budget (a prompt's K samples are never split).
     const { prompts, out, weights } = result;
     // On the Generate server span: what this call did, beside its duration.

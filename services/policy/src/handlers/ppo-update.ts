@@ -106,7 +106,7 @@ export function ppoUpdateHandler(state: PolicyState, queue: SerialQueue, cfg: Po
       } finally {
         state.training = false;
       }
-    });
+    }, ctx.signal);
   };
 }
 

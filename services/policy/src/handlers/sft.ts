@@ -172,6 +172,6 @@ export function sftHandler(state: PolicyState, queue: SerialQueue, cfg: PolicyCo
       } finally {
         state.training = false;
       }
-    });
+    }, ctx.signal);
   };
 }

@@ -59,7 +59,7 @@ export function ptxGradientsHandler(deps: PtxDeps, cfg: PretrainMixConfig) {
           computeMs = Date.now() - t0;
           countTokens("ptx", r.tokens);
           return r;
-        });
+        }, ctx.signal);
       } finally {
         lease.release();
       }

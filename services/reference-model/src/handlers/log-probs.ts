@@ -24,6 +24,6 @@ export function logProbsHandler(ref: ReferenceModel, queue: SerialQueue, cfg: Re
       countTokens("logprobs", batch.tokens.length);
       annotateActiveSpan({ "rlhf.sequences": batch.lengths.length, "rlhf.tokens": batch.tokens.length });
       return { logprobs: Array.from(out.values), lengths: out.lengths, weights: ref.weights };
-    });
+    }, ctx.signal);
   };
 }

@@ -16,7 +16,7 @@ export function normalizeHandler(rm: RewardModel, queue: SerialQueue, cfg: Rewar
     let i = 0;
     for await (const req of reqs) {
       const field = `requests[${i++}].references`;
-      const s = await queue.run(() => rm.score(sequencesFromProto(rm, req.references, field, cfg)));
+      const s = await queue.run(() => rm.score(sequencesFromProto(rm, req.references, field, cfg)), ctx.signal);
       for (const x of s) scores.push(x);
     }
     if (scores.length === 0) throw new InvalidArgumentError("references", "send at least one reference sequence");
@@ -29,6 +29,6 @@ export function normalizeHandler(rm: RewardModel, queue: SerialQueue, cfg: Rewar
       const meanAfter = scores.reduce((a, b) => a + Math.fround(b + delta), 0) / scores.length;
       ctx.log.info({ count: scores.length, meanBefore: mean, bias }, "normalized");
       return { bias, biasDelta: delta, meanBefore: mean, meanAfter, std, count: scores.length, weights: rm.weights };
-    });
+    }, ctx.signal);
   };
 }

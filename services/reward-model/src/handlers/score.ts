@@ -32,5 +32,5 @@ export function scoreHandler(rm: RewardModel, queue: SerialQueue, cfg: RewardMod
       countTokens("score", seqs.reduce((a, q) => a + q.length, 0));
       annotateActiveSpan({ "rlhf.sequences": seqs.length, "rlhf.tokens": seqs.reduce((a, q) => a + q.length, 0) });
       return { scores, weights: rm.weights };
-    });
+    }, ctx.signal);
 }

@@ -138,6 +138,6 @@ export function trainHandler(rm: RewardModel, queue: SerialQueue, cfg: RewardMod
           },
         },
       });
-    });
+    }, ctx.signal);
   };
 }

@@ -3,12 +3,12 @@
 // or a health-only model service. The real coordinator's end-to-end test is in e2e/.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Writable } from "node:stream";
 import { UsageError } from "../args";
-import { EXIT, SERVICE_NAMES, dataPathsOf, freePorts, metricsPortOf, runSession, serviceNamedIn, serviceSpecs, tokenizerOf, type SessionAction } from "./session";
+import { EXIT, SERVICE_NAMES, createSessionToken, dataPathsOf, freePorts, metricsPortOf, runSession, serviceNamedIn, serviceSpecs, tokenizerOf, type SessionAction } from "./session";
 
 const FAKE_MAIN = `
 const path = require("node:path");
@@ -18,7 +18,7 @@ const [, , cmd, name, flag, portText] = process.argv;
 if (cmd !== "serve" || flag !== "--port") { console.error("bad argv " + process.argv.join(" ")); process.exit(9); }
 const scenario = process.env.FAKE_SCENARIO;
 const log = kit.createLogger({ service: name });
-const keys = ["GRPC_HOST", "RLHF_BACKEND", "TOKENIZER", "POLICY_ADDR", "REWARD_MODEL_ADDR", "REFERENCE_MODEL_ADDR", "PRETRAIN_MIX_ADDR", "RUNS_DIR"];
+const keys = ["GRPC_HOST", "RLHF_BACKEND", "TOKENIZER", "POLICY_ADDR", "REWARD_MODEL_ADDR", "REFERENCE_MODEL_ADDR", "PRETRAIN_MIX_ADDR", "RUNS_DIR", "RLHF_AUTH_TOKEN_FILE", "RLHF_TOKEN"];
 log.info({ env: Object.fromEntries(keys.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]])) }, "wiring");
 const S = pc.Stage, R = pc.RunState;
 const RESOLVED = JSON.stringify({ model: { preset: "tiny", tokenizer: "gpt2" } });
@@ -157,6 +157,17 @@ test("a run that succeeds: services wired and started, config validated, progres
   assert.equal(wiring("pretrain-mix").TOKENIZER, "gpt2");
   assert.equal(wiring("reward-model").POLICY_ADDR, c.POLICY_ADDR);
   assert.equal(wiring("reference-model").POLICY_ADDR, c.POLICY_ADDR);
+  // Authenticated: every child got the session's token file (and no token of the shell), its
+  // server checked tokens, and the CLI's calls carried the token (else StartRun had failed).
+  const tokenFile = c.RLHF_AUTH_TOKEN_FILE;
+  assert.match(tokenFile, /\/\.session-token-\d+-[0-9a-f]{8}$/);
+  assert.equal(dirname(tokenFile), r.runsDir);
+  for (const name of ["ppo-coordinator", "policy", "reward-model", "reference-model", "pretrain-mix"]) {
+    assert.equal(wiring(name).RLHF_AUTH_TOKEN_FILE, tokenFile, name);
+    assert.equal(wiring(name).RLHF_TOKEN, "", name);
+    assert.match(r.log(name), /"authentication":"RLHF_AUTH_TOKEN_FILE \(service, operator, viewer\)"/, name);
+  }
+  assert.ok(!existsSync(tokenFile), "the token file is removed when the session ends");
   // validate_only first, then the real StartRun with the same config
   const starts = r.log("ppo-coordinator").split("\n").filter((l) => l.includes('"msg":"StartRun"')).map((l) => JSON.parse(l).request);
   assert.deepEqual(starts.map((q: { validateOnly: boolean; configJson: string }) => [q.validateOnly, q.configJson]), [[true, '{"preset":"tiny"}'], [false, '{"preset":"tiny"}']]);
@@ -264,6 +275,19 @@ test("wiring helpers", async () => {
   assert.deepEqual(dataPathsOf("not json"), []);
   const rooted = serviceSpecs({ ports: { "ppo-coordinator": 1, policy: 2, "reward-model": 3, "reference-model": 4, "pretrain-mix": 5 }, runsDir: "/r", dataPaths: dataPathsOf(config), tokenizer: "byte" });
   const roots = "/r:/models/gpt2:/d/sft.jsonl";
+  assert.equal(rooted.policy.env?.RLHF_AUTH_TOKEN_FILE, undefined, "no token file, no token variable");
+  const tokened = serviceSpecs({ ports: { "ppo-coordinator": 1, policy: 2, "reward-model": 3, "reference-model": 4, "pretrain-mix": 5 }, runsDir: "/r", tokenizer: "byte", tokenFile: "/r/.t" });
+  assert.ok(SERVICE_NAMES.every((n) => tokened[n].env?.RLHF_AUTH_TOKEN_FILE === "/r/.t" && tokened[n].env?.RLHF_CLIENT_TOKEN_FILE === ""));
+  // A fresh 256-bit token in a new file only its owner can read
+  const dir = mkdtempSync(join(tmpdir(), "rlhf-token-"));
+  const t1 = createSessionToken(dir);
+  const t2 = createSessionToken(dir);
+  assert.notEqual(t1.token, t2.token);
+  assert.match(t1.token, /^[A-Za-z0-9_-]{43}$/);
+  assert.equal(readFileSync(t1.file, "utf8"), `${t1.token}\n`);
+  assert.equal(statSync(t1.file).mode & 0o777, 0o600);
+  t1.remove();
+  assert.ok(!existsSync(t1.file));
   assert.deepEqual(
     [rooted["ppo-coordinator"].env?.DATA_ROOT, rooted.policy.env?.CHECKPOINT_ROOT, rooted["reward-model"].env?.CHECKPOINT_ROOT, rooted["reference-model"].env?.CHECKPOINT_ROOT, rooted["pretrain-mix"].env?.DATA_ROOT],
     [roots, roots, roots, roots, roots],

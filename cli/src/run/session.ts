@@ -13,7 +13,8 @@
  * gracefully without cancelling (the coordinator marks the run FAILED on its next start; it can
  * be resumed).
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { delimiter, isAbsolute, join, relative, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { ppoCoordinator } from "@rlhf/proto";
@@ -68,6 +69,11 @@ export interface WiringOptions {
    * every child gets METRICS_PORT=0 (no endpoint), so a laptop session never collides on 9464.
    */
   metricsPort?: number;
+  /**
+   * The session's token file ({@link createSessionToken}): every child accepts its token (all
+   * roles) and sends it to the others. Unset: the children get no token of the session.
+   */
+  tokenFile?: string;
   /** Trace-export variables of every child ({@link startTraceCollector}: the CLI's loopback receiver). */
   traceEnv?: Readonly<Record<string, string>>;
 }
@@ -94,6 +100,8 @@ export function serviceSpecs(o: WiringOptions): Record<ServiceName, ChildSpec> {
   const common: Record<string, string> = { GRPC_HOST: "127.0.0.1", ...(o.backend ? { RLHF_BACKEND: o.backend } : {}) };
   // The folders requests may name: the runs folder and the user's own files (':'-separated).
   const roots = [o.runsDir, ...(o.dataPaths ?? [])].join(delimiter);
+  // The session's token, and only it: token variables the user's shell may hold are blanked.
+  if (o.tokenFile) Object.assign(common, { RLHF_AUTH_TOKEN_FILE: o.tokenFile, ...Object.fromEntries(INHERITED_TOKEN_VARIABLES.map((v) => [v, ""])) });
   // Prometheus endpoints: off unless the user asked for them (then one port per service).
   const metricsPort = (name: ServiceName) => String(o.metricsPort ? o.metricsPort + SERVICE_NAMES.indexOf(name) : 0);
   const spec = (name: ServiceName, env: Record<string, string>, ready: ChildSpec["ready"]): ChildSpec => ({
@@ -144,6 +152,29 @@ function dataPathsOfRun(runDir: string): string[] {
   } catch {
     return [];
   }
+}
+
+/** Token variables a child must not inherit from the CLI's environment when the session has its own token. */
+const INHERITED_TOKEN_VARIABLES = ["RLHF_TOKEN", "RLHF_CLIENT_TOKEN_FILE", "RLHF_SERVICE_TOKEN_FILE", "RLHF_OPERATOR_TOKEN_FILE", "RLHF_VIEWER_TOKEN_FILE"];
+
+/** A session's bearer token: its file (mode 0600), the token, and a function that deletes the file. */
+export interface SessionToken {
+  file: string;
+  token: string;
+  remove(): void;
+}
+
+/**
+ * A fresh random token (256 bits, base64url) for the services of one session, written to a new
+ * file `.session-token-<pid>-<random>` (mode 0600) in `dir` (the runs folder): the children read
+ * it through RLHF_AUTH_TOKEN_FILE, so even the laptop demo's services answer no call without it.
+ */
+export function createSessionToken(dir: string): SessionToken {
+  const token = randomBytes(32).toString("base64url");
+  const file = join(dir, `.session-token-${process.pid}-${randomBytes(4).toString("hex")}`);
+  writeFileSync(file, `${token}\n`, { mode: 0o600, flag: "wx" });
+  chmodSync(file, 0o600); // whatever the umask
+  return { file, token, remove: () => rmSync(file, { force: true }) };
 }
 
 /** `n` distinct free loopback ports. */
@@ -322,6 +353,7 @@ export async function runSession(o: SessionOptions): Promise<number> {
   const orAbort = <T>(p: Promise<T>): Promise<T> => Promise.race([p, aborted]);
   let ticker: NodeJS.Timeout | undefined;
   let traces: TraceCollector | undefined;
+  let session: SessionToken | undefined;
 
   try {
     // 1. The coordinator, then the resolved config (for the tokenizer and early config errors).
@@ -341,15 +373,20 @@ export async function runSession(o: SessionOptions): Promise<number> {
       traces = await startTraceCollector(o.runsDir, process.env, note);
       const traceEnv = traces.env;
       const dataPaths = o.action.kind === "start" ? dataPathsOf(o.action.configJson) : dataPathsOfRun(o.action.runDir);
-      specs = (tokenizer: string) => serviceSpecs({ ports, runsDir: o.runsDir, dataPaths, tokenizer, backend: o.backend, cliMain, metricsPort: o.metricsPort, traceEnv });
+      session = createSessionToken(o.runsDir);
+      const tokenFile = session.file;
+      specs = (tokenizer: string) => serviceSpecs({ ports, runsDir: o.runsDir, dataPaths, tokenFile, tokenizer, backend: o.backend, cliMain, metricsPort: o.metricsPort, traceEnv });
       note(`starting the services on 127.0.0.1 (logs: ${displayPath(o.runsDir)}/<service>.log; traces: ${traces.destination})`);
       sup.start(specs("byte")["ppo-coordinator"]);
       await orAbort(sup.waitReady(["ppo-coordinator"], { timeoutMs: readyTimeoutMs, signal: abort.signal, ready: "answer" }));
       coordinatorAddr = sup.address("ppo-coordinator");
     }
-    client = createClient(ppoCoordinator.PpoCoordinatorServiceClient, coordinatorAddr, { deadlineMs: 60_000, idempotent: ["getRun", "cancelRun", "listRuns"] });
+    // The session's own token for services started here; the environment's (RLHF_TOKEN, ...) for a running coordinator.
+    const sessionToken = session?.token;
+    const token = sessionToken ? () => sessionToken : undefined;
+    client = createClient(ppoCoordinator.PpoCoordinatorServiceClient, coordinatorAddr, { deadlineMs: 60_000, idempotent: ["getRun", "cancelRun", "listRuns"], token });
     // validate_only creates nothing, so this client may retry StartRun.
-    validator = createClient(ppoCoordinator.PpoCoordinatorServiceClient, coordinatorAddr, { deadlineMs: 60_000, idempotent: ["startRun"] });
+    validator = createClient(ppoCoordinator.PpoCoordinatorServiceClient, coordinatorAddr, { deadlineMs: 60_000, idempotent: ["startRun"], token });
     let tokenizer: string;
     let replayUpTo = 0;
     if (o.action.kind === "start") {
@@ -430,6 +467,7 @@ export async function runSession(o: SessionOptions): Promise<number> {
     client?.close();
     validator?.close();
     await sup.stop();
+    session?.remove(); // a token of a session that ended opens nothing, but leaves no file either
     for (const name of sup.killedAfterGrace) write(`${name} did not stop within the grace period and was killed\n`);
     // The children flushed their spans on SIGTERM: now the receiver can stop.
     const st = await traces?.close().catch(() => undefined);

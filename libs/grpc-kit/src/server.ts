@@ -141,7 +141,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       });
     }));
   const authLine = auth ? auth.files.map((f) => `${f.file.variable} (${[...f.roles].join(", ")})`).join("; ") : "off";
-  opts.log.info({ address, services: serviceNames, reflection: Boolean(opts.descriptorSetPath), auth: authLine }, "listening");
+  opts.log.info({ address, services: serviceNames, reflection: Boolean(opts.descriptorSetPath), authentication: authLine }, "listening");
   return { server, host, port, address, health, serviceNames, setServing, shutdown };
 }
 

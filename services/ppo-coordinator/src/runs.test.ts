@@ -127,3 +127,36 @@ test("a coordinator killed while appending an event leaves a torn last line: the
   assert.deepEqual(lines.map((e) => e.sequence), [1, 2, 3, 4], "the torn event is gone; the state change takes its number");
   assert.equal(lines[3].stateChanged.toState, "RUN_STATE_FAILED");
 });
+
+test("one run at a time: while a run is RUNNING a second start or a resume is FAILED_PRECONDITION naming it", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "runs-"));
+  fabricate(dir, "stopped", RunState.RUN_STATE_CANCELLED, 2000, 1);
+  // Model services that never answer (until the run is cancelled): the first run stays RUNNING.
+  let calls = 0;
+  const hang = (...args: unknown[]) => {
+    calls++;
+    const opts = args.find((a) => typeof a === "object" && a !== null && "signal" in a) as { signal?: AbortSignal } | undefined;
+    return new Promise((_, reject) => opts?.signal?.addEventListener("abort", () => reject(opts.signal?.reason)));
+  };
+  const service = new Proxy({}, { get: () => hang });
+  const clients = new Proxy({}, { get: () => service }) as unknown as Clients;
+  const store = new RunStore(dir, clients, log);
+  await store.init();
+  const req = (runId: string): ppoCoordinator.StartRunRequest => ({ configJson: JSON.stringify({ preset: "tiny" }), runId, displayName: "", validateOnly: false });
+  await store.start(req("first"));
+  for (let i = 0; i < 200 && store.get("first").state !== RunState.RUN_STATE_RUNNING; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(store.get("first").state, RunState.RUN_STATE_RUNNING);
+  const busy = (e: unknown) => e instanceof DomainError && e.code === "FAILED_PRECONDITION" && /run first is RUN_STATE_RUNNING on this coordinator.*one run at a time/.test(e.message);
+  await assert.rejects(store.start(req("second")), busy);
+  await assert.rejects(store.resume("stopped"), busy);
+  assert.equal(existsSync(join(dir, "second")), false, "nothing was created for the refused run");
+  // Starting the same run again is still idempotent.
+  assert.equal((await store.start(req("first"))).id, "first");
+  // Cancelled, it stops at its first call to a model service and the next run can start.
+  for (let i = 0; i < 1000 && calls === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  await store.cancel("first");
+  for (let i = 0; i < 1000 && store.get("first").state === RunState.RUN_STATE_RUNNING; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(store.get("first").state, RunState.RUN_STATE_CANCELLED);
+  assert.equal((await store.start(req("second"))).id, "second");
+  await store.cancel("second");
+});

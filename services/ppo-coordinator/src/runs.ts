@@ -146,6 +146,7 @@ export class RunStore {
       if (existing.run.configJson === configJson) return existing.run;
       throw new DomainError("ALREADY_EXISTS", `run ${req.runId} exists with a different config`, "run_id");
     }
+    this.checkNoActiveRun(req.runId);
     const id = req.runId || `run-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, "").toLowerCase()}-${randomBytes(3).toString("hex")}`;
     // The id is [a-z0-9-] only; the real path must still be in RUNS_DIR (no symlinked run folder).
     const dir = confinePath(this.dirOf(id), "run_id", { dirs: [this.runsDir], name: "RUNS_DIR" });
@@ -169,6 +170,24 @@ export class RunStore {
     await this.saveRun(rec);
     this.execute(rec);
     return run;
+  }
+
+  /**
+   * One run at a time: the model services hold one model each, and two runs driving them at once
+   * would change each other's weights (one fails on a version clash, the other succeeds with wrong
+   * figures). A run still PENDING or RUNNING (a cancelled one included, until its stage stops)
+   * makes a second start or resume FAILED_PRECONDITION, naming it.
+   */
+  private checkNoActiveRun(except: string): void {
+    for (const r of this.runs.values()) {
+      if (r.run.id === except) continue;
+      if (r.run.state === RunState.RUN_STATE_RUNNING || r.run.state === RunState.RUN_STATE_PENDING) {
+        const what = r.run.cancelRequested ? "is stopping after a cancel" : `is ${ppoCoordinator.runStateToJSON(r.run.state)}`;
+        throw new FailedPreconditionError(
+          `run ${r.run.id} ${what} on this coordinator, whose model services hold one model each: one run at a time; wait for it to end or cancel it (CancelRun, or Ctrl-C in the rlhf that started it), then try again`,
+        );
+      }
+    }
   }
 
   get(id: string): Run {
@@ -217,6 +236,7 @@ export class RunStore {
     const s = rec.run.state;
     if (s !== RunState.RUN_STATE_FAILED && s !== RunState.RUN_STATE_CANCELLED) throw new FailedPreconditionError(`run ${id} is ${ppoCoordinator.runStateToJSON(s)}: only FAILED or CANCELLED runs resume`);
     checkConfigPaths(rec.config, this.dataRoots); // DATA_ROOT may have changed since the start
+    this.checkNoActiveRun(id);
     rec.run.resumeCount++;
     rec.run.cancelRequested = false;
     rec.run.errorMessage = "";

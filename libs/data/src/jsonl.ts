@@ -14,7 +14,7 @@
  * - text:     UTF-8 plain text; documents are separated by one or more blank lines.
  * Texts must not be empty or whitespace only. Lines are limited to `maxLineBytes` (default 1 MiB).
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, writeFileSync } from "node:fs";
 import { extname } from "node:path";
 import { InvalidArgumentError } from "@rlhf/errors";
 import { canonicalResponse } from "./words";
@@ -390,13 +390,50 @@ function parseLine<K extends JsonlKind>(kind: K, line: string): { record?: Jsonl
   return { ...r, unknownFields: isObject(value) ? Object.keys(value).filter((k) => !known.includes(k)) : [] };
 }
 
-/** The bytes of a data file; one that cannot be read is a DataFileError (`file: cannot read: ENOENT`). */
-function readDataFile(path: string, file: string): Buffer {
+/** The largest data file read (256 MiB): a bigger one is refused before any byte is read. */
+export const MAX_DATA_FILE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * The bytes of a data file, bounded: it must be a regular file (a device such as `/dev/zero`, a
+ * FIFO or a socket is refused without reading: one never ends, the other blocks) of at most
+ * `maxBytes`. The file is opened non-blocking (opening a FIFO would otherwise wait for a writer)
+ * and checked on the open descriptor, then read to the size it had. Any failure is a
+ * DataFileError naming `file` (`file: cannot read: ENOENT`, `file: is a FIFO, not a regular
+ * file`, `file: is 300000000 bytes, more than the limit of 268435456`).
+ */
+export function readDataFileBytes(path: string, file = path, maxBytes = MAX_DATA_FILE_BYTES): Buffer {
+  const fail = (message: string) => new DataFileError([{ file, line: 0, field: "file", message }]);
+  let fd: number;
   try {
-    return readFileSync(path);
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   } catch (e) {
-    throw new DataFileError([{ file, line: 0, field: "file", message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }]);
+    throw fail(`cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      const what = st.isDirectory() ? "a folder" : st.isFIFO() ? "a FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : st.isSocket() ? "a socket" : "not a file";
+      throw fail(`is ${what}, not a regular file`);
+    }
+    if (st.size > maxBytes) throw fail(`is ${st.size} bytes, more than the limit of ${maxBytes}`);
+    const buf = Buffer.allocUnsafe(st.size);
+    let off = 0;
+    while (off < st.size) {
+      const n = readSync(fd, buf, off, st.size - off, off);
+      if (n === 0) break; // truncated while read: what is there
+      off += n;
+    }
+    return off === st.size ? buf : buf.subarray(0, off);
+  } catch (e) {
+    if (e instanceof DataFileError) throw e;
+    throw fail(`cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readDataFile(path: string, file: string): Buffer {
+  return readDataFileBytes(path, file);
 }
 
 /** Reads a JSONL file of `kind` (see {@link parseJsonl}); an unreadable file is a DataFileError. */
@@ -518,7 +555,7 @@ export interface CheckReport {
  * as a JSON object ({@link inferKind}); a file with no such line is reported.
  */
 export function checkDataFile(path: string, opts: { kind?: DataKind; maxLineBytes?: number } = {}): CheckReport {
-  const data = readFileSync(path);
+  const data = readDataFileBytes(path);
   let kind = opts.kind;
   if (kind !== undefined && !DATA_KINDS.includes(kind)) throw new InvalidArgumentError("kind", `unknown kind "${kind}"; one of ${DATA_KINDS.join(", ")}`);
   const inferred = kind === undefined;

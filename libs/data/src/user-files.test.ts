@@ -1,10 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DataFileError, formatIssue } from "./jsonl";
+import { DataFileError, MAX_DATA_FILE_BYTES, checkDataFile, formatIssue, readDataFileBytes } from "./jsonl";
 import { splitPretrainDocuments, loadPretrainCorpus } from "./pretrain";
 import { filesDigest, listTextFiles, loadTextCorpus, readComparisonsFile } from "./user-files";
 
@@ -109,4 +110,22 @@ test("readComparisonsFile names the file, the line and the field of the first ba
     assert.match(msg, want);
   });
   assert.match(issueOf(() => readComparisonsFile(join(dir, "missing.jsonl"))), /missing\.jsonl: file: cannot read: ENOENT$/);
+});
+
+test("data files are read bounded: devices, FIFOs, folders and files past the limit are refused without reading", () => {
+  const fifo = join(dir, "pipe.jsonl");
+  execFileSync("mkfifo", [fifo]);
+  // Each of these would read forever (/dev/zero), block for a writer (the FIFO) or fail late.
+  assert.match(issueOf(() => readComparisonsFile("/dev/zero")), /^\/dev\/zero: file: is a device, not a regular file$/);
+  assert.match(issueOf(() => readComparisonsFile(fifo)), /pipe\.jsonl: file: is a FIFO, not a regular file$/);
+  assert.match(issueOf(() => checkDataFile(fifo)), /pipe\.jsonl: file: is a FIFO, not a regular file$/);
+  assert.match(issueOf(() => loadTextCorpus([dir], 0.1)), /: file: is a folder, not a regular file$/);
+  assert.match(issueOf(() => readComparisonsFile(join(dir, "missing.jsonl"))), /missing\.jsonl: file: cannot read: ENOENT$/);
+  // Past the limit: refused with the size and the limit (a sparse file: nothing is written or read).
+  const big = join(dir, "big.txt");
+  writeFileSync(big, "");
+  truncateSync(big, MAX_DATA_FILE_BYTES + 1);
+  assert.match(issueOf(() => loadTextCorpus([big], 0.1)), new RegExp(`big\\.txt: file: is ${MAX_DATA_FILE_BYTES + 1} bytes, more than the limit of ${MAX_DATA_FILE_BYTES}$`));
+  assert.match(issueOf(() => readDataFileBytes(file("small.txt", "abcdef"), "small.txt", 5)), /^small\.txt: file: is 6 bytes, more than the limit of 5$/);
+  assert.equal(readDataFileBytes(file("ok.txt", "abcdef"), "ok.txt", 6).toString(), "abcdef");
 });

@@ -5,9 +5,9 @@
  * {@link DataFileError} naming the file, the line and the field.
  */
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
-import { DataFileError, type DataIssue, type RankingRecord, inferKind, parseJsonl, parseTextDocuments } from "./jsonl";
+import { DataFileError, type DataIssue, type RankingRecord, inferKind, parseJsonl, parseTextDocuments, readDataFileBytes } from "./jsonl";
 import { type PretrainCorpus, type PretrainDocument, splitPretrainDocuments } from "./pretrain";
 
 function fileError(file: string, message: string, field = "file"): DataFileError {
@@ -45,7 +45,7 @@ export function listTextFiles(path: string): string[] {
 export function filesDigest(files: readonly string[] | readonly Uint8Array[]): string {
   const h = createHash("sha256");
   for (const f of files) {
-    const bytes = typeof f === "string" ? readFileSync(f) : f;
+    const bytes = typeof f === "string" ? readDataFileBytes(f) : f;
     const n = Buffer.alloc(8);
     n.writeBigUInt64LE(BigInt(bytes.length));
     h.update(n);
@@ -76,12 +76,7 @@ export function loadTextCorpus(files: readonly string[], validFraction: number):
   const docs: { doc: PretrainDocument; source: string }[] = [];
   const contents: Uint8Array[] = [];
   for (const file of files) {
-    let bytes: Uint8Array;
-    try {
-      bytes = readFileSync(file);
-    } catch (e) {
-      throw fileError(file, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
+    const bytes = readDataFileBytes(file);
     contents.push(bytes);
     const r = parseTextDocuments(bytes, { file });
     r.records.forEach((text, i) => docs.push({ doc: { id: `${basename(file)}#${i + 1}`, category: "user", text }, source: `${file}:${r.recordLines[i]}` }));
@@ -115,12 +110,7 @@ export interface Comparisons {
  * `{responses: [chosen, rejected], ranking: [0, 1]}`. The first bad line throws a DataFileError.
  */
 export function readComparisonsFile(path: string): Comparisons {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw fileError(path, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const bytes = readDataFileBytes(path);
   let kind: "rankings" | "pairs" | undefined;
   let line = 0;
   for (const text of Buffer.from(bytes).toString("utf8").split("\n")) {

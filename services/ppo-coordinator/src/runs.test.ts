@@ -83,6 +83,8 @@ test("StartRun: bad configs are refused before anything is created; validate_onl
   await assert.rejects(store.start(req({ configJson: JSON.stringify({ data: { source: "files", files: { sft: "a", prompts: "/b", eval_prompts: "/c" } }, rankings: { source: "file" } }) })), /data\.files\.sft: must be an absolute path, got "a"/);
   await assert.rejects(store.start(req({ runId: "UPPER" })), /run_id: must be 1\.\.64 of \[a-z0-9-\]/);
   await assert.rejects(store.start(req({ displayName: "x".repeat(257) })), /display_name: exceeds 256 bytes/);
+  const deep = "[".repeat(10_000) + "]".repeat(10_000);
+  await assert.rejects(store.start(req({ configJson: `{"ppo": ${deep}}` })), (e: unknown) => e instanceof DomainError && e.code === "INVALID_ARGUMENT" && /config_json: is nested more than 32 levels deep/.test(e.message));
   const v = await store.start(req({ configJson: JSON.stringify({ preset: "tiny", ppo: { iterations: 9 } }), validateOnly: true }));
   const cfg = JSON.parse(v.configJson);
   assert.equal(cfg.ppo.iterations, 9, "the user's keys override the preset");

@@ -27,6 +27,24 @@ type Run = ppoCoordinator.Run;
 type RunEvent = ppoCoordinator.RunEvent;
 
 const RUN_ID = /^[a-z0-9-]{1,64}$/;
+/** The deepest nesting a run config may have (the real one is 4 levels deep). */
+const MAX_CONFIG_DEPTH = 32;
+
+/**
+ * Refuses a JSON value nested deeper than `max` levels (measured without recursion): every later
+ * step (merge, validation, copies) recurses, and a config 10,000 levels deep would overflow the
+ * stack there and answer INTERNAL.
+ */
+export function checkNesting(value: unknown, field: string, max: number): void {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (typeof v !== "object" || v === null) continue;
+    if (depth > max) throw new InvalidArgumentError(field, `is nested more than ${max} levels deep`);
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+}
+
 const TERMINAL = new Set([RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED]);
 
 interface RunRecord {
@@ -123,6 +141,7 @@ export class RunStore {
     } catch (e) {
       throw new InvalidArgumentError("config_json", `not valid JSON: ${(e as Error).message}`);
     }
+    checkNesting(json, "config_json", MAX_CONFIG_DEPTH);
     // A top-level "preset" ("tiny" or "default") expands to that demo configuration, which the
     // other keys then override.
     if (typeof json === "object" && json !== null && !Array.isArray(json) && "preset" in json) {

@@ -10,7 +10,7 @@
  * why). Pairs are comparisons of K = 2.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
@@ -23,6 +23,7 @@ import {
   listTextFiles,
   loadTextCorpus,
   readComparisonsFile,
+  readDataFileBytes,
   readJsonlFile,
 } from "@rlhf/data";
 import { FailedPreconditionError, InvalidArgumentError } from "@rlhf/errors";
@@ -98,7 +99,7 @@ function bad(key: string, file: string, line: number, field: string, message: st
 }
 
 function record(key: string, path: string): DataFileRecord {
-  const bytes = readFileSync(path);
+  const bytes = readDataFileBytes(path, path);
   return { key, path, bytes: bytes.length, sha256: createHash("sha256").update(bytes).digest("hex") };
 }
 

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { InvalidArgumentError } from "@rlhf/errors";
 import { RunConfigError, parseRunConfig, resolveRunConfig, runConfigIssues } from "./resolve";
-import { RUN_CONFIG_SCHEMA, modelShape, rewardModelValidationPrompts } from "./run-config";
+import { MAX_TRAINING_MEMORY_BYTES, RUN_CONFIG_SCHEMA, modelShape, rewardModelValidationPrompts, trainingMemoryBytes } from "./run-config";
 import { checkLeaf, isDerived, leaves } from "./schema";
 import { PATH_KEYS, resolveConfigPaths } from "./paths";
 
@@ -251,4 +251,16 @@ test("a rule is skipped when a key it reads is invalid (no follow-on errors)", (
     "pretrain.sequence_length: must be <= 65536, got 100000",
   ]);
   assert.deepEqual(issuesOf({ ppo: "fast" }).length, 1);
+});
+
+test("a model that could never be trained is refused up front with the estimate and the limit", () => {
+  const issues = issuesOf({ model: { n_embd: 16384, n_layer: 256, n_head: 16 } });
+  assert.equal(issues.length, 1, issues.join("\n"));
+  assert.match(issues[0], /^model\.n_layer: this model \(n_embd 16384, n_layer 256, 8\.\d\de\+11 parameters\) needs an estimated \d+ GiB to train .* more than the limit of 32 GiB: make model\.n_embd or model\.n_layer/);
+  // The presets and GPT-2 124M fit.
+  for (const preset of ["tiny", "small", "gpt2-124m"]) assert.deepEqual(issuesOf({ model: { preset } }), [], preset);
+  const gpt2 = resolveRunConfig({ model: { preset: "gpt2-124m", tokenizer: "gpt2" } });
+  const m = trainingMemoryBytes(gpt2);
+  assert.ok(Math.abs(m.parameters - 124_439_808) / 124_439_808 < 0.01, `GPT-2 small has 124.4M parameters, estimated ${m.parameters}`);
+  assert.ok(m.bytes < MAX_TRAINING_MEMORY_BYTES);
 });

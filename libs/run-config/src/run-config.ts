@@ -439,8 +439,45 @@ function onlyWithFiles(key: "sft" | "prompts" | "eval_prompts"): CrossFieldRule 
   };
 }
 
+/** The most training memory a run's model may need in one service (see {@link trainingMemoryBytes}): 32 GiB. */
+export const MAX_TRAINING_MEMORY_BYTES = 32 * 1024 ** 3;
+
+/**
+ * An estimate of the memory the policy service needs to train the configured model, the largest of
+ * the services' needs: two models (policy and critic), each with weights, gradients and two AdamW
+ * moments in float32 (16 bytes per parameter), plus one model's activations for one micro-batch
+ * of the largest training batch, at most 8,192 tokens (about 16·n_embd floats per token and layer,
+ * the attention scores of every head, and the logits, kept for the backward pass). A lower bound in practice, good enough to refuse a model
+ * that could never fit before any service allocates it.
+ */
+export function trainingMemoryBytes(c: RunConfig): { bytes: number; parameters: number; batchTokens: number } {
+  const d = c.model.n_embd;
+  const L = c.model.n_layer;
+  const T = c.model.n_positions;
+  const V = TOKENIZER_VOCAB_SIZE[c.model.tokenizer];
+  const parameters = V * d + T * d + L * (12 * d * d + 13 * d) + 2 * d;
+  const batch = Math.max(c.pretrain.batch_size, c.sft.batch_size, c.ppo.minibatch_size, c.reward_model.batch_size * c.rankings.k);
+  // The services split a batch into micro-batches (MICRO_BATCH_TOKENS); count one of at most 8,192 tokens.
+  const batchTokens = Math.min(batch * T, 8192);
+  const activations = 4 * batchTokens * (L * (16 * d + c.model.n_head * T) + V);
+  return { bytes: 2 * 16 * parameters + activations, parameters, batchTokens };
+}
+
+const gib = (b: number) => `${(b / 1024 ** 3).toFixed(b < 10 * 1024 ** 3 ? 1 : 0)} GiB`;
+
 /** Rules between keys; each error names `path`. */
 export const CROSS_FIELD_RULES: readonly CrossFieldRule[] = Object.freeze([
+  {
+    path: "model.n_layer",
+    reads: ["model.n_embd", "model.n_layer", "model.n_head", "model.n_positions", "model.tokenizer", "pretrain.batch_size", "sft.batch_size", "ppo.minibatch_size", "reward_model.batch_size", "rankings.k"],
+    doc: "the model fits a training budget of 32 GiB: policy and critic with gradients and AdamW moments (32 bytes per parameter) plus activations for one micro-batch (at most 8,192 tokens) of the largest training batch",
+    check: (c) => {
+      const m = trainingMemoryBytes(c);
+      return m.bytes > MAX_TRAINING_MEMORY_BYTES
+        ? `this model (n_embd ${c.model.n_embd}, n_layer ${c.model.n_layer}, ${m.parameters.toExponential(2)} parameters) needs an estimated ${gib(m.bytes)} to train (policy and critic, 32 bytes per parameter, plus activations for a micro-batch of ${m.batchTokens} tokens), more than the limit of ${gib(MAX_TRAINING_MEMORY_BYTES)}: make model.n_embd or model.n_layer (or the batch sizes) smaller`
+        : undefined;
+    },
+  },
   {
     path: "model.n_embd",
     reads: ["model.n_embd", "model.n_head", "model.preset"],

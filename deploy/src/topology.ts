@@ -60,6 +60,8 @@ export const SERVICES: readonly RlhfService[] = [
       REFERENCE_MODEL_ADDR: addr("reference-model", true),
       PRETRAIN_MIX_ADDR: addr("pretrain-mix", true),
       RUNS_DIR: `${DATA_DIR}/runs`,
+      // The files a run config names (users' data) must be on the shared volume.
+      DATA_ROOT: DATA_DIR,
     },
     calls: ["policy", "reward-model", "reference-model", "pretrain-mix"],
   },
@@ -125,6 +127,8 @@ export function backendOf(s: RlhfService, gpu: boolean): string {
 export function commonEnv(): Record<string, string> {
   return {
     GRPC_HOST: "0.0.0.0",
+    // Plaintext on the pod network until the profiles mount TLS Secrets (docs/security.md).
+    RLHF_INSECURE: "1",
     METRICS_HOST: "0.0.0.0",
     METRICS_PORT: String(METRICS_PORT),
     // Traces to the collector over OTLP/HTTP; metrics are scraped by Prometheus, not pushed.

@@ -1,6 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./server";
 import { clientTokenFromEnv, withToken, type TokenSource } from "./auth";
+import { clientCredentials, clientTlsFromEnv } from "./tls";
 
 /** Status codes worth retrying, and only for idempotent calls. */
 export const RETRYABLE_CODES: ReadonlySet<grpc.status> = new Set([
@@ -30,7 +31,13 @@ export interface ClientOptions<M extends string = string> {
    * headless Kubernetes Service); "pick_first" uses one. Default "round_robin".
    */
   loadBalancing?: "round_robin" | "pick_first";
+  /**
+   * Channel credentials. Default: TLS from the environment (GRPC_TLS_CA_FILE, the client's
+   * certificate, GRPC_TLS_SERVER_NAME; see tls.ts), plaintext when unset.
+   */
   credentials?: grpc.ChannelCredentials;
+  /** Extra channel options that go with `credentials` (e.g. `grpc.ssl_target_name_override`). */
+  channelOptions?: grpc.ChannelOptions;
   /**
    * The bearer token sent with every call (read on every call: a token file may change).
    * Default: from the environment (RLHF_TOKEN, RLHF_CLIENT_TOKEN_FILE, RLHF_AUTH_TOKEN_FILE);
@@ -138,7 +145,9 @@ export class KitClient<C extends grpc.Client> {
     private readonly opts: ClientOptions = {},
   ) {
     const lb = opts.loadBalancing ?? "round_robin";
-    this.raw = new Ctor(address, opts.credentials ?? grpc.credentials.createInsecure(), {
+    const fromEnv = opts.credentials ? undefined : clientCredentials(clientTlsFromEnv(process.env));
+    this.raw = new Ctor(address, opts.credentials ?? (fromEnv as { credentials: grpc.ChannelCredentials }).credentials, {
+      ...(fromEnv ? fromEnv.options : opts.channelOptions),
       "grpc.max_receive_message_length": opts.maxReceiveMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
       "grpc.max_send_message_length": opts.maxSendMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
       "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ [lb]: {} }] }),

@@ -15,3 +15,4 @@ export * from "./probe";
 export * from "./main";
 export * from "./metrics";
 export * from "./auth";
+export * from "./tls";

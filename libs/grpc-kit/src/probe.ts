@@ -3,12 +3,19 @@ import { createServer } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { service as healthService } from "grpc-health-check";
+import { clientCredentials, clientTlsFromEnv } from "./tls";
+
+/** Plaintext, or TLS when GRPC_TLS_CA_FILE is set (as KitClient). */
+function probeChannel(): { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions } {
+  return clientCredentials(clientTlsFromEnv(process.env));
+}
 
 const HealthClient = grpc.makeClientConstructor(healthService, "grpc.health.v1.Health");
 
 /** grpc.health.v1 Check of `service` ("" = the whole server): "SERVING", "NOT_SERVING", ... */
 export function checkHealth(address: string, service = "", deadlineMs = 2000): Promise<string> {
-  const client = new HealthClient(address, grpc.credentials.createInsecure());
+  const ch = probeChannel();
+  const client = new HealthClient(address, ch.credentials, ch.options);
   return new Promise<string>((resolve, reject) => {
     client.check({ service }, { deadline: Date.now() + deadlineMs }, (err: grpc.ServiceError | null, res: { status: string }) => {
       client.close();
@@ -44,7 +51,8 @@ export function listServicesByReflection(address: string, deadlineMs = 5000, tok
   const protoFile = join(dirname(require.resolve("@grpc/reflection/package.json")), "build/proto/grpc/reflection/v1/reflection.proto");
   const def = loadSync(protoFile, { keepCase: false });
   const Ctor = grpc.makeClientConstructor(def["grpc.reflection.v1.ServerReflection"] as grpc.ServiceDefinition, "ServerReflection");
-  const client = new Ctor(address, grpc.credentials.createInsecure());
+  const ch = probeChannel();
+  const client = new Ctor(address, ch.credentials, ch.options);
   return new Promise<string[]>((resolve, reject) => {
     const md = new grpc.Metadata();
     if (token) md.set("authorization", `Bearer ${token}`);

@@ -5,6 +5,8 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import type { Logger } from "pino";
 import { authInterceptor, serverAuthFromEnv, type ServerAuth } from "./auth";
+import { ConfigError } from "./env";
+import { insecureFromEnv, isLoopback, serverCredentials, serverTlsFromEnv, type ServerTls } from "./tls";
 
 /** Default receive/send limit per message: gRPC's 4 MiB. Big payloads travel as chunk streams. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -51,6 +53,16 @@ export interface ServerOptions {
    * (RLHF_AUTH_TOKEN_FILE, RLHF_{SERVICE,OPERATOR,VIEWER}_TOKEN_FILE); none when unset. `null`: off.
    */
   auth?: ServerAuth | null;
+  /**
+   * TLS (mutual with a client CA; see tls.ts). Default: from the environment (GRPC_TLS_CERT_FILE,
+   * GRPC_TLS_KEY_FILE, GRPC_TLS_CLIENT_CA_FILE); plaintext when unset. `null`: plaintext.
+   */
+  tls?: ServerTls | null;
+  /**
+   * Plaintext on an address other than loopback; without it such a server refuses to start.
+   * Default: RLHF_INSECURE=1 (`rlhf serve --insecure`).
+   */
+  insecure?: boolean;
 }
 
 /** A started server. */
@@ -91,6 +103,12 @@ function formatHost(host: string): string {
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const host = opts.host ?? "127.0.0.1";
   const auth = opts.auth === undefined ? serverAuthFromEnv(process.env, opts.log) : (opts.auth ?? undefined);
+  const tls = opts.tls === undefined ? serverTlsFromEnv(process.env) : (opts.tls ?? undefined);
+  if (!tls && !isLoopback(host) && !(opts.insecure ?? insecureFromEnv(process.env))) {
+    throw new ConfigError(
+      `GRPC_HOST ${host} is not loopback and no TLS is configured: set GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE (and GRPC_TLS_CLIENT_CA_FILE for mutual TLS), or RLHF_INSECURE=1 (rlhf serve --insecure) to serve plaintext anyway`,
+    );
+  }
   const server = new grpc.Server({
     "grpc.max_receive_message_length": opts.maxReceiveMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     "grpc.max_send_message_length": opts.maxSendMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
@@ -114,7 +132,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
 
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${formatHost(host)}:${opts.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+    server.bindAsync(`${formatHost(host)}:${opts.port ?? 0}`, serverCredentials(tls), (err, p) =>
       err ? reject(err) : resolve(p),
     );
   });
@@ -141,7 +159,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       });
     }));
   const authLine = auth ? auth.files.map((f) => `${f.file.variable} (${[...f.roles].join(", ")})`).join("; ") : "off";
-  opts.log.info({ address, services: serviceNames, reflection: Boolean(opts.descriptorSetPath), authentication: authLine }, "listening");
+  opts.log.info({ address, services: serviceNames, reflection: Boolean(opts.descriptorSetPath), authentication: authLine, tls: tls ? (tls.clientCa ? "mutual" : "on") : "off" }, "listening");
   return { server, host, port, address, health, serviceNames, setServing, shutdown };
 }
 

@@ -15,6 +15,7 @@ import { trace } from "@opentelemetry/api";
 import { DomainError } from "@rlhf/errors";
 import type { Logger } from "pino";
 import { toStatusError, statusName } from "./errors";
+import { DecodeFailure } from "./decode";
 import { recordRpc } from "./metrics";
 
 /** What a handler gets besides its request: a per-call logger, metadata and cancellation. */
@@ -74,7 +75,8 @@ function respond<Res>(p: Promise<Res>, callback: sendUnaryData<Res>, ctx: CallCo
 export function unary<Req, Res>(log: Logger, fn: (req: Req, ctx: CallContext) => Promise<Res>): handleUnaryCall<Req, Res> {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
     const { ctx, done } = makeContext(call as AnyCall, log);
-    respond(fn(call.request, ctx), callback, ctx, done);
+    const req: unknown = call.request;
+    respond(req instanceof DecodeFailure ? Promise.reject(req.toError()) : fn(call.request, ctx), callback, ctx, done);
   };
 }
 
@@ -94,9 +96,12 @@ interface RequestStream<Req> {
  */
 async function* completeRequests<Req>(call: RequestStream<Req>, signal: AbortSignal): AsyncGenerator<Req> {
   const gaveUp = () => new DomainError("CANCELLED", "the client cancelled the call (or its deadline passed) before it half-closed: the request was not applied");
+  let i = 0;
   try {
     for await (const req of call.iterator({ destroyOnReturn: false })) {
       if (signal.aborted || call.cancelled) throw gaveUp();
+      if (req instanceof DecodeFailure) throw req.toError(`requests[${i}]`);
+      i++;
       yield req;
     }
   } catch (e) {
@@ -182,7 +187,8 @@ export function serverStream<Req, Res>(
   return (call: ServerWritableStream<Req, Res>) => {
     const { ctx, done } = makeContext(call as AnyCall, log);
     const send = makeSend(call, ctx.signal);
-    finishStream(call as ServerWritableStream<unknown, unknown>, fn(call.request, send, ctx), ctx, done);
+    const req: unknown = call.request;
+    finishStream(call as ServerWritableStream<unknown, unknown>, req instanceof DecodeFailure ? Promise.reject(req.toError()) : fn(call.request, send, ctx), ctx, done);
   };
 }
 

@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import { authInterceptor, serverAuthFromEnv, type ServerAuth } from "./auth";
 import { ConfigError } from "./env";
 import { insecureFromEnv, isLoopback, serverCredentials, serverTlsFromEnv, type ServerTls } from "./tls";
+import { tolerantDecoding } from "./decode";
 
 /** Default receive/send limit per message: gRPC's 4 MiB. Big payloads travel as chunk streams. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -116,7 +117,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     ...(auth ? { interceptors: [authInterceptor(auth, opts.log)] } : {}),
   });
   const serviceNames = opts.services.map((s) => serviceNameOf(s.definition));
-  for (const s of opts.services) server.addService(s.definition, s.implementation);
+  // Requests that cannot be decoded reach the handler wrappers as a DecodeFailure (INVALID_ARGUMENT).
+  for (const s of opts.services) server.addService(tolerantDecoding(s.definition), s.implementation);
 
   const health = new HealthImplementation({
     "": "NOT_SERVING",

@@ -134,6 +134,15 @@ export function clientStream<Req, Res>(
 }
 
 /**
+ * Resolves after one turn of the event loop. A training loop on a synchronous backend calls it
+ * between optimizer steps, so that health checks, cancellations and other calls are served while
+ * it trains (the gap is one step, not the steps between two progress messages).
+ */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+/**
  * Sends one message, waiting for the stream to drain when its buffer is full. It resolves after
  * a turn of the event loop: a handler that computes between its messages without awaiting I/O
  * (a training loop on a synchronous backend) would otherwise keep every message in memory until

@@ -1,5 +1,5 @@
 import { common, type policy as policyPb } from "@rlhf/proto";
-import type { CallContext, SerialQueue, Send } from "@rlhf/grpc-kit";
+import { type CallContext, type SerialQueue, type Send, yieldToEventLoop } from "@rlhf/grpc-kit";
 import { countTokens } from "@rlhf/telemetry";
 import { temperatureFromProto } from "@rlhf/tensor-transport";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, ResourceExhaustedError } from "@rlhf/errors";
@@ -133,7 +133,8 @@ export function sftHandler(state: PolicyState, queue: SerialQueue, cfg: PolicyCo
             state.bumpPolicy();
             countTokens("sft", r.tokens);
             tokensSince += r.tokens;
-            if (r.step % s.progressEverySteps !== 0 && r.step !== r.totalSteps && r.validationLoss === undefined) return;
+            // Between steps, let health checks and cancellations through (send yields too).
+            if (r.step % s.progressEverySteps !== 0 && r.step !== r.totalSteps && r.validationLoss === undefined) return yieldToEventLoop();
             const now = Date.now();
             const progress: policyPb.SftProgress = {
               epoch: r.epoch,

@@ -1,5 +1,5 @@
 import { common, rewardModel } from "@rlhf/proto";
-import type { CallContext, SerialQueue, Send } from "@rlhf/grpc-kit";
+import { type CallContext, type SerialQueue, type Send, yieldToEventLoop } from "@rlhf/grpc-kit";
 import { countTokens } from "@rlhf/telemetry";
 import { InvalidArgumentError, ResourceExhaustedError } from "@rlhf/errors";
 import type { LrSchedule } from "@rlhf/model";
@@ -97,7 +97,8 @@ export function trainHandler(rm: RewardModel, queue: SerialQueue, cfg: RewardMod
         async (r) => {
           tokensSince += r.tokens;
           countTokens("reward_train", r.tokens);
-          if (r.step % s.progressEverySteps !== 0 && r.step !== r.totalSteps) return;
+          // Between steps, let health checks and cancellations through (send yields too).
+          if (r.step % s.progressEverySteps !== 0 && r.step !== r.totalSteps) return yieldToEventLoop();
           const now = Date.now();
           const elapsed = now - started;
           const progress: rewardModel.TrainProgress = {

@@ -1,5 +1,5 @@
 import type { common, policy as policyPb } from "@rlhf/proto";
-import type { CallContext, SerialQueue, Send } from "@rlhf/grpc-kit";
+import { type CallContext, type SerialQueue, type Send, yieldToEventLoop } from "@rlhf/grpc-kit";
 import { annotateActiveSpan, countTokens } from "@rlhf/telemetry";
 import { tokenBatchFromProto, temperatureFromProto } from "@rlhf/tensor-transport";
 import { InvalidArgumentError } from "@rlhf/errors";
@@ -26,7 +26,7 @@ interface GenerateSettings {
 /** Generate: K samples per prompt, streamed in groups of whole prompts under the message budget. */
 export function generateHandler(state: PolicyState, queue: SerialQueue, cfg: PolicyConfig) {
   return async (req: policyPb.GenerateRequest, send: Send<policyPb.GenerateResponse>, ctx: CallContext): Promise<void> => {
-    const result = await queue.run(() => {
+    const result = await queue.run(async () => {
       const policy = state.policy();
       const { vocabSize: V, nPositions } = policy.config;
       const k = req.samplesPerPrompt || 1;
@@ -60,6 +60,11 @@ export function generateHandler(state: PolicyState, queue: SerialQueue, cfg: Pol
       const rows = prompts.flatMap((p) => Array.from({ length: k }, () => p));
       const out: GeneratedSequence[] = [];
       for (let start = 0; start < rows.length; start += cfg.generateBatch) {
+        // Health checks and cancellations get through between chunks.
+        if (start > 0) {
+          await yieldToEventLoop();
+          ctx.signal.throwIfAborted();
+        }
         out.push(
           ...generate(policy, rows.slice(start, start + cfg.generateBatch), {
             maxNewTokens: s.maxNewTokens,

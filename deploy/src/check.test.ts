@@ -55,11 +55,14 @@ const has = (lines: string[], re: RegExp) => assert.ok(lines.some((l) => re.test
 test("a wrong port fails: Service targetPort, container port vs GRPC_PORT, probe port, address port", () => {
   has(
     broken("local", "Service", "reward-model", (o) => (o.spec.ports[0].targetPort = 50099)),
-    /^k8s\/local\/12-reward-model\.yaml: Service\/reward-model: port grpc: targetPort 50099 is not a container port of Deployment\/reward-model \(50052, 9464\)$/,
+    /^k8s\/local\/12-reward-model\.yaml: Service\/reward-model: port grpc: targetPort 50099 is not a container port of Deployment\/reward-model \(50052, 9464, 9465\)$/,
   );
   const lines = broken("local", "Deployment", "policy", (o) => (container(o).ports[0].containerPort = 50099));
   has(lines, /Deployment\/policy: container policy: container port grpc 50099 differs from GRPC_PORT 50051: the service listens on GRPC_PORT$/);
-  has(lines, /Deployment\/policy: container policy: readinessProbe port 50051 is not a port of the container \(50099, 9464\)$/);
+  // The probes use the health-only port (GRPC_HEALTH_PORT), which must be the container's `health` port.
+  const health = broken("local", "Deployment", "policy", (o) => (container(o).ports[2].containerPort = 9466));
+  has(health, /Deployment\/policy: container policy: readinessProbe port 9465 is not a port of the container \(50051, 9464, 9466\)$/);
+  has(health, /Deployment\/policy: container policy: container port health 9466 differs from GRPC_HEALTH_PORT 9465$/);
   // The Service still sends to the port named grpc, now 50099, which the NetworkPolicy does not open.
   has(lines, /Deployment\/ppo-coordinator: container ppo-coordinator: POLICY_ADDR=policy:50051: no NetworkPolicy admits ppo-coordinator -> policy on port 50099$/);
   has(lines, /NetworkPolicy\/allow-policy: ingress port 50051 is not a container port of the pods it protects$/);
@@ -93,6 +96,26 @@ test("replicas as a string, and other schema errors, fail against the Kubernetes
   has(broken("local", "Deployment", "grafana", (o) => delete container(o).name), /Deployment\/grafana: schema: spec\.template\.spec\.containers\.0 must have required property name$/);
   // The schema leaves image optional (a controller may fill it in); the wiring check does not.
   has(broken("local", "Deployment", "grafana", (o) => delete container(o).image), /Deployment\/grafana: container grafana: has no image$/);
+});
+
+test("every service serves TLS from its Secret and checks tokens from the token Secret; no plaintext on the pod network", () => {
+  has(broken("local", "ConfigMap", "policy-env", (o) => delete o.data.GRPC_TLS_CERT_FILE), /Deployment\/policy: container policy: listens on 0\.0\.0\.0 without TLS: set GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE/);
+  has(broken("local", "ConfigMap", "reward-model-env", (o) => (o.data.RLHF_INSECURE = "1")), /Deployment\/reward-model: container reward-model: RLHF_INSECURE=1: a pod serves plaintext on the pod network/);
+  has(
+    broken("gpu", "ConfigMap", "ppo-coordinator-env", (o) => {
+      delete o.data.RLHF_OPERATOR_TOKEN_FILE;
+      delete o.data.RLHF_VIEWER_TOKEN_FILE;
+    }),
+    /gpu\/10-ppo-coordinator\.yaml: Deployment\/ppo-coordinator: container ppo-coordinator: checks no bearer token/,
+  );
+  has(
+    broken("local", "Deployment", "pretrain-mix", (o) => (o.spec.template.spec.volumes = o.spec.template.spec.volumes.filter((v: { name: string }) => v.name !== "tokens"))),
+    /Deployment\/pretrain-mix: container pretrain-mix: RLHF_SERVICE_TOKEN_FILE=\/etc\/rlhf\/tokens\/service is not in a mounted Secret volume$/,
+  );
+  has(
+    broken("local", "Deployment", "reference-model", (o) => (o.spec.template.spec.volumes.find((v: { name: string }) => v.name === "tls").secret = undefined)),
+    /Deployment\/reference-model: container reference-model: GRPC_TLS_CERT_FILE=\/etc\/rlhf\/tls\/tls\.crt is not in a mounted Secret volume$/,
+  );
 });
 
 test("root users, unbuilt images, floating tags and missing probes or resources fail", () => {

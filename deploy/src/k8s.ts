@@ -32,7 +32,7 @@ import type { IToleration } from "kubernetes-models/v1/Toleration";
 import type { INetworkPolicyPeer } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicyPeer";
 import type { INetworkPolicyIngressRule } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicyIngressRule";
 import { stringify } from "yaml";
-import { DATA_DIR, METRICS_PORT, NAMESPACE, SERVICES, STACK, imageOf, serviceEnv, type RlhfService, type ServiceName } from "./topology";
+import { DATA_DIR, HEALTH_PORT, METRICS_PORT, NAMESPACE, SERVICES, STACK, TLS_DIR, TOKENS_DIR, TOKENS_SECRET, imageOf, securityEnv, serviceEnv, tlsSecretOf, type RlhfService, type ServiceName } from "./topology";
 import { DASHBOARD_FILE, GRAFANA_DASHBOARDS_DIR, collectorConfig, grafanaDashboardProvider, grafanaDatasources, prometheusK8sConfig } from "./observability";
 
 /** A Kubernetes object as the profiles hold it. */
@@ -133,7 +133,7 @@ const grpcProbe = (port: number, service: string, o: Partial<IProbe>): IProbe =>
 function rlhfService(p: Profile, s: RlhfService): K8sObject[] {
   const gpu = p.gpu && s.compute;
   const component = s.name === "ppo-coordinator" ? "coordinator" : "model-service";
-  const env = new ConfigMap({ metadata: meta(`${s.name}-env`, component), data: serviceEnv(s, p.gpu) });
+  const env = new ConfigMap({ metadata: meta(`${s.name}-env`, component), data: { ...serviceEnv(s, p.gpu), ...securityEnv(s) } });
   const container: IContainer = {
     name: s.name,
     image: imageOf(s.name, gpu),
@@ -141,17 +141,22 @@ function rlhfService(p: Profile, s: RlhfService): K8sObject[] {
     ports: [
       { name: "grpc", containerPort: s.port, protocol: "TCP" },
       { name: "metrics", containerPort: METRICS_PORT, protocol: "TCP" },
+      // grpc.health.v1 alone, plaintext: kubelet's gRPC probes speak neither TLS nor tokens.
+      { name: "health", containerPort: HEALTH_PORT, protocol: "TCP" },
     ],
     envFrom: [{ configMapRef: { name: env.metadata!.name } }],
     resources: resources(p.resources[s.name]),
     // Start-up may take minutes (first CUDA kernels, corpus tokenisation): liveness waits for it.
-    startupProbe: grpcProbe(s.port, "liveness", { periodSeconds: 5, failureThreshold: 60, timeoutSeconds: 5 }),
-    readinessProbe: grpcProbe(s.port, "readiness", { periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 5 }),
+    startupProbe: grpcProbe(HEALTH_PORT, "liveness", { periodSeconds: 5, failureThreshold: 60, timeoutSeconds: 5 }),
+    readinessProbe: grpcProbe(HEALTH_PORT, "readiness", { periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 5 }),
     // A long training step keeps the event loop busy; be patient before restarting (that loses weights).
-    livenessProbe: grpcProbe(s.port, "liveness", { periodSeconds: 20, failureThreshold: 6, timeoutSeconds: 10 }),
+    livenessProbe: grpcProbe(HEALTH_PORT, "liveness", { periodSeconds: 20, failureThreshold: 6, timeoutSeconds: 10 }),
     volumeMounts: [
       { name: "data", mountPath: DATA_DIR },
       { name: "tmp", mountPath: "/tmp" },
+      // TLS certificate and key, the CA, the tokens: Secrets made by deploy/make-secrets.sh.
+      { name: "tls", mountPath: TLS_DIR, readOnly: true },
+      { name: "tokens", mountPath: TOKENS_DIR, readOnly: true },
     ],
   };
   const replicas = s.replicated ? p.replicas.min : 1;
@@ -174,6 +179,9 @@ function rlhfService(p: Profile, s: RlhfService): K8sObject[] {
           volumes: [
             { name: "data", persistentVolumeClaim: { claimName: DATA_CLAIM } },
             { name: "tmp", emptyDir: {} },
+            // Readable by the pod's group (fsGroup) only; a Secret update reaches the files (tokens are re-read).
+            { name: "tls", secret: { secretName: tlsSecretOf(s.name), defaultMode: 0o440 } },
+            { name: "tokens", secret: { secretName: TOKENS_SECRET, defaultMode: 0o440 } },
           ],
           ...(gpu && p.gpuNodes ? { nodeSelector: p.gpuNodes.nodeSelector, tolerations: p.gpuNodes.tolerations } : {}),
         }),

@@ -127,8 +127,6 @@ export function backendOf(s: RlhfService, gpu: boolean): string {
 export function commonEnv(): Record<string, string> {
   return {
     GRPC_HOST: "0.0.0.0",
-    // Plaintext on the pod network until the profiles mount TLS Secrets (docs/security.md).
-    RLHF_INSECURE: "1",
     METRICS_HOST: "0.0.0.0",
     METRICS_PORT: String(METRICS_PORT),
     // Traces to the collector over OTLP/HTTP; metrics are scraped by Prometheus, not pushed.
@@ -136,6 +134,39 @@ export function commonEnv(): Record<string, string> {
     OTEL_METRICS_EXPORTER: "none",
     NATS_URL: `nats://${STACK.nats.name}:${STACK.nats.client}`,
     LOG_LEVEL: "info",
+  };
+}
+
+/**
+ * Security in the Kubernetes profiles (docs/security.md; deploy/make-secrets.sh creates the
+ * Secrets): each service mounts its TLS Secret `rlhf-tls-<service>` (tls.crt, tls.key, ca.crt)
+ * at {@link TLS_DIR} and the token Secret `rlhf-tokens` (service, operator, viewer) at
+ * {@link TOKENS_DIR}; it serves mutual TLS, accepts the tokens of its callers' roles and calls
+ * the others with the `service` token. Kubelet's gRPC probes (no TLS, no token) use the
+ * health-only plaintext port {@link HEALTH_PORT}.
+ */
+export const TLS_DIR = "/etc/rlhf/tls";
+/** See {@link TLS_DIR}. */
+export const TOKENS_DIR = "/etc/rlhf/tokens";
+/** The Secret holding the bearer tokens, one key per role. */
+export const TOKENS_SECRET = "rlhf-tokens";
+/** The TLS Secret of a service. */
+export const tlsSecretOf = (name: string) => `rlhf-tls-${name}`;
+/** GRPC_HEALTH_PORT of every service in a pod: grpc.health.v1 only, plaintext, for kubelet's probes. */
+export const HEALTH_PORT = 9465;
+
+/** The TLS, token and health-port variables of a service in the Kubernetes profiles. */
+export function securityEnv(s: RlhfService): Record<string, string> {
+  const token = (role: string) => `${TOKENS_DIR}/${role}`;
+  const accepted: Record<string, string> = s.name === "ppo-coordinator" ? { RLHF_OPERATOR_TOKEN_FILE: token("operator"), RLHF_VIEWER_TOKEN_FILE: token("viewer") } : { RLHF_SERVICE_TOKEN_FILE: token("service"), RLHF_VIEWER_TOKEN_FILE: token("viewer") };
+  return {
+    GRPC_TLS_CERT_FILE: `${TLS_DIR}/tls.crt`,
+    GRPC_TLS_KEY_FILE: `${TLS_DIR}/tls.key`,
+    GRPC_TLS_CLIENT_CA_FILE: `${TLS_DIR}/ca.crt`,
+    GRPC_TLS_CA_FILE: `${TLS_DIR}/ca.crt`,
+    GRPC_HEALTH_PORT: String(HEALTH_PORT),
+    ...accepted,
+    RLHF_CLIENT_TOKEN_FILE: token("service"),
   };
 }
 

@@ -4,8 +4,10 @@
  * - references: every Service selects a workload; every Service port, probe port and NetworkPolicy
  *   port is a port of the containers behind it; ConfigMaps, claims, volumes, service accounts and
  *   HPA targets exist; everything is in the one namespace, which exists;
- * - our services: GRPC_PORT = the container's `grpc` port = the probes' port = the service's own
- *   default (its config.ts); liveness uses the "liveness" health name (a model service without a
+ * - our services: GRPC_PORT = the container's `grpc` port = the service's own default (its
+ *   config.ts); the probes' port = GRPC_HEALTH_PORT (the container's `health` port) or GRPC_PORT;
+ *   TLS when listening on 0.0.0.0, bearer tokens checked, TLS and token files from mounted
+ *   Secrets, never RLHF_INSECURE; liveness uses the "liveness" health name (a model service without a
  *   model is NOT_SERVING on ""); listening on 0.0.0.0; OTEL_SERVICE_NAME; METRICS_PORT = `metrics`;
  * - addresses: every *_ADDR, OTLP endpoint and NATS URL names a Service of the profile and one of
  *   its ports; a service with several replicas is headless and addressed as `dns:///` (else the
@@ -201,7 +203,7 @@ export function checkWiring(docs: readonly Doc[], ctx: WiringContext): Problem[]
         if (!ctx.stages.some((s) => s.name === ours.target)) bad(d, `${cw}: image ${image} is built from Dockerfile target "${ours.target}", which deploy/Dockerfile does not have`);
         const user = inherited([...ctx.stages], ours.target, (s) => s.user);
         if (!user || /^(0|root)(:|$)/.test(user)) bad(d, `${cw}: Dockerfile target "${ours.target}" of ${image} ${user ? `runs as ${user}` : "sets no USER"} (root)`);
-        checkOurService(c, envOf(w, c), ours, ctx, (m) => bad(d, `${cw}: ${m}`));
+        checkOurService(c, envOf(w, c), ours, ctx, (m) => bad(d, `${cw}: ${m}`), w.pod.volumes ?? []);
       }
     }
   }
@@ -313,7 +315,7 @@ export function checkWiring(docs: readonly Doc[], ctx: WiringContext): Problem[]
 }
 
 /** Checks of one of our five services' containers against its image, env and probes. */
-function checkOurService(c: Obj, env: Record<string, string>, image: BuiltImage, ctx: WiringContext, bad: (m: string) => void): void {
+function checkOurService(c: Obj, env: Record<string, string>, image: BuiltImage, ctx: WiringContext, bad: (m: string) => void, volumes: readonly Obj[] = []): void {
   const svc = image.service;
   const def = ctx.servicePorts.get(svc);
   if (def === undefined) return; // the cli image
@@ -331,6 +333,21 @@ function checkOurService(c: Obj, env: Record<string, string>, image: BuiltImage,
     else if (metrics !== Number(env.METRICS_PORT ?? 9464)) bad(`container port metrics ${metrics} differs from METRICS_PORT ${env.METRICS_PORT ?? 9464}`);
     if (env.METRICS_HOST !== "0.0.0.0") bad(`METRICS_HOST must be 0.0.0.0 for Prometheus to reach it, got ${JSON.stringify(env.METRICS_HOST)}`);
   }
+  // Security: TLS wherever the service listens beyond loopback, tokens checked, both from Secrets.
+  if (env.RLHF_INSECURE === "1" || env.RLHF_INSECURE === "true") bad(`RLHF_INSECURE=${env.RLHF_INSECURE}: a pod serves plaintext on the pod network; mount a TLS Secret instead (deploy/make-secrets.sh)`);
+  if (env.GRPC_HOST === "0.0.0.0" && !(env.GRPC_TLS_CERT_FILE && env.GRPC_TLS_KEY_FILE)) bad(`listens on 0.0.0.0 without TLS: set GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE (the service would refuse to start)`);
+  if (!Object.keys(env).some((k) => /^RLHF_(AUTH|SERVICE|OPERATOR|VIEWER)_TOKEN_FILE$/.test(k))) bad(`checks no bearer token: set RLHF_SERVICE_TOKEN_FILE (model services) or RLHF_OPERATOR_TOKEN_FILE / RLHF_VIEWER_TOKEN_FILE (coordinator)`);
+  const secretMounts = (c.volumeMounts ?? []).filter((m: Obj) => volumes.some((v) => v.name === m.name && v.secret));
+  for (const [k, v] of Object.entries(env)) {
+    if (!/^(GRPC_TLS_\w+_FILE|RLHF_\w+_TOKEN_FILE)$/.test(k)) continue;
+    if (!secretMounts.some((m: Obj) => v.startsWith(`${String(m.mountPath).replace(/\/$/, "")}/`))) bad(`${k}=${v} is not in a mounted Secret volume`);
+  }
+  // Probes: on GRPC_HEALTH_PORT (health only, plaintext) when set, else on the gRPC port.
+  const healthPort = env.GRPC_HEALTH_PORT === undefined ? envPort : Number(env.GRPC_HEALTH_PORT);
+  if (env.GRPC_HEALTH_PORT !== undefined) {
+    const hp = (c.ports ?? []).find((p: Obj) => p.name === "health")?.containerPort;
+    if (hp !== healthPort) bad(`container port health ${hp ?? "(none)"} differs from GRPC_HEALTH_PORT ${healthPort}`);
+  }
   for (const [probe, want] of [
     ["readinessProbe", "readiness"],
     ["livenessProbe", "liveness"],
@@ -341,7 +358,7 @@ function checkOurService(c: Obj, env: Record<string, string>, image: BuiltImage,
       if (probe !== "startupProbe") bad(`${probe} must be a native gRPC probe (grpc.health.v1)`);
       continue;
     }
-    if (g.port !== envPort) bad(`${probe} checks port ${g.port}, the service listens on ${envPort}`);
+    if (g.port !== healthPort) bad(`${probe} checks port ${g.port}, the service answers health checks on ${healthPort}${env.GRPC_HEALTH_PORT === undefined ? "" : " (GRPC_HEALTH_PORT)"}`);
     if ((g.service ?? "") !== want) bad(`${probe} must check the "${want}" health name, got ${JSON.stringify(g.service ?? "")}${(g.service ?? "") === "" ? ' ("" is NOT_SERVING until a model is loaded: the pod would never be ready or would be restarted)' : ""}`);
   }
 }

@@ -64,6 +64,12 @@ export interface ServerOptions {
    * Default: RLHF_INSECURE=1 (`rlhf serve --insecure`).
    */
   insecure?: boolean;
+  /**
+   * A second, plaintext port on `host` that serves grpc.health.v1 only (no token, no TLS): for
+   * Kubernetes' native gRPC probes, which speak neither TLS nor tokens, when the main port
+   * requires them. Default GRPC_HEALTH_PORT; none when unset (health is also on the main port).
+   */
+  healthPort?: number;
 }
 
 /** A started server. */
@@ -73,6 +79,8 @@ export interface RunningServer {
   port: number;
   /** `host:port` to dial. */
   address: string;
+  /** The health-only plaintext port (see ServerOptions.healthPort), when there is one. */
+  healthPort?: number;
   health: HealthImplementation;
   /** Full names of the served services (`rlhf.reference_model.v1.ReferenceModelService`). */
   serviceNames: string[];
@@ -83,6 +91,14 @@ export interface RunningServer {
    * `graceMs` (default 10 s), then cancel what is left.
    */
   shutdown(graceMs?: number): Promise<void>;
+}
+
+/** GRPC_HEALTH_PORT: the health-only plaintext port (0 picks a free one); undefined when unset. */
+function envHealthPort(env: Record<string, string | undefined>): number | undefined {
+  const raw = env.GRPC_HEALTH_PORT?.trim();
+  if (!raw) return undefined;
+  if (!/^\d{1,5}$/.test(raw) || Number(raw) > 65535) throw new ConfigError(`GRPC_HEALTH_PORT must be a port number, got "${env.GRPC_HEALTH_PORT}"`);
+  return Number(raw);
 }
 
 /** Full service name from a generated definition's first method path. */
@@ -139,6 +155,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     );
   });
   const address = `${formatHost(host)}:${port}`;
+  // Health only, plaintext, for probes that cannot present TLS or a token (see ServerOptions.healthPort).
+  const wantHealthPort = opts.healthPort ?? envHealthPort(process.env);
+  let healthServer: grpc.Server | undefined;
+  let healthPort: number | undefined;
+  if (wantHealthPort !== undefined) {
+    healthServer = new grpc.Server({ "grpc.max_receive_message_length": 64 * 1024 });
+    health.addToServer(healthServer);
+    const hs = healthServer;
+    healthPort = await new Promise<number>((resolve, reject) => {
+      hs.bindAsync(`${formatHost(host)}:${wantHealthPort}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    });
+  }
   const setServing = (serving: boolean) => {
     const s = serving ? "SERVING" : "NOT_SERVING";
     health.setStatus("", s);
@@ -153,16 +181,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       const timer = setTimeout(() => {
         opts.log.warn({ graceMs }, "grace period over: cancelling remaining calls");
         server.forceShutdown();
+        healthServer?.forceShutdown();
         resolve();
       }, graceMs);
       server.tryShutdown(() => {
         clearTimeout(timer);
+        healthServer?.forceShutdown();
         resolve();
       });
     }));
   const authLine = auth ? auth.files.map((f) => `${f.file.variable} (${[...f.roles].join(", ")})`).join("; ") : "off";
-  opts.log.info({ address, services: serviceNames, reflection: Boolean(opts.descriptorSetPath), authentication: authLine, tls: tls ? (tls.clientCa ? "mutual" : "on") : "off" }, "listening");
-  return { server, host, port, address, health, serviceNames, setServing, shutdown };
+  opts.log.info({ address, ...(healthPort !== undefined ? { healthPort } : {}), services: serviceNames, reflection: Boolean(opts.descriptorSetPath), authentication: authLine, tls: tls ? (tls.clientCa ? "mutual" : "on") : "off" }, "listening");
+  return { server, host, port, address, healthPort, health, serviceNames, setServing, shutdown };
 }
 
 /** Options of {@link installShutdownHandlers}. */

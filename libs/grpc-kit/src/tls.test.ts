@@ -10,6 +10,7 @@ import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { referenceModel } from "@rlhf/proto";
 import {
+  checkHealth,
   clientCredentials,
   clientTlsFromEnv,
   createClient,
@@ -98,6 +99,25 @@ test("mutual TLS: only clients with a certificate from GRPC_TLS_CLIENT_CA_FILE g
   assert.equal(await getInfo(s.address, {}), "UNAVAILABLE", "plaintext");
   // A service calling another presents its own server certificate when no client one is set.
   assert.equal(await getInfo(s.address, { ...trust, ...SERVER }), "tls");
+});
+
+test("GRPC_HEALTH_PORT: health alone on a plaintext port for Kubernetes probes, while the main port needs mTLS", async () => {
+  const s = await startServer({
+    services: [{ definition: referenceModel.ReferenceModelServiceService, implementation: impl as grpc.UntypedServiceImplementation }],
+    log,
+    auth: null,
+    tls: serverTlsFromEnv({ ...SERVER, GRPC_TLS_CLIENT_CA_FILE: p("ca.pem") }) ?? null,
+    healthPort: 0,
+  });
+  servers.push(s);
+  assert.ok(s.healthPort !== undefined && s.healthPort !== s.port);
+  assert.equal(await checkHealth(`127.0.0.1:${s.healthPort}`, "liveness"), "SERVING");
+  assert.equal(await checkHealth(`127.0.0.1:${s.healthPort}`), "NOT_SERVING");
+  s.setServing(true);
+  assert.equal(await checkHealth(`127.0.0.1:${s.healthPort}`), "SERVING", "the same statuses as the main port");
+  await assert.rejects(checkHealth(s.address), "plaintext health on the main port is refused");
+  // Only health is there: every other call is UNIMPLEMENTED.
+  assert.equal(await getInfo(`127.0.0.1:${s.healthPort}`, {}), "UNIMPLEMENTED");
 });
 
 test("an address other than loopback needs TLS or an explicit RLHF_INSECURE=1", async () => {

@@ -70,8 +70,11 @@ const PRESETS: Readonly<Record<RunPresetName, JsonObject>> = {
   // than 4k or 8k (a better SFT model, then a better reward model), every kind of flaw rather than
   // the visible ones only (those taught the reward model that short is good), three reward-model
   // epochs at 1e-3 on 6,000 ranked prompts (held-out accuracy 0.685 with 3,000, 0.706 with 6,000,
-  // 0.698 with 9,000), a KL coefficient of 0.1, and ptx gamma 0.05 (0.5 and 0.2 pulled PPO-ptx's
-  // pretraining loss further below SFT's than plain PPO raised it above).
+  // 0.698 with 9,000), a KL coefficient of 0.1 (0.05 with a KL target of 3 over-optimised the
+  // reward model: win rate 0.524), ptx gamma 0.05 (0.5 and 0.2 pulled PPO-ptx's pretraining loss
+  // further below SFT's than plain PPO raised it above), and 60% of the demonstrations flawed
+  // (the best demonstrator 30%, the worst 90%): PPO-ptx's win rate against SFT was 0.588 with
+  // 40%, 0.651 with 60% and 0.670 with 80%, where the reward model fell to 0.681.
   default: {
     model: { preset: "small", n_embd: 64, n_positions: 128, tokenizer: "bpe" },
     data: {
@@ -82,7 +85,7 @@ const PRESETS: Readonly<Record<RunPresetName, JsonObject>> = {
         ppo_prompts: 3000,
         eval_prompts: 400,
         families: ["count_words", "last_word", "repeat_word"],
-        demonstrations: { flaw_share: 0.4 },
+        demonstrations: { flaw_share: 0.6 },
       },
     },
     pretrain: { steps: 1000, batch_size: 16, sequence_length: 128, warmup_steps: 50, learning_rate: 2e-3 },

@@ -146,7 +146,7 @@ export const RUN_CONFIG_SCHEMA = section("A run of the recipe", {
           "Instruction task families mixed round-robin in every split. Sentence families (nouns ... longest) work on a whole Brown sentence; short ones (count_words, last_word, reverse_words, pick_nouns, longest_word, repeat_word, sort_words) on 1-8 of its words, with answers a small model learns (the demo presets use them; `rlhf data learnability` measures each)",
       }),
       demonstrations: section(
-        "The demonstrators who write the SFT data: most give the gold answer, a share make one realistic flaw (as the paper's contractors varied), so the SFT model's samples vary in quality that labelers can rank",
+        "The demonstrators who write the SFT data: they give the gold answer except for a share that carries one realistic flaw (as the paper's contractors varied), so the SFT model's samples vary in quality that labelers can rank",
         {
           flaw_share: num({
             default: 0,

@@ -164,7 +164,7 @@ test("a token file is read again when it changes (rotation without a restart), o
 test("no token is ever logged; bad token files stop the start with one line", async () => {
   const all = lines.join("");
   for (const t of [...Object.values(TOKENS), "svc-rotated-0123456789", "wrong-0123456789abcdef"]) assert.ok(!all.includes(t), `${t} was logged`);
-  assert.ok(all.includes('"code":"UNAUTHENTICATED","reason":"no bearer token"') && all.includes('"reason":"unknown bearer token"'), "refusals are logged, with why");
+  assert.ok(all.includes('"code":"UNAUTHENTICATED","reason":"no token"') && all.includes('"reason":"unknown token"'), "refusals are logged, with why");
   assert.throws(() => serverAuthFromEnv({ RLHF_AUTH_TOKEN_FILE: join(dir, "missing") }), (e: unknown) => e instanceof ConfigError && /RLHF_AUTH_TOKEN_FILE: cannot read .*missing \(ENOENT\)/.test(e.message));
   assert.throws(() => serverAuthFromEnv({ RLHF_AUTH_TOKEN_FILE: file("empty", "# nothing\n") }), /holds no token/);
   assert.throws(() => serverAuthFromEnv({ RLHF_AUTH_TOKEN_FILE: file("short", "abc\n") }), /shorter than 16 characters/);

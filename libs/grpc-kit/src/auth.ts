@@ -199,7 +199,7 @@ export function authInterceptor(auth: ServerAuth, log?: Logger): grpc.ServerInte
               const token = bearerToken(md);
               const roles = token === undefined ? new Set<Role>() : rolesOf(auth, token);
               if (roles.size === 0) {
-                log?.warn({ method: method.path, peer: call.getPeer(), code: "UNAUTHENTICATED", reason: token === undefined ? "no bearer token" : "unknown bearer token" }, "rpc refused");
+                log?.warn({ method: method.path, peer: call.getPeer(), code: "UNAUTHENTICATED", reason: token === undefined ? "no token" : "unknown token" }, "rpc refused");
                 return call.sendStatus({ code: grpc.status.UNAUTHENTICATED, details: "missing or invalid bearer token" });
               }
               if (!roleAllows(roles, needed)) {

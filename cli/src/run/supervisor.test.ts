@@ -55,7 +55,7 @@ test("children on distinct free ports: health waited for (an answer, or SERVING)
     assert.equal(await checkHealth(sup.address("a")), "NOT_SERVING");
     assert.equal(await checkHealth(sup.address("b")), "SERVING");
     // this session's lines only: not the one from before
-    assert.match(sup.logTail("a"), /^info listening \{"address":"127\.0\.0\.1:\d+","services":\[\],"reflection":false,"authentication":"off"\}$/m);
+    assert.match(sup.logTail("a"), /^info listening \{"address":"127\.0\.0\.1:\d+","services":\[\],"reflection":false,"authentication":"off","tls":"off"\}$/m);
     assert.doesNotMatch(sup.logTail("a"), /earlier session/);
   } finally {
     const exits = await sup.stop();

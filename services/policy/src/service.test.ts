@@ -258,6 +258,33 @@ test("Sft: loss on completion tokens only, one version per step, validation loss
     assert.equal(done.done.completionTokens, 3 + 4 + 2 + 2);
     assert.equal(done.done.weights?.version, 3);
   }
+
+  // Cancelled mid-training (no progress message for 100,000 steps): it stops within a step or
+  // two, and health answers meanwhile.
+  const v0 = (await client.unary("getInfo", {})).policyWeights?.version ?? 0;
+  const ac = new AbortController();
+  const long = client.bidi("sft", { signal: ac.signal });
+  const ended = new Promise<string>((resolve) => {
+    long.on("data", () => undefined);
+    long.on("error", (e) => resolve(statusOf(e)));
+    long.on("end", () => resolve("OK"));
+  });
+  long.write(cfgMsg({ epochs: 1000, batchSize: 1, progressEverySteps: 100_000 }));
+  long.write(ex(examples, prompts));
+  long.end();
+  let version = v0;
+  for (let i = 0; i < 2000 && version < v0 + 20; i++) {
+    await new Promise((r) => setTimeout(r, 5));
+    version = (await client.unary("getInfo", {})).policyWeights?.version ?? 0; // answered while it trains
+  }
+  assert.ok(version >= v0 + 20, `trained ${version - v0} steps`);
+  ac.abort();
+  assert.match(await ended, /^CANCELLED/);
+  await new Promise((r) => setTimeout(r, 300));
+  const stopped = (await client.unary("getInfo", {})).policyWeights?.version ?? 0;
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal((await client.unary("getInfo", {})).policyWeights?.version, stopped, "no step after the cancellation took effect");
+  assert.ok(stopped < v0 + 4000, "it did not run its 4,000 steps");
 });
 
 test("Sft on the built-in dataset tokenises with the policy's tokenizer", async () => {

@@ -21,7 +21,7 @@ commands:
   help              this text`;
 
 async function main(argv: string[]): Promise<void> {
-  const args = parseArgs(argv, new Set(["help", "tiny", "no-cache", "json", "insecure"]));
+  const args = parseArgs(argv, new Set(["help", "tiny", "no-cache", "json", "insecure", "tls"]));
   const cmd = args.positional[0];
   if (!cmd || cmd === "help" || (args.flags.has("help") && !cmd)) {
     console.log(USAGE);

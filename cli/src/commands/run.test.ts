@@ -9,7 +9,7 @@ import { cliEntryPoint } from "../run/session";
 import { demoOptions, readConfigFile, resumeOptions, runOptions } from "./run";
 
 const tmp = mkdtempSync(join(tmpdir(), "rlhf-cli-run-"));
-const args = (...argv: string[]) => parseArgs(argv, new Set(["help", "tiny", "no-cache"]));
+const args = (...argv: string[]) => parseArgs(argv, new Set(["help", "tiny", "no-cache", "tls"]));
 
 /** Runs the built `rlhf` with `argv`: exit status and stderr. */
 function rlhf(...argv: string[]): { status: number | null; stderr: string; stdout: string } {
@@ -19,15 +19,15 @@ function rlhf(...argv: string[]): { status: number | null; stderr: string; stdou
 
 test("argument mistakes exit 2 with one clear line, before anything starts", () => {
   const cases: [string[], string][] = [
-    [["demo", "--bogus"], "rlhf: rlhf demo: unknown option --bogus (known: --tiny, --runs-dir, --run-id, --backend, --coordinator, --no-cache)\n"],
+    [["demo", "--bogus"], "rlhf: rlhf demo: unknown option --bogus (known: --tiny, --runs-dir, --run-id, --backend, --coordinator, --no-cache, --tls)\n"],
     [["demo", "extra"], 'rlhf: rlhf demo: unexpected argument "extra"\n'],
     [["demo", "--backend", "gpu"], 'rlhf: --backend must be one of tensorflow-gpu, tensorflow, torch, wasm, cpu, got "gpu"\n'],
     [["demo", "--run-id", "My_Run"], 'rlhf: --run-id must be 1-64 characters of a-z, 0-9 and -, got "My_Run"\n'],
     [["demo", "--runs-dir"], "rlhf: --runs-dir needs a value\n"],
     [["run", join(tmp, "missing.yaml")], `rlhf: config file ${join(tmp, "missing.yaml")} does not exist\n`],
-    [["run", tmp, "--tiny"], "rlhf: rlhf run: unknown option --tiny (known: --runs-dir, --run-id, --backend, --coordinator, --no-cache)\n"],
+    [["run", tmp, "--tiny"], "rlhf: rlhf run: unknown option --tiny (known: --runs-dir, --run-id, --backend, --coordinator, --no-cache, --tls)\n"],
     [["resume", join(tmp, "no-such-run")], `rlhf: run folder ${join(tmp, "no-such-run")} does not exist\n`],
-    [["resume", join(tmp, "r"), "--run-id", "x"], "rlhf: rlhf resume: unknown option --run-id (known: --runs-dir, --backend, --coordinator)\n"],
+    [["resume", join(tmp, "r"), "--run-id", "x"], "rlhf: rlhf resume: unknown option --run-id (known: --runs-dir, --backend, --coordinator, --tls)\n"],
     [["demo", "--coordinator", "http://x"], 'rlhf: --coordinator must look like host:port (e.g. 127.0.0.1:50050), got "http://x"\n'],
     [["demo", "--coordinator", "127.0.0.1:50050", "--runs-dir", tmp], "rlhf: --runs-dir concerns the services this command starts; with --coordinator it starts none (the cluster's services have their own settings)\n"],
     [["resume", "Bad_Id", "--coordinator", "127.0.0.1:50050"], 'rlhf: "Bad_Id" is not a run id (1-64 characters of a-z, 0-9 and -)\n'],
@@ -69,6 +69,10 @@ test("demo: the tiny or default preset, runs folder, run id and backend", () => 
   assert.throws(() => demoOptions(args("demo", "--tiny=yes")), /--tiny takes no value/);
   writeFileSync(join(tmp, "a-file"), "x");
   assert.throws(() => demoOptions(args("demo", "--runs-dir", join(tmp, "a-file"))), /is not a folder/);
+  // --tls: mutual TLS among the services started here; nothing to start with --coordinator
+  assert.equal(demoOptions(args("demo", "--tiny", "--tls")).tls, true);
+  assert.throws(() => demoOptions(args("demo", "--tls=yes")), /--tls takes no value/);
+  assert.throws(() => demoOptions(args("demo", "--tls", "--coordinator", "127.0.0.1:50050")), /--tls concerns the services this command starts/);
 });
 
 test("run: YAML and JSON configs become config_json; bad files are UsageErrors naming the file", () => {

@@ -19,6 +19,9 @@ const COMMON_FLAGS = `  --runs-dir DIR    where runs and the services' logs (<se
   --backend NAME    RLHF_BACKEND of every service: torch, wasm, cpu, tensorflow or tensorflow-gpu
                     (default: each service takes the best one it can load: torch where its
                     addon is built, else wasm; RLHF_TORCH_THREADS sets torch's threads, default 1)
+  --tls             the services serve mutual TLS to each other and to this command, with a
+                    throw-away CA made by openssl for this session (they always check a fresh
+                    random token of the session: docs/security.md)
   --coordinator ADDR  start no services: send the run to a coordinator that runs already
                     (host:port, e.g. a cluster's behind kubectl port-forward) and follow it;
                     its run folders, and the paths a config names, are on the coordinator's side`;
@@ -31,7 +34,7 @@ The services serve no Prometheus metrics unless METRICS_PORT=N is set: then /met
 and N+4 (pretrain-mix).
 Exit status: 0 the run succeeded, 1 it failed, 2 bad arguments or config, 130 interrupted.`;
 
-export const DEMO_USAGE = `rlhf demo [--tiny] [--runs-dir DIR] [--run-id ID] [--backend NAME] [--no-cache] [--coordinator ADDR]
+export const DEMO_USAGE = `rlhf demo [--tiny] [--runs-dir DIR] [--run-id ID] [--backend NAME] [--no-cache] [--tls] [--coordinator ADDR]
   Runs the whole InstructGPT recipe (pretrain, SFT, rankings, reward model, PPO-ptx and plain
   PPO, evaluation) on built-in data with the five services as child processes on free
   loopback ports: the demo config, about 14 minutes on 2 cores (11 once its base model is cached).
@@ -39,7 +42,7 @@ export const DEMO_USAGE = `rlhf demo [--tiny] [--runs-dir DIR] [--run-id ID] [--
 ${COMMON_FLAGS}
 ${AFTER}`;
 
-export const RUN_USAGE = `rlhf run <config.json|config.yaml> [--runs-dir DIR] [--run-id ID] [--backend NAME] [--no-cache] [--coordinator ADDR]
+export const RUN_USAGE = `rlhf run <config.json|config.yaml> [--runs-dir DIR] [--run-id ID] [--backend NAME] [--no-cache] [--tls] [--coordinator ADDR]
   Like rlhf demo, with your run config (JSON, or YAML for .yaml/.yml files; omitted keys take
   their defaults, unknown keys are errors). Relative paths in it (model.base_checkpoint,
   data.files.*) are taken from the config file's folder. Your data files are checked before the
@@ -48,7 +51,7 @@ export const RUN_USAGE = `rlhf run <config.json|config.yaml> [--runs-dir DIR] [-
 ${COMMON_FLAGS}
 ${AFTER}`;
 
-export const RESUME_USAGE = `rlhf resume <run-folder|run-id> [--runs-dir DIR] [--backend NAME]
+export const RESUME_USAGE = `rlhf resume <run-folder|run-id> [--runs-dir DIR] [--backend NAME] [--tls]
 rlhf resume <run-id> --coordinator ADDR
   Continues a FAILED or CANCELLED run where it stopped, from its last checkpoint: starts the
   services with the folder's parent as the runs folder and resumes the run named by the
@@ -91,7 +94,7 @@ function noCache(args: ParsedArgs, configJson: string): string {
 
 /** `rlhf demo` arguments as session options. */
 export function demoOptions(args: ParsedArgs): SessionOptions {
-  allowFlags(args, ["tiny", "runs-dir", "run-id", "backend", "coordinator", "no-cache"], "rlhf demo");
+  allowFlags(args, ["tiny", "runs-dir", "run-id", "backend", "coordinator", "no-cache", "tls"], "rlhf demo");
   noExtraPositionals(args, 1, "rlhf demo");
   if (typeof args.flags.get("tiny") === "string") throw new UsageError("--tiny takes no value");
   const preset = args.flags.has("tiny") ? "tiny" : "default";
@@ -102,7 +105,7 @@ export function demoOptions(args: ParsedArgs): SessionOptions {
     displayName: `rlhf demo (${preset})`,
     source: `the ${preset} demo config`,
   };
-  return { action, runsDir: runsDirFlag(args), backend: backendFlag(args), ...coordinatorFlag(args) };
+  return { action, runsDir: runsDirFlag(args), backend: backendFlag(args), ...coordinatorFlag(args), ...tlsFlag(args) };
 }
 
 /**
@@ -130,18 +133,18 @@ export function readConfigFile(path: string): string {
 
 /** `rlhf run <config>` arguments as session options. */
 export function runOptions(args: ParsedArgs): SessionOptions {
-  allowFlags(args, ["runs-dir", "run-id", "backend", "coordinator", "no-cache"], "rlhf run");
+  allowFlags(args, ["runs-dir", "run-id", "backend", "coordinator", "no-cache", "tls"], "rlhf run");
   const file = args.positional[1];
   if (!file) throw new UsageError(`which config file?\n${RUN_USAGE}`);
   noExtraPositionals(args, 2, "rlhf run");
   const path = resolve(file);
   const action: SessionAction = { kind: "start", configJson: noCache(args, readConfigFile(path)), runId: runIdFlag(args), displayName: basename(path), source: file };
-  return { action, runsDir: runsDirFlag(args), backend: backendFlag(args), ...coordinatorFlag(args) };
+  return { action, runsDir: runsDirFlag(args), backend: backendFlag(args), ...coordinatorFlag(args), ...tlsFlag(args) };
 }
 
 /** `rlhf resume <run-folder|run-id>` arguments as session options. */
 export function resumeOptions(args: ParsedArgs): SessionOptions {
-  allowFlags(args, ["runs-dir", "backend", "coordinator"], "rlhf resume");
+  allowFlags(args, ["runs-dir", "backend", "coordinator", "tls"], "rlhf resume");
   const folder = args.positional[1];
   if (!folder) throw new UsageError(`which run folder?\n${RESUME_USAGE}`);
   noExtraPositionals(args, 2, "rlhf resume");
@@ -154,7 +157,7 @@ export function resumeOptions(args: ParsedArgs): SessionOptions {
   }
   // The services log into the run folder's parent: only a real run folder will do.
   const { runDir, runId } = resolveRunFolder(folder, runsDirFlag(args), "rlhf resume");
-  return { action: { kind: "resume", runId, runDir }, runsDir: dirname(runDir), backend: backendFlag(args) };
+  return { action: { kind: "resume", runId, runDir }, runsDir: dirname(runDir), backend: backendFlag(args), ...tlsFlag(args) };
 }
 
 /**
@@ -165,10 +168,17 @@ export function coordinatorFlag(args: ParsedArgs): { coordinator?: string } {
   const addr = flagString(args, "coordinator");
   if (addr === undefined) return {};
   if (!/^(dns:\/\/\/)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(addr)) throw new UsageError(`--coordinator must look like host:port (e.g. 127.0.0.1:50050), got "${addr}"`);
-  for (const f of ["backend", "runs-dir"]) {
+  for (const f of ["backend", "runs-dir", "tls"]) {
     if (args.flags.has(f)) throw new UsageError(`--${f} concerns the services this command starts; with --coordinator it starts none (the cluster's services have their own settings)`);
   }
   return { coordinator: addr };
+}
+
+/** `--tls` (no value): the session's services serve mutual TLS. */
+function tlsFlag(args: ParsedArgs): { tls?: true } {
+  if (!args.flags.has("tls")) return {};
+  if (args.flags.get("tls") !== true) throw new UsageError("--tls takes no value");
+  return { tls: true };
 }
 
 async function session(o: SessionOptions): Promise<void> {

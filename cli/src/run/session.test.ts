@@ -3,7 +3,7 @@
 // or a health-only model service. The real coordinator's end-to-end test is in e2e/.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Writable } from "node:stream";
@@ -172,6 +172,29 @@ test("a run that succeeds: services wired and started, config validated, progres
   const starts = r.log("ppo-coordinator").split("\n").filter((l) => l.includes('"msg":"StartRun"')).map((l) => JSON.parse(l).request);
   assert.deepEqual(starts.map((q: { validateOnly: boolean; configJson: string }) => [q.validateOnly, q.configJson]), [[true, '{"preset":"tiny"}'], [false, '{"preset":"tiny"}']]);
   for (const name of ["ppo-coordinator", "policy", "reward-model", "reference-model", "pretrain-mix"]) assert.match(r.log(name), /got SIGTERM/, name);
+});
+
+test("--tls: the services serve mutual TLS with a throw-away CA, the CLI calls them over it; the shell's GRPC_TLS_* do not leak in", async () => {
+  const runsDir = mkdtempSync(join(tmpdir(), "rlhf-session-tls-"));
+  const out = new Collect();
+  process.env.FAKE_SCENARIO = "success";
+  process.env.GRPC_TLS_CA_FILE = "/nonexistent/ca-of-a-remote-cluster.crt";
+  try {
+    const code = await runSession({ action: START, runsDir, out, cliMain: fakeMain, backend: "cpu", readyTimeoutMs: 30_000, stopGraceMs: 5000, tls: true });
+    assert.equal(code, EXIT.ok, out.text);
+    for (const name of ["ppo-coordinator", "policy", "reward-model", "reference-model", "pretrain-mix"]) {
+      assert.match(readFileSync(join(runsDir, `${name}.log`), "utf8"), /"tls":"mutual"/, name);
+    }
+    assert.deepEqual(readdirSync(runsDir).filter((f) => f.startsWith(".session-")), [], "the CA, certificate and token are removed at the end");
+    assert.equal(process.env.GRPC_TLS_CA_FILE, "/nonexistent/ca-of-a-remote-cluster.crt", "the CLI's environment is restored");
+    assert.equal(process.env.GRPC_TLS_CERT_FILE, undefined);
+    // Without --tls the shell's GRPC_TLS_CA_FILE (meant for a remote coordinator) is not used on loopback.
+    const plain = new Collect();
+    assert.equal(await runSession({ action: START, runsDir, out: plain, cliMain: fakeMain, backend: "cpu", readyTimeoutMs: 30_000, stopGraceMs: 5000 }), EXIT.ok, plain.text);
+  } finally {
+    delete process.env.FAKE_SCENARIO;
+    delete process.env.GRPC_TLS_CA_FILE;
+  }
 });
 
 test("a run that fails: the error, the failing service's log, the resume command, exit 1", async () => {

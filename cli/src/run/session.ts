@@ -13,6 +13,7 @@
  * gracefully without cancelling (the coordinator marks the run FAILED on its next start; it can
  * be resumed).
  */
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { delimiter, isAbsolute, join, relative, resolve } from "node:path";
@@ -154,6 +155,54 @@ function dataPathsOfRun(runDir: string): string[] {
   }
 }
 
+/** The TLS variables of a session's children and of the CLI itself (see {@link tlsEnvOf}). */
+const TLS_VARIABLES = ["GRPC_TLS_CERT_FILE", "GRPC_TLS_KEY_FILE", "GRPC_TLS_CLIENT_CA_FILE", "GRPC_TLS_CA_FILE", "GRPC_TLS_CLIENT_CERT_FILE", "GRPC_TLS_CLIENT_KEY_FILE", "GRPC_TLS_SERVER_NAME"] as const;
+
+/** A session's throw-away CA and the one certificate its services and the CLI share. */
+export interface SessionTls {
+  dir: string;
+  ca: string;
+  cert: string;
+  key: string;
+  remove(): void;
+}
+
+/**
+ * `--tls`: a throw-away CA and one certificate for 127.0.0.1 (server and client use), made with
+ * openssl in a new folder `.session-tls-<pid>-<random>` (mode 0700) of `dir`; the services then
+ * serve mutual TLS to each other and to the CLI. Removed when the session ends.
+ */
+export function createSessionTls(dir: string): SessionTls {
+  const tlsDir = join(dir, `.session-tls-${process.pid}-${randomBytes(4).toString("hex")}`);
+  mkdirSync(tlsDir, { mode: 0o700 });
+  const f = (n: string) => join(tlsDir, n);
+  const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: "pipe" });
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  try {
+    openssl("req", "-x509", ...ec, "-keyout", f("ca.key"), "-out", f("ca.crt"), "-days", "7", "-subj", "/CN=rlhf-session-ca");
+    openssl("req", ...ec, "-keyout", f("session.key"), "-out", f("session.csr"), "-subj", "/CN=rlhf-session");
+    writeFileSync(f("session.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n");
+    openssl("x509", "-req", "-in", f("session.csr"), "-CA", f("ca.crt"), "-CAkey", f("ca.key"), "-CAcreateserial", "-out", f("session.crt"), "-days", "7", "-extfile", f("session.ext"));
+  } catch (e) {
+    rmSync(tlsDir, { recursive: true, force: true });
+    const err = e as NodeJS.ErrnoException & { stderr?: Buffer };
+    throw new UsageError(`--tls: could not make a CA with openssl (${err.code === "ENOENT" ? "openssl is not installed" : String(err.stderr ?? err.message).trim().split("\n")[0]})`);
+  }
+  rmSync(f("ca.key")); // nothing else is ever signed with it
+  return { dir: tlsDir, ca: f("ca.crt"), cert: f("session.crt"), key: f("session.key"), remove: () => rmSync(tlsDir, { recursive: true, force: true }) };
+}
+
+/**
+ * The TLS variables of a session started here, for its children and the CLI alike: mutual TLS
+ * with the session's certificate, or (without `--tls`) none, whatever the shell holds: its
+ * GRPC_TLS_* are meant for a remote coordinator, not for services on loopback.
+ */
+export function tlsEnvOf(tls: SessionTls | undefined): Record<(typeof TLS_VARIABLES)[number], string> {
+  const none = Object.fromEntries(TLS_VARIABLES.map((v) => [v, ""])) as Record<(typeof TLS_VARIABLES)[number], string>;
+  if (!tls) return none;
+  return { ...none, GRPC_TLS_CERT_FILE: tls.cert, GRPC_TLS_KEY_FILE: tls.key, GRPC_TLS_CLIENT_CA_FILE: tls.ca, GRPC_TLS_CA_FILE: tls.ca };
+}
+
 /** Token variables a child must not inherit from the CLI's environment when the session has its own token. */
 const INHERITED_TOKEN_VARIABLES = ["RLHF_TOKEN", "RLHF_CLIENT_TOKEN_FILE", "RLHF_SERVICE_TOKEN_FILE", "RLHF_OPERATOR_TOKEN_FILE", "RLHF_VIEWER_TOKEN_FILE"];
 
@@ -260,6 +309,8 @@ export interface SessionOptions {
    * Run folders (and data paths in the config) are then on the coordinator's side.
    */
   coordinator?: string;
+  /** `--tls`: the services serve mutual TLS with a throw-away CA ({@link createSessionTls}). */
+  tls?: boolean;
 }
 
 /** The session was interrupted by a signal; `exitCode` is what the CLI exits with. */
@@ -354,6 +405,8 @@ export async function runSession(o: SessionOptions): Promise<number> {
   let ticker: NodeJS.Timeout | undefined;
   let traces: TraceCollector | undefined;
   let session: SessionToken | undefined;
+  let sessionTls: SessionTls | undefined;
+  const savedEnv = new Map<string, string | undefined>();
 
   try {
     // 1. The coordinator, then the resolved config (for the tokenizer and early config errors).
@@ -374,6 +427,14 @@ export async function runSession(o: SessionOptions): Promise<number> {
       const traceEnv = traces.env;
       const dataPaths = o.action.kind === "start" ? dataPathsOf(o.action.configJson) : dataPathsOfRun(o.action.runDir);
       session = createSessionToken(o.runsDir);
+      // TLS of the children and of this process's own calls (clients, health waits), for the session.
+      if (o.tls) sessionTls = createSessionTls(o.runsDir);
+      const tlsEnv = tlsEnvOf(sessionTls);
+      for (const [k, v] of Object.entries(tlsEnv)) {
+        savedEnv.set(k, process.env[k]);
+        if (v) process.env[k] = v;
+        else delete process.env[k];
+      }
       const tokenFile = session.file;
       specs = (tokenizer: string) => serviceSpecs({ ports, runsDir: o.runsDir, dataPaths, tokenFile, tokenizer, backend: o.backend, cliMain, metricsPort: o.metricsPort, traceEnv });
       note(`starting the services on 127.0.0.1 (logs: ${displayPath(o.runsDir)}/<service>.log; traces: ${traces.destination})`);
@@ -468,6 +529,11 @@ export async function runSession(o: SessionOptions): Promise<number> {
     validator?.close();
     await sup.stop();
     session?.remove(); // a token of a session that ended opens nothing, but leaves no file either
+    sessionTls?.remove();
+    for (const [k, v] of savedEnv) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
     for (const name of sup.killedAfterGrace) write(`${name} did not stop within the grace period and was killed\n`);
     // The children flushed their spans on SIGTERM: now the receiver can stop.
     const st = await traces?.close().catch(() => undefined);

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
-import { descriptorSetPath, ppoCoordinator, referenceModel, rewardModel } from "@rlhf/proto";
+import { descriptorSetPath, policy, ppoCoordinator, pretrainMix, referenceModel, rewardModel } from "@rlhf/proto";
 import {
   checkHealth,
   clientTokenFromEnv,
@@ -126,6 +126,57 @@ test("roles: service calls the model services, operator starts runs, viewer read
   assert.equal(requiredRole("/rlhf.ppo_coordinator.v1.PpoCoordinatorService/WatchRun"), "viewer");
   assert.equal(requiredRole("/rlhf.ppo_coordinator.v1.PpoCoordinatorService/CancelRun"), "operator");
   assert.equal(requiredRole("/rlhf.policy.v1.PolicyService/StreamWeights"), "service");
+});
+
+test("every method of every service's contract: UNAUTHENTICATED without a token, past the check with one, PERMISSION_DENIED exactly where the role lacks", async () => {
+  const definitions = [policy.PolicyServiceService, rewardModel.RewardModelServiceService, referenceModel.ReferenceModelServiceService, pretrainMix.PretrainMixServiceService, ppoCoordinator.PpoCoordinatorServiceService];
+  // No implementations: a call that gets past authentication answers UNIMPLEMENTED.
+  const all = await startServer({
+    services: definitions.map((d) => ({ definition: d as unknown as grpc.ServiceDefinition, implementation: {} })),
+    log,
+    auth: serverAuthFromEnv(env, log),
+  });
+  const client = new grpc.Client(all.address, grpc.credentials.createInsecure());
+  const raw = (b: Buffer) => b;
+  /** The status of one call of `m` with an empty message (valid protobuf for every request type). */
+  const statusOf = (m: grpc.MethodDefinition<unknown, unknown>, token?: string): Promise<string> =>
+    new Promise((resolve) => {
+      const md = new grpc.Metadata();
+      if (token) md.set("authorization", `Bearer ${token}`);
+      const opts = { deadline: Date.now() + 5000 };
+      const onStatus = (st: { code: number }) => resolve(grpc.status[st.code]);
+      if (!m.requestStream && !m.responseStream) client.makeUnaryRequest(m.path, raw, raw, Buffer.alloc(0), md, opts, () => undefined).on("status", onStatus);
+      else if (!m.requestStream) {
+        const c = client.makeServerStreamRequest(m.path, raw, raw, Buffer.alloc(0), md, opts);
+        c.on("data", () => undefined).on("error", () => undefined).on("status", onStatus);
+      } else if (!m.responseStream) {
+        const c = client.makeClientStreamRequest(m.path, raw, raw, md, opts, () => undefined);
+        c.on("status", onStatus);
+        c.end();
+      } else {
+        const c = client.makeBidiStreamRequest(m.path, raw, raw, md, opts);
+        c.on("data", () => undefined).on("error", () => undefined).on("status", onStatus);
+        c.end();
+      }
+    });
+  try {
+    let methods = 0;
+    for (const def of definitions) {
+      for (const m of Object.values(def) as grpc.MethodDefinition<unknown, unknown>[]) {
+        methods++;
+        assert.equal(await statusOf(m), "UNAUTHENTICATED", `${m.path} without a token`);
+        assert.equal(await statusOf(m, "not-a-token-0123456789"), "UNAUTHENTICATED", `${m.path} with a wrong token`);
+        assert.equal(await statusOf(m, TOKENS.all), "UNIMPLEMENTED", `${m.path} with the RLHF_AUTH_TOKEN_FILE token`);
+        const needed = requiredRole(m.path);
+        assert.equal(await statusOf(m, TOKENS.viewer), needed === "viewer" ? "UNIMPLEMENTED" : "PERMISSION_DENIED", `${m.path} as viewer`);
+        assert.equal(await statusOf(m, TOKENS.operator), needed === "service" ? "PERMISSION_DENIED" : "UNIMPLEMENTED", `${m.path} as operator`);
+      }
+    }
+    assert.ok(methods >= 30, `${methods} methods`);
+  } finally {
+    client.close();
+    await all.shutdown(200);
+  }
 });
 
 test("reflection needs a token (any role)", async () => {

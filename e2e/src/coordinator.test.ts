@@ -25,12 +25,12 @@ let runsDir: string;
 before(async () => {
   process.env.RLHF_BACKEND = BACKEND;
   runsDir = mkdtempSync(join(tmpdir(), "coordinator-"));
-  const policy = await startPolicy(policyConfig({ GRPC_PORT: "0", TOKENIZER: "byte", CHECKPOINT_ROOT: tmpdir() }), log);
+  const policy = await startPolicy(policyConfig({ GRPC_PORT: "0", TOKENIZER: "byte", CHECKPOINT_ROOT: `${tmpdir()}:/nonexistent` }), log);
   const rm = await startRewardModel(rmConfig({ GRPC_PORT: "0", POLICY_ADDR: policy.server.address, CHECKPOINT_ROOT: tmpdir() }), log);
   const ref = await startReferenceModel(refConfig({ GRPC_PORT: "0", POLICY_ADDR: policy.server.address, CHECKPOINT_ROOT: tmpdir() }), log);
   const mix = await startPretrainMix(mixConfig({ GRPC_PORT: "0", POLICY_ADDR: policy.server.address, TOKENIZER: "byte", DATA_ROOT: tmpdir() }), log);
   const coord = await startCoordinator(
-    loadConfig({ GRPC_PORT: "0", POLICY_ADDR: policy.server.address, REWARD_MODEL_ADDR: rm.server.address, REFERENCE_MODEL_ADDR: ref.server.address, PRETRAIN_MIX_ADDR: mix.server.address, RUNS_DIR: runsDir }),
+    loadConfig({ GRPC_PORT: "0", POLICY_ADDR: policy.server.address, REWARD_MODEL_ADDR: rm.server.address, REFERENCE_MODEL_ADDR: ref.server.address, PRETRAIN_MIX_ADDR: mix.server.address, RUNS_DIR: runsDir, DATA_ROOT: `${runsDir}:/nonexistent` }),
     log,
   );
   apps = { policy, rm, ref, mix, coord };
@@ -52,6 +52,8 @@ test("StartRun validates the config and names the key; validate_only creates not
   assert.match(String(await start("{}", { runId: "Bad_Id" })), /^INVALID_ARGUMENT: run_id: must be 1\.\.64 of \[a-z0-9-\]/);
   // Data files are read at StartRun: a missing one is refused before anything starts.
   assert.match(String(await start(JSON.stringify({ rankings: { source: "file" }, data: { files: { rankings: "/nonexistent/r.jsonl" } } }))), /^INVALID_ARGUMENT: data\.files\.rankings: \/nonexistent\/r\.jsonl: file: cannot read: ENOENT$/);
+  // ... and one outside DATA_ROOT (here the runs folder and /nonexistent) is never opened.
+  assert.match(String(await start(JSON.stringify({ rankings: { source: "file" }, data: { files: { rankings: "/etc/passwd" } } }))), /^PERMISSION_DENIED: data\.files\.rankings: "\/etc\/passwd" is outside DATA_ROOT$/);
   const v = await client.unary("startRun", { configJson: JSON.stringify({ preset: "tiny" }), runId: "", displayName: "", validateOnly: true });
   assert.equal(v.run?.state, ppoCoordinator.RunState.RUN_STATE_UNSPECIFIED);
   assert.equal(JSON.parse(v.run?.configJson ?? "{}").ppo.iterations, 8);

@@ -37,8 +37,8 @@ Exit status: 0 the run succeeded, 1 it failed, 2 bad arguments or config, 130 in
 export const DEMO_USAGE = `rlhf demo [--tiny] [--runs-dir DIR] [--run-id ID] [--backend NAME] [--no-cache] [--tls] [--coordinator ADDR]
   Runs the whole InstructGPT recipe (pretrain, SFT, rankings, reward model, PPO-ptx and plain
   PPO, evaluation) on built-in data with the five services as child processes on free
-  loopback ports: the demo config, about 14 minutes on 2 cores (11 once its base model is cached).
-  --tiny            a smoke run of a few minutes instead (nothing learns much)
+  loopback ports: the demo config, about 15 minutes on 2 cores (12 once its base model is cached).
+  --tiny            a smoke run of about a minute instead (nothing learns much)
 ${COMMON_FLAGS}
 ${AFTER}`;
 

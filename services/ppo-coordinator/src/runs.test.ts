@@ -78,6 +78,7 @@ test("StartRun: bad configs are refused before anything is created; validate_onl
   await store.init();
   const req = (over: Partial<ppoCoordinator.StartRunRequest>): ppoCoordinator.StartRunRequest => ({ configJson: "{}", runId: "", displayName: "", validateOnly: false, ...over });
   await assert.rejects(store.start(req({ configJson: "[1" })), /config_json: not valid JSON/);
+  await assert.rejects(store.start(req({ configJson: " " })), /config_json: is empty: send a run config \("\{\}" for every default/);
   await assert.rejects(store.start(req({ configJson: JSON.stringify({ ppo: { iterations: 0 } }) })), /ppo\.iterations/);
   await assert.rejects(store.start(req({ configJson: JSON.stringify({ preset: 3 }) })), /config_json\.preset: must be one of tiny, default, got 3/);
   await assert.rejects(store.start(req({ configJson: JSON.stringify({ data: { source: "files", files: { sft: "a", prompts: "/b", eval_prompts: "/c" } }, rankings: { source: "file" } }) })), /data\.files\.sft: must be an absolute path, got "a"/);

@@ -135,9 +135,11 @@ export class RunStore {
   /** Validates and resolves the config; creates and starts the run unless `validateOnly`. */
   async start(req: ppoCoordinator.StartRunRequest): Promise<Run> {
     if (Buffer.byteLength(req.configJson) > 1024 * 1024) throw new InvalidArgumentError("config_json", "exceeds 1 MiB");
+    // An empty request is a mistake, not "every default": that would start a full run.
+    if (req.configJson.trim() === "") throw new InvalidArgumentError("config_json", 'is empty: send a run config ("{}" for every default, {"preset": "tiny"} for the smoke run)');
     let json: unknown;
     try {
-      json = req.configJson.trim() === "" ? {} : JSON.parse(req.configJson);
+      json = JSON.parse(req.configJson);
     } catch (e) {
       throw new InvalidArgumentError("config_json", `not valid JSON: ${(e as Error).message}`);
     }

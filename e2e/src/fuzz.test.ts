@@ -2,18 +2,20 @@
 // truncated protobuf, a 64-bit integer past 2^53 and seeded random bytes, sent raw to each method
 // (streaming ones get the message, then a half-close). No answer may be INTERNAL or UNKNOWN (a
 // client's input is never the server's fault), none may hang, and every service still answers
-// SERVING afterwards. The model services hold small random models, so requests get past "no model
-// is loaded" to their real validation.
+// SERVING afterwards. The model services hold small random models and the calls carry the tests'
+// token, so requests get past authentication and "no model is loaded" to their real validation.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import * as grpc from "@grpc/grpc-js";
 import { policy as policyPb, rewardModel, referenceModel, pretrainMix, ppoCoordinator } from "@rlhf/proto";
 import { createLogger, createClient, checkHealth } from "@rlhf/grpc-kit";
 import { modelConfigToProto } from "@rlhf/tensor-transport";
-import { BACKEND } from "./helpers";
+import { BACKEND, TOKEN_FILE } from "./helpers";
 import { startPolicy, loadConfig as policyConfig, type PolicyApp } from "@rlhf/policy";
 import { startRewardModel, loadConfig as rmConfig, type RewardModelApp } from "@rlhf/reward-model";
 import { startReferenceModel, loadConfig as refConfig, type ReferenceModelApp } from "@rlhf/reference-model";
@@ -51,6 +53,12 @@ after(async () => {
   await apps.coord.stop(500);
   await Promise.all([apps.policy.stop(500), apps.rm.stop(500), apps.ref.stop(500), apps.mix.stop(500)]);
 });
+
+/** A full garbage collection (node's gc, exposed for this measurement only). */
+function collectGarbage(): void {
+  setFlagsFromString("--expose-gc");
+  (runInNewContext("gc") as () => void)();
+}
 
 /** xorshift32: the same bytes on every run. */
 function randomBytes(seed: number, n: number): Buffer {
@@ -97,10 +105,11 @@ const SERVICES: [string, () => string, grpc.ServiceDefinition][] = [
 const raw = (b: Buffer) => b;
 const DEADLINE_MS = 60_000;
 
-/** Sends `payload` raw to `def` and resolves with the final status code. */
+/** Sends `payload` raw to `def` (with the tests' token, so it gets past authentication) and resolves with the final status code. */
 function callRaw(c: grpc.Client, def: grpc.MethodDefinition<unknown, unknown>, payload: Buffer): Promise<number> {
   const opts = { deadline: Date.now() + DEADLINE_MS };
   const md = new grpc.Metadata();
+  md.set("authorization", `Bearer ${readFileSync(TOKEN_FILE, "utf8").trim()}`);
   return new Promise<number>((resolve) => {
     const done = (e: grpc.ServiceError | null) => resolve(e ? e.code : grpc.status.OK);
     if (!def.requestStream && !def.responseStream) {
@@ -124,6 +133,7 @@ function callRaw(c: grpc.Client, def: grpc.MethodDefinition<unknown, unknown>, p
 
 test("every method of every service answers hostile bytes with a client error, never INTERNAL, UNKNOWN or a hang; memory stays flat", { timeout: 900_000 }, async (t) => {
   const bad = new Set<string>();
+  const codes = new Map<number, number>();
   let calls = 0;
   const round = async () => {
     for (const [name, address, def] of SERVICES) {
@@ -132,6 +142,7 @@ test("every method of every service answers hostile bytes with a client error, n
         for (const [what, payload] of PAYLOADS) {
           const code = await callRaw(c, m as grpc.MethodDefinition<unknown, unknown>, payload);
           calls++;
+          codes.set(code, (codes.get(code) ?? 0) + 1);
           if (code === grpc.status.INTERNAL || code === grpc.status.UNKNOWN || code === grpc.status.DEADLINE_EXCEEDED) {
             bad.add(`${name}.${method} <- ${what}: ${grpc.status[code]}`);
           }
@@ -144,14 +155,22 @@ test("every method of every service answers hostile bytes with a client error, n
   // up (compiled code, caches); three more must not grow it by more than a little.
   await round();
   const perRound = calls;
-  global.gc?.();
+  collectGarbage();
   const rssBefore = process.memoryUsage().rss;
   for (let i = 0; i < 3; i++) await round();
-  global.gc?.();
+  collectGarbage();
   const grownMb = (process.memoryUsage().rss - rssBefore) / 2 ** 20;
   t.diagnostic(`${calls} calls (${perRound} per round); resident memory ${grownMb >= 0 ? "+" : ""}${grownMb.toFixed(1)} MiB over the last ${calls - perRound}`);
+  t.diagnostic([...codes].map(([c, n]) => `${grpc.status[c]} ${n}`).join(", "));
   assert.deepEqual([...bad], [], `${bad.size} failing cases over ${calls} calls`);
+  assert.equal(codes.get(grpc.status.UNAUTHENTICATED) ?? 0, 0, "every call got past authentication");
+  assert.ok((codes.get(grpc.status.INVALID_ARGUMENT) ?? 0) > calls / 4, "most calls reach validation");
   assert.ok(perRound >= 250, `${perRound} calls per round`);
   assert.ok(grownMb < 64, `resident memory grew by ${grownMb.toFixed(1)} MiB over ${calls - perRound} hostile calls`);
   for (const [name, address] of SERVICES) assert.equal(await checkHealth(address(), "", 10_000), "SERVING", `${name} still serving`);
+  // Without the token nothing gets that far.
+  const c = new grpc.Client(apps.policy.server.address, grpc.credentials.createInsecure());
+  const code = await new Promise<number>((resolve) => c.makeUnaryRequest("/rlhf.policy.v1.PolicyService/GetInfo", (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (e) => resolve(e ? e.code : 0)));
+  c.close();
+  assert.equal(code, grpc.status.UNAUTHENTICATED);
 });

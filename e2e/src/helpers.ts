@@ -1,7 +1,24 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after } from "node:test";
 import { loadAddon } from "@rlhf/torch-backend";
+
+/**
+ * The e2e tests run authenticated, as the demo does: unless the environment names one already,
+ * a fresh token (every role) in a 0600 file is RLHF_AUTH_TOKEN_FILE for every service these tests
+ * start (in this process or as children, which inherit it) and every client they make (KitClient
+ * sends it); a call without it is UNAUTHENTICATED.
+ */
+export const TOKEN_FILE: string = (() => {
+  if (process.env.RLHF_AUTH_TOKEN_FILE) return process.env.RLHF_AUTH_TOKEN_FILE;
+  const file = join(mkdtempSync(join(tmpdir(), "e2e-token-")), "token");
+  writeFileSync(file, randomBytes(32).toString("base64url") + "\n", { mode: 0o600 });
+  process.env.RLHF_AUTH_TOKEN_FILE = file;
+  return file;
+})();
 
 /** Repository root (e2e/dist/.. or e2e/src/..). */
 export const ROOT = join(__dirname, "..", "..");

@@ -422,12 +422,15 @@ function prometheus(): K8sObject[] {
           { name: "config", mountPath: "/etc/prometheus", readOnly: true },
           { name: "tsdb", mountPath: "/prometheus" },
           { name: "tmp", mountPath: "/tmp" },
+          { name: "viewer-token", mountPath: TOKENS_DIR, readOnly: true },
         ],
       },
       ports: [{ name: "web", port: pr.port }],
       volumes: [
         { name: "config", configMap: { name: config.metadata!.name } },
         { name: "tsdb", emptyDir: {} },
+        // Only the viewer token: scraping is all Prometheus may do.
+        { name: "viewer-token", secret: { secretName: TOKENS_SECRET, items: [{ key: "viewer", path: "viewer" }], defaultMode: 0o440 } },
       ],
     }),
   ];

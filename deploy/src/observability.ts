@@ -9,7 +9,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { METRICS_PORT, NAMESPACE, SERVICES, STACK } from "./topology";
+import { METRICS_PORT, NAMESPACE, SERVICES, STACK, TOKENS_DIR } from "./topology";
 
 /** The collector's configuration. */
 export function collectorConfig(): Record<string, unknown> {
@@ -41,6 +41,9 @@ export function prometheusK8sConfig(): Record<string, unknown> {
       {
         job_name: "rlhf-pods",
         kubernetes_sd_configs: [{ role: "pod", namespaces: { names: [NAMESPACE] } }],
+        // The services accept scrapes with a viewer token only (the rlhf-tokens Secret's viewer key,
+        // mounted into Prometheus at the same path as in the services).
+        authorization: { type: "Bearer", credentials_file: `${TOKENS_DIR}/viewer` },
         relabel_configs: [
           { source_labels: ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"], action: "keep", regex: "true" },
           { source_labels: ["__meta_kubernetes_pod_annotation_prometheus_io_path"], action: "replace", target_label: "__metrics_path__", regex: "(.+)" },

@@ -52,3 +52,17 @@ test("every service's Deployment in every profile mounts its own TLS Secret and 
     }
   }
 });
+
+test("Prometheus scrapes with the viewer token only: the rlhf-tokens Secret's viewer key, named in its scrape config", () => {
+  const dashboard = readDashboard() as string;
+  for (const p of PROFILES) {
+    type Obj = { kind: string; metadata: { name: string }; data?: Record<string, string>; spec?: { template: { spec: { volumes: { name: string; secret?: { secretName: string; items?: { key: string }[] } }[] } } } };
+    const objects = buildProfile(p, dashboard).flatMap((f) => f.objects.map((o) => JSON.parse(JSON.stringify(o)) as Obj));
+    const prom = objects.find((o) => o.kind === "Deployment" && o.metadata.name === "prometheus");
+    const tokenVolumes = prom?.spec?.template.spec.volumes.filter((v) => v.secret?.secretName === TOKENS_SECRET) ?? [];
+    assert.equal(tokenVolumes.length, 1, `${p}: one token volume`);
+    assert.deepEqual(tokenVolumes[0].secret?.items?.map((i) => i.key), ["viewer"], `${p}: the viewer key only`);
+    const config = objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === "prometheus-config")?.data?.["prometheus.yml"] ?? "";
+    assert.match(config, /authorization:\n\s+type: Bearer\n\s+credentials_file: \/etc\/rlhf\/tokens\/viewer/, `${p}: the scrape sends it`);
+  }
+});

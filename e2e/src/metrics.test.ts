@@ -4,12 +4,13 @@
 // registered names. Then the METRICS_* configuration errors and the busy-port rules.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { referenceModel } from "@rlhf/proto";
 import { createClient, waitForServing } from "@rlhf/grpc-kit";
 import { allPrometheusSeries, findSamples, parsePrometheusText, type PrometheusSample } from "@rlhf/telemetry";
-import { BACKEND, RLHF, freePort, start, exitWithin, type Proc } from "./helpers";
+import { BACKEND, RLHF, TOKEN_FILE, freePort, start, exitWithin, type Proc } from "./helpers";
 
 /** `rlhf serve` with none of the runner's METRICS_* (spawn skips undefined values), on the tests' backend. */
 function startClean(args: string[], extra: Record<string, string> = {}): Proc {
@@ -43,7 +44,9 @@ test("a real service process serves /metrics: RPC latency by method and status, 
   await assert.rejects(client.unary("logProbs", { batch: { tokens: [1, V], lengths: [2], promptLengths: [] }, temperature: 1 }), (e: grpc.ServiceError) => e.code === grpc.status.INVALID_ARGUMENT);
 
   const url = `http://127.0.0.1:${metricsPort}/metrics`;
-  const res = await fetch(url);
+  // The service has the tests' token file: a scrape needs the token (viewer role), as gRPC calls do.
+  assert.equal((await fetch(url)).status, 401);
+  const res = await fetch(url, { headers: { authorization: `Bearer ${readFileSync(TOKEN_FILE, "utf8").trim()}` } });
   assert.equal(res.status, 200);
   const text = await res.text();
   const samples = parsePrometheusText(text);
@@ -68,7 +71,7 @@ test("a real service process serves /metrics: RPC latency by method and status, 
   console.log(`scrape: ${text.length} bytes, ${samples.length} samples; ${tensors} tensors, ${bytes} bytes; LogProbs mean ${(sumMs / 2).toFixed(1)} ms`);
 
   const starting = logLines(svc).find((l) => l.msg === "starting");
-  assert.equal(starting?.metrics, url, "the start line says where the metrics are");
+  assert.equal(starting?.metrics, `${url} (scrapes need a token with the viewer role)`, "the start line says where the metrics are, and that they need a token");
   client.close();
   svc.child.kill("SIGTERM");
   assert.equal(await exitWithin(svc, 20_000), 0, svc.out());

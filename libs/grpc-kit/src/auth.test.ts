@@ -20,6 +20,7 @@ import {
   requiredRole,
   resultOrStatus as call,
   serverAuthFromEnv,
+  httpViewerAuthorizer,
   startServer,
   unary,
   ConfigError,
@@ -221,4 +222,14 @@ test("no token is ever logged; bad token files stop the start with one line", as
   assert.throws(() => serverAuthFromEnv({ RLHF_AUTH_TOKEN_FILE: file("short", "abc\n") }), /shorter than 16 characters/);
   assert.equal(serverAuthFromEnv({}), undefined);
   assert.equal(clientTokenFromEnv({ RLHF_TOKEN: " tok-from-env " })?.(), "tok-from-env");
+});
+
+test("the Prometheus endpoint's check: a Bearer token of any role (all include viewer), nothing else", () => {
+  const own = { RLHF_SERVICE_TOKEN_FILE: file("m-service", TOKENS.service), RLHF_OPERATOR_TOKEN_FILE: file("m-operator", TOKENS.operator), RLHF_VIEWER_TOKEN_FILE: file("m-viewer", TOKENS.viewer), RLHF_AUTH_TOKEN_FILE: file("m-all", TOKENS.all) };
+  const auth = serverAuthFromEnv(own, log);
+  assert.ok(auth);
+  const ok = httpViewerAuthorizer(auth);
+  for (const t of Object.values(TOKENS)) assert.equal(ok(`Bearer ${t}`), true, t);
+  assert.equal(ok(`bearer ${TOKENS.viewer}`), true, "the scheme is case-insensitive");
+  for (const bad of [undefined, "", TOKENS.viewer, `Basic ${TOKENS.viewer}`, "Bearer wrong-0123456789abcdef", `Bearer ${TOKENS.viewer} x`]) assert.equal(ok(bad), false, String(bad));
 });

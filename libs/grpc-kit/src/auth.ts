@@ -174,6 +174,17 @@ export function rolesOf(auth: ServerAuth, token: string): Set<Role> {
   return roles;
 }
 
+/**
+ * A check of an HTTP `Authorization` header (`Bearer <token>`) for the viewer role under `auth`:
+ * what the Prometheus endpoint asks of a scrape when the service has token files.
+ */
+export function httpViewerAuthorizer(auth: ServerAuth): (authorization: string | undefined) => boolean {
+  return (authorization) => {
+    const m = /^Bearer ([\x21-\x7e]{1,4096})$/i.exec(authorization ?? "");
+    return m !== null && roleAllows(rolesOf(auth, m[1]), "viewer");
+  };
+}
+
 /** The token of an `authorization` metadata value `Bearer <token>`; undefined otherwise. */
 export function bearerToken(md: grpc.Metadata): string | undefined {
   const v = md.get("authorization");

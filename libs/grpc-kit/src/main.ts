@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import { createLogger } from "./logger";
 import { exitOnConfigError, type MetricsEndpointConfig } from "./env";
 import { installShutdownHandlers, type RunningServer } from "./server";
+import { httpViewerAuthorizer, serverAuthFromEnv } from "./auth";
 
 /** Options of {@link runServiceMain}. */
 export interface ServiceMainOptions<C extends ServiceMainConfig> {
@@ -11,7 +12,11 @@ export interface ServiceMainOptions<C extends ServiceMainConfig> {
    * The process's telemetry, already started (before gRPC loaded). `serveMetrics` starts its
    * Prometheus endpoint (@rlhf/telemetry's Telemetry has it).
    */
-  telemetry: { exporting: string; shutdown(): Promise<void>; serveMetrics?(endpoint: { host: string; port: number }): Promise<{ url: string }> };
+  telemetry: {
+    exporting: string;
+    shutdown(): Promise<void>;
+    serveMetrics?(endpoint: { host: string; port: number; authorize?: (authorization: string | undefined) => boolean }): Promise<{ url: string }>;
+  };
   /** Parses the environment; a ConfigError stops the process with one line and status 2. */
   loadConfig: () => C;
   /** Starts the service; `dispose` frees its models once the server stopped (awaited: e.g. a last flush of events). */
@@ -29,7 +34,10 @@ export type ServiceMainConfig = { shutdownGraceMs: number } & Partial<MetricsEnd
 async function serveMetrics(cfg: ServiceMainConfig, telemetry: ServiceMainOptions<ServiceMainConfig>["telemetry"], log: Logger): Promise<string> {
   if (!cfg.metricsPort || !telemetry.serveMetrics) return "off";
   try {
-    return (await telemetry.serveMetrics({ host: cfg.metricsHost ?? "127.0.0.1", port: cfg.metricsPort })).url;
+    // With token files (RLHF_*_TOKEN_FILE) a scrape needs a token with the viewer role, as the gRPC calls do.
+    const auth = serverAuthFromEnv(process.env, log);
+    const url = (await telemetry.serveMetrics({ host: cfg.metricsHost ?? "127.0.0.1", port: cfg.metricsPort, authorize: auth && httpViewerAuthorizer(auth) })).url;
+    return auth ? `${url} (scrapes need a token with the viewer role)` : url;
   } catch (err) {
     if (cfg.metricsPortRequired) throw err;
     log.warn({ err: (err as Error).message }, "Prometheus endpoint not started: the default METRICS_PORT is busy; set METRICS_PORT to choose one (0 turns it off)");

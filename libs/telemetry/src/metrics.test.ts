@@ -129,6 +129,18 @@ test("RPC durations by method and status (unary, client and server streams, erro
   await srv.shutdown(100);
 });
 
+test("with an authorize check, a scrape without an accepted Authorization header is 401", async () => {
+  const ep = await telemetry.serveMetrics({ host: "127.0.0.1", port: 0, authorize: (h) => h === "Bearer good-token-0123456789" });
+  const none = await fetch(ep.url);
+  assert.equal(none.status, 401);
+  assert.equal(none.headers.get("www-authenticate"), 'Bearer realm="metrics"');
+  assert.equal((await fetch(ep.url, { headers: { authorization: "Bearer wrong" } })).status, 401);
+  const ok = await fetch(ep.url, { headers: { authorization: "Bearer good-token-0123456789" } });
+  assert.equal(ok.status, 200);
+  assert.match(await ok.text(), /target_info/);
+  await ep.close();
+});
+
 test("a busy port or a foreign address is one clear line", async () => {
   const ep = await telemetry.serveMetrics({ host: "127.0.0.1", port: 0 });
   await assert.rejects(telemetry.serveMetrics({ host: "127.0.0.1", port: ep.port }), {

@@ -84,6 +84,11 @@ export interface MetricsEndpointOptions {
   host: string;
   /** Port; 0 picks a free one (tests). */
   port: number;
+  /**
+   * When set, a scrape must carry an `Authorization` header this accepts (grpc-kit passes a check
+   * of `Bearer <token>` against the service's token files, viewer role); otherwise 401.
+   */
+  authorize?: (authorization: string | undefined) => boolean;
 }
 
 /** A listening Prometheus endpoint. */
@@ -97,7 +102,8 @@ export interface MetricsEndpoint {
 }
 
 /**
- * Serves `prometheus` at `http://host:port/metrics` (GET or HEAD; anything else 404/405).
+ * Serves `prometheus` at `http://host:port/metrics` (GET or HEAD; anything else 404/405; 401
+ * without an accepted `Authorization` header when `opts.authorize` is set).
  * Rejects with one line naming METRICS_PORT / METRICS_HOST when the port is busy or the address
  * is not this machine's. The server does not keep the process alive.
  */
@@ -116,6 +122,8 @@ export function serveMetrics(prometheus: PrometheusExporter, opts: MetricsEndpoi
       res.writeHead(404, { "content-type": "text/plain" }).end(`not found: the metrics are at ${METRICS_PATH}\n`);
     } else if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("method not allowed\n");
+    } else if (opts.authorize && !opts.authorize(req.headers.authorization)) {
+      res.writeHead(401, { "www-authenticate": 'Bearer realm="metrics"', "content-type": "text/plain" }).end("a bearer token with the viewer role is needed\n");
     } else {
       void resourceSettled().then(() => prometheus.getMetricsRequestHandler(req, res));
     }

@@ -432,14 +432,10 @@ export function readDataFileBytes(path: string, file = path, maxBytes = MAX_DATA
   }
 }
 
-function readDataFile(path: string, file: string): Buffer {
-  return readDataFileBytes(path, file);
-}
-
 /** Reads a JSONL file of `kind` (see {@link parseJsonl}); an unreadable file is a DataFileError. */
 export function readJsonlFile<K extends JsonlKind>(path: string, kind: K, opts: ReadOptions = {}): ReadResult<JsonlRecordOf[K]> {
   const file = opts.file ?? path;
-  return parseJsonl(readDataFile(path, file), kind, { ...opts, file });
+  return parseJsonl(readDataFileBytes(path, file), kind, { ...opts, file });
 }
 
 /**
@@ -488,7 +484,7 @@ export function parseTextDocuments(data: string | Uint8Array, opts: ReadOptions 
 /** Reads a plain-text pretraining file (see {@link parseTextDocuments}); an unreadable file is a DataFileError. */
 export function readTextFile(path: string, opts: ReadOptions = {}): ReadResult<string> {
   const file = opts.file ?? path;
-  return parseTextDocuments(readDataFile(path, file), { ...opts, file });
+  return parseTextDocuments(readDataFileBytes(path, file), { ...opts, file });
 }
 
 

@@ -33,8 +33,9 @@ function watch(outcomes: Seen[]) {
   };
 }
 
+/** Waits for `cond`; the 60 s bound only catches a hang (never a slow machine). */
 async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 500 && !cond(); i++) await sleep(10);
+  for (let i = 0; i < 6000 && !cond(); i++) await sleep(10);
   assert.ok(cond(), `timed out waiting for ${what}`);
 }
 
@@ -63,13 +64,14 @@ test("a client stream cancelled before it half-closes ends the handler's loop wi
     assert.deepEqual(outcomes[0], { messages: 3, outcome: "CANCELLED" });
 
     // Its deadline passed before the half-close.
-    const late = c.clientStream("uploadWeights", { deadlineMs: 300 });
+    // (1.5 s to write one message is generous; the half-close comes only after the deadline.)
+    const late = c.clientStream("uploadWeights", { deadlineMs: 1500 });
     await late.write({ chunk: undefined });
+    await until(() => outcomes[1] !== undefined && outcomes[1].outcome !== "pending", "the handler to see the deadline");
     await assert.rejects(
-      new Promise((_, reject) => setTimeout(() => late.end().then(() => reject(new Error("answered OK")), reject), 600)),
+      new Promise((_, reject) => void late.end().then(() => reject(new Error("answered OK")), reject)),
       (e: grpc.ServiceError) => e.code === grpc.status.DEADLINE_EXCEEDED,
     );
-    await until(() => outcomes[1]?.outcome !== "pending", "the handler to see the deadline");
     assert.deepEqual(outcomes[1], { messages: 1, outcome: "CANCELLED" });
 
     // A stream that half-closes is complete.
@@ -114,14 +116,14 @@ test("a bidirectional stream cancelled before it half-closes ends the handler's 
 
 test("a queued task whose caller gave up before its turn does not run", async () => {
   const q = new SerialQueue("streams-test", 4);
-  let release: () => void = () => undefined;
+  let release: (() => void) | undefined;
   const first = q.run(() => new Promise<void>((r) => (release = r)));
-  await sleep(10);
   const ac = new AbortController();
   let ran = false;
   const second = q.run(() => void (ran = true), ac.signal);
   ac.abort();
-  release();
+  await until(() => release !== undefined, "the first task to start");
+  release?.();
   await first;
   await assert.rejects(second, (e: { code?: string }) => e.code === "CANCELLED");
   assert.equal(ran, false);

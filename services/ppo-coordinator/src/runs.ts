@@ -35,7 +35,7 @@ const MAX_CONFIG_DEPTH = 32;
  * step (merge, validation, copies) recurses, and a config 10,000 levels deep would overflow the
  * stack there and answer INTERNAL.
  */
-export function checkNesting(value: unknown, field: string, max: number): void {
+function checkNesting(value: unknown, field: string, max: number): void {
   const stack: [unknown, number][] = [[value, 1]];
   while (stack.length > 0) {
     const [v, depth] = stack.pop() as [unknown, number];

@@ -52,8 +52,8 @@ export function ptxGradientsHandler(deps: PtxDeps, cfg: PretrainMixConfig) {
         if (corpus.train.maxId >= vocabSize) {
           throw new FailedPreconditionError(`the ${tok} tokenizer (TOKENIZER=${tok}) does not fit the policy: the corpus holds ids up to ${corpus.train.maxId} but the policy's vocab_size is ${vocabSize}; run this service with the policy's tokenizer`);
         }
+        // With the call's signal the queue skips this task if the caller has gone while it waited.
         result = await queue.run(() => {
-          ctx.signal.throwIfAborted(); // the caller has gone while this call waited
           const t0 = Date.now();
           const r = ptxGradients(lease.model, windows.tokens, w.sequences, w.sequenceLength, gamma, temperature);
           computeMs = Date.now() - t0;

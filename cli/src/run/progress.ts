@@ -234,7 +234,7 @@ const ESC = "\x1b[";
 /** TTY mode: a running stage's line is redrawn this often (its clock shows seconds). */
 const CLOCK_MS = 1000;
 
-/** The PPO variants in the order the coordinator runs them (recipe.ts: ppo_ptx, then plain ppo). */
+/** The PPO variants in the order the coordinator runs them (recipe/stages/ppo.ts: ppo_ptx, then plain ppo). */
 const PPO_VARIANTS = ["PPO-ptx", "plain PPO"] as const;
 
 /** A stage's view and the caller's clock at its last progress event (NaN: unknown, e.g. replayed history). */

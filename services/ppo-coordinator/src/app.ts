@@ -5,7 +5,7 @@ import { EventPublisher } from "@rlhf/events";
 import { RunStore } from "./runs";
 import { coordinatorService } from "./server";
 import type { CoordinatorConfig } from "./config";
-import type { Clients } from "./recipe/context";
+import type { Clients } from "./recipe/gateway";
 import {
   ReplicaSet,
   REWARD_MODEL_ROUTES,

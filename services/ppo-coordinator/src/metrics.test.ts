@@ -26,7 +26,7 @@ const value = (samples: PrometheusSample[], name: string, labels: Record<string,
 test("PPO metrics events become gauges with run id, stage and variant, with the KL bound beside KL", async () => {
   const fixed = resolveRunConfig({ ppo: { kl: { max_mean_kl: 7 } } });
   const adaptive = resolveRunConfig({ ppo: { kl: { controller: "adaptive", target: 3, horizon: 100 } } });
-  // Every name ppo.ts emits per iteration, plus the variant tag recipe.ts adds.
+  // Every name ppo-iteration.ts emits per iteration, plus the variant tag stages/ppo.ts adds.
   const iteration = (kl: number, ptx: 0 | 1) => ({
     "objective/reward": 0.5, "objective/score": 0.4, "objective/kl": kl, "objective/kl_per_token": kl / 10, "objective/beta": 0.02,
     "objective/non_score_reward": -0.01, "objective/missing_eos_fraction": 0.25, "loss/policy": -0.03, "loss/value": 0.7,

@@ -18,7 +18,7 @@ export function stageLabel(stage: ppoCoordinator.Stage): string {
   return ppoCoordinator.stageToJSON(stage).replace(/^STAGE_/, "").toLowerCase();
 }
 
-/** The PPO variant a PPO metrics event belongs to (recipe.ts tags it with `run/variant_ptx`). */
+/** The PPO variant a PPO metrics event belongs to (recipe/stages/ppo.ts tags it with `run/variant_ptx`). */
 function variantOf(values: Record<string, number>): string {
   return values["run/variant_ptx"] === 0 ? "ppo" : "ppo_ptx";
 }

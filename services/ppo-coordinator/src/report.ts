@@ -2,7 +2,7 @@
 import { acceptanceChecks, winRate, writeReport, type ModelEvaluation, type ReportData } from "@rlhf/report";
 import type { ppoCoordinator } from "@rlhf/proto";
 import type { RunConfig } from "@rlhf/run-config";
-import type { RecipeData, RecipeState, ModelName } from "./recipe/recipe";
+import type { RecipeData, RecipeState, ModelName } from "./recipe/records";
 import { join } from "node:path";
 import { ATTR_RUN_ID, iterationTimeline, readTraceFile, recentRunTraces, TRACES_FILE, type TimelineRow } from "@rlhf/telemetry";
 

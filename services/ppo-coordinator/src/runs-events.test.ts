@@ -10,7 +10,7 @@ import { createLogger } from "@rlhf/grpc-kit";
 import { resolveRunConfig } from "@rlhf/run-config";
 import { EventPublisher, openRunFeed, startNatsServer, type NatsServer } from "@rlhf/events";
 import { RunStore } from "./runs";
-import type { Clients } from "./recipe/context";
+import type { Clients } from "./recipe/gateway";
 
 const log = createLogger({ service: "runs-events-test", level: "silent" });
 const { RunState } = ppoCoordinator;

@@ -11,7 +11,7 @@ import { createLogger } from "@rlhf/grpc-kit";
 import { resolveRunConfig } from "@rlhf/run-config";
 import { DomainError } from "@rlhf/errors";
 import { RunStore } from "./runs";
-import type { Clients } from "./recipe/context";
+import type { Clients } from "./recipe/gateway";
 
 const log = createLogger({ service: "runs-test", level: "silent" });
 const { RunState } = ppoCoordinator;

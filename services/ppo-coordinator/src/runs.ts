@@ -5,19 +5,21 @@
  * get its stored events, then new ones as they happen.
  */
 import { join } from "node:path";
-import { appendFile, mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readdir } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { ppoCoordinator } from "@rlhf/proto";
 import { DomainError, FailedPreconditionError, InvalidArgumentError, NotFoundError, confinePath, type PathRoots } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
-import { PATH_KEYS, RUN_PRESET_NAMES, mergeRunConfigs, presetRunConfig, resolveRunConfig, type RunConfig, type RunPresetName } from "@rlhf/run-config";
-import type { Clients, RecipeContext } from "./recipe/context";
-import { emptyState, evaluationStage, ppoStage, prepareRunDir, pretrainStage, rankingsStage, recipeData, restoreLabelers, rewardModelStage, sftStage, type RankedSamples, type RecipeState } from "./recipe/recipe";
+import type { RunConfig } from "@rlhf/run-config";
+import type { RecipeContext } from "./recipe/context";
+import { runRecipe } from "./recipe/driver";
+import { createGateway, type Clients } from "./recipe/gateway";
+import { emptyState, stageKey, type RecipeState, type StageName } from "./recipe/records";
+import { writeDataFiles } from "./recipe/user-data";
 import { writeRunReport } from "./report";
-import { stageTrace } from "./recipe/trace";
-import { checkRunInputs, loadUserData, writeDataFiles } from "./recipe/user-data";
-import { getTokenizer } from "@rlhf/model";
+import { checkConfigPaths, parseStartRequest } from "./start-request";
+import { readRunFolder, writeJsonAtomic } from "./run-folder";
 import { recordRunMetrics } from "./metrics";
 import { StageClock } from "./stage-clock";
 import { isRunId, runEventKind, runEventMsgId, runSubject, type EventPublisher } from "@rlhf/events";
@@ -27,24 +29,6 @@ type Run = ppoCoordinator.Run;
 type RunEvent = ppoCoordinator.RunEvent;
 
 const RUN_ID = /^[a-z0-9-]{1,64}$/;
-/** The deepest nesting a run config may have (the real one is 4 levels deep). */
-const MAX_CONFIG_DEPTH = 32;
-
-/**
- * Refuses a JSON value nested deeper than `max` levels (measured without recursion): every later
- * step (merge, validation, copies) recurses, and a config 10,000 levels deep would overflow the
- * stack there and answer INTERNAL.
- */
-function checkNesting(value: unknown, field: string, max: number): void {
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length > 0) {
-    const [v, depth] = stack.pop() as [unknown, number];
-    if (typeof v !== "object" || v === null) continue;
-    if (depth > max) throw new InvalidArgumentError(field, `is nested more than ${max} levels deep`);
-    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
-  }
-}
-
 const TERMINAL = new Set([RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED]);
 
 interface RunRecord {
@@ -56,27 +40,6 @@ interface RunRecord {
   state: RecipeState;
   /** Settles when the background execution ends. */
   finished?: Promise<void>;
-}
-
-/**
- * Every file or folder a run config names (`data.files.*`, `model.base_checkpoint`) must resolve,
- * symlinks included, inside DATA_ROOT: PERMISSION_DENIED naming the key otherwise, and
- * INVALID_ARGUMENT for a NUL byte. Checked before any of them is read.
- */
-export function checkConfigPaths(config: RunConfig, roots: PathRoots | undefined): void {
-  if (!roots) return;
-  for (const key of PATH_KEYS) {
-    let v: unknown = config;
-    for (const part of key.split(".")) v = v && typeof v === "object" ? (v as Record<string, unknown>)[part] : undefined;
-    if (v === null || v === undefined) continue;
-    confinePath(v, key, roots);
-  }
-}
-
-async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify(value, null, 2) + "\n");
-  await rename(tmp, path);
 }
 
 export class RunStore {
@@ -99,24 +62,7 @@ export class RunStore {
       const dir = join(this.runsDir, name);
       if (!existsSync(join(dir, "run.json"))) continue;
       try {
-        const run = ppoCoordinator.Run.fromJSON(JSON.parse(await readFile(join(dir, "run.json"), "utf8")));
-        const config = resolveRunConfig(JSON.parse(run.configJson));
-        const lines = (await readFile(join(dir, "events.jsonl"), "utf8").catch(() => "")).split("\n").filter((l) => l.trim() !== "");
-        // A coordinator killed while appending leaves a torn last line: drop it (its event is lost, the rest stands).
-        const parsed = (l: string) => {
-          try {
-            return ppoCoordinator.RunEvent.fromJSON(JSON.parse(l));
-          } catch {
-            return undefined;
-          }
-        };
-        if (lines.length && !parsed(lines[lines.length - 1])) {
-          this.log.warn({ dir, line: lines.length }, "events.jsonl ends with a torn line (the coordinator was killed while writing it): dropped");
-          lines.pop();
-          await writeFile(join(dir, "events.jsonl"), lines.map((l) => l + "\n").join(""));
-        }
-        const events = lines.map((l) => ppoCoordinator.RunEvent.fromJSON(JSON.parse(l)));
-        const state = existsSync(join(dir, "recipe-state.json")) ? (JSON.parse(await readFile(join(dir, "recipe-state.json"), "utf8")) as RecipeState) : emptyState();
+        const { run, config, events, state } = await readRunFolder(dir, this.log);
         const rec: RunRecord = { run, config, events, watchers: new Set(), state };
         this.runs.set(run.id, rec);
         if (run.state === RunState.RUN_STATE_RUNNING || run.state === RunState.RUN_STATE_PENDING) {
@@ -134,32 +80,8 @@ export class RunStore {
 
   /** Validates and resolves the config; creates and starts the run unless `validateOnly`. */
   async start(req: ppoCoordinator.StartRunRequest): Promise<Run> {
-    if (Buffer.byteLength(req.configJson) > 1024 * 1024) throw new InvalidArgumentError("config_json", "exceeds 1 MiB");
-    // An empty request is a mistake, not "every default": that would start a full run.
-    if (req.configJson.trim() === "") throw new InvalidArgumentError("config_json", 'is empty: send a run config ("{}" for every default, {"preset": "tiny"} for the smoke run)');
-    let json: unknown;
-    try {
-      json = JSON.parse(req.configJson);
-    } catch (e) {
-      throw new InvalidArgumentError("config_json", `not valid JSON: ${(e as Error).message}`);
-    }
-    checkNesting(json, "config_json", MAX_CONFIG_DEPTH);
-    // A top-level "preset" ("tiny" or "default") expands to that demo configuration, which the
-    // other keys then override.
-    if (typeof json === "object" && json !== null && !Array.isArray(json) && "preset" in json) {
-      const { preset, ...rest } = json as Record<string, unknown>;
-      if (typeof preset !== "string" || !(RUN_PRESET_NAMES as readonly string[]).includes(preset)) {
-        throw new InvalidArgumentError("config_json.preset", `must be one of ${RUN_PRESET_NAMES.join(", ")}, got ${JSON.stringify(preset)}`);
-      }
-      json = mergeRunConfigs(presetRunConfig(preset as RunPresetName), rest);
-    }
-    const config = resolveRunConfig(json);
-    checkConfigPaths(config, this.dataRoots);
-    // The user's data files are read and checked now: a bad line fails StartRun (validate_only too) before anything is created.
-    const userData = loadUserData(config, getTokenizer(config.model.tokenizer));
+    const { config, configJson, userData } = parseStartRequest(req, this.dataRoots);
     for (const w of userData.warnings) this.log.warn({ warning: w }, "ignored field in a data file");
-    const configJson = JSON.stringify(config);
-    if (Buffer.byteLength(req.displayName) > 256) throw new InvalidArgumentError("display_name", "exceeds 256 bytes");
     if (req.validateOnly) return ppoCoordinator.Run.fromPartial({ configJson, displayName: req.displayName });
     if (req.runId !== "" && !RUN_ID.test(req.runId)) throw new InvalidArgumentError("run_id", `must be 1..64 of [a-z0-9-], got ${JSON.stringify(req.runId)}`);
     const existing = req.runId ? this.runs.get(req.runId) : undefined;
@@ -341,76 +263,56 @@ export class RunStore {
     if (TERMINAL.has(to)) rec.watchers.clear();
   }
 
-  /** Runs the recipe in the background, skipping the stages a previous attempt finished. */
+  /** Runs the recipe in the background (./recipe/driver.ts), skipping the stages a previous attempt finished. */
   private execute(rec: RunRecord): void {
     const abort = new AbortController();
     rec.abort = abort;
+    const stageOf = (s: StageName) => ppoCoordinator.stageFromJSON(stageKey(s));
     // The stage in progress: its events' elapsed times and its time in report.json (./stage-clock.ts).
     let clock: StageClock | undefined;
     const ctx: RecipeContext = {
       cfg: rec.config,
-      clients: this.clients,
+      services: createGateway(this.clients, abort.signal, rec.run.id),
       runDir: rec.run.runDir,
       runId: rec.run.id,
       log: this.log.child({ runId: rec.run.id }),
       signal: abort.signal,
       events: {
-        progress: (p) => this.emit({ $case: "stageProgress", stageProgress: clock ? clock.progress(p) : p }, rec),
-        metrics: (m) => this.emit({ $case: "metrics", metrics: m }, rec),
+        progress: (p) => {
+          const e = { ...p, stage: stageOf(p.stage) };
+          this.emit({ $case: "stageProgress", stageProgress: clock ? clock.progress(e) : e }, rec);
+        },
+        metrics: (m) => this.emit({ $case: "metrics", metrics: { ...m, stage: stageOf(m.stage) } }, rec),
         checkpoint: (c) => {
           rec.run.lastCheckpointDir = c.dir;
-          this.emit({ $case: "checkpointWritten", checkpointWritten: c }, rec);
+          this.emit({ $case: "checkpointWritten", checkpointWritten: { ...c, stage: stageOf(c.stage) } }, rec);
         },
       },
     };
     rec.finished = (async () => {
       try {
-        await prepareRunDir(rec.run.runDir);
+        await mkdir(join(rec.run.runDir, "checkpoints"), { recursive: true });
         await this.transition(rec, RunState.RUN_STATE_RUNNING);
-        const data = recipeData(ctx);
-        restoreLabelers(ctx, data, rec.state);
-        // Exact resume needs the same data files; the corpus must be tokenised as the policy's.
-        await checkRunInputs(ctx, data.files);
-        let ranked: RankedSamples[] | undefined;
-        // `finish` ends the stage's clock: its time for report.json, said to watchers by a closing progress event.
-        const stage = async (s: ppoCoordinator.Stage, fn: (finish: () => number) => Promise<void>) => {
-          if (rec.state.stagesDone.includes(s)) return;
-          if (abort.signal.aborted) throw abort.signal.reason;
-          rec.run.stage = s;
-          const key = ppoCoordinator.stageToJSON(s);
-          const c = (clock = new StageClock(s, rec.state.stageMs[key] ?? 0, Date.now()));
-          const finish = () => {
-            const { stageMs, closing } = c.finish(Date.now());
+        await runRecipe(ctx, rec.state, {
+          stageStarted: (s) => {
+            rec.run.stage = stageOf(s);
+            clock = new StageClock(rec.run.stage, rec.state.stageMs[stageKey(s)] ?? 0, Date.now());
+          },
+          stageElapsed: () => {
+            const { stageMs, closing } = (clock as StageClock).finish(Date.now());
             if (closing) this.emit({ $case: "stageProgress", stageProgress: closing }, rec);
             return stageMs;
-          };
-          // Each stage is one trace (a root span `stage.<name>`; recipe/trace.ts).
-          await stageTrace(ctx, key.replace(/^STAGE_/, "").toLowerCase(), () => fn(finish));
-          rec.state.stageMs[key] = finish();
-          clock = undefined;
-          rec.state.stagesDone.push(s);
-          await this.saveState(rec);
-          await this.saveRun(rec);
-        };
-        await stage(Stage.STAGE_PRETRAIN, () => pretrainStage(ctx, data, rec.state));
-        await stage(Stage.STAGE_SFT, () => sftStage(ctx, data, rec.state));
-        // Rankings are the reward model's input; a resume that redoes the reward model redoes them.
-        if (!rec.state.stagesDone.includes(Stage.STAGE_REWARD_MODEL)) {
-          rec.state.stagesDone = rec.state.stagesDone.filter((s) => s !== Stage.STAGE_RANKINGS);
-          await stage(Stage.STAGE_RANKINGS, async () => {
-            ranked = await rankingsStage(ctx, data, rec.state);
-          });
-          await stage(Stage.STAGE_REWARD_MODEL, () => rewardModelStage(ctx, data, rec.state, ranked as RankedSamples[]));
-        }
-        await stage(Stage.STAGE_PPO, () => ppoStage(ctx, data, rec.state, () => this.saveState(rec)));
-        await stage(Stage.STAGE_EVALUATION, async (finish) => {
-          await evaluationStage(ctx, data, rec.state);
-          const backend = (await this.clients.policy.unary("getInfo", {}, { signal: abort.signal })).backend;
-          // The report is written inside this stage: its time so far is its time, in the report and the closing event.
-          const key = ppoCoordinator.stageToJSON(Stage.STAGE_EVALUATION);
-          const stageMs = { ...rec.state.stageMs, [key]: finish() };
-          const acceptance = await writeRunReport(rec.run, rec.config, { ...rec.state, stageMs }, data, backend);
-          ctx.events.metrics({ stage: Stage.STAGE_EVALUATION, step: 1, values: acceptance });
+          },
+          stageDone: async () => {
+            clock = undefined;
+            await this.saveState(rec);
+            await this.saveRun(rec);
+          },
+          saveState: () => this.saveState(rec),
+          writeReport: async (data, state, backend) => {
+            const acceptance = await writeRunReport(rec.run, rec.config, state, data, backend);
+            ctx.events.metrics({ stage: "evaluation", step: 1, values: acceptance });
+          },
         });
         await this.transition(rec, RunState.RUN_STATE_SUCCEEDED);
       } catch (e) {

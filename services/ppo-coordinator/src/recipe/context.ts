@@ -1,27 +1,20 @@
-/** What every stage of the recipe gets: the config, the service clients, the run folder, events. */
-import type { policy as policyPb, rewardModel, referenceModel, pretrainMix, ppoCoordinator } from "@rlhf/proto";
-import type { KitClient, Logger } from "@rlhf/grpc-kit";
+/** What every stage of the recipe gets: the config, the gateway to the services, the run folder, events. */
+import type { Logger } from "@rlhf/grpc-kit";
 import type { RunConfig } from "@rlhf/run-config";
-import type { ServiceClient } from "../replicas";
-
-/** The clients of the four model services (a ServiceClient is a KitClient or a ReplicaSet: ../replicas.ts). */
-export interface Clients {
-  policy: KitClient<policyPb.PolicyServiceClient>;
-  rewardModel: ServiceClient<rewardModel.RewardModelServiceClient>;
-  reference: ServiceClient<referenceModel.ReferenceModelServiceClient>;
-  pretrainMix: ServiceClient<pretrainMix.PretrainMixServiceClient>;
-}
+import type { Gateway } from "./gateway";
+import type { StageName, WeightsRef } from "./records";
 
 /** Sinks of a run's events (the run store numbers them, writes events.jsonl and notifies watchers). */
 export interface EventSink {
-  progress(p: ppoCoordinator.StageProgress): void;
-  metrics(m: ppoCoordinator.RunMetrics): void;
-  checkpoint(c: ppoCoordinator.CheckpointWritten): void;
+  progress(p: { stage: StageName; step: number; totalSteps: number; unit: string; etaMs: number; elapsedMs: number }): void;
+  metrics(m: { stage: StageName; step: number; values: Record<string, number> }): void;
+  checkpoint(c: { dir: string; stage: StageName; iteration: number; weights: WeightsRef[]; bytes: number }): void;
 }
 
 export interface RecipeContext {
   cfg: RunConfig;
-  clients: Clients;
+  /** The model services, for this run (./gateway.ts). */
+  services: Gateway;
   /** Absolute path of the run folder. */
   runDir: string;
   /** The run's id (policy calls carry it, so that the policy's weights events name the run). */

@@ -8,10 +8,14 @@
  */
 import { basename } from "node:path";
 import { ATTR_ITERATION, ATTR_RUN_ID, ATTR_STAGE, ATTR_VARIANT, ITERATION_SPAN, inPhase, inRootSpan, registerRunTraceDir, type Attributes, type Link, type Span } from "@rlhf/telemetry";
-import type { RecipeContext } from "./context";
 
-/** The run id of a context (its folder's name when the context carries none). */
-function runIdOf(ctx: RecipeContext): string {
+/** The run a span belongs to: its id (the folder's name when there is none) and its folder. */
+interface RunRef {
+  runId?: string;
+  runDir: string;
+}
+
+function runIdOf(ctx: RunRef): string {
   return ctx.runId ?? basename(ctx.runDir);
 }
 
@@ -19,7 +23,7 @@ function runIdOf(ctx: RecipeContext): string {
 const stageSpans = new Map<string, Span>();
 
 /** Runs one stage of the recipe as its own trace: root span `stage.<name>`. */
-export function stageTrace<T>(ctx: RecipeContext, stage: string, fn: () => Promise<T>): Promise<T> {
+export function stageTrace<T>(ctx: RunRef, stage: string, fn: () => Promise<T>): Promise<T> {
   const runId = runIdOf(ctx);
   registerRunTraceDir(runId, ctx.runDir);
   return inRootSpan(`stage.${stage}`, { baggage: { [ATTR_RUN_ID]: runId, [ATTR_STAGE]: stage } }, async (span) => {
@@ -36,7 +40,7 @@ export function stageTrace<T>(ctx: RecipeContext, stage: string, fn: () => Promi
  * Runs one PPO iteration (and its checkpoint) as its own trace: root span `ppo.iteration` with
  * the run id, iteration (1-based), variant and `attributes`; linked to the PPO stage's span.
  */
-export function iterationTrace<T>(ctx: RecipeContext, iteration: number, variant: "ppo_ptx" | "ppo", attributes: Attributes, fn: (root: Span) => Promise<T>): Promise<T> {
+export function iterationTrace<T>(ctx: RunRef, iteration: number, variant: "ppo_ptx" | "ppo", attributes: Attributes, fn: (root: Span) => Promise<T>): Promise<T> {
   const runId = runIdOf(ctx);
   registerRunTraceDir(runId, ctx.runDir);
   const stage = stageSpans.get(runId);

@@ -27,10 +27,9 @@ import {
   readJsonlFile,
 } from "@rlhf/data";
 import { FailedPreconditionError, InvalidArgumentError } from "@rlhf/errors";
-import { ppoCoordinator, type pretrainMix } from "@rlhf/proto";
 import type { RunConfig } from "@rlhf/run-config";
 import type { RecipeContext } from "./context";
-import type { RankedSamples } from "./recipe";
+import type { DataFileRecord, TextCorpus } from "./records";
 
 /** Most responses per comparison the reward model takes (its ComparisonGroup limit). */
 export const MAX_RANKING_K = 16;
@@ -39,17 +38,6 @@ export const MAX_RANKING_K = 16;
 export interface Encoder {
   encode(text: string): number[];
   readonly eosId: number;
-}
-
-/** One file a run reads, as `data-files.json` records it. */
-export interface DataFileRecord {
-  /** The config key that names it (`data.files.sft`; a pretraining folder's files share its key). */
-  key: string;
-  /** Absolute path. */
-  path: string;
-  bytes: number;
-  /** Hex SHA-256 of its bytes. */
-  sha256: string;
 }
 
 /** The run's own data, read and checked. Parts the config does not ask for are absent. */
@@ -62,8 +50,8 @@ export interface UserData {
   evalPrompts?: PromptRecord[];
   /** Comparisons (`rankings.source` = "file"): the first `rankings.prompts` records, pairs as K = 2. */
   rankings?: { kind: "rankings" | "pairs"; groups: RankingRecord[] };
-  /** pretrain-mix's TextCorpus for `data.files.pretrain`. */
-  textCorpus?: pretrainMix.TextCorpus;
+  /** The pretraining text of `data.files.pretrain`, as pretrain-mix reads it. */
+  textCorpus?: TextCorpus;
   /** Every file read, in config order. */
   files: DataFileRecord[];
   /** Ignored fields, one line each (`file:line: field: ...`). */
@@ -243,28 +231,14 @@ export async function checkDataUnchanged(runDir: string, now: readonly DataFileR
 }
 
 /**
- * The rankings stage with a comparisons file: its records as the reward model's groups, the
- * prompt's ids and each response's ids followed by EOS (as a sampled response that ended), with
- * the file's ranks. Nothing is sampled.
- */
-export function fileRankings(ctx: RecipeContext, groups: readonly { prompt: string; responses: readonly string[]; ranking: readonly number[] }[], tok: Encoder): RankedSamples[] {
-  const started = Date.now();
-  const stage = ppoCoordinator.Stage.STAGE_RANKINGS;
-  ctx.events.progress({ stage, step: 0, totalSteps: groups.length, unit: "prompts", etaMs: 0, elapsedMs: 0 });
-  const out = groups.map((g) => ({ prompt: tok.encode(g.prompt), responses: g.responses.map((r) => [...tok.encode(r), tok.eosId]), ranks: [...g.ranking] }));
-  ctx.events.progress({ stage, step: groups.length, totalSteps: groups.length, unit: "prompts", etaMs: 0, elapsedMs: Date.now() - started });
-  return out;
-}
-
-/**
  * Before a run executes (first start or resume): its data files are the ones it started with
  * (`data-files.json`), and pretrain-mix tokenises its corpus with the run's tokenizer (a byte
  * corpus fed to a GPT-2 policy would not fail by itself). FailedPreconditionError otherwise.
  */
 export async function checkRunInputs(ctx: RecipeContext, files: readonly DataFileRecord[]): Promise<void> {
   await checkDataUnchanged(ctx.runDir, files);
-  const info = await ctx.clients.pretrainMix.unary("getInfo", {}, { signal: ctx.signal });
-  if (info.tokenizer !== ctx.cfg.model.tokenizer) {
-    throw new FailedPreconditionError(`pretrain-mix tokenises with "${info.tokenizer}" (its TOKENIZER) but model.tokenizer is "${ctx.cfg.model.tokenizer}": start pretrain-mix with TOKENIZER=${ctx.cfg.model.tokenizer}`);
+  const tokenizer = await ctx.services.pretrainMix.tokenizer();
+  if (tokenizer !== ctx.cfg.model.tokenizer) {
+    throw new FailedPreconditionError(`pretrain-mix tokenises with "${tokenizer}" (its TOKENIZER) but model.tokenizer is "${ctx.cfg.model.tokenizer}": start pretrain-mix with TOKENIZER=${ctx.cfg.model.tokenizer}`);
   }
 }

@@ -4,7 +4,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { presetRunConfig, resolveRunConfig } from "@rlhf/run-config";
 import type { RecipeContext } from "./context";
-import { emptyState, recipeData, restoreLabelers } from "./recipe";
+import { recipeData, restoreLabelers } from "./data";
+import { emptyState } from "./records";
 
 const ctx = { cfg: resolveRunConfig(presetRunConfig("tiny")) } as RecipeContext;
 

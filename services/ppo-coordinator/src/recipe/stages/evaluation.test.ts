@@ -4,8 +4,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { presetRunConfig, resolveRunConfig } from "@rlhf/run-config";
 import { renderAnswer, winRate } from "@rlhf/data";
-import type { RecipeContext } from "./context";
-import { familyEvals, recipeData } from "./recipe";
+import type { RecipeContext } from "../context";
+import { recipeData } from "../data";
+import { familyEvals } from "./evaluation";
 
 const ctx = { cfg: resolveRunConfig(presetRunConfig("tiny")) } as RecipeContext;
 

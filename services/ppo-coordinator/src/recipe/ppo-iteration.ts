@@ -2,16 +2,14 @@
  * One PPO(-ptx) iteration, as ARCHITECTURE.md draws it: generate; then score, reference
  * log-probs and evaluate in parallel; per-token rewards with the KL penalty, GAE, whitening over
  * the whole batch; minibatch updates, each with its pretraining gradients streamed from
- * pretrain-mix straight into the policy's update. The maths is libs/rl's; this file only moves
- * data between the services. Each step is a `phase` span of the iteration's trace (./trace.ts).
+ * pretrain-mix straight into the policy's update. The maths is libs/rl's and the calls are the
+ * gateway's (./gateway.ts): this file holds the order and the bookkeeping, in domain types. Each
+ * step is a `phase` span of the iteration's trace (./trace.ts).
  */
-import { common, pretrainMix, type policy as policyPb } from "@rlhf/proto";
-import type { KitClient } from "@rlhf/grpc-kit";
 import { computeGae, computeKlPenalizedRewards, explainedVariance, minibatchIndices, whiten, type KlController } from "@rlhf/rl";
-import { batchOf, generateSamples, type Sample } from "./sequences";
-import type { Clients } from "./context";
+import type { Gateway, PtxRequest } from "./gateway";
+import type { PpoCursor, Sample, TextCorpus } from "./records";
 import { phase } from "./trace";
-import type { Attributes } from "@rlhf/telemetry";
 
 /** PPO settings of one variant (PPO-ptx, or plain PPO with gamma 0). */
 export interface PpoSettings {
@@ -35,22 +33,8 @@ export interface PpoSettings {
   ptxGamma: number;
   ptxSequences: number;
   ptxSequenceLength: number;
-  /** The user's pretraining text (pretrain-mix's TextCorpus); undefined: pretrain-mix's built-in corpus. */
-  textCorpus?: pretrainMix.TextCorpus;
-  /** The run's id, sent with every PpoUpdate (it names the run in the policy's weights events). */
-  runId?: string;
-}
-
-/** Counters an iteration advances (saved with every checkpoint). */
-export interface PpoCursor {
-  /** Iterations done. */
-  iteration: number;
-  /** Next PPO prompt (index into the prompt list, wraps). */
-  promptCursor: number;
-  /** Next pretraining window (pretrain-mix's cursor). */
-  ptxCursor: number;
-  /** The policy's weights version (PpoUpdate's expected_version). */
-  policyVersion: number;
+  /** The user's pretraining text; undefined: pretrain-mix's built-in corpus. */
+  textCorpus?: TextCorpus;
 }
 
 /** The rollout batch of one iteration; per-token arrays in the response-token layout. */
@@ -71,85 +55,41 @@ export interface Rollout {
 const cat = (arrays: readonly number[][]) => Float32Array.from(arrays.flat());
 
 /** Generation, then scoring, reference log-probs and evaluation in parallel. */
-export async function rollout(clients: Clients, prompts: number[][], s: PpoSettings, seed: number, timing: Record<string, number>, signal?: AbortSignal): Promise<Rollout> {
+export async function rollout(services: Gateway, prompts: number[][], s: PpoSettings, seed: number, timing: Record<string, number>): Promise<Rollout> {
   const gen = await phase(
     "ppo.generate",
     { "rlhf.prompts": prompts.length, "rlhf.max_new_tokens": s.maxNewTokens },
-    () => generateSamples(clients.policy, prompts, { samplesPerPrompt: 1, temperature: s.temperature, maxNewTokens: s.maxNewTokens, seed }, signal),
+    () => services.policy.generate(prompts, { samplesPerPrompt: 1, temperature: s.temperature, maxNewTokens: s.maxNewTokens, seed }),
     { into: timing, key: "timing/generate_ms" },
   );
   const samples = gen.samples;
-  const batch = batchOf(samples);
-  const size: Attributes = { "rlhf.sequences": samples.length, "rlhf.tokens": batch.tokens.length };
+  const size = { "rlhf.sequences": samples.length, "rlhf.tokens": samples.reduce((a, x) => a + x.tokens.length, 0) };
   const t = Date.now();
-  const [score, ref, ev] = await Promise.all([
-    phase("ppo.score", size, () => clients.rewardModel.unary("score", { sequences: batch }, { signal })),
-    phase("ppo.reference_logprobs", size, () => clients.reference.unary("logProbs", { batch, temperature: s.temperature }, { signal })),
-    phase("ppo.evaluate", size, () => clients.policy.unary("evaluate", { sequences: batch, temperature: s.temperature, skipValues: false }, { signal })),
+  const [scores, ref, ev] = await Promise.all([
+    phase("ppo.score", size, () => services.rewardModel.score(samples)),
+    phase("ppo.reference_logprobs", size, () => services.reference.logprobs(samples, s.temperature)),
+    phase("ppo.evaluate", size, () => services.policy.evaluate(samples, s.temperature)),
   ]);
   timing["timing/score_ref_evaluate_ms"] = Date.now() - t;
-  // The reference answers in the L-1 layout: the response slice is entries P-1..L-2.
-  const refSlices: number[][] = [];
-  let o = 0;
-  samples.forEach((smp) => {
-    const L = smp.tokens.length;
-    refSlices.push(ref.logprobs.slice(o + smp.promptLength - 1, o + L - 1));
-    o += L - 1;
-  });
   return {
     samples,
     lengths: samples.map((x) => x.tokens.length - x.promptLength),
     logprobs: Float32Array.from(ev.logprobs),
-    logprobsRef: cat(refSlices),
+    logprobsRef: cat(ref),
     values: Float32Array.from(ev.values),
-    scores: score.scores,
+    scores,
   };
-}
-
-/**
- * A PpoUpdate (phase `ppo.update`) with the pretraining gradients of the same version (phase
- * `ppo.ptx_gradients`, running alongside) piped in chunk by chunk.
- */
-async function update(clients: Clients, mb: policyPb.PpoMinibatch, ptx: pretrainMix.PtxGradientsRequest | undefined, attrs: Attributes, signal?: AbortSignal): Promise<{ res: policyPb.PpoUpdateResponse; ptxLoss?: number }> {
-  return phase("ppo.update", attrs, async () => {
-    const call = clients.policy.clientStream("ppoUpdate", { signal });
-    let ptxLoss: number | undefined;
-    try {
-      await call.write({ part: { $case: "minibatch", minibatch: mb } });
-      if (ptx) {
-        await phase("ppo.ptx_gradients", attrs, async () => {
-          for await (const m of clients.pretrainMix.serverStream("ptxGradients", ptx, { signal }) as AsyncIterable<pretrainMix.PtxGradientsResponse>) {
-            const part = m.part;
-            if (part?.$case === "loss") ptxLoss = part.loss.loss;
-            else if (part?.$case === "chunk") await call.write({ part: { $case: "ptxGradients", ptxGradients: part.chunk } });
-          }
-        });
-      }
-    } catch (e) {
-      call.cancel();
-      throw e;
-    }
-    return { res: await call.end(), ptxLoss };
-  });
 }
 
 /**
  * One iteration of `s` on `prompts` (the iteration's slice of the PPO prompts). Advances
  * `cursor` and the KL controller; returns the iteration's metrics (namespaced names).
  */
-export async function ppoIteration(
-  clients: Clients,
-  s: PpoSettings,
-  kl: KlController,
-  cursor: PpoCursor,
-  prompts: number[][],
-  signal?: AbortSignal,
-  judge?: RolloutJudge,
-): Promise<Record<string, number>> {
+export async function ppoIteration(services: Gateway, s: PpoSettings, kl: KlController, cursor: PpoCursor, prompts: number[][], judge?: RolloutJudge): Promise<Record<string, number>> {
   const started = Date.now();
   const timing: Record<string, number> = {};
   const it = cursor.iteration + 1;
-  const ro = await rollout(clients, prompts, s, s.seed * 1_000_003 + it, timing, signal);
+  const ro = await rollout(services, prompts, s, s.seed * 1_000_003 + it, timing);
   // The gold scorer's view of the same rollouts (built-in data): what the reward model stands for.
   const gold = judge ? ro.samples.map((smp, i) => judge(i, smp.tokens.slice(smp.promptLength))).filter((g): g is GoldJudgement => g !== undefined) : [];
   const beta = kl.beta;
@@ -175,43 +115,32 @@ export async function ppoIteration(
   const t = Date.now();
   for (let epoch = 0; epoch < s.ppoEpochs; epoch++) {
     for (const idx of minibatchIndices(ro.samples.length, s.minibatchSize, s.seed, cursor.iteration * s.ppoEpochs + epoch)) {
-      const mb: policyPb.PpoMinibatch = {
-        sequences: batchOf(idx.map((i) => ro.samples[i])),
+      const optimizer = (learningRate: number) => ({ learningRate, weightDecay: 0, maxGradNorm: s.maxGradNorm });
+      const mb = {
+        samples: idx.map((i) => ro.samples[i]),
         oldLogprobs: pick(ro.logprobs, idx),
         oldValues: pick(ro.values, idx),
         advantages: pick(advantages, idx),
         returns: pick(gae.returns, idx),
-        hyperparameters: {
-          clipRange: s.clipRange,
-          valueClipRange: s.valueClipRange,
-          valueLossCoef: s.valueLossCoef,
-          entropyCoef: s.entropyCoef,
-          temperature: s.temperature,
-          policyOptimizer: { learningRate: s.policyLr, beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: 0, maxGradNorm: s.maxGradNorm },
-          criticOptimizer: { learningRate: s.criticLr, beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: 0, maxGradNorm: s.maxGradNorm },
-        },
+        clipRange: s.clipRange,
+        valueClipRange: s.valueClipRange,
+        valueLossCoef: s.valueLossCoef,
+        entropyCoef: s.entropyCoef,
+        temperature: s.temperature,
+        policyOptimizer: optimizer(s.policyLr),
+        criticOptimizer: optimizer(s.criticLr),
         expectedVersion: cursor.policyVersion,
-        withPtxGradients: s.ptxGamma > 0,
-        runId: s.runId,
       };
-      const ptx: pretrainMix.PtxGradientsRequest | undefined =
+      // PPO-ptx: the pretraining gradients of the same weights version go with the minibatch.
+      const ptx: PtxRequest | undefined =
         s.ptxGamma > 0
-          ? {
-              policyWeights: { modelId: "policy", version: cursor.policyVersion, source: "" },
-              gamma: s.ptxGamma,
-              sequences: s.ptxSequences,
-              sequenceLength: s.ptxSequenceLength,
-              cursor: cursor.ptxCursor,
-              seed: s.seed + 1,
-              temperature: s.temperature,
-              dtype: common.Dtype.DTYPE_FLOAT32,
-              textCorpus: s.textCorpus,
-            }
+          ? { policyVersion: cursor.policyVersion, gamma: s.ptxGamma, sequences: s.ptxSequences, sequenceLength: s.ptxSequenceLength, cursor: cursor.ptxCursor, seed: s.seed + 1, temperature: s.temperature, textCorpus: s.textCorpus }
           : undefined;
       const mbAttrs = { "rlhf.epoch": epoch, "rlhf.minibatch": sums.n, "rlhf.sequences": idx.length, "rlhf.weights_version": cursor.policyVersion };
-      const { res, ptxLoss } = await update(clients, mb, ptx, mbAttrs, signal);
+      const res = await services.policy.ppoUpdate(mb, ptx, mbAttrs);
+      const ptxLoss = res.ptxLoss;
       if (ptx) cursor.ptxCursor += s.ptxSequences;
-      cursor.policyVersion = res.policyWeights?.version ?? cursor.policyVersion + 1;
+      cursor.policyVersion = res.policyVersion ?? cursor.policyVersion + 1;
       sums.policy += res.policyLoss;
       sums.value += res.valueLoss;
       sums.clip += res.clipFraction;
@@ -272,7 +201,3 @@ export interface GoldJudgement {
 
 /** Judges rollout `i` (the i-th prompt of the iteration's batch) by its response ids; undefined without a gold answer. */
 export type RolloutJudge = (i: number, response: number[]) => GoldJudgement | undefined;
-
-/** The clients of the four model services. */
-export type { Clients } from "./context";
-export type PolicyClient = KitClient<policyPb.PolicyServiceClient>;

@@ -1,0 +1,37 @@
+// The coordinator's layering (docs/architecture.md): its files import each other in one
+// direction (no circle), and inside recipe/ only the gateway imports the generated proto code.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+
+const src = resolve(__dirname);
+const files = (function walk(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith(".ts") && !e.name.endsWith(".test.ts") ? [join(dir, e.name)] : []));
+})(src);
+
+/** The relative imports of a file (type-only ones too), resolved to files. */
+function importsOf(file: string): string[] {
+  const text = readFileSync(file, "utf8");
+  return [...text.matchAll(/from "(\.{1,2}\/[^"]+)"/g)].map((m) => resolve(dirname(file), m[1])).map((p) => (existsSync(`${p}.ts`) ? `${p}.ts` : join(p, "index.ts")));
+}
+
+test("no import circle among the coordinator's files", () => {
+  const graph = new Map(files.map((f) => [f, importsOf(f)]));
+  const state = new Map<string, "open" | "done">();
+  const visit = (f: string, path: string[]): void => {
+    if (state.get(f) === "done") return;
+    if (state.get(f) === "open") assert.fail(`import circle: ${[...path.slice(path.indexOf(f)), f].map((p) => relative(src, p)).join(" -> ")}`);
+    state.set(f, "open");
+    for (const g of graph.get(f) ?? []) visit(g, [...path, f]);
+    state.set(f, "done");
+  };
+  for (const f of files) visit(f, []);
+});
+
+test("inside recipe/ only gateway.ts imports the generated proto code", () => {
+  const recipe = files.filter((f) => relative(src, f).startsWith("recipe"));
+  assert.ok(recipe.length > 10);
+  const offenders = recipe.filter((f) => /from "@rlhf\/proto"/.test(readFileSync(f, "utf8")) && !f.endsWith("gateway.ts"));
+  assert.deepEqual(offenders.map((f) => relative(src, f)), []);
+});

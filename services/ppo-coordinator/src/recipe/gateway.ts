@@ -1,0 +1,312 @@
+/**
+ * The recipe's gateway to the four model services: the only recipe file that imports the
+ * generated proto code. The stages and the PPO iteration call it with domain types (samples,
+ * examples, ranked groups, settings); it builds the requests, cuts big inputs into messages under
+ * the 4 MiB limit, relays streams (pretraining gradients straight into PpoUpdate), converts
+ * layouts (the reference's L-1 log-probs into the response-token layout) and passes the run's
+ * cancellation signal and id with every call.
+ */
+import { common, pretrainMix, type policy as policyPb, type referenceModel, type rewardModel } from "@rlhf/proto";
+import type { KitClient } from "@rlhf/grpc-kit";
+import type { GPT2Config } from "@rlhf/model";
+import { modelConfigToProto } from "@rlhf/tensor-transport";
+import type { Attributes } from "@rlhf/telemetry";
+import type { ServiceClient } from "../replicas";
+import type { Example, RankedSamples, Sample, TextCorpus, WeightsRef } from "./records";
+import { phase } from "./trace";
+
+/** The clients of the four model services (a ServiceClient is a KitClient or a ReplicaSet: ../replicas.ts). */
+export interface Clients {
+  policy: KitClient<policyPb.PolicyServiceClient>;
+  rewardModel: ServiceClient<rewardModel.RewardModelServiceClient>;
+  reference: ServiceClient<referenceModel.ReferenceModelServiceClient>;
+  pretrainMix: ServiceClient<pretrainMix.PretrainMixServiceClient>;
+}
+
+/** Adam with the recipe's betas (0.9, 0.95) and epsilon (1e-8). */
+export interface AdamSettings {
+  learningRate: number;
+  weightDecay: number;
+  maxGradNorm: number;
+}
+
+/** How a training call runs (Sft on the policy, Train on the reward model). */
+export interface TrainSettings {
+  epochs: number;
+  batchSize: number;
+  optimizer: AdamSettings;
+  schedule: "cosine" | "constant";
+  warmupSteps: number;
+  minLearningRate: number;
+  seed: number;
+  progressEverySteps: number;
+}
+
+/** One Generate call's sampling (temperature 0 is not allowed: greedy is top_k 1). */
+export interface GenerateSettings {
+  samplesPerPrompt: number;
+  temperature: number;
+  maxNewTokens: number;
+  seed: number;
+  topK?: number;
+}
+
+/** A PPO minibatch in the response-token layout, with its hyperparameters. */
+export interface PpoMinibatch {
+  samples: Sample[];
+  oldLogprobs: number[];
+  oldValues: number[];
+  advantages: number[];
+  returns: number[];
+  clipRange: number;
+  valueClipRange: number;
+  valueLossCoef: number;
+  entropyCoef: number;
+  temperature: number;
+  policyOptimizer: AdamSettings;
+  criticOptimizer: AdamSettings;
+  expectedVersion: number;
+}
+
+/** The pretraining gradients that go with a minibatch (PPO-ptx). */
+export interface PtxRequest {
+  policyVersion: number;
+  gamma: number;
+  sequences: number;
+  sequenceLength: number;
+  cursor: number;
+  seed: number;
+  temperature: number;
+  textCorpus?: TextCorpus;
+}
+
+/** A training call's progress after an optimizer step (fields a service does not report are absent). */
+export interface StepProgress {
+  step: number;
+  loss: number;
+  learningRate: number;
+  gradNorm?: number;
+  tokensPerSecond?: number;
+  validationLoss?: number;
+  /** Reward model: share of the batch's pairs ordered as ranked. */
+  accuracy?: number;
+}
+
+/** A checkpoint a service wrote. */
+export interface Saved {
+  dir: string;
+  weights: WeightsRef[];
+  bytes: number;
+}
+
+const adam = (a: AdamSettings): common.OptimizerConfig => ({ learningRate: a.learningRate, beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: a.weightDecay, maxGradNorm: a.maxGradNorm });
+const schedule = (s: TrainSettings["schedule"]) => (s === "cosine" ? common.LearningRateSchedule.LEARNING_RATE_SCHEDULE_COSINE : common.LearningRateSchedule.LEARNING_RATE_SCHEDULE_CONSTANT);
+const tokenBatch = (seqs: readonly number[][], promptLengths: readonly number[] = []): common.TokenBatch => ({ tokens: seqs.flat(), lengths: seqs.map((s) => s.length), promptLengths: [...promptLengths] });
+const sampleBatch = (samples: readonly Sample[]) => tokenBatch(samples.map((s) => s.tokens), samples.map((s) => s.promptLength));
+const group = (g: RankedSamples): rewardModel.ComparisonGroup => ({ prompt: g.prompt, responses: tokenBatch(g.responses), ranks: g.ranks });
+const refs = (...w: (common.WeightsRef | undefined)[]): WeightsRef[] => w.filter((x): x is common.WeightsRef => Boolean(x));
+/** Training calls can take hours; the run's signal cancels them. */
+const TRAIN_DEADLINE_MS = 24 * 3600_000;
+
+/** The services as the recipe uses them, for one run (its cancellation signal and id). */
+export type Gateway = ReturnType<typeof createGateway>;
+
+export function createGateway(clients: Clients, signal: AbortSignal, runId?: string) {
+  const opts = { signal };
+  const { policy: pol, rewardModel: rm, reference: ref, pretrainMix: pm } = clients;
+  const loadPolicy = async (source: policyPb.LoadCheckpointRequest["source"]) => (await pol.unary("loadCheckpoint", { source, runId }, opts)).policyWeights?.version ?? 0;
+  return {
+    policy: {
+      /** Loads a policy checkpoint (policy, critic, optimisers); returns the policy's weights version. */
+      loadCheckpoint: (dir: string) => loadPolicy({ $case: "checkpointDir", checkpointDir: dir }),
+      /** Loads a plain language-model folder as the policy. */
+      loadModelDir: (dir: string) => loadPolicy({ $case: "modelDir", modelDir: dir }),
+      /** A seeded random policy of this shape. */
+      loadRandom: (config: GPT2Config, seed: number) => loadPolicy({ $case: "randomInit", randomInit: { config: modelConfigToProto(config), seed } }),
+      /** The critic from a reward-model checkpoint folder. */
+      initCritic: async (dir: string) => void (await pol.unary("initCritic", { source: { $case: "checkpointDir", checkpointDir: dir } }, opts)),
+      save: async (dir: string): Promise<Saved> => {
+        const r = await pol.unary("saveCheckpoint", { dir }, opts);
+        return { dir: r.dir, weights: refs(r.policyWeights, r.criticWeights), bytes: r.bytesWritten };
+      },
+      backend: async () => (await pol.unary("getInfo", {}, opts)).backend,
+      /** Sft on `examples` (streamed a few hundred per message); `onProgress` gets every progress message. */
+      sft: async (s: TrainSettings, examples: readonly Example[], onProgress: (p: StepProgress) => void): Promise<void> => {
+        const call = pol.bidi("sft", { signal, deadlineMs: TRAIN_DEADLINE_MS });
+        const { optimizer, schedule: sched, ...rest } = s;
+        call.write({ part: { $case: "config", config: { ...rest, optimizer: adam(optimizer), schedule: schedule(sched), dataset: undefined, validationDataset: undefined, temperature: 0, runId } } });
+        for (let i = 0; i < examples.length; i += 256) {
+          const part = examples.slice(i, i + 256);
+          call.write({ part: { $case: "examples", examples: tokenBatch(part.map((e) => e.tokens), part.map((e) => e.promptLength)) } });
+        }
+        call.end();
+        let done = false;
+        for await (const m of call as AsyncIterable<policyPb.SftResponse>) {
+          if (m.part?.$case === "progress") {
+            const p = m.part.progress;
+            onProgress({ step: p.step, loss: p.loss, learningRate: p.learningRate, gradNorm: p.gradNorm, tokensPerSecond: p.tokensPerSecond, validationLoss: p.validationLoss });
+          } else if (m.part?.$case === "done") done = true;
+        }
+        if (!done) throw new Error("policy.Sft ended without its done message");
+      },
+      /**
+       * K samples per prompt, in prompt order (sample k of prompt i at i*K + k), with the sampling
+       * log-probs in the response-token layout, in that order too.
+       */
+      generate: async (prompts: readonly number[][], s: GenerateSettings): Promise<{ samples: Sample[]; logprobs: number[][] }> => {
+        const K = s.samplesPerPrompt;
+        const samples: Sample[] = new Array(prompts.length * K);
+        const logprobs: number[][] = new Array(prompts.length * K);
+        const req = { prompts: tokenBatch(prompts), samplesPerPrompt: K, temperature: s.temperature, topK: s.topK ?? 0, topP: 0, maxNewTokens: s.maxNewTokens, seed: s.seed, ignoreEos: false };
+        for await (const msg of pol.serverStream("generate", req, opts) as AsyncIterable<policyPb.GenerateResponse>) {
+          const b = msg.sequences as common.TokenBatch;
+          let o = 0;
+          let lo = 0;
+          b.lengths.forEach((L, j) => {
+            const P = b.promptLengths[j];
+            const idx = msg.promptIndices[Math.floor(j / K)] * K + (j % K);
+            samples[idx] = { tokens: b.tokens.slice(o, o + L), promptLength: P, eos: msg.eos[j] };
+            logprobs[idx] = msg.logprobs.slice(lo, lo + L - P);
+            o += L;
+            lo += L - P;
+          });
+        }
+        return { samples, logprobs };
+      },
+      /** log pi(a_t|s_t) and V(s_t) of the response tokens, in the response-token layout. */
+      evaluate: async (samples: readonly Sample[], temperature: number, skipValues = false) => {
+        const r = await pol.unary("evaluate", { sequences: sampleBatch(samples), temperature, skipValues }, opts);
+        return { logprobs: r.logprobs, values: r.values };
+      },
+      /**
+       * A PpoUpdate (phase `ppo.update`) with, for PPO-ptx, the pretraining gradients of the same
+       * version (phase `ppo.ptx_gradients`, alongside) piped from pretrain-mix chunk by chunk.
+       */
+      ppoUpdate: (mb: PpoMinibatch, ptx: PtxRequest | undefined, attrs: Attributes) =>
+        phase("ppo.update", attrs, async () => {
+          const call = pol.clientStream("ppoUpdate", opts);
+          let ptxLoss: number | undefined;
+          try {
+            await call.write({ part: { $case: "minibatch", minibatch: minibatch(mb, ptx !== undefined, runId) } });
+            if (ptx) {
+              await phase("ppo.ptx_gradients", attrs, async () => {
+                for await (const m of pm.serverStream("ptxGradients", ptxRequest(ptx), opts) as AsyncIterable<pretrainMix.PtxGradientsResponse>) {
+                  if (m.part?.$case === "loss") ptxLoss = m.part.loss.loss;
+                  else if (m.part?.$case === "chunk") await call.write({ part: { $case: "ptxGradients", ptxGradients: m.part.chunk } });
+                }
+              });
+            }
+          } catch (e) {
+            call.cancel();
+            throw e;
+          }
+          const r = await call.end();
+          return { ...r, policyVersion: r.policyWeights?.version, ptxLoss };
+        }),
+    },
+    rewardModel: {
+      loadCheckpoint: async (dir: string) => void (await rm.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: dir } }, opts)),
+      /** A language model's folder as the trunk of a new reward model (zero head). */
+      loadModelDir: async (dir: string) => void (await rm.unary("loadCheckpoint", { source: { $case: "modelDir", modelDir: dir } }, opts)),
+      save: async (dir: string): Promise<Saved> => {
+        const r = await rm.unary("saveCheckpoint", { dir }, opts);
+        return { dir: r.dir, weights: refs(r.weights), bytes: r.bytesWritten };
+      },
+      /** Train on ranked groups (64 per message); `onProgress` gets every progress message. */
+      train: async (s: TrainSettings, groups: readonly RankedSamples[], onProgress: (p: StepProgress) => void): Promise<{ finalLoss: number; pairs: number }> => {
+        const call = rm.bidi("train", { signal, deadlineMs: TRAIN_DEADLINE_MS });
+        call.write({ part: { $case: "config", config: { ...s, optimizer: adam(s.optimizer), schedule: schedule(s.schedule) } } });
+        for (let i = 0; i < groups.length; i += 64) call.write({ part: { $case: "comparisons", comparisons: { groups: groups.slice(i, i + 64).map(group), pairs: [] } } });
+        call.end();
+        let done = { finalLoss: 0, pairs: 0 };
+        for await (const m of call as AsyncIterable<rewardModel.TrainResponse>) {
+          if (m.part?.$case === "progress") {
+            const p = m.part.progress;
+            onProgress({ step: p.step, loss: p.loss, learningRate: p.learningRate, accuracy: p.accuracy });
+          } else if (m.part?.$case === "done") done = { finalLoss: m.part.done.finalLoss, pairs: m.part.done.pairs };
+        }
+        return done;
+      },
+      /** Sets the bias so that these reference sequences score 0 on average. */
+      normalize: async (references: readonly number[][]) => {
+        const call = rm.clientStream("normalize", opts);
+        await call.write({ references: tokenBatch(references) });
+        await call.end();
+      },
+      /** Pairs ordered as ranked, of all the groups' pairs (16 groups per call). */
+      accuracy: async (groups: readonly RankedSamples[]) => {
+        let pairs = 0;
+        let correct = 0;
+        for (let i = 0; i < groups.length; i += 16) {
+          const a = await rm.unary("accuracy", { comparisons: { groups: groups.slice(i, i + 16).map(group), pairs: [] } }, opts);
+          pairs += a.pairs;
+          correct += a.correct;
+        }
+        return { pairs, correct };
+      },
+      /** r(x, y) per sample. */
+      score: async (samples: readonly Sample[]) => (await rm.unary("score", { sequences: sampleBatch(samples) }, opts)).scores,
+    },
+    reference: {
+      /** The frozen reference from a policy checkpoint folder's policy weights. */
+      load: async (dir: string) => void (await ref.unary("loadWeights", { source: { $case: "checkpointDir", checkpointDir: dir } }, opts)),
+      /** log pi_ref(a_t|s_t) of each sample's response tokens (the response-token layout). */
+      logprobs: async (samples: readonly Sample[], temperature: number): Promise<number[][]> => {
+        const r = await ref.unary("logProbs", { batch: sampleBatch(samples), temperature }, opts);
+        // The reference answers in the L-1 layout: a response's slice is entries P-1..L-2.
+        let o = 0;
+        return samples.map((smp) => {
+          const slice = r.logprobs.slice(o + smp.promptLength - 1, o + smp.tokens.length - 1);
+          o += smp.tokens.length - 1;
+          return slice;
+        });
+      },
+    },
+    pretrainMix: {
+      /** `sequences` windows of the corpus from `cursor` on, each `sequenceLength` tokens. */
+      sample: async (split: "train" | "validation", sequences: number, sequenceLength: number, cursor: number, seed: number, textCorpus?: TextCorpus): Promise<number[][]> => {
+        const req = { split: split === "train" ? pretrainMix.Split.SPLIT_TRAIN : pretrainMix.Split.SPLIT_VALIDATION, sequences, sequenceLength, cursor, seed, textCorpus };
+        const b = (await pm.unary("sampleBatch", req, opts)).batch;
+        const toks = b?.tokens ?? [];
+        return Array.from({ length: sequences }, (_, i) => toks.slice(i * sequenceLength, (i + 1) * sequenceLength));
+      },
+      tokenizer: async () => (await pm.unary("getInfo", {}, opts)).tokenizer,
+    },
+  };
+}
+
+function minibatch(mb: PpoMinibatch, withPtxGradients: boolean, runId: string | undefined): policyPb.PpoMinibatch {
+  return {
+    sequences: sampleBatch(mb.samples),
+    oldLogprobs: mb.oldLogprobs,
+    oldValues: mb.oldValues,
+    advantages: mb.advantages,
+    returns: mb.returns,
+    hyperparameters: {
+      clipRange: mb.clipRange,
+      valueClipRange: mb.valueClipRange,
+      valueLossCoef: mb.valueLossCoef,
+      entropyCoef: mb.entropyCoef,
+      temperature: mb.temperature,
+      policyOptimizer: adam(mb.policyOptimizer),
+      criticOptimizer: adam(mb.criticOptimizer),
+    },
+    expectedVersion: mb.expectedVersion,
+    withPtxGradients,
+    runId,
+  };
+}
+
+function ptxRequest(p: PtxRequest): pretrainMix.PtxGradientsRequest {
+  return {
+    policyWeights: { modelId: "policy", version: p.policyVersion, source: "" },
+    gamma: p.gamma,
+    sequences: p.sequences,
+    sequenceLength: p.sequenceLength,
+    cursor: p.cursor,
+    seed: p.seed,
+    temperature: p.temperature,
+    dtype: common.Dtype.DTYPE_FLOAT32,
+    textCorpus: p.textCorpus,
+  };
+}

@@ -1,0 +1,41 @@
+/** A run folder's files as the run store reads them back: `run.json`, `events.jsonl`, `recipe-state.json`. */
+import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { readFile, rename, writeFile } from "node:fs/promises";
+import { ppoCoordinator } from "@rlhf/proto";
+import type { Logger } from "@rlhf/grpc-kit";
+import { resolveRunConfig, type RunConfig } from "@rlhf/run-config";
+import { emptyState, stateFromJson, type RecipeState } from "./recipe/records";
+
+/** Writes `value` as JSON to `path` whole or not at all (a temporary file, then a rename). */
+export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeFile(tmp, JSON.stringify(value, null, 2) + "\n");
+  await rename(tmp, path);
+}
+
+/**
+ * Reads a run folder back. A coordinator killed while appending leaves a torn last line in
+ * events.jsonl: it is dropped (its event is lost, the rest stands) and the file rewritten.
+ */
+export async function readRunFolder(dir: string, log: Logger): Promise<{ run: ppoCoordinator.Run; config: RunConfig; events: ppoCoordinator.RunEvent[]; state: RecipeState }> {
+  const run = ppoCoordinator.Run.fromJSON(JSON.parse(await readFile(join(dir, "run.json"), "utf8")));
+  const config = resolveRunConfig(JSON.parse(run.configJson));
+  const lines = (await readFile(join(dir, "events.jsonl"), "utf8").catch(() => "")).split("\n").filter((l) => l.trim() !== "");
+  const parsed = (l: string) => {
+    try {
+      return ppoCoordinator.RunEvent.fromJSON(JSON.parse(l));
+    } catch {
+      return undefined;
+    }
+  };
+  if (lines.length && !parsed(lines[lines.length - 1])) {
+    log.warn({ dir, line: lines.length }, "events.jsonl ends with a torn line (the coordinator was killed while writing it): dropped");
+    lines.pop();
+    await writeFile(join(dir, "events.jsonl"), lines.map((l) => l + "\n").join(""));
+  }
+  const events = lines.map((l) => ppoCoordinator.RunEvent.fromJSON(JSON.parse(l)));
+  const statePath = join(dir, "recipe-state.json");
+  const state = existsSync(statePath) ? stateFromJson(JSON.parse(await readFile(statePath, "utf8"))) : emptyState();
+  return { run, config, events, state };
+}

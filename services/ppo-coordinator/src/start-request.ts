@@ -1,0 +1,72 @@
+/**
+ * A StartRun request turned into a run's config, before anything is created: size and nesting
+ * limits, the `preset` shorthand, validation against the schema, the paths confined to
+ * DATA_ROOT, and the user's data files read and checked (a bad line fails StartRun, validate_only
+ * included).
+ */
+import { confinePath, InvalidArgumentError, type PathRoots } from "@rlhf/errors";
+import { getTokenizer } from "@rlhf/model";
+import type { ppoCoordinator } from "@rlhf/proto";
+import { PATH_KEYS, RUN_PRESET_NAMES, mergeRunConfigs, presetRunConfig, resolveRunConfig, type RunConfig, type RunPresetName } from "@rlhf/run-config";
+import { loadUserData, type UserData } from "./recipe/user-data";
+
+/** The deepest nesting a run config may have (the real one is 4 levels deep). */
+const MAX_CONFIG_DEPTH = 32;
+
+/**
+ * Refuses a JSON value nested deeper than `max` levels (measured without recursion): every later
+ * step (merge, validation, copies) recurses, and a config 10,000 levels deep would overflow the
+ * stack there and answer INTERNAL.
+ */
+function checkNesting(value: unknown, field: string, max: number): void {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (typeof v !== "object" || v === null) continue;
+    if (depth > max) throw new InvalidArgumentError(field, `is nested more than ${max} levels deep`);
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+}
+
+/**
+ * Every file or folder a run config names (`data.files.*`, `model.base_checkpoint`) must resolve,
+ * symlinks included, inside DATA_ROOT: PERMISSION_DENIED naming the key otherwise, and
+ * INVALID_ARGUMENT for a NUL byte. Checked before any of them is read.
+ */
+export function checkConfigPaths(config: RunConfig, roots: PathRoots | undefined): void {
+  if (!roots) return;
+  for (const key of PATH_KEYS) {
+    let v: unknown = config;
+    for (const part of key.split(".")) v = v && typeof v === "object" ? (v as Record<string, unknown>)[part] : undefined;
+    if (v === null || v === undefined) continue;
+    confinePath(v, key, roots);
+  }
+}
+
+/** The resolved config (and its JSON) of a StartRun request, with the user's data read; InvalidArgumentError naming the field otherwise. */
+export function parseStartRequest(req: ppoCoordinator.StartRunRequest, dataRoots: PathRoots | undefined): { config: RunConfig; configJson: string; userData: UserData } {
+  if (Buffer.byteLength(req.configJson) > 1024 * 1024) throw new InvalidArgumentError("config_json", "exceeds 1 MiB");
+  // An empty request is a mistake, not "every default": that would start a full run.
+  if (req.configJson.trim() === "") throw new InvalidArgumentError("config_json", 'is empty: send a run config ("{}" for every default, {"preset": "tiny"} for the smoke run)');
+  let json: unknown;
+  try {
+    json = JSON.parse(req.configJson);
+  } catch (e) {
+    throw new InvalidArgumentError("config_json", `not valid JSON: ${(e as Error).message}`);
+  }
+  checkNesting(json, "config_json", MAX_CONFIG_DEPTH);
+  // A top-level "preset" ("tiny" or "default") expands to that demo configuration, which the
+  // other keys then override.
+  if (typeof json === "object" && json !== null && !Array.isArray(json) && "preset" in json) {
+    const { preset, ...rest } = json as Record<string, unknown>;
+    if (typeof preset !== "string" || !(RUN_PRESET_NAMES as readonly string[]).includes(preset)) {
+      throw new InvalidArgumentError("config_json.preset", `must be one of ${RUN_PRESET_NAMES.join(", ")}, got ${JSON.stringify(preset)}`);
+    }
+    json = mergeRunConfigs(presetRunConfig(preset as RunPresetName), rest);
+  }
+  const config = resolveRunConfig(json);
+  checkConfigPaths(config, dataRoots);
+  const userData = loadUserData(config, getTokenizer(config.model.tokenizer));
+  if (Buffer.byteLength(req.displayName) > 256) throw new InvalidArgumentError("display_name", "exceeds 256 bytes");
+  return { config, configJson: JSON.stringify(config), userData };
+}

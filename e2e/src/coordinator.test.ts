@@ -3,6 +3,7 @@
 // and after the coordinator (then its own process) is SIGKILLed and restarted.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -201,6 +202,10 @@ test("a run cancelled during PPO-ptx and resumed, then SIGKILLed (its coordinato
     const atKill = recorded()?.ppo;
     assert.ok(atKill?.ppo_ptx?.done && atKill.ppo?.checkpoint && !atKill.ppo.done, `killed during plain PPO, after a checkpoint: ${JSON.stringify(atKill)}`);
     console.log(`coordinator killed after plain PPO's checkpoint ${atKill.ppo.checkpoint.iterations} of 3`);
+    // Nothing recorded the run's end, but `rlhf watch` of the folder sees that its coordinator is gone and ends.
+    const watched = spawnSync(process.execPath, [RLHF, "watch", join(killDir, "interrupted")], { encoding: "utf8", timeout: 120_000 });
+    assert.equal(watched.status, 1, watched.stdout + watched.stderr);
+    assert.match(watched.stdout, new RegExp(`run interrupted did not end: the coordinator running it \\(process ${first.p.child.pid} on this machine\\) has stopped without recording its end; it is resumable`));
 
     // 3. A new coordinator on the same RUNS_DIR: the run is FAILED (resumable); resume it to the end.
     second = await startProcess();

@@ -114,4 +114,11 @@ test("a SIGKILLed rlhf run leaves no service behind: each child sees its stdin c
   assert.deepEqual(left, [], "no service outlives the CLI");
   // They stopped as on SIGTERM (gracefully), not by a kill.
   for (const s of SERVICES) assert.match(readFileSync(join(runs, `${s}.log`), "utf8"), /"signal":"SIGTERM"[^\n]*"msg":"signal received"/, s);
+  // The coordinator recorded the run's end before it stopped: FAILED (resumable), the last event terminal, so `rlhf watch` ends.
+  const run = JSON.parse(readFileSync(join(runs, "killed", "run.json"), "utf8"));
+  assert.equal(run.state, "RUN_STATE_FAILED");
+  assert.match(run.errorMessage, /the coordinator stopped while the run was in progress; ResumeRun continues it/);
+  const last = JSON.parse(readFileSync(join(runs, "killed", "events.jsonl"), "utf8").trim().split("\n").at(-1) as string);
+  assert.equal(last.stateChanged?.toState, "RUN_STATE_FAILED");
+  assert.equal(existsSync(join(runs, "killed", "driver.json")), false);
 });

@@ -2,7 +2,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Writable } from "node:stream";
 import { ppoCoordinator } from "@rlhf/proto";
@@ -274,4 +274,32 @@ test("NATS: a late watcher replays the run from its first event (weights events 
   await pub.close();
 
   await assert.rejects(runWatch(viaNats("n-3", false), { out: sink().out }), /^Error: no events of run "n-3" in NATS stream RLHF_RUNS at nats:\/\/127\.0\.0\.1:\d+$/);
+});
+
+test("run folder whose coordinator was killed: driver.json names a process of this machine that is gone, so watch reads what is there and ends with 1, saying it is resumable", async () => {
+  const runs = join(tmp, "orphan");
+  const lines = runLines("orphan-1", RunState.RUN_STATE_SUCCEEDED).slice(0, 6);
+  const dir = runFolder(runs, "orphan-1", lines);
+  // A process that has exited: its pid names no process any more.
+  const dead = spawnSync(process.execPath, ["-e", ""]).pid as number;
+  writeFileSync(join(dir, "driver.json"), JSON.stringify({ pid: dead, host: hostname(), since: new Date().toISOString() }));
+  const s = sink();
+  assert.equal(await runWatch(folder(runs, "orphan-1"), { out: s.out, pollMs: 20 }), 1);
+  assert.match(s.text(), new RegExp(`run orphan-1 did not end: the coordinator running it \\(process ${dead} on this machine\\) has stopped without recording its end; it is resumable: .* resume ${dir}`));
+  const j = sink();
+  assert.equal(await runWatch(folder(runs, "orphan-1", true), { out: j.out, pollMs: 20 }), 1);
+  assert.deepEqual(j.text().trim().split("\n").slice(0, -1), lines, "every event is read before it stops");
+  assert.deepEqual(JSON.parse(j.text().trim().split("\n").at(-1) as string).orphaned, { pid: dead });
+
+  // A coordinator that still runs (this process), or one of another machine: followed until Ctrl-C.
+  for (const [name, mark] of [
+    ["alive", { pid: process.pid, host: hostname() }],
+    ["elsewhere", { pid: dead, host: `not-${hostname()}` }],
+  ] as const) {
+    writeFileSync(join(runFolder(runs, name, lines), "driver.json"), JSON.stringify(mark));
+    const abort = new AbortController();
+    const w = sink();
+    setTimeout(() => abort.abort(), 300);
+    assert.equal(await runWatch(folder(runs, name), { out: w.out, pollMs: 20, signal: abort.signal }), 130, name);
+  }
 });

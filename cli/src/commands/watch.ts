@@ -5,9 +5,11 @@
  * run is replayed and the command exits at its last state change.
  */
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
+import { hostname } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import type { ppoCoordinator as pb } from "@rlhf/proto";
 import { type ParsedArgs, UsageError, allowFlags, flagString } from "../args";
+import { cliCommand } from "../invocation";
 import { RUN_ID, isPathArgument } from "../run-folder";
 
 export const WATCH_USAGE = `rlhf watch <run-id> [--nats URL | --runs-dir DIR] [--json]
@@ -24,7 +26,7 @@ rlhf watch <run-folder> [--json]
   --json            one event per line instead of the display: the JSON of events.jsonl (from
                     NATS also the policy's weights events, {"runId", "time", "weights": {...}})
 Exit status: 0 the run SUCCEEDED, 1 it FAILED or was CANCELLED, or the run is unknown, or NATS
-cannot be reached; 2 bad arguments; 130 interrupted (Ctrl-C).`;
+cannot be reached, or (run folder) the coordinator running it on this machine is gone; 2 bad arguments; 130 interrupted (Ctrl-C).`;
 
 /** Where `rlhf watch` reads a run's events. */
 export type WatchSource = { kind: "nats"; servers: string[] } | { kind: "folder"; runsDir: string };
@@ -102,14 +104,17 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 
 /**
  * The lines of a growing events.jsonl, from its start: complete lines only (a half-written last
- * line waits for its end). Ends when `signal` aborts.
+ * line waits for its end). Ends when `signal` aborts, or when all is read and `gone()` says the
+ * writer has stopped.
  */
-export async function* followFile(path: string, signal?: AbortSignal, pollMs = 250): AsyncGenerator<WatchedEvent> {
+export async function* followFile(path: string, signal?: AbortSignal, pollMs = 250, gone?: () => boolean): AsyncGenerator<WatchedEvent> {
   let offset = 0;
   let partial = Buffer.alloc(0);
   while (!signal?.aborted) {
     const size = existsSync(path) ? statSync(path).size : 0;
     if (size <= offset) {
+      // Everything written so far is read: stop if no one will write more.
+      if (gone?.()) return;
       await sleep(pollMs, signal);
       continue;
     }
@@ -165,6 +170,7 @@ export async function runWatch(o: WatchOptions, io: WatchIo): Promise<number> {
   };
   let events: AsyncGenerator<WatchedEvent>;
   let runDir = "";
+  let orphaned: () => { pid: number } | undefined = () => undefined;
   const tty = Boolean(io.out.isTTY) && !o.json;
   // Without a terminal: a progress line at most every 30 s of the run's time (a PPO iteration gets its own line).
   const renderer = new ProgressRenderer({ tty, columns: io.out.columns || 120, plainProgressIntervalMs: 30_000 });
@@ -174,7 +180,9 @@ export async function runWatch(o: WatchOptions, io: WatchIo): Promise<number> {
     if (!existsSync(join(runDir, "run.json")) && !existsSync(join(runDir, "events.jsonl"))) throw new Error(`${runDir} is not a run folder (no run.json, no events.jsonl)`);
     // The resolved config says how many iterations each PPO variant has (NATS carries no config).
     if (existsSync(join(runDir, "config.json"))) renderer.useRunConfig(readFileSync(join(runDir, "config.json"), "utf8"));
-    events = followFile(join(runDir, "events.jsonl"), io.signal, io.pollMs);
+    const driver = new DriverCheck(runDir);
+    orphaned = () => driver.gone;
+    events = followFile(join(runDir, "events.jsonl"), io.signal, io.pollMs, () => driver.check());
   } else {
     events = fromNats(o.source.servers, o.runId, io.signal);
   }
@@ -228,8 +236,52 @@ export async function runWatch(o: WatchOptions, io: WatchIo): Promise<number> {
     if (!o.json) write(`stopped watching run ${o.runId} after ${seen} events\n`);
     return 130;
   }
+  const gone = orphaned();
+  if (gone && !ended) {
+    renderer.release();
+    const line = `run ${o.runId} did not end: the coordinator running it (process ${gone.pid} on this machine) has stopped without recording its end; it is resumable: ${cliCommand()} resume ${runDir}`;
+    write(o.json ? `${JSON.stringify({ runId: o.runId, orphaned: { pid: gone.pid }, message: line })}\n` : `${line}\n`);
+    return 1;
+  }
   if (!o.json) write(renderer.summary({ runId: o.runId, runDir }, lastMs));
   return state === RunState.RUN_STATE_SUCCEEDED ? 0 : 1;
+}
+
+/**
+ * Whether the coordinator executing a run folder's run is gone: it writes `driver.json` (its
+ * process id and host) while it runs the run and removes it when the run ends. A process of this
+ * machine named there that no longer exists was killed before it could record the run's end.
+ * Checked at most every 2 s; a folder without the file, or one of another host, is never gone.
+ */
+class DriverCheck {
+  gone: { pid: number } | undefined;
+  private lastMs = 0;
+
+  constructor(private readonly runDir: string) {}
+
+  check(): boolean {
+    const now = Date.now();
+    if (this.gone || now - this.lastMs < 2000) return Boolean(this.gone);
+    this.lastMs = now;
+    let mark: { pid?: unknown; host?: unknown };
+    try {
+      mark = JSON.parse(readFileSync(join(this.runDir, "driver.json"), "utf8")) as typeof mark;
+    } catch {
+      return false;
+    }
+    if (typeof mark.pid !== "number" || mark.host !== hostname()) return false;
+    try {
+      process.kill(mark.pid, 0);
+      return false;
+    } catch (e) {
+      // EPERM: it exists (another user's): not gone.
+      if ((e as NodeJS.ErrnoException).code !== "ESRCH") return false;
+    }
+    // The run may have ended (and the mark been removed) just now: gone only if the mark is still there.
+    if (!existsSync(join(this.runDir, "driver.json"))) return false;
+    this.gone = { pid: mark.pid };
+    return true;
+  }
 }
 
 /** `rlhf watch`. */

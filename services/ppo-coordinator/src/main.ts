@@ -10,12 +10,14 @@ runServiceMain({
   loadConfig,
   start: async (cfg, log) => {
     const app = await startCoordinator(cfg, log);
-    // Runs in progress are cancelled (and stay resumable) before the server drains.
-    // Then what NATS has not acked yet gets up to 2 s (events.jsonl has everything anyway).
+    // Once the server has drained: runs in progress stop and are recorded FAILED (resumable), then
+    // what NATS has not acked yet gets up to 2 s (events.jsonl has everything anyway).
     return {
       server: app.server,
       dispose: async () => {
-        void app.store.stopAll();
+        // Bounded (rlhf's SIGKILL comes 20 s after SIGTERM): a run whose stage has not stopped
+        // within 8 s is marked at the coordinator's next start instead.
+        await Promise.race([app.store.stopAll(), new Promise((r) => setTimeout(r, 8_000).unref())]);
         await app.events?.close();
       },
     };

@@ -1,7 +1,8 @@
 /** A run folder's files as the run store reads them back: `run.json`, `events.jsonl`, `recipe-state.json`. */
 import { join } from "node:path";
 import { existsSync } from "node:fs";
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
+import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { ppoCoordinator } from "@rlhf/proto";
 import type { Logger } from "@rlhf/grpc-kit";
 import { resolveRunConfig, type RunConfig } from "@rlhf/run-config";
@@ -38,4 +39,19 @@ export async function readRunFolder(dir: string, log: Logger): Promise<{ run: pp
   const statePath = join(dir, "recipe-state.json");
   const state = existsSync(statePath) ? stateFromJson(JSON.parse(await readFile(statePath, "utf8"))) : emptyState();
   return { run, config, events, state };
+}
+
+/**
+ * `driver.json` in a run folder while a coordinator executes the run: its process id and host.
+ * A coordinator that is killed (SIGKILL, a crash) cannot record the run's end; `rlhf watch` of
+ * the folder then sees that the process named here is gone and stops waiting.
+ */
+export const DRIVER_MARK = "driver.json";
+
+export async function writeDriverMark(runDir: string): Promise<void> {
+  await writeJsonAtomic(join(runDir, DRIVER_MARK), { pid: process.pid, host: hostname(), since: new Date().toISOString() });
+}
+
+export async function removeDriverMark(runDir: string): Promise<void> {
+  await rm(join(runDir, DRIVER_MARK), { force: true });
 }

@@ -163,3 +163,40 @@ test("one run at a time: while a run is RUNNING a second start or a resume is FA
   assert.equal((await store.start(req("second"))).id, "second");
   await store.cancel("second");
 });
+
+test("shutdown (stopAll) records the end of a run in progress: FAILED and resumable, its last event terminal, driver.json gone; a cancelled one stays CANCELLED", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "runs-"));
+  // The run's first call (pretrain-mix's GetInfo) waits until the run's signal cancels it, as a call to a busy service would.
+  const calls: string[] = [];
+  const waiting = {
+    unary: (method: string, _req: unknown, opts: { signal: AbortSignal }) => {
+      calls.push(method);
+      return new Promise((_, reject) => opts.signal.addEventListener("abort", () => reject(opts.signal.reason), { once: true }));
+    },
+  };
+  const clients = { policy: waiting, rewardModel: waiting, reference: waiting, pretrainMix: waiting } as unknown as Clients;
+  const store = new RunStore(dir, clients, log);
+  await store.init();
+  const start = async (runId: string) => {
+    await store.start({ configJson: '{"preset": "tiny"}', runId, displayName: "", validateOnly: false });
+    for (let i = 0; i < 6000 && calls.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(store.get(runId).state, RunState.RUN_STATE_RUNNING);
+    assert.ok(existsSync(join(dir, runId, "driver.json")), "driver.json marks the run as executed by this process");
+  };
+  const lastEvent = (runId: string) => JSON.parse(readFileSync(join(dir, runId, "events.jsonl"), "utf8").trim().split("\n").at(-1) as string);
+
+  await start("stopped");
+  await store.stopAll();
+  const run = ppoCoordinator.Run.fromJSON(JSON.parse(readFileSync(join(dir, "stopped", "run.json"), "utf8")));
+  assert.equal(run.state, RunState.RUN_STATE_FAILED);
+  assert.match(run.errorMessage, /^STAGE_UNSPECIFIED: the coordinator stopped while the run was in progress; ResumeRun continues it/);
+  assert.equal(lastEvent("stopped").stateChanged.toState, "RUN_STATE_FAILED");
+  assert.equal(existsSync(join(dir, "stopped", "driver.json")), false);
+
+  calls.length = 0;
+  await start("cancelled-first");
+  await store.cancel("cancelled-first");
+  await store.stopAll();
+  assert.equal(store.get("cancelled-first").state, RunState.RUN_STATE_CANCELLED);
+  assert.equal(lastEvent("cancelled-first").stateChanged.toState, "RUN_STATE_CANCELLED");
+});

@@ -19,7 +19,7 @@ import { emptyState, stageKey, type RecipeState, type StageName } from "./recipe
 import { writeDataFiles } from "./recipe/user-data";
 import { writeRunReport } from "./report";
 import { checkConfigPaths, parseStartRequest } from "./start-request";
-import { readRunFolder, writeJsonAtomic } from "./run-folder";
+import { readRunFolder, removeDriverMark, writeDriverMark, writeJsonAtomic } from "./run-folder";
 import { recordRunMetrics } from "./metrics";
 import { StageClock } from "./stage-clock";
 import { isRunId, runEventKind, runEventMsgId, runSubject, type EventPublisher } from "@rlhf/events";
@@ -40,7 +40,12 @@ interface RunRecord {
   state: RecipeState;
   /** Settles when the background execution ends. */
   finished?: Promise<void>;
+  /** Set by stopAll: the run stops because the coordinator does, not because it was cancelled. */
+  stopping?: boolean;
 }
+
+/** Why a run that the coordinator's shutdown interrupted is FAILED (as init() says of one a killed coordinator left RUNNING). */
+const STOPPED_MESSAGE = "the coordinator stopped while the run was in progress; ResumeRun continues it from its last checkpoint";
 
 export class RunStore {
   private readonly runs = new Map<string, RunRecord>();
@@ -66,7 +71,7 @@ export class RunStore {
         const rec: RunRecord = { run, config, events, watchers: new Set(), state };
         this.runs.set(run.id, rec);
         if (run.state === RunState.RUN_STATE_RUNNING || run.state === RunState.RUN_STATE_PENDING) {
-          await this.transition(rec, RunState.RUN_STATE_FAILED, "the coordinator stopped while the run was in progress; ResumeRun continues it from its last checkpoint");
+          await this.transition(rec, RunState.RUN_STATE_FAILED, STOPPED_MESSAGE);
         }
       } catch (e) {
         this.log.warn({ dir, err: (e as Error).message }, "skipping an unreadable run folder");
@@ -199,9 +204,19 @@ export class RunStore {
     return { replay, terminal, unsubscribe: () => rec.watchers.delete(onEvent) };
   }
 
-  /** Cancels every running run and waits for them (shutdown). */
+  /**
+   * Shutdown: stops every running run at its next call boundary (its in-flight calls are
+   * cancelled) and waits until each has recorded its end: FAILED and resumable, or CANCELLED
+   * when a CancelRun came first. The run folder thus ends with a terminal event whenever the
+   * coordinator stops gracefully (SIGTERM, its parent `rlhf` gone); after a SIGKILL, init()
+   * marks it at the next start.
+   */
   async stopAll(): Promise<void> {
-    for (const rec of this.runs.values()) rec.abort?.abort(new DomainError("CANCELLED", "the coordinator is shutting down"));
+    for (const rec of this.runs.values()) {
+      if (!rec.abort) continue;
+      rec.stopping = true;
+      rec.abort.abort(new DomainError("UNAVAILABLE", "the coordinator is shutting down"));
+    }
     await Promise.all([...this.runs.values()].map((r) => r.finished?.catch(() => undefined)));
   }
 
@@ -292,6 +307,7 @@ export class RunStore {
     rec.finished = (async () => {
       try {
         await mkdir(join(rec.run.runDir, "checkpoints"), { recursive: true });
+        await writeDriverMark(rec.run.runDir);
         await this.transition(rec, RunState.RUN_STATE_RUNNING);
         await runRecipe(ctx, rec.state, {
           stageStarted: (s) => {
@@ -317,7 +333,8 @@ export class RunStore {
         await this.transition(rec, RunState.RUN_STATE_SUCCEEDED);
       } catch (e) {
         await this.saveState(rec).catch(() => undefined);
-        if (abort.signal.aborted) await this.transition(rec, RunState.RUN_STATE_CANCELLED);
+        if (rec.stopping && !rec.run.cancelRequested) await this.transition(rec, RunState.RUN_STATE_FAILED, `${ppoCoordinator.stageToJSON(rec.run.stage)}: ${STOPPED_MESSAGE}`);
+        else if (abort.signal.aborted) await this.transition(rec, RunState.RUN_STATE_CANCELLED);
         else {
           const msg = (e as Error).message ?? String(e);
           this.log.error({ runId: rec.run.id, err: msg, stack: (e as Error).stack }, "run failed");
@@ -325,6 +342,8 @@ export class RunStore {
         }
       } finally {
         rec.abort = undefined;
+        rec.stopping = false;
+        await removeDriverMark(rec.run.runDir);
       }
     })();
   }

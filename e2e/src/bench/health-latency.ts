@@ -10,50 +10,7 @@
  * Start it after the run has started its services (it exits when every service has gone or the
  * time is up).
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { checkHealth } from "@rlhf/grpc-kit";
-
-const SERVICES = ["policy", "reward-model", "reference-model", "pretrain-mix", "ppo-coordinator"];
-
-function addressOf(runsDir: string, service: string): string | undefined {
-  let text: string;
-  try {
-    text = readFileSync(join(runsDir, `${service}.log`), "utf8");
-  } catch {
-    return undefined;
-  }
-  let address: string | undefined;
-  for (const line of text.split("\n")) {
-    if (!line.includes('"listening"')) continue;
-    try {
-      address = (JSON.parse(line) as { address?: string }).address ?? address;
-    } catch {
-      // a torn last line
-    }
-  }
-  return address;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
-
-async function poll(address: string, until: number, intervalMs: number): Promise<number[]> {
-  const ms: number[] = [];
-  let failures = 0;
-  while (Date.now() < until && failures < 3) {
-    const t0 = process.hrtime.bigint();
-    try {
-      await checkHealth(address, "", 30_000);
-      ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      failures = 0;
-    } catch {
-      failures++; // the service has gone (or never answered): three in a row end the poll
-    }
-    await sleep(intervalMs);
-  }
-  return ms;
-}
+import { SERVICES, addressOf, pct, poll } from "./health";
 
 async function main() {
   const [runsDir, seconds = "600", interval = "200"] = process.argv.slice(2);

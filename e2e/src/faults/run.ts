@@ -1,0 +1,342 @@
+/**
+ * The fault-injection suite (`pnpm faults`): the faults an unlucky operator meets, on real
+ * processes, each case with its outcome in a report.
+ *
+ * - baseline: the tiny preset run straight through (`rlhf run`), the services' health sampled
+ *   every 200 ms while it trains (answer times reported, never asserted);
+ * - kill -9 of each service (the four model services and the coordinator) at a random PPO
+ *   iteration (the seed is printed; `--seed N` repeats it): the CLI stops naming the dead
+ *   service; the run folder ends with a terminal event, or, the coordinator killed, `rlhf watch`
+ *   of it ends saying the run is resumable; `rlhf resume` finishes it with the baseline's figures
+ *   (report.json without its timings);
+ * - two runs at once on one coordinator: the second is refused naming the first, which ends with
+ *   the baseline's figures;
+ * - a cancelled stream of each kind (PpoUpdate, Sft, Train, Normalize, UploadWeights) changes no
+ *   weights: the services' own tests of it, run here by name.
+ *
+ *   node e2e/dist/faults/run.js [--out DIR] [--seed N] [--only TEXT]      (pnpm faults)
+ *
+ * Writes DIR/faults-report.json and DIR/faults-report.md; exit status 1 when a case failed.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { freePort, checkHealth } from "@rlhf/grpc-kit";
+import { SERVICES, addressOf, pct, poll } from "../bench/health";
+
+const ROOT = resolve(__dirname, "..", "..", "..");
+const RLHF = join(ROOT, "cli", "dist", "main.js");
+const MODEL_SERVICES = ["policy", "reward-model", "reference-model", "pretrain-mix"] as const;
+/** The run every case repeats: the tiny preset (8 PPO iterations per variant, checkpoints every 4). */
+const CONFIG = { preset: "tiny", checkpoint: { every_iterations: 2 } };
+const PPO_STEPS = 16;
+/** Only to catch a hang: a tiny run takes well under a minute on 2 cores. */
+const RUN_DEADLINE_MS = Number(process.env.RLHF_FAULTS_RUN_DEADLINE_MS ?? 900_000);
+
+interface Case {
+  name: string;
+  outcome: "pass" | "fail";
+  detail: string;
+  seconds: number;
+}
+
+interface Proc {
+  child: ChildProcess;
+  out: () => string;
+  exited: Promise<number | null>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function start(args: string[], env: Record<string, string | undefined> = {}): Proc {
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
+  let buf = "";
+  child.stdout?.on("data", (d) => (buf += d));
+  child.stderr?.on("data", (d) => (buf += d));
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  return { child, out: () => buf, exited };
+}
+
+async function exitWithin(p: Proc, ms: number): Promise<number | null> {
+  const t = setTimeout(() => p.child.kill("SIGKILL"), ms);
+  const code = await p.exited;
+  clearTimeout(t);
+  return code;
+}
+
+/** The pid of the child of `parent` serving `service` (Linux /proc: `... serve <service>`). */
+function servicePid(parent: number, service: string): number | undefined {
+  for (const d of readdirSync("/proc").filter((x) => /^\d+$/.test(x))) {
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid !== parent) continue;
+      const argv = readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0");
+      if (argv.includes("serve") && argv.includes(service)) return Number(d);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+/** The run folder's events, as parsed JSON (a torn last line left out). */
+function events(runDir: string): Record<string, unknown>[] {
+  let text = "";
+  try {
+    text = readFileSync(join(runDir, "events.jsonl"), "utf8");
+  } catch {
+    return [];
+  }
+  return text.split("\n").flatMap((l) => {
+    try {
+      return l.trim() ? [JSON.parse(l) as Record<string, unknown>] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** The last PPO metrics step the run folder records (0 before PPO). */
+function ppoStep(runDir: string): number {
+  let step = 0;
+  for (const e of events(runDir)) {
+    const m = e.metrics as { stage?: string; step?: number } | undefined;
+    if (m?.stage === "STAGE_PPO" && typeof m.step === "number") step = Math.max(step, m.step);
+  }
+  return step;
+}
+
+/** report.json without what differs between two runs of the same config: timings, ids, paths. */
+function figures(runDir: string): unknown {
+  const clean = (o: unknown): unknown => {
+    if (Array.isArray(o)) return o.map(clean);
+    if (o && typeof o === "object") {
+      return Object.fromEntries(
+        Object.entries(o)
+          .filter(([k]) => !k.endsWith("_ms") && !["run", "timeline"].includes(k) && !k.startsWith("throughput/") && k !== "tokens_per_second")
+          .map(([k, v]) => [k, clean(v)]),
+      );
+    }
+    return o;
+  };
+  return clean(JSON.parse(readFileSync(join(runDir, "report.json"), "utf8")));
+}
+
+/** Paths of figures that differ (at most 5 named), or [] when equal. */
+function differences(a: unknown, b: unknown, path = ""): string[] {
+  if (a && b && typeof a === "object" && typeof b === "object") {
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+    return [...keys].flatMap((k) => differences((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${path}.${k}`));
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [path || "."];
+}
+
+/** A small seeded generator (mulberry32) for the kill points. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `--only TEXT`: only the cases whose name contains TEXT (and the baseline they compare with). */
+let only: string | undefined;
+
+async function timed(cases: Case[], name: string, fn: () => Promise<string>): Promise<void> {
+  if (only && !name.startsWith("baseline") && !name.includes(only)) return;
+  const t0 = Date.now();
+  let c: Case;
+  try {
+    c = { name, outcome: "pass", detail: await fn(), seconds: 0 };
+  } catch (e) {
+    c = { name, outcome: "fail", detail: (e as Error).message.split("\n").slice(0, 12).join("\n"), seconds: 0 };
+  }
+  c.seconds = Math.round((Date.now() - t0) / 100) / 10;
+  cases.push(c);
+  console.log(`${c.outcome === "pass" ? "PASS" : "FAIL"}  ${name} (${c.seconds} s): ${c.detail.split("\n")[0]}`);
+}
+
+function check(ok: unknown, message: string): asserts ok {
+  if (!ok) throw new Error(message);
+}
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  const flag = (name: string) => {
+    const i = argv.indexOf(`--${name}`);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const out = resolve(flag("out") ?? mkdtempSync(join(tmpdir(), "rlhf-faults-")));
+  only = flag("only");
+  const seed = Number(flag("seed") ?? randomBytes(2).readUInt16BE(0));
+  const runsDir = join(out, "runs");
+  mkdirSync(runsDir, { recursive: true });
+  const configPath = join(out, "run.json");
+  writeFileSync(configPath, JSON.stringify(CONFIG));
+  const random = rng(seed);
+  console.log(`fault-injection suite: seed ${seed}, folder ${out}`);
+  const cases: Case[] = [];
+  const cli = (args: string[], env: Record<string, string | undefined> = {}) => start([RLHF, ...args], env);
+  const run = (runId: string) => cli(["run", configPath, "--runs-dir", runsDir, "--run-id", runId]);
+  const health: Record<string, { checks: number; medianMs: number; p99Ms: number; maxMs: number; overOneSecond: number }> = {};
+
+  // 1. The baseline, with the services' health sampled while it trains.
+  await timed(cases, "baseline: the tiny preset straight through; health of every service sampled every 200 ms", async () => {
+    const p = run("straight");
+    while (!/services ready/.test(p.out()) && p.child.exitCode === null) await sleep(100);
+    let done = false;
+    void p.exited.then(() => (done = true));
+    const sampled = Promise.all(SERVICES.map(async (s) => [s, await poll(addressOf(runsDir, s) ?? "127.0.0.1:1", () => done, 200)] as const));
+    const code = await exitWithin(p, RUN_DEADLINE_MS);
+    check(code === 0, `rlhf run exited ${code}:\n${p.out().slice(-2000)}`);
+    for (const [s, ms] of await sampled) {
+      health[s] = { checks: ms.length, medianMs: round(pct(ms, 0.5)), p99Ms: round(pct(ms, 0.99)), maxMs: round(Math.max(...ms)), overOneSecond: ms.filter((x) => x > 1000).length };
+    }
+    const worst = Object.entries(health).sort((a, b) => b[1].maxMs - a[1].maxMs)[0];
+    return `SUCCEEDED; slowest health answer ${worst[1].maxMs} ms (${worst[0]}), ${Object.values(health).reduce((a, h) => a + h.checks, 0)} checks`;
+  });
+  const straight = join(runsDir, "straight");
+  check(existsSync(join(straight, "report.json")), "the baseline run has no report: nothing to compare with");
+  const baseline = figures(straight);
+
+  // 2. kill -9 of each service at a random PPO iteration, then resume.
+  for (const service of [...MODEL_SERVICES, "ppo-coordinator"]) {
+    const at = 1 + Math.floor(random() * (PPO_STEPS - 1));
+    const runId = `kill-${service}`;
+    await timed(cases, `kill -9 ${service} after PPO iteration ${at} of ${PPO_STEPS}; resume`, async () => {
+      const dir = join(runsDir, runId);
+      const p = run(runId);
+      while (ppoStep(dir) < at && p.child.exitCode === null) await sleep(50);
+      check(p.child.exitCode === null, `the run ended before the kill:\n${p.out().slice(-1500)}`);
+      const pid = servicePid(p.child.pid as number, service);
+      check(pid, `no child serving ${service}`);
+      process.kill(pid, "SIGKILL");
+      const code = await exitWithin(p, 120_000);
+      check(code === 1, `rlhf run exited ${code} after the kill (expected 1):\n${p.out().slice(-1500)}`);
+      check(p.out().includes(service) && /resume it with: /.test(p.out()), `the CLI names neither the dead service nor the resume command:\n${p.out().slice(-1500)}`);
+      const killedAt = ppoStep(dir);
+      let end: string;
+      if (service === "ppo-coordinator") {
+        // Nothing could record the run's end; `rlhf watch` must still end.
+        const w = spawnSync(process.execPath, [RLHF, "watch", dir], { encoding: "utf8", timeout: 120_000 });
+        check(w.status === 1 && /did not end: the coordinator running it .* it is resumable/.test(w.stdout), `rlhf watch of the folder: status ${w.status}:\n${w.stdout.slice(-800)}${w.stderr}`);
+        end = "rlhf watch ends (coordinator gone)";
+      } else {
+        const last = events(dir).at(-1) as { stateChanged?: { toState?: string } } | undefined;
+        check(last?.stateChanged?.toState === "RUN_STATE_FAILED", `the run folder's last event is not a terminal FAILED: ${JSON.stringify(last).slice(0, 300)}`);
+        end = "run folder ends FAILED";
+      }
+      const r = cli(["resume", dir]);
+      const rc = await exitWithin(r, RUN_DEADLINE_MS);
+      check(rc === 0, `rlhf resume exited ${rc}:\n${r.out().slice(-2000)}`);
+      const diff = differences(baseline, figures(dir));
+      check(diff.length === 0, `${diff.length} figures differ from the baseline's, e.g. ${diff.slice(0, 5).join(", ")}`);
+      return `killed at PPO step ${killedAt}; CLI exit 1 naming it; ${end}; resumed: every report figure equals the baseline's`;
+    });
+  }
+
+  // 3. Two runs at once on one coordinator (five `rlhf serve` processes, as a cluster runs them).
+  await timed(cases, "two runs at once on one coordinator: the second is refused, the first unaffected", async () => {
+    const shared = join(runsDir, "shared");
+    mkdirSync(shared, { recursive: true });
+    const tokenFile = join(out, "token");
+    writeFileSync(tokenFile, randomBytes(32).toString("base64url") + "\n", { mode: 0o600 });
+    const ports = Object.fromEntries(await Promise.all(SERVICES.map(async (s) => [s, await freePort()] as const)));
+    const addr = (s: string) => `127.0.0.1:${ports[s]}`;
+    const env = (s: string): Record<string, string> => ({
+      GRPC_HOST: "127.0.0.1",
+      RLHF_AUTH_TOKEN_FILE: tokenFile,
+      METRICS_PORT: "0",
+      TOKENIZER: "bpe",
+      CHECKPOINT_ROOT: shared,
+      DATA_ROOT: shared,
+      RUNS_DIR: shared,
+      POLICY_ADDR: addr("policy"),
+      ...(s === "ppo-coordinator" ? { REWARD_MODEL_ADDR: addr("reward-model"), REFERENCE_MODEL_ADDR: addr("reference-model"), PRETRAIN_MIX_ADDR: addr("pretrain-mix") } : {}),
+      ...(s === "policy" ? { REWARD_MODEL_ADDR: addr("reward-model") } : {}),
+    });
+    const procs = SERVICES.map((s) => start([RLHF, "serve", s, "--port", String(ports[s])], env(s)));
+    try {
+      // Up once health answers (a model service without a model answers NOT_SERVING until the run loads one).
+      for (const s of SERVICES) {
+        for (let i = 0; (await checkHealth(addr(s), "", 2000).catch(() => "")) === ""; i++) {
+          check(i < 900 && procs[SERVICES.indexOf(s)].child.exitCode === null, `${s} did not start:\n${procs[SERVICES.indexOf(s)].out().slice(-1500)}`);
+          await sleep(200);
+        }
+      }
+      const client = { RLHF_AUTH_TOKEN_FILE: tokenFile };
+      const first = cli(["run", configPath, "--coordinator", addr("ppo-coordinator"), "--run-id", "first"], client);
+      while (!/run first started/.test(first.out()) && first.child.exitCode === null) await sleep(100);
+      const second = cli(["run", configPath, "--coordinator", addr("ppo-coordinator"), "--run-id", "second"], client);
+      const secondCode = await exitWithin(second, 120_000);
+      check(secondCode === 2 && /run first is RUN_STATE_(RUNNING|PENDING) on this coordinator/.test(second.out()), `the second run: exit ${secondCode}:\n${second.out().slice(-1500)}`);
+      const firstCode = await exitWithin(first, RUN_DEADLINE_MS);
+      check(firstCode === 0, `the first run exited ${firstCode}:\n${first.out().slice(-1500)}`);
+      const diff = differences(baseline, figures(join(shared, "first")));
+      check(diff.length === 0, `${diff.length} figures of the first run differ from the baseline's, e.g. ${diff.slice(0, 5).join(", ")}`);
+      return "second refused (exit 2, FAILED_PRECONDITION naming run first); the first SUCCEEDED with the baseline's figures";
+    } finally {
+      for (const p of procs) p.child.kill("SIGTERM");
+      await Promise.all(procs.map((p) => exitWithin(p, 30_000)));
+    }
+  });
+
+  // 4. A cancelled stream of each kind changes nothing: the services' own tests of it (each file
+  // runs whole: its tests share the service they start; the ones that cancel a stream are named).
+  const streamTests: [string, RegExp][] = [
+    ["services/policy", /^(Sft: loss|PpoUpdate: bad)/],
+    ["services/reward-model", /cancel/i],
+    ["services/reference-model", /cancel/i],
+  ];
+  for (const [pkg, names] of streamTests) {
+    await timed(cases, `cancelled streams (${pkg}): weights unchanged`, async () => {
+      const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-force-exit", "src/service.test.ts"], { cwd: join(ROOT, pkg), encoding: "utf8", timeout: 900_000 });
+      const result = (ok: string) => [...r.stdout.matchAll(new RegExp(`^${ok} \\d+ - (.*)$`, "gm"))].map((m) => m[1]).filter((n) => names.test(n));
+      const passed = result("ok");
+      const failed = result("not ok");
+      check(r.status === 0 && failed.length === 0 && passed.length > 0, `status ${r.status}; failed: ${failed.join("; ") || "none"}\n${r.stdout.slice(-1500)}${r.stderr.slice(-500)}`);
+      return passed.join("; ");
+    });
+  }
+
+  const report = { seed, folder: out, config: CONFIG, cases, health };
+  writeFileSync(join(out, "faults-report.json"), JSON.stringify(report, null, 2) + "\n");
+  const md = [
+    `# Fault-injection report (seed ${seed})`,
+    "",
+    "| case | outcome | seconds | detail |",
+    "|---|---|---|---|",
+    ...cases.map((c) => `| ${c.name} | ${c.outcome} | ${c.seconds} | ${c.detail.split("\n")[0].replace(/\|/g, "/")} |`),
+    "",
+    "Health during the baseline run (answer times of grpc.health.v1 Check, every 200 ms; reported, not asserted):",
+    "",
+    "| service | checks | median ms | p99 ms | max ms | over 1 s |",
+    "|---|---|---|---|---|---|",
+    ...Object.entries(health).map(([s, h]) => `| ${s} | ${h.checks} | ${h.medianMs} | ${h.p99Ms} | ${h.maxMs} | ${h.overOneSecond} |`),
+    "",
+  ].join("\n");
+  writeFileSync(join(out, "faults-report.md"), md);
+  console.log(`\n${md}\nreport: ${join(out, "faults-report.md")} (and .json)`);
+  const failed = cases.filter((c) => c.outcome === "fail").length;
+  console.log(`${cases.length - failed} of ${cases.length} cases passed`);
+  return failed > 0 ? 1 : 0;
+}
+
+function round(x: number): number {
+  return Number.isFinite(x) ? Math.round(x * 10) / 10 : NaN;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exit(1);
+  },
+);

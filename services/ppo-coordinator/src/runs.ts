@@ -85,7 +85,7 @@ export class RunStore {
 
   /** Validates and resolves the config; creates and starts the run unless `validateOnly`. */
   async start(req: ppoCoordinator.StartRunRequest): Promise<Run> {
-    const { config, configJson, userData } = parseStartRequest(req, this.dataRoots);
+    const { config, configJson, userData } = await parseStartRequest(req, this.dataRoots);
     for (const w of userData.warnings) this.log.warn({ warning: w }, "ignored field in a data file");
     if (req.validateOnly) return ppoCoordinator.Run.fromPartial({ configJson, displayName: req.displayName });
     if (req.runId !== "" && !RUN_ID.test(req.runId)) throw new InvalidArgumentError("run_id", `must be 1..64 of [a-z0-9-], got ${JSON.stringify(req.runId)}`);

@@ -9,6 +9,7 @@ import { getTokenizer } from "@rlhf/model";
 import type { ppoCoordinator } from "@rlhf/proto";
 import { PATH_KEYS, RUN_PRESET_NAMES, mergeRunConfigs, presetRunConfig, resolveRunConfig, type RunConfig, type RunPresetName } from "@rlhf/run-config";
 import { loadUserData, type UserData } from "./recipe/user-data";
+import { inWorker } from "./recipe/worker";
 
 /** The deepest nesting a run config may have (the real one is 4 levels deep). */
 const MAX_CONFIG_DEPTH = 32;
@@ -36,15 +37,21 @@ function checkNesting(value: unknown, field: string, max: number): void {
 export function checkConfigPaths(config: RunConfig, roots: PathRoots | undefined): void {
   if (!roots) return;
   for (const key of PATH_KEYS) {
-    let v: unknown = config;
-    for (const part of key.split(".")) v = v && typeof v === "object" ? (v as Record<string, unknown>)[part] : undefined;
+    const v = pathAt(config, key);
     if (v === null || v === undefined) continue;
     confinePath(v, key, roots);
   }
 }
 
+/** The value at a dotted key of the config (`data.files.sft`). */
+function pathAt(config: RunConfig, key: string): unknown {
+  let v: unknown = config;
+  for (const part of key.split(".")) v = v && typeof v === "object" ? (v as Record<string, unknown>)[part] : undefined;
+  return v;
+}
+
 /** The resolved config (and its JSON) of a StartRun request, with the user's data read; InvalidArgumentError naming the field otherwise. */
-export function parseStartRequest(req: ppoCoordinator.StartRunRequest, dataRoots: PathRoots | undefined): { config: RunConfig; configJson: string; userData: UserData } {
+export async function parseStartRequest(req: ppoCoordinator.StartRunRequest, dataRoots: PathRoots | undefined): Promise<{ config: RunConfig; configJson: string; userData: UserData }> {
   if (Buffer.byteLength(req.configJson) > 1024 * 1024) throw new InvalidArgumentError("config_json", "exceeds 1 MiB");
   // An empty request is a mistake, not "every default": that would start a full run.
   if (req.configJson.trim() === "") throw new InvalidArgumentError("config_json", 'is empty: send a run config ("{}" for every default, {"preset": "tiny"} for the smoke run)');
@@ -66,7 +73,9 @@ export function parseStartRequest(req: ppoCoordinator.StartRunRequest, dataRoots
   }
   const config = resolveRunConfig(json);
   checkConfigPaths(config, dataRoots);
-  const userData = loadUserData(config, getTokenizer(config.model.tokenizer));
+  // Files are read and tokenised in a worker thread (a big one takes seconds); without files there is nothing to read.
+  const names = PATH_KEYS.some((k) => k.startsWith("data.files.") && pathAt(config, k) !== null && pathAt(config, k) !== undefined);
+  const userData = names ? await inWorker<UserData>({ job: "user-data", cfg: config }) : loadUserData(config, getTokenizer(config.model.tokenizer));
   if (Buffer.byteLength(req.displayName) > 256) throw new InvalidArgumentError("display_name", "exceeds 256 bytes");
   return { config, configJson: JSON.stringify(config), userData };
 }

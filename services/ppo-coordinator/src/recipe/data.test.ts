@@ -2,10 +2,14 @@
 // resumed run (which skips that stage) rebuilds the same panel from it for the evaluation.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { presetRunConfig, resolveRunConfig } from "@rlhf/run-config";
+import { mergeRunConfigs, presetRunConfig, resolveRunConfig } from "@rlhf/run-config";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { InvalidArgumentError } from "@rlhf/errors";
 import type { RecipeContext } from "./context";
-import { recipeData, restoreLabelers } from "./data";
-import { emptyState } from "./records";
+import { loadRecipeData, recipeData, restoreLabelers } from "./data";
+import { emptyState, type RecipeData } from "./records";
 
 const ctx = { cfg: resolveRunConfig(presetRunConfig("tiny")) } as RecipeContext;
 
@@ -31,4 +35,25 @@ test("restoreLabelers leaves the panel alone when the run has not ranked yet, an
   const none = { ...data, labelers: [] };
   restoreLabelers(ctx, none, { ...emptyState(), labelers: { noiseStd: 0.1, calibratedOn: "ranked_samples", agreement: 0.7, pairs: 1 } });
   assert.deepEqual(none.labelers, []);
+});
+
+test("the run's data built in a worker thread equals the data built in place; a bad data file's error comes back as the same InvalidArgumentError", async () => {
+  const inPlace = recipeData(ctx);
+  const fromWorker = await loadRecipeData(ctx);
+  const plain = (d: RecipeData) => ({ ...d, tok: d.tok.name, labelers: d.labelers.map((l) => [l.id, l.seed, l.noiseStd]) });
+  assert.deepEqual(plain(fromWorker), plain(inPlace));
+  assert.ok(inPlace.labelers.length > 0 && inPlace.sft.length > 0);
+
+  const dir = mkdtempSync(join(tmpdir(), "data-worker-"));
+  writeFileSync(join(dir, "sft.jsonl"), '{"prompt": "a", "completion": "b"}\n{"prompt": 3}\n');
+  writeFileSync(join(dir, "prompts.jsonl"), '{"prompt": "a"}\n');
+  const files = { sft: join(dir, "sft.jsonl"), prompts: join(dir, "prompts.jsonl"), eval_prompts: join(dir, "prompts.jsonl"), rankings: join(dir, "sft.jsonl") };
+  const cfg = resolveRunConfig(mergeRunConfigs(presetRunConfig("tiny"), { data: { source: "files", files }, rankings: { source: "file" } }));
+  const err = await loadRecipeData({ cfg }).then(
+    () => assert.fail("a bad line must fail"),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof InvalidArgumentError, String(err));
+  assert.equal(err.field, "data.files.sft");
+  assert.match(err.message, new RegExp(`^data\\.files\\.sft: ${join(dir, "sft.jsonl")}:2: prompt: `));
 });

@@ -1,34 +1,36 @@
 /** The run's data: the built-in tasks (demonstrations, prompts, the labeler panel) or the user's files. */
 import { buildInstructionDatasets, createLabelers, demonstrate, type InstructionTask, type SimulatedLabeler } from "@rlhf/data";
 import { getTokenizer, presetConfig } from "@rlhf/model";
+import type { RunConfig } from "@rlhf/run-config";
 import type { RecipeContext } from "./context";
 import type { RecipeData, RecipeState } from "./records";
 import { loadUserData } from "./user-data";
+import { inWorker } from "./worker";
 
-/** Builds the built-in data and keeps the tasks whose prompts fit the context. */
-export function recipeData(ctx: Pick<RecipeContext, "cfg">): RecipeData {
-  const c = ctx.cfg;
+/** The part of {@link RecipeData} that is plain data (it crosses from the worker thread that builds it). */
+export type PlainRecipeData = Omit<RecipeData, "tok" | "modelConfig" | "labelers"> & {
+  /** The labelers' calibrated noise σ (built-in data); undefined: no labelers (users' data). */
+  labelerNoiseStd?: number;
+};
+
+/**
+ * Builds the run's data: the user's files read and checked as at StartRun (the same rules, the
+ * same records), or the built-in tasks whose prompts fit the context, the demonstrations and
+ * the labelers' calibrated noise. Synchronous and CPU-bound: a run builds it in a worker thread
+ * ({@link loadRecipeData}); tests call it directly.
+ */
+export function plainRecipeData(c: RunConfig): PlainRecipeData {
   const tok = getTokenizer(c.model.tokenizer);
-  const modelConfig = presetConfig(c.model.preset, {
-    vocabSize: tok.name === "gpt2" ? 50257 : tok.vocabSize,
-    nPositions: c.model.n_positions,
-    nEmbd: c.model.n_embd,
-    nLayer: c.model.n_layer,
-    nHead: c.model.n_head,
-  });
-  // Users' files: read and checked as at StartRun (the same rules, the same records).
+  const modelConfig = modelConfigOf(c);
   const user = loadUserData(c, tok);
   const fromFile = { rankingsFile: user.rankings?.groups, textCorpus: user.textCorpus, files: user.files };
   if (c.data.source === "files") {
     return {
-      tok,
-      modelConfig,
       sft: user.sft ?? [],
       rm: [],
       ...fromFile,
       ppo: user.ppoPrompts ?? [],
       eval: user.evalPrompts ?? [],
-      labelers: [],
       noGold: "the data comes from files (data.source \"files\"): no gold answers, which the simulated labelers and the gold scorer judge against",
     };
   }
@@ -39,8 +41,9 @@ export function recipeData(ctx: Pick<RecipeContext, "cfg">): RecipeData {
     const p = tok.encode(t.prompt).length;
     return p <= c.data.max_prompt_tokens && p + longest <= modelConfig.nPositions && p + tok.encode(t.completion).length + 1 <= modelConfig.nPositions;
   };
-  // With "ranked_samples" the rankings stage recalibrates the panel on the SFT model's samples.
-  const labelers = createLabelers(ds.rm, { count: b.labelers, agreement: b.labeler_agreement, seed: b.seed, blocklist: b.blocklist ?? undefined });
+  // The labelers' noise, calibrated on simulated responses to the reward-model prompts; with
+  // "ranked_samples" the rankings stage recalibrates it on the SFT model's samples.
+  const labelerNoiseStd = createLabelers(ds.rm, { count: 1, agreement: b.labeler_agreement, seed: b.seed, blocklist: b.blocklist ?? undefined })[0].noiseStd;
   // The demonstrators: gold answers, and a share with one flaw each (data.builtin.demonstrations).
   const sftTasks = ds.sft.filter(fits);
   const d = b.demonstrations;
@@ -48,7 +51,35 @@ export function recipeData(ctx: Pick<RecipeContext, "cfg">): RecipeData {
   const sft = sftTasks
     .map((t, i) => ({ prompt: t.prompt, completion: demos[i].completion, eos: demos[i].eos }))
     .filter((e) => tok.encode(e.prompt).length + tok.encode(e.completion).length + 1 <= modelConfig.nPositions);
-  return { tok, modelConfig, sft, rm: ds.rm.filter(fits), ...fromFile, ppo: ds.ppo.filter(fits).map((t) => ({ prompt: t.prompt, gold: t })), eval: ds.eval.filter(fits).map((t) => ({ prompt: t.prompt, gold: t })), labelers };
+  return { sft, rm: ds.rm.filter(fits), ...fromFile, ppo: ds.ppo.filter(fits).map((t) => ({ prompt: t.prompt, gold: t })), eval: ds.eval.filter(fits).map((t) => ({ prompt: t.prompt, gold: t })), labelerNoiseStd };
+}
+
+/** The model's shape: the preset with the config's overrides, the vocabulary of its tokenizer. */
+function modelConfigOf(c: RunConfig) {
+  const tok = getTokenizer(c.model.tokenizer);
+  return presetConfig(c.model.preset, { vocabSize: tok.name === "gpt2" ? 50257 : tok.vocabSize, nPositions: c.model.n_positions, nEmbd: c.model.n_embd, nLayer: c.model.n_layer, nHead: c.model.n_head });
+}
+
+/** The plain data with what cannot cross threads: the tokenizer, the model's shape, the labelers (with the calibrated σ). */
+export function completeRecipeData(c: RunConfig, plain: PlainRecipeData): RecipeData {
+  const { labelerNoiseStd, ...rest } = plain;
+  const b = c.data.builtin;
+  const labelers = labelerNoiseStd === undefined ? [] : createLabelers(rest.rm, { count: b.labelers, seed: b.seed, noiseStd: labelerNoiseStd, blocklist: b.blocklist ?? undefined });
+  return { ...rest, tok: getTokenizer(c.model.tokenizer), modelConfig: modelConfigOf(c), labelers };
+}
+
+/** The run's data, built at once (tests; a run uses {@link loadRecipeData}). */
+export function recipeData(ctx: Pick<RecipeContext, "cfg">): RecipeData {
+  return completeRecipeData(ctx.cfg, plainRecipeData(ctx.cfg));
+}
+
+/**
+ * The run's data, built in a worker thread: building it takes seconds of CPU (tokenising every
+ * task, calibrating the labelers, reading the user's files) that would otherwise stop the
+ * coordinator's gRPC server answering (health, GetRun, CancelRun) meanwhile.
+ */
+export async function loadRecipeData(ctx: Pick<RecipeContext, "cfg">): Promise<RecipeData> {
+  return completeRecipeData(ctx.cfg, await inWorker<PlainRecipeData>({ job: "recipe-data", cfg: ctx.cfg }));
 }
 
 /** The built-in data's labeler panel with noise σ (the same labelers, seeds and blocklist). */

@@ -5,7 +5,7 @@
  * store (../runs.ts) persists the state and turns the hooks into events.
  */
 import type { RecipeContext } from "./context";
-import { recipeData, restoreLabelers } from "./data";
+import { loadRecipeData, restoreLabelers } from "./data";
 import { stageKey, type RankedSamples, type RecipeData, type RecipeState, type StageName } from "./records";
 import { evaluationStage } from "./stages/evaluation";
 import { ppoStage } from "./stages/ppo";
@@ -31,7 +31,7 @@ export interface RecipeHooks {
 }
 
 export async function runRecipe(ctx: RecipeContext, state: RecipeState, hooks: RecipeHooks): Promise<void> {
-  const data = recipeData(ctx);
+  const data = await loadRecipeData(ctx);
   restoreLabelers(ctx, data, state);
   // Exact resume needs the same data files; the corpus must be tokenised as the policy's.
   await checkRunInputs(ctx, data.files);

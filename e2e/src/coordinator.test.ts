@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ppoCoordinator } from "@rlhf/proto";
+import { policy as policyPb, ppoCoordinator } from "@rlhf/proto";
 import { createLogger, createClient, checkHealth, resultOrStatus as statusOf, type KitClient } from "@rlhf/grpc-kit";
 import { BACKEND, MICRO, RLHF, freePort, start as startProc, exitWithin } from "./helpers";
 import { startPolicy, loadConfig as policyConfig, type PolicyApp } from "@rlhf/policy";
@@ -118,6 +118,38 @@ test("a micro recipe runs every stage across the real services; WatchRun replays
   assert.equal((await client.unary("startRun", { configJson: JSON.stringify(MICRO), runId: "micro", displayName: "", validateOnly: false })).run?.id, "micro");
   assert.match(String(await statusOf(client.unary("startRun", { configJson: "{}", runId: "micro", displayName: "", validateOnly: false }))), /^ALREADY_EXISTS/);
   assert.match(String(await statusOf(client.unary("cancelRun", { runId: "micro" }))), /^FAILED_PRECONDITION: run micro is RUN_STATE_SUCCEEDED/);
+});
+
+test("CancelRun during pretraining reaches the policy: its training stops between optimizer steps, long before the stage's end", { timeout: 600_000 }, async () => {
+  const steps = 4000;
+  const config = { ...MICRO, pretrain: { ...MICRO.pretrain, steps, cache: false, warmup_steps: 1 } };
+  await client.unary("startRun", { configJson: JSON.stringify(config), runId: "cancel-pretrain", displayName: "", validateOnly: false });
+  const training = (e: ppoCoordinator.RunEvent) => e.payload?.$case === "stageProgress" && e.payload.stageProgress.stage === ppoCoordinator.Stage.STAGE_PRETRAIN && e.payload.stageProgress.step >= 2;
+  const before = await follow("cancel-pretrain", 0, training);
+  assert.ok(training(before.at(-1) as ppoCoordinator.RunEvent), "pretraining is under way");
+  const policy = createClient(policyPb.PolicyServiceClient, apps.policy.server.address, { deadlineMs: 60_000 });
+  try {
+    const version = async () => (await policy.unary("getInfo", {})).policyWeights?.version ?? 0;
+    // Every optimizer step is a version; the run loaded a random policy (version 0) before pretraining.
+    const atCancel = await version();
+    await client.unary("cancelRun", { runId: "cancel-pretrain" });
+    const rest = await follow("cancel-pretrain", before.at(-1)?.sequence ?? 0);
+    const end = rest.at(-1)?.payload;
+    assert.ok(end?.$case === "stateChanged" && end.stateChanged.toState === ppoCoordinator.RunState.RUN_STATE_CANCELLED, JSON.stringify(end));
+    // Once the version stops moving the policy has stopped training (no time limit: on a loaded
+    // machine the cancellation may take a while to arrive; it must arrive).
+    let last = await version();
+    for (;;) {
+      await sleep(500);
+      const v = await version();
+      if (v === last) break;
+      last = v;
+    }
+    assert.ok(last < steps, `the policy stopped at version ${last} (${atCancel} when cancelled) of the ${steps} pretraining steps`);
+    assert.equal((await policy.unary("getInfo", {})).training, false, "the policy's queue is free");
+  } finally {
+    policy.close();
+  }
 });
 
 /** Follows a run to its end (or until `until` says stop) on coordinator `c`; returns the events seen. */

@@ -4,3 +4,4 @@
  */
 export * from "./jsonl";
 export * from "./client";
+export * from "./web";

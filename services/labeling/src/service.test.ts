@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
+import { createServer, type AddressInfo } from "node:net";
 import { LabelingClient, WebSession, rankingsToJsonl } from "@rlhf/labeling-client";
 import { checkDataFile } from "@rlhf/data";
 import { startTestApp } from "./testing/app";
@@ -131,3 +132,40 @@ test("gRPC auth: SubmitBatch and ListRankings need the service role, progress ca
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("collectRankings carries on across a restart of the service (the recipe waiting on people)", async () => {
+  const port = await freePort();
+  const first = await startTestApp("sqlite", { GRPC_PORT: String(port) });
+  const client = new LabelingClient(`127.0.0.1:${port}`, { token: null });
+  let second: Awaited<ReturnType<typeof startTestApp>> | undefined;
+  try {
+    const progress: number[] = [];
+    const collecting = client.collectRankings("restart", comparisons(3), { overlapFraction: 0, onProgress: (p) => progress.push(p.ranked) });
+    // The batch is in; the service goes away while the client waits, and comes back on the same database and port.
+    while (progress.length === 0) await new Promise((r) => setTimeout(r, 20));
+    await first.app.stop(200);
+    second = await startTestApp("sqlite", { GRPC_PORT: String(port), LABELING_DB: first.db.target.kind === "sqlite" ? first.db.target.file : "", LABELING_DATA_DIR: first.db.env.LABELING_DATA_DIR });
+    const admin = await WebSession.signIn(second.app.http.url, second.adminToken);
+    const ann = await WebSession.signIn(second.app.http.url, (await admin.createLabeler("ann")).token);
+    for (let a = await ann.next(); a; a = await ann.next()) await ann.submit(a.id, [1, 0, 2]);
+    const r = await collecting;
+    assert.deepEqual(r.rankings.map((x) => [x.key, x.ranking.join("")]), [["q0", "102"], ["q1", "102"], ["q2", "102"]]);
+    assert.equal(r.progress.ranked, 3);
+  } finally {
+    client.close();
+    await second?.app.stop(200);
+    await first.db.cleanup();
+    await second?.db.cleanup();
+  }
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const p = (srv.address() as AddressInfo).port;
+      srv.close(() => resolve(p));
+    });
+  });
+}

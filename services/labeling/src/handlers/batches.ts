@@ -60,12 +60,15 @@ export function watchBatchHandler(store: LabelingStore) {
     try {
       while (!reached(p)) {
         await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, WATCH_POLL_MS);
-          wake = () => {
+          const done = () => {
             clearTimeout(t);
+            ctx.signal.removeEventListener("abort", done);
             resolve();
           };
-          ctx.signal.addEventListener("abort", wake, { once: true });
+          // A watch may last hours: each wait removes its abort listener again.
+          const t = setTimeout(done, WATCH_POLL_MS);
+          wake = done;
+          ctx.signal.addEventListener("abort", done, { once: true });
         });
         if (ctx.signal.aborted) return;
         const next = await store.progress(batchId);

@@ -1,5 +1,5 @@
 /**
- * The platform's wiring in one place: the five services, their ports and environment, the
+ * The platform's wiring in one place: the six services (five for the recipe, and labeling), their ports and environment, the
  * supporting stack (NATS, OpenTelemetry collector, Jaeger, Prometheus, Grafana) and the images.
  * The Kubernetes profiles (./k8s.ts) and docker-compose.yaml (./compose.ts) are both written from
  * it; the checks (./check/) read the written files back and verify them independently.
@@ -18,7 +18,7 @@ export const DATA_DIR = "/data";
 
 export type ServiceName = "ppo-coordinator" | "policy" | "reward-model" | "reference-model" | "pretrain-mix" | "labeling";
 
-/** One of the five services. */
+/** One of the services. */
 export interface RlhfService {
   name: ServiceName;
   /** gRPC port (GRPC_PORT), the project's convention. */

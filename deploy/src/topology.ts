@@ -1,6 +1,7 @@
 /**
- * The platform's wiring in one place: the six services (five for the recipe, and labeling), their ports and environment, the
- * supporting stack (NATS, OpenTelemetry collector, Jaeger, Prometheus, Grafana) and the images.
+ * The platform's wiring in one place: the six services (the recipe's five and labeling), their
+ * ports and environment, the supporting stack (NATS, OpenTelemetry collector, Jaeger, Prometheus,
+ * Grafana) and the images.
  * The Kubernetes profiles (./k8s.ts) and docker-compose.yaml (./compose.ts) are both written from
  * it; the checks (./check/) read the written files back and verify them independently.
  */

@@ -59,7 +59,7 @@ export async function startLabeling(cfg: LabelingConfig, log: Logger): Promise<L
   let http: RunningHttp | undefined;
   let server: RunningServer | undefined;
   try {
-    http = await startHttp({ store, log, adminToken, host: cfg.httpHost, port: cfg.httpPort, secureCookies: cfg.secureCookies, publicUrl: cfg.publicUrl });
+    http = await startHttp({ store, log, adminToken, host: cfg.httpHost, port: cfg.httpPort, secureCookies: cfg.secureCookies, publicUrl: cfg.publicUrl, sessionTtlMs: cfg.sessionTtlMs });
     const web = http;
     server = await startServer({
       services: [labelingService(store, { maxTextChars: cfg.maxTextChars, maxBatchComparisons: cfg.maxBatchComparisons }, cfg.overlapFraction, () => web.url, log)],

@@ -48,6 +48,8 @@ export interface HttpOptions {
   secureCookies?: boolean;
   /** Public base URL for invite links; default the listening address. */
   publicUrl?: string;
+  /** Lifetime of the session cookie (the store's session lifetime). Default 12 h. */
+  sessionTtlMs?: number;
 }
 
 /** A running HTTP server. */
@@ -180,7 +182,7 @@ export async function startHttp(opts: HttpOptions): Promise<RunningHttp> {
         }
         const s = await store.createSession({ labelerId: labeler?.id, admin });
         log.info({ labeler: labeler?.name, admin }, "web sign-in");
-        return send(res, 200, { name: labeler?.name ?? "admin", admin, csrf: s.csrf }, { "Set-Cookie": setCookie(s.cookie, 12 * 3600) });
+        return send(res, 200, { name: labeler?.name ?? "admin", admin, csrf: s.csrf }, { "Set-Cookie": setCookie(s.cookie, Math.floor((opts.sessionTtlMs ?? 12 * 3600_000) / 1000)) });
       }
       case "POST /api/logout": {
         await requireSessionAny(req);

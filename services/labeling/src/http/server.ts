@@ -176,6 +176,8 @@ export async function startHttp(opts: HttpOptions): Promise<RunningHttp> {
         const labeler = admin ? undefined : await store.labelerByToken(token);
         if (!admin && !labeler) {
           const cur = f && Date.now() - f.since < LOGIN_WINDOW_MS ? f : { n: 0, since: Date.now() };
+          // Bounded memory: forget expired windows when many addresses failed.
+          if (failures.size > 10_000) for (const [k, v] of failures) if (Date.now() - v.since >= LOGIN_WINDOW_MS) failures.delete(k);
           failures.set(peer, { n: cur.n + 1, since: cur.since });
           log.warn({ peer }, "web sign-in refused");
           throw new HttpError(401, "unknown token");

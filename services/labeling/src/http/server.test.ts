@@ -57,6 +57,14 @@ test("web API: clear 4xx answers for bad input, sign-in and CSRF rules, admin-on
     assert.deepEqual(await json(await admin.raw("api/admin/labelers", { name: "ann" })), { status: 409, error: 'name: a labeler named "ann" exists' });
     assert.equal((await fetch(new URL("api/nothing", url))).status, 404);
 
+    // A disabled labeler is signed out at once and cannot sign in again.
+    const zed = await admin.createLabeler("zed");
+    const zedSession = await WebSession.signIn(url, zed.token);
+    assert.deepEqual(await json(await admin.raw("api/admin/labelers/disable", { name: "zed" })), { status: 200, ok: true });
+    assert.equal((await zedSession.raw("api/next")).status, 401);
+    assert.equal((await post("api/login", JSON.stringify({ token: zed.token }))).status, 401);
+    assert.deepEqual(await json(await admin.raw("api/admin/labelers/disable", { name: "zed" })), { status: 404, error: 'name: no active labeler named "zed"' });
+
     // Sign-out ends the session.
     await ann.call("api/logout", {});
     assert.equal((await ann.raw("api/next")).status, 401);

@@ -231,6 +231,14 @@ export async function startHttp(opts: HttpOptions): Promise<RunningHttp> {
         log.info({ labeler: labeler.name, simulated: labeler.simulated }, "labeler created");
         return send(res, 200, { name: labeler.name, simulated: labeler.simulated, token, inviteUrl: `${baseUrl}#invite=${token}` });
       }
+      case "POST /api/admin/labelers/disable": {
+        await requireSession(req, "admin");
+        const body = await readJson(req);
+        if (typeof body.name !== "string") throw new InvalidArgumentError("name", "must be a string");
+        await store.disableLabeler(body.name);
+        log.info({ labeler: body.name }, "labeler disabled");
+        return send(res, 200, { ok: true });
+      }
       case "GET /api/admin/export": {
         await requireSession(req, "admin");
         const batch = url.searchParams.get("batch") ?? undefined;

@@ -84,6 +84,11 @@ CREATE TABLE sessions (
   expires_at_ms BIGINT NOT NULL
 )`,
   },
+  {
+    version: 2,
+    name: "labelers can be disabled",
+    sql: "ALTER TABLE labelers ADD COLUMN disabled_at_ms BIGINT",
+  },
 ];
 
 /** The newest schema version this code knows. */
@@ -94,10 +99,10 @@ function sqlFor(m: Migration, kind: Db["kind"]): string {
   return raw.replace(/\{\{SERIAL\}\}/g, serial(kind));
 }
 
-/** Applies every migration not applied yet; returns the schema version now. */
-export async function migrate(db: Db): Promise<number> {
+/** Applies every migration not applied yet (of `migrations`, default all); returns the schema version now. */
+export async function migrate(db: Db, migrations: readonly Migration[] = MIGRATIONS): Promise<number> {
   await db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)");
-  for (const m of MIGRATIONS) {
+  for (const m of migrations) {
     await db.tx(async (q) => {
       // Two services starting at once on one PostgreSQL database: one migrates, the other waits and sees it done.
       if (db.kind === "postgres") await q.run("SELECT pg_advisory_xact_lock(72150001)");

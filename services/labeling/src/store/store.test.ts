@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { LabelingStore } from "./store";
-import { SCHEMA_VERSION } from "./migrations";
+import { MIGRATIONS, SCHEMA_VERSION, migrate } from "./migrations";
+import { openDb } from "./db";
 import { DATABASE_KINDS, freshDatabase, sampleBatch } from "../testing/databases";
 
 for (const kind of DATABASE_KINDS) {
@@ -121,6 +122,39 @@ for (const kind of DATABASE_KINDS) {
       assert.equal(await store.session(s.cookie), undefined);
     } finally {
       await store.close();
+      await db.cleanup();
+    }
+  });
+}
+
+for (const kind of DATABASE_KINDS) {
+  test(`${kind}: migration 2 applies to a version-1 database and keeps its rows; a disabled labeler's token and sessions stop working`, async () => {
+    const db = await freshDatabase(kind);
+    try {
+      const raw = await openDb(db.target);
+      assert.equal(await migrate(raw, MIGRATIONS.slice(0, 1)), 1);
+      await raw.run("INSERT INTO labelers (id, name, token_hash, simulated, created_at_ms) VALUES ('id-1', 'old', 'hash', 0, 1)");
+      await raw.close();
+      const store = await LabelingStore.open(db.target);
+      try {
+        assert.equal(store.schemaVersion, 2);
+        assert.deepEqual((await store.stats()).labelers.map((l) => [l.name, l.disabled]), [["old", false]]);
+        await store.submitBatch(sampleBatch("d", 2));
+        const { labeler, token } = await store.createLabeler("ann");
+        const s = await store.createSession({ labelerId: labeler.id, admin: false });
+        assert.ok(await store.nextAssignment(labeler.id));
+        await store.disableLabeler("ann");
+        assert.equal(await store.labelerByToken(token), undefined);
+        assert.equal(await store.session(s.cookie), undefined);
+        // Its open comparison went back to the pool.
+        const { labeler: bob } = await store.createLabeler("bob");
+        assert.equal((await store.nextAssignment(bob.id))?.key, "item-0");
+        await assert.rejects(store.disableLabeler("ann"), /no active labeler named "ann"/);
+        assert.equal((await store.stats()).labelers.find((l) => l.name === "ann")?.disabled, true);
+      } finally {
+        await store.close();
+      }
+    } finally {
       await db.cleanup();
     }
   });

@@ -78,6 +78,8 @@ export interface Session {
 
 /** Per-labeler figures of the admin page. */
 export interface LabelerStats extends Labeler {
+  /** Disabled by the admin: its token no longer signs in. */
+  disabled: boolean;
   rankings: number;
   skipped: number;
   last24h: number;
@@ -296,10 +298,24 @@ export class LabelingStore {
     return { labeler, token };
   }
 
-  /** The labeler a token belongs to. */
+  /** The labeler a token belongs to (none for a disabled labeler). */
   async labelerByToken(token: string): Promise<Labeler | undefined> {
-    const r = await this.db.get<Record<string, unknown>>("SELECT id, name, simulated, created_at_ms FROM labelers WHERE token_hash = ?", [sha256(token)]);
+    const r = await this.db.get<Record<string, unknown>>("SELECT id, name, simulated, created_at_ms FROM labelers WHERE token_hash = ? AND disabled_at_ms IS NULL", [sha256(token)]);
     return r && { id: String(r.id), name: String(r.name), simulated: Number(r.simulated) === 1, createdAtMs: Number(r.created_at_ms) };
+  }
+
+  /**
+   * Disables a labeler (a leaked token, someone who left): its token and sessions stop working at
+   * once and its open comparisons go to others; its rankings stay. NOT_FOUND for an unknown name.
+   */
+  async disableLabeler(name: string): Promise<void> {
+    await this.db.tx(async (q) => {
+      const l = await q.get<{ id: string }>("SELECT id FROM labelers WHERE name = ? AND disabled_at_ms IS NULL", [name]);
+      if (!l) throw new NotFoundError("name", `no active labeler named "${name}"`);
+      await q.run("UPDATE labelers SET disabled_at_ms = ? WHERE id = ?", [this.now(), l.id]);
+      await q.run("DELETE FROM sessions WHERE labeler_id = ?", [l.id]);
+      await q.run("DELETE FROM assignments WHERE labeler_id = ? AND state = 'open'", [l.id]);
+    });
   }
 
   // ---- assignments ---------------------------------------------------------------------------
@@ -449,11 +465,12 @@ export class LabelingStore {
 
   /** Per-labeler throughput, time per comparison and agreement; batches' progress. */
   async stats(): Promise<AdminStats> {
-    const labelers = (await this.db.all<Record<string, unknown>>("SELECT id, name, simulated, created_at_ms FROM labelers ORDER BY created_at_ms, name")).map((r) => ({
+    const labelers = (await this.db.all<Record<string, unknown>>("SELECT id, name, simulated, created_at_ms, disabled_at_ms FROM labelers ORDER BY created_at_ms, name")).map((r) => ({
       id: String(r.id),
       name: String(r.name),
       simulated: Number(r.simulated) === 1,
       createdAtMs: Number(r.created_at_ms),
+      disabled: r.disabled_at_ms !== null && r.disabled_at_ms !== undefined,
     }));
     const rows = await this.db.all<{ labeler_id: string; batch_id: string; idx: number; ranking: string; submitted_at_ms: number; duration_ms: number }>(
       "SELECT labeler_id, batch_id, idx, ranking, submitted_at_ms, duration_ms FROM rankings ORDER BY seq",

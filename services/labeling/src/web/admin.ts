@@ -8,7 +8,7 @@ interface Agreement {
   rate: number | null;
 }
 interface Stats {
-  labelers: { name: string; simulated: boolean; rankings: number; skipped: number; last24h: number; medianMs: number | null; meanMs: number | null; agreement: Agreement }[];
+  labelers: { name: string; simulated: boolean; disabled: boolean; rankings: number; skipped: number; last24h: number; medianMs: number | null; meanMs: number | null; agreement: Agreement }[];
   agreement: { humans: Agreement; simulated: Agreement; mixed: Agreement };
   batches: { batchId: string; source: string; comparisons: number; ranked: number; complete: number; rankings: number; overlapping: number }[];
 }
@@ -31,9 +31,24 @@ async function refresh(): Promise<void> {
     row(["people with simulated labelers", pct(a.mixed), a.mixed.pairs]),
   );
   byId("labelers").querySelector("tbody")?.replaceChildren(
-    ...s.labelers.map((l) =>
-      row([l.name, l.simulated ? "simulated" : "person", l.rankings, l.last24h, l.skipped, secs(l.medianMs), secs(l.meanMs), l.agreement.pairs ? `${pct(l.agreement)} (${l.agreement.pairs} pairs)` : "–"]),
-    ),
+    ...s.labelers.map((l) => {
+      const tr = row([l.name, (l.simulated ? "simulated" : "person") + (l.disabled ? " (disabled)" : ""), l.rankings, l.last24h, l.skipped, secs(l.medianMs), secs(l.meanMs), l.agreement.pairs ? `${pct(l.agreement)} (${l.agreement.pairs} pairs)` : "–"]);
+      const cell = el("td");
+      if (!l.disabled) {
+        const b = el("button", "disable", "Disable");
+        b.type = "button";
+        b.setAttribute("aria-label", `Disable ${l.name}`);
+        b.addEventListener("click", () => {
+          if (!confirm(`Disable ${l.name}? Their token and sessions stop working; their rankings stay.`)) return;
+          api("/api/admin/labelers/disable", { name: l.name })
+            .then(refresh)
+            .catch((e: Error) => showError(e.message));
+        });
+        cell.append(b);
+      }
+      tr.append(cell);
+      return tr;
+    }),
   );
   byId("batches").querySelector("tbody")?.replaceChildren(...s.batches.map((b) => row([b.batchId, b.source, b.comparisons, b.ranked, b.complete, b.rankings, b.overlapping], 2)));
 }

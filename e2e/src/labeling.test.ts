@@ -64,3 +64,23 @@ test("rlhf label: import, a person ranks in the web API, export passes data chec
     await exitWithin(serve, 30_000);
   }
 });
+
+test("rlhf label serve on an empty folder: a sample batch, the demo's invite link and an admin link; SIGTERM stops it cleanly", { timeout: 180_000 }, async () => {
+  const tmp = mkdtempSync(join(tmpdir(), "e2e-labeling-serve-"));
+  const http = await freePort();
+  const serve = start([RLHF, "label", "serve", "--port", String(http), "--grpc-port", String(await freePort()), "--data-dir", join(tmp, "labeling")], { METRICS_PORT: "0" }, tmp);
+  try {
+    const deadline = Date.now() + 120_000;
+    while (!/simulated labelers: /.test(serve.out()) && Date.now() < deadline && serve.child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
+    const invite = /sample batch seeded; labeler "demo": (http:\S+)#invite=(lbl_[A-Za-z0-9_-]+)/.exec(serve.out());
+    assert.ok(invite, serve.out());
+    assert.match(serve.out(), new RegExp(`admin link: +http://127\\.0\\.0\\.1:${http}/admin#token=[A-Za-z0-9_-]{43}`));
+    const demo = await WebSession.signIn(invite[1], invite[2]);
+    const a = await demo.next();
+    assert.equal(a?.batchId, "sample");
+    assert.equal(a?.responses.length, 4);
+  } finally {
+    serve.child.kill("SIGTERM");
+    assert.equal(await exitWithin(serve, 30_000), 0, serve.out());
+  }
+});

@@ -28,6 +28,7 @@ if [ "$which" != gpu ]; then
   build cpu reward-model 50052 "$TAG"
   build cpu reference-model 50053 "$TAG"
   build cpu pretrain-mix 50054 "$TAG"
+  build cpu labeling 50055 "$TAG"
   build cli cli 50050 "$TAG"
 fi
 if [ "$which" != cpu ]; then

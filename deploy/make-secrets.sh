@@ -32,7 +32,7 @@ if ! [[ "$DAYS" =~ ^[0-9]+$ ]]; then echo "make-secrets.sh: --days must be a num
 if [ -e "$OUT" ] && [ -n "$(ls -A "$OUT" 2>/dev/null)" ]; then echo "make-secrets.sh: $OUT exists and is not empty: choose a new --out folder" >&2; exit 2; fi
 command -v openssl >/dev/null || { echo "make-secrets.sh: needs openssl" >&2; exit 2; }
 
-SERVICES="ppo-coordinator policy reward-model reference-model pretrain-mix"
+SERVICES="ppo-coordinator policy reward-model reference-model pretrain-mix labeling"
 umask 077
 mkdir -p "$OUT"
 cd "$OUT"

@@ -14,6 +14,7 @@ commands:
   run <config>      the same with your run config (JSON or YAML)
   resume <run-dir>  continue a failed or cancelled run from its last checkpoint (a run folder or run id)
   data export|check write the built-in datasets / check a data file (see rlhf data --help)
+  label serve|import|export|simulate  the labeling service: people rank K responses in a web UI (see rlhf label --help)
   generate          sample from a checkpoint (see rlhf generate --help)
   logprobs          per-token log-probabilities of a text or token list
   init              write a seeded random checkpoint (tiny, small, gpt2-124m)
@@ -21,7 +22,7 @@ commands:
   help              this text`;
 
 async function main(argv: string[]): Promise<void> {
-  const args = parseArgs(argv, new Set(["help", "tiny", "no-cache", "json", "insecure", "tls"]));
+  const args = parseArgs(argv, new Set(["help", "tiny", "no-cache", "json", "insecure", "tls", "no-seed", "first", "meta"]));
   const cmd = args.positional[0];
   if (!cmd || cmd === "help" || (args.flags.has("help") && !cmd)) {
     console.log(USAGE);
@@ -45,6 +46,11 @@ async function main(argv: string[]): Promise<void> {
       const { data, DATA_USAGE } = require("./commands/data") as typeof import("./commands/data");
       if (args.flags.has("help")) return void console.log(DATA_USAGE);
       return data(args);
+    }
+    case "label": {
+      const l = require("./commands/label") as typeof import("./commands/label");
+      if (args.flags.has("help")) return void console.log(l.LABEL_USAGE);
+      return l.label(args);
     }
     case "watch": {
       const w = require("./commands/watch") as typeof import("./commands/watch");

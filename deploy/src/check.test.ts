@@ -29,6 +29,7 @@ test("every profile, docker-compose.yaml and the image build pass the checks as 
       "rlhf/reward-model:0.1.0",
       "rlhf/reference-model:0.1.0",
       "rlhf/pretrain-mix:0.1.0",
+      "rlhf/labeling:0.1.0",
       "rlhf/cli:0.1.0",
       "rlhf/policy:0.1.0-gpu",
       "rlhf/reward-model:0.1.0-gpu",
@@ -36,7 +37,7 @@ test("every profile, docker-compose.yaml and the image build pass the checks as 
       "rlhf/pretrain-mix:0.1.0-gpu",
     ],
   );
-  assert.deepEqual(Object.fromEntries(ctx.servicePorts), { "policy": 50051, "ppo-coordinator": 50050, "pretrain-mix": 50054, "reference-model": 50053, "reward-model": 50052 });
+  assert.deepEqual(Object.fromEntries(ctx.servicePorts), { "labeling": 50055, "policy": 50051, "ppo-coordinator": 50050, "pretrain-mix": 50054, "reference-model": 50053, "reward-model": 50052 });
 });
 
 /** The profile's documents from disk, one object changed by `edit`; returns the problems as lines. */

@@ -39,10 +39,12 @@ export function buildCompose(): ComposeFile[] {
       image: imageOf(s.name, false),
       build: { context: "..", dockerfile: "deploy/Dockerfile", target: "cpu", args: { SERVICE: s.name, PORT: String(s.port) } },
       // No Secrets in compose: plaintext on the compose network, said explicitly (docs/security.md).
-      environment: { ...serviceEnv(s, false), RLHF_INSECURE: "1" },
+      // A web UI here is plain HTTP on 127.0.0.1: its cookies cannot be Secure.
+      environment: { ...serviceEnv(s, false), RLHF_INSECURE: "1", ...(s.httpPort ? { HTTP_SECURE_COOKIES: "0" } : {}) },
       volumes: [`data:${DATA_DIR}`],
       tmpfs: ["/tmp"],
       ...(s.name === "ppo-coordinator" ? { ports: [`127.0.0.1:${s.port}:${s.port}`] } : {}),
+      ...(s.httpPort ? { ports: [`127.0.0.1:${s.httpPort}:${s.httpPort}`] } : {}),
       ...(s.replicated ? { deploy: { replicas: COMPOSE_REPLICAS } } : {}),
       depends_on: [STACK.nats.name, STACK.collector.name],
       restart: "unless-stopped",

@@ -73,6 +73,7 @@ export const LOCAL: Profile = {
     "reward-model": { requests: { cpu: "100m", memory: MiB(384) }, limits: { cpu: "1", memory: GiB(2) } },
     "reference-model": { requests: { cpu: "100m", memory: MiB(384) }, limits: { cpu: "1", memory: GiB(2) } },
     "pretrain-mix": { requests: { cpu: "100m", memory: MiB(384) }, limits: { cpu: "1", memory: GiB(2) } },
+    labeling: { requests: { cpu: "50m", memory: MiB(128) }, limits: { cpu: "1", memory: GiB(1) } },
   },
 };
 
@@ -89,6 +90,7 @@ export const GPU: Profile = {
     "reward-model": { requests: { cpu: "1", memory: GiB(8), gpu: 1 }, limits: { cpu: "4", memory: GiB(24), gpu: 1 } },
     "reference-model": { requests: { cpu: "1", memory: GiB(8), gpu: 1 }, limits: { cpu: "4", memory: GiB(24), gpu: 1 } },
     "pretrain-mix": { requests: { cpu: "1", memory: GiB(8), gpu: 1 }, limits: { cpu: "4", memory: GiB(24), gpu: 1 } },
+    labeling: { requests: { cpu: "100m", memory: MiB(256) }, limits: { cpu: "1", memory: GiB(2) } },
   },
   // The label NVIDIA's GPU feature discovery (GPU operator) puts on GPU nodes, and the taint many
   // clusters put on them; change both here (and regenerate) if yours differ.
@@ -132,7 +134,7 @@ const grpcProbe = (port: number, service: string, o: Partial<IProbe>): IProbe =>
 /** The Deployment, Service, ConfigMap (and HPA) of one of the five services. */
 function rlhfService(p: Profile, s: RlhfService): K8sObject[] {
   const gpu = p.gpu && s.compute;
-  const component = s.name === "ppo-coordinator" ? "coordinator" : "model-service";
+  const component = s.name === "ppo-coordinator" ? "coordinator" : s.name === "labeling" ? "labeling" : "model-service";
   const env = new ConfigMap({ metadata: meta(`${s.name}-env`, component), data: { ...serviceEnv(s, p.gpu), ...securityEnv(s) } });
   const container: IContainer = {
     name: s.name,
@@ -143,6 +145,7 @@ function rlhfService(p: Profile, s: RlhfService): K8sObject[] {
       { name: "metrics", containerPort: METRICS_PORT, protocol: "TCP" },
       // grpc.health.v1 alone, plaintext: kubelet's gRPC probes speak neither TLS nor tokens.
       { name: "health", containerPort: HEALTH_PORT, protocol: "TCP" },
+      ...(s.httpPort ? [{ name: "http", containerPort: s.httpPort, protocol: "TCP" as const }] : []),
     ],
     envFrom: [{ configMapRef: { name: env.metadata!.name } }],
     resources: resources(p.resources[s.name]),
@@ -197,6 +200,7 @@ function rlhfService(p: Profile, s: RlhfService): K8sObject[] {
       ports: [
         { name: "grpc", port: s.port, targetPort: "grpc", protocol: "TCP", appProtocol: "grpc" },
         { name: "metrics", port: METRICS_PORT, targetPort: "metrics", protocol: "TCP" },
+        ...(s.httpPort ? [{ name: "http", port: s.httpPort, targetPort: "http", protocol: "TCP" as const, appProtocol: "http" }] : []),
       ],
     },
   });
@@ -235,6 +239,8 @@ function networkPolicies(): K8sObject[] {
       policy(s.name, [
         // The coordinator is the API: reachable from anywhere (kubectl port-forward, a CLI pod); the model services only from their callers.
         s.name === "ppo-coordinator" ? { ports: tcp(s.port) } : { from: from(...callers(s)), ports: tcp(s.port) },
+        // A web UI is for people: from anywhere (an ingress controller, kubectl port-forward).
+        ...(s.httpPort ? [{ ports: tcp(s.httpPort) }] : []),
         scrape,
       ]),
     ),

@@ -1,6 +1,7 @@
 /**
- * The platform's wiring in one place: the five services, their ports and environment, the
- * supporting stack (NATS, OpenTelemetry collector, Jaeger, Prometheus, Grafana) and the images.
+ * The platform's wiring in one place: the six services (the recipe's five and labeling), their
+ * ports and environment, the supporting stack (NATS, OpenTelemetry collector, Jaeger, Prometheus,
+ * Grafana) and the images.
  * The Kubernetes profiles (./k8s.ts) and docker-compose.yaml (./compose.ts) are both written from
  * it; the checks (./check/) read the written files back and verify them independently.
  */
@@ -16,9 +17,9 @@ export const METRICS_PORT = 9464;
 /** Where the shared volume (run folders, checkpoints, user data) is mounted in every service. */
 export const DATA_DIR = "/data";
 
-export type ServiceName = "ppo-coordinator" | "policy" | "reward-model" | "reference-model" | "pretrain-mix";
+export type ServiceName = "ppo-coordinator" | "policy" | "reward-model" | "reference-model" | "pretrain-mix" | "labeling";
 
-/** One of the five services. */
+/** One of the services. */
 export interface RlhfService {
   name: ServiceName;
   /** gRPC port (GRPC_PORT), the project's convention. */
@@ -36,16 +37,21 @@ export interface RlhfService {
   env: Record<string, string>;
   /** Services whose gRPC port this one calls (for NetworkPolicies), besides what its env names. */
   calls: ServiceName[];
+  /** A web UI on this HTTP port (HTTP_PORT), reachable by people (the labeling service). */
+  httpPort?: number;
 }
 
 const addr = (s: ServiceName, dns = false) => `${dns ? "dns:///" : ""}${s}:${portOf(s)}`;
 
 /** The gRPC port of a service. */
 export function portOf(name: ServiceName): number {
-  return { "ppo-coordinator": 50050, policy: 50051, "reward-model": 50052, "reference-model": 50053, "pretrain-mix": 50054 }[name];
+  return { "ppo-coordinator": 50050, policy: 50051, "reward-model": 50052, "reference-model": 50053, "pretrain-mix": 50054, labeling: 50055 }[name];
 }
 
-/** The five services, coordinator first. */
+/** The labeling service's web UI port (HTTP_PORT). */
+export const LABELING_HTTP_PORT = 8055;
+
+/** The six services, coordinator first. */
 export const SERVICES: readonly RlhfService[] = [
   {
     name: "ppo-coordinator",
@@ -63,7 +69,8 @@ export const SERVICES: readonly RlhfService[] = [
       // The files a run config names (users' data) must be on the shared volume.
       DATA_ROOT: DATA_DIR,
     },
-    calls: ["policy", "reward-model", "reference-model", "pretrain-mix"],
+    // labeling: the rankings stage's rankings.source "labeling" (submit a batch, wait, fetch rankings).
+    calls: ["policy", "reward-model", "reference-model", "pretrain-mix", "labeling"],
   },
   {
     name: "policy",
@@ -101,6 +108,23 @@ export const SERVICES: readonly RlhfService[] = [
     role: "pretraining batches and gamma-weighted LM gradients",
     env: { POLICY_ADDR: addr("policy"), TOKENIZER: "byte", DATA_ROOT: DATA_DIR },
     calls: ["policy"],
+  },
+  {
+    name: "labeling",
+    port: portOf("labeling"),
+    // SQLite on the shared volume: one writer. With DATABASE_URL (PostgreSQL) it could scale out.
+    replicated: false,
+    compute: false,
+    role: "people rank K responses in a web UI (HTTP 8055); SQLite on the shared volume, or PostgreSQL with DATABASE_URL",
+    env: {
+      LABELING_DATA_DIR: `${DATA_DIR}/labeling`,
+      HTTP_HOST: "0.0.0.0",
+      HTTP_PORT: String(LABELING_HTTP_PORT),
+      // Reached through an HTTPS ingress or `kubectl port-forward` (localhost counts as secure for cookies).
+      HTTP_SECURE_COOKIES: "1",
+    },
+    calls: [],
+    httpPort: LABELING_HTTP_PORT,
   },
 ];
 
@@ -159,7 +183,10 @@ export const HEALTH_PORT = 9465;
 export function securityEnv(s: RlhfService): Record<string, string> {
   const token = (role: string) => `${TOKENS_DIR}/${role}`;
   const accepted: Record<string, string> = s.name === "ppo-coordinator" ? { RLHF_OPERATOR_TOKEN_FILE: token("operator"), RLHF_VIEWER_TOKEN_FILE: token("viewer") } : { RLHF_SERVICE_TOKEN_FILE: token("service"), RLHF_VIEWER_TOKEN_FILE: token("viewer") };
+  // The labeling web UI's admin signs in with the operator token (people who run things).
+  const admin: Record<string, string> = s.name === "labeling" ? { LABELING_ADMIN_TOKEN_FILE: token("operator") } : {};
   return {
+    ...admin,
     GRPC_TLS_CERT_FILE: `${TLS_DIR}/tls.crt`,
     GRPC_TLS_KEY_FILE: `${TLS_DIR}/tls.key`,
     GRPC_TLS_CLIENT_CA_FILE: `${TLS_DIR}/ca.crt`,

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
-import { descriptorSetPath, policy, ppoCoordinator, pretrainMix, referenceModel, rewardModel } from "@rlhf/proto";
+import { descriptorSetPath, labeling, policy, ppoCoordinator, pretrainMix, referenceModel, rewardModel } from "@rlhf/proto";
 import {
   checkHealth,
   clientTokenFromEnv,
@@ -127,10 +127,15 @@ test("roles: service calls the model services, operator starts runs, viewer read
   assert.equal(requiredRole("/rlhf.ppo_coordinator.v1.PpoCoordinatorService/WatchRun"), "viewer");
   assert.equal(requiredRole("/rlhf.ppo_coordinator.v1.PpoCoordinatorService/CancelRun"), "operator");
   assert.equal(requiredRole("/rlhf.policy.v1.PolicyService/StreamWeights"), "service");
+  // Labeling: submitting batches and reading rankings is the coordinator's (service); progress is viewer.
+  assert.equal(requiredRole("/rlhf.labeling.v1.LabelingService/SubmitBatch"), "service");
+  assert.equal(requiredRole("/rlhf.labeling.v1.LabelingService/ListRankings"), "service");
+  assert.equal(requiredRole("/rlhf.labeling.v1.LabelingService/WatchBatch"), "viewer");
+  assert.equal(requiredRole("/rlhf.labeling.v1.LabelingService/GetBatch"), "viewer");
 });
 
 test("every method of every service's contract: UNAUTHENTICATED without a token, past the check with one, PERMISSION_DENIED exactly where the role lacks", async () => {
-  const definitions = [policy.PolicyServiceService, rewardModel.RewardModelServiceService, referenceModel.ReferenceModelServiceService, pretrainMix.PretrainMixServiceService, ppoCoordinator.PpoCoordinatorServiceService];
+  const definitions = [policy.PolicyServiceService, rewardModel.RewardModelServiceService, referenceModel.ReferenceModelServiceService, pretrainMix.PretrainMixServiceService, ppoCoordinator.PpoCoordinatorServiceService, labeling.LabelingServiceService];
   // No implementations: a call that gets past authentication answers UNIMPLEMENTED.
   const all = await startServer({
     services: definitions.map((d) => ({ definition: d as unknown as grpc.ServiceDefinition, implementation: {} })),

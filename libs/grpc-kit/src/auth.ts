@@ -31,10 +31,15 @@ export const OPEN_SERVICES: ReadonlySet<string> = new Set(["grpc.health.v1.Healt
 const REFLECTION_SERVICES = new Set(["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
 const COORDINATOR = "rlhf.ppo_coordinator.v1.PpoCoordinatorService";
 const OPERATOR_METHODS = new Set(["StartRun", "CancelRun", "ResumeRun"]);
+const LABELING = "rlhf.labeling.v1.LabelingService";
+/** Labeling methods that only read progress (the rankings themselves are labelers' work: `service`). */
+const LABELING_VIEWER_METHODS = new Set(["GetBatch", "WatchBatch", "ListBatches", "GetInfo"]);
 
 /**
  * The role a method needs (`/package.Service/Method`): "none" for health, "any" for reflection,
  * on the coordinator `operator` for StartRun / CancelRun / ResumeRun and `viewer` for the rest,
+ * on the labeling service `viewer` for GetBatch / WatchBatch / ListBatches / GetInfo and `service`
+ * for SubmitBatch / ListRankings (the coordinator's rankings stage, `rlhf label import|export`),
  * on every other service `viewer` for Get* methods (GetInfo) and `service` for the rest.
  */
 export function requiredRole(path: string): Role | "any" | "none" {
@@ -42,6 +47,7 @@ export function requiredRole(path: string): Role | "any" | "none" {
   if (OPEN_SERVICES.has(service)) return "none";
   if (REFLECTION_SERVICES.has(service)) return "any";
   if (service === COORDINATOR) return OPERATOR_METHODS.has(method) ? "operator" : "viewer";
+  if (service === LABELING) return LABELING_VIEWER_METHODS.has(method) ? "viewer" : "service";
   return method.startsWith("Get") ? "viewer" : "service";
 }
 

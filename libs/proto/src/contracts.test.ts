@@ -50,6 +50,14 @@ const expected: Record<string, MethodShape[]> = {
     ["ResumeRun", false, false],
     ["WatchRun", false, true],
   ],
+  "rlhf.labeling.v1.LabelingService": [
+    ["SubmitBatch", false, false],
+    ["GetBatch", false, false],
+    ["WatchBatch", false, true],
+    ["ListRankings", false, false],
+    ["ListBatches", false, false],
+    ["GetInfo", false, false],
+  ],
 };
 
 function loadServices() {

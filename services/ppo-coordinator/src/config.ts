@@ -21,6 +21,11 @@ export interface CoordinatorConfig {
   referenceModelAddr: string;
   /** PRETRAIN_MIX_ADDR: the pretrain-mix replicas, as REWARD_MODEL_ADDR. Default 127.0.0.1:50054. */
   pretrainMixAddr: string;
+  /**
+   * LABELING_ADDR: the labeling service (`host:port`), for runs with `rankings.source` "labeling".
+   * Unset: such a run fails at its rankings stage with a line saying so.
+   */
+  labelingAddr?: string;
   /** REPLICA_RESOLVE_MS: how often `dns:///` names of the replicated services are resolved again. Default 5,000. */
   replicaResolveMs: number;
   /** REPLICA_WAIT_MS: how long a call waits for a first replica of a service to appear. Default 60,000. */
@@ -62,6 +67,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rewardModelAddr: envAddressList(env, "REWARD_MODEL_ADDR", "127.0.0.1:50052"),
     referenceModelAddr: envAddressList(env, "REFERENCE_MODEL_ADDR", "127.0.0.1:50053"),
     pretrainMixAddr: envAddressList(env, "PRETRAIN_MIX_ADDR", "127.0.0.1:50054"),
+    labelingAddr: env.LABELING_ADDR?.trim() ? envAddress(env, "LABELING_ADDR", "") : undefined,
     replicaResolveMs: envInt(env, "REPLICA_RESOLVE_MS", 5000, 100, 3_600_000),
     replicaWaitMs: envInt(env, "REPLICA_WAIT_MS", 60_000, 0, 3_600_000),
     runsDir,

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { descriptorSetPath, policy as policyPb, pretrainMix, referenceModel, rewardModel } from "@rlhf/proto";
-import { createClient, startServer, type Logger, type RunningServer } from "@rlhf/grpc-kit";
+import { clientTokenFromEnv, createClient, startServer, type Logger, type RunningServer } from "@rlhf/grpc-kit";
 import { EventPublisher } from "@rlhf/events";
 import { LabelingClient } from "@rlhf/labeling-client";
 import { RunStore } from "./runs";
@@ -40,7 +40,9 @@ export async function startCoordinator(cfg: CoordinatorConfig, log: Logger): Pro
     reference: new ReplicaSet(referenceModel.ReferenceModelServiceClient, cfg.referenceModelAddr, { ...replicas, name: "reference-model", routes: REFERENCE_MODEL_ROUTES, idempotent: REFERENCE_MODEL_IDEMPOTENT }),
     pretrainMix: new ReplicaSet(pretrainMix.PretrainMixServiceClient, cfg.pretrainMixAddr, { ...replicas, name: "pretrain-mix", routes: PRETRAIN_MIX_ROUTES, idempotent: PRETRAIN_MIX_IDEMPOTENT }),
     // Only runs with rankings.source "labeling" call it (they wait for people, so no overall limit).
-    labeling: cfg.labelingAddr ? new LabelingClient(cfg.labelingAddr, { deadlineMs: cfg.callDeadlineMs }) : undefined,
+    labeling: cfg.labelingAddr
+      ? new LabelingClient(cfg.labelingAddr, { deadlineMs: cfg.callDeadlineMs, ...(cfg.labelingTokenFile ? { token: clientTokenFromEnv({ RLHF_CLIENT_TOKEN_FILE: cfg.labelingTokenFile }) } : {}) })
+      : undefined,
   };
   const events = cfg.natsServers ? new EventPublisher({ servers: cfg.natsServers, name: "ppo-coordinator", log }) : undefined;
   const store = new RunStore(resolve(cfg.runsDir), clients, log, events, cfg.dataRoots);

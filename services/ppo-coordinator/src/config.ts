@@ -26,6 +26,12 @@ export interface CoordinatorConfig {
    * Unset: such a run fails at its rankings stage with a line saying so.
    */
   labelingAddr?: string;
+  /**
+   * LABELING_TOKEN_FILE: the token the coordinator sends to the labeling service (first line; it
+   * needs the `service` role). Unset: the token it sends every service (RLHF_TOKEN,
+   * RLHF_CLIENT_TOKEN_FILE, RLHF_AUTH_TOKEN_FILE). For a labeling service outside the session.
+   */
+  labelingTokenFile?: string;
   /** REPLICA_RESOLVE_MS: how often `dns:///` names of the replicated services are resolved again. Default 5,000. */
   replicaResolveMs: number;
   /** REPLICA_WAIT_MS: how long a call waits for a first replica of a service to appear. Default 60,000. */
@@ -68,6 +74,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     referenceModelAddr: envAddressList(env, "REFERENCE_MODEL_ADDR", "127.0.0.1:50053"),
     pretrainMixAddr: envAddressList(env, "PRETRAIN_MIX_ADDR", "127.0.0.1:50054"),
     labelingAddr: env.LABELING_ADDR?.trim() ? envAddress(env, "LABELING_ADDR", "") : undefined,
+    labelingTokenFile: env.LABELING_TOKEN_FILE?.trim() || undefined,
     replicaResolveMs: envInt(env, "REPLICA_RESOLVE_MS", 5000, 100, 3_600_000),
     replicaWaitMs: envInt(env, "REPLICA_WAIT_MS", 60_000, 0, 3_600_000),
     runsDir,

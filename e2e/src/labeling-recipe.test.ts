@@ -1,0 +1,97 @@
+// The recipe with rankings.source "labeling", across real processes: `rlhf label serve`, `rlhf run`
+// whose rankings stage sends the SFT samples to it and waits, interrupted while waiting and
+// resumed with `rlhf resume` (the batch is found again, not submitted twice), and `rlhf label
+// simulate` ranking it through the web API. The reward model ends exactly where the same config
+// with the in-process simulated labelers ends (same seed): the same groups, the same ranks.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LabelingClient } from "@rlhf/labeling-client";
+import { MICRO, RLHF, TOKEN_FILE, start, exitWithin, freePort, type Proc } from "./helpers";
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+interface Report {
+  reward_model: { heldout_accuracy: number; pairs: { heldout: number; train: number }; labeler_agreement: number | null };
+}
+
+test("rankings.source labeling: rlhf label simulate ranks through the service, resumed while waiting, the reward model as with in-process labelers", { timeout: 1_200_000 }, async () => {
+  const tmp = mkdtempSync(join(tmpdir(), "e2e-labeling-recipe-"));
+  const runsDir = join(tmp, "runs");
+  const [http, grpc] = [await freePort(), await freePort()];
+  // The labeling service has the e2e token (helpers' RLHF_AUTH_TOKEN_FILE); a `rlhf run` session
+  // has its own, so its coordinator is given this one for the labeling service.
+  const serve = start([RLHF, "label", "serve", "--port", String(http), "--grpc-port", String(grpc), "--data-dir", join(tmp, "labeling"), "--no-seed"], { METRICS_PORT: "0" });
+  const addr = `127.0.0.1:${grpc}`;
+  const url = `http://127.0.0.1:${http}/`;
+  const client = new LabelingClient(addr, { deadlineMs: 30_000 });
+  const base = { ...MICRO, seed: 5 };
+  try {
+    const deadline = Date.now() + 120_000;
+    while (!/labeling: web UI/.test(serve.out()) && Date.now() < deadline && serve.child.exitCode === null) await sleep(100);
+    assert.match(serve.out(), /labeling: web UI/);
+
+    // 1. The in-process simulated labelers.
+    writeFileSync(join(tmp, "simulated.json"), JSON.stringify(base));
+    const a = start([RLHF, "run", join(tmp, "simulated.json"), "--runs-dir", runsDir, "--run-id", "simulated"]);
+    assert.equal(await exitWithin(a, 500_000), 0, a.out());
+    const inProcess = JSON.parse(readFileSync(join(runsDir, "simulated", "report.json"), "utf8")) as Report;
+
+    // 2. The same config through the labeling service: interrupted while it waits for labelers.
+    const cfg = join(tmp, "labeling.json");
+    writeFileSync(cfg, JSON.stringify({ ...base, rankings: { ...base.rankings, source: "labeling", labeling: { overlap: 0.25 } } }));
+    const env = { LABELING_ADDR: addr, LABELING_TOKEN_FILE: TOKEN_FILE };
+    const b = start([RLHF, "run", cfg, "--runs-dir", runsDir, "--run-id", "labeled"], env);
+    const batchId = "labeled-rankings";
+    const submitted = await until(b, async () => (await client.listBatches()).find((x) => x.batchId === batchId), 400_000);
+    assert.ok(submitted, `the batch was submitted\n${b.out()}`);
+    assert.equal(submitted.ranked, 0);
+    assert.match(submitted.source, /^run labeled, rankings stage; simulated panel labelers=4 seed=0 noise_std=[0-9.e-]+$/);
+    // Progress of the waiting stage shows in rlhf run (ranked prompts so far / all).
+    await until(b, async () => /rankings/.test(b.out()) || undefined, 60_000);
+    b.child.kill("SIGINT");
+    assert.notEqual(await exitWithin(b, 120_000), null, b.out());
+    const events = readFileSync(join(runsDir, "labeled", "events.jsonl"), "utf8");
+    assert.match(events, /"unit":"ranked_prompts"/, "the stage reported its wait as ranked prompts");
+
+    // 3. Resumed: the same batch (not a second one), ranked by the simulated labelers meanwhile.
+    const r = start([RLHF, "resume", join(runsDir, "labeled"), "--runs-dir", runsDir], env);
+    let simulated = 0;
+    while (r.child.exitCode === null) {
+      const s = start([RLHF, "label", "simulate", "--url", url, "--admin-token-file", join(tmp, "labeling", "admin-token"), "--labelers", "4"]);
+      assert.equal(await exitWithin(s, 120_000), 0, s.out());
+      simulated += Number(/ranked (\d+) comparisons/.exec(s.out())?.[1] ?? 0);
+      await Promise.race([r.exited, sleep(1000)]);
+    }
+    assert.equal(await exitWithin(r, 500_000), 0, r.out());
+    const batches = (await client.listBatches()).filter((x) => x.batchId.startsWith("labeled"));
+    assert.deepEqual(batches.map((x) => x.batchId), [batchId], "one batch: the resume found it again");
+    assert.equal(batches[0].comparisons, submitted.comparisons);
+    assert.equal(batches[0].ranked, batches[0].comparisons);
+    assert.ok(simulated >= batches[0].comparisons, `simulated labelers ranked ${simulated}`);
+    const viaService = JSON.parse(readFileSync(join(runsDir, "labeled", "report.json"), "utf8")) as Report;
+
+    // The same groups with the same ranks: the same reward model, to the last digit.
+    console.log(`held-out accuracy: in-process ${inProcess.reward_model.heldout_accuracy}, through the labeling service ${viaService.reward_model.heldout_accuracy} (${viaService.reward_model.pairs.heldout} held-out pairs)`);
+    assert.deepEqual(viaService.reward_model.pairs, inProcess.reward_model.pairs);
+    assert.equal(viaService.reward_model.labeler_agreement, inProcess.reward_model.labeler_agreement);
+    assert.equal(viaService.reward_model.heldout_accuracy, inProcess.reward_model.heldout_accuracy);
+  } finally {
+    client.close();
+    serve.child.kill("SIGTERM");
+    await exitWithin(serve, 30_000);
+  }
+});
+
+/** Polls `f` until it gives a value, the process ends or `ms` pass (a hang's guard, not a speed check). */
+async function until<T>(p: Proc, f: () => Promise<T | undefined>, ms: number): Promise<T | undefined> {
+  const end = Date.now() + ms;
+  while (Date.now() < end && p.child.exitCode === null) {
+    const v = await f().catch(() => undefined);
+    if (v !== undefined) return v;
+    await sleep(500);
+  }
+  return undefined;
+}

@@ -14,7 +14,7 @@ import { MICRO, RLHF, TOKEN_FILE, start, exitWithin, freePort, type Proc } from 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface Report {
-  reward_model: { heldout_accuracy: number; pairs: { heldout: number; train: number }; labeler_agreement: number | null };
+  reward_model: { heldout_accuracy: number; train_loss: number; pairs: { heldout: number; train: number }; labeler_agreement: number | null };
 }
 
 test("rankings.source labeling: rlhf label simulate ranks through the service, resumed while waiting, the reward model as with in-process labelers", { timeout: 1_200_000 }, async () => {
@@ -48,13 +48,11 @@ test("rankings.source labeling: rlhf label simulate ranks through the service, r
     const submitted = await until(b, async () => (await client.listBatches()).find((x) => x.batchId === batchId), 400_000);
     assert.ok(submitted, `the batch was submitted\n${b.out()}`);
     assert.equal(submitted.ranked, 0);
-    assert.match(submitted.source, /^run labeled, rankings stage; simulated panel labelers=4 seed=0 noise_std=[0-9.e-]+$/);
-    // Progress of the waiting stage shows in rlhf run (ranked prompts so far / all).
-    await until(b, async () => /rankings/.test(b.out()) || undefined, 60_000);
+    assert.match(submitted.source, /^run labeled, rankings stage; simulated panel labelers=4 seed=\d+ noise_std=[0-9.e-]+$/);
+    // Ctrl-C while it waits: cancelled (resumable), rlhf run showing where the wait stood.
     b.child.kill("SIGINT");
     assert.notEqual(await exitWithin(b, 120_000), null, b.out());
-    const events = readFileSync(join(runsDir, "labeled", "events.jsonl"), "utf8");
-    assert.match(events, /"unit":"ranked_prompts"/, "the stage reported its wait as ranked prompts");
+    assert.match(b.out(), /Rankings +■ cancelled at ranked 0\/16 after/, b.out());
 
     // 3. Resumed: the same batch (not a second one), ranked by the simulated labelers meanwhile.
     const r = start([RLHF, "resume", join(runsDir, "labeled"), "--runs-dir", runsDir], env);
@@ -66,16 +64,24 @@ test("rankings.source labeling: rlhf label simulate ranks through the service, r
       await Promise.race([r.exited, sleep(1000)]);
     }
     assert.equal(await exitWithin(r, 500_000), 0, r.out());
+    assert.match(r.out(), /Rankings +✓ done in .*\(16 ranked prompts\)/, r.out());
     const batches = (await client.listBatches()).filter((x) => x.batchId.startsWith("labeled"));
     assert.deepEqual(batches.map((x) => x.batchId), [batchId], "one batch: the resume found it again");
     assert.equal(batches[0].comparisons, submitted.comparisons);
     assert.equal(batches[0].ranked, batches[0].comparisons);
     assert.ok(simulated >= batches[0].comparisons, `simulated labelers ranked ${simulated}`);
+    // Comparison n was ranked by the simulated labeler n mod 4 (the in-process assignment) and
+    // only by labelers of that number: the others passed it on (an overlapping one may get a
+    // second ranking from the next `rlhf label simulate`'s labeler of the same number).
+    const rankings = await client.listRankings(batchId);
+    assert.equal(new Set(rankings.map((x) => x.key)).size, batches[0].comparisons);
+    for (const x of rankings) assert.match(x.labeler, new RegExp(`^sim-0-${Number(/#(\d+)$/.exec(x.key)?.[1]) % 4}-`), x.key);
     const viaService = JSON.parse(readFileSync(join(runsDir, "labeled", "report.json"), "utf8")) as Report;
 
     // The same groups with the same ranks: the same reward model, to the last digit.
     console.log(`held-out accuracy: in-process ${inProcess.reward_model.heldout_accuracy}, through the labeling service ${viaService.reward_model.heldout_accuracy} (${viaService.reward_model.pairs.heldout} held-out pairs)`);
     assert.deepEqual(viaService.reward_model.pairs, inProcess.reward_model.pairs);
+    assert.equal(viaService.reward_model.train_loss, inProcess.reward_model.train_loss, "the same training pairs, in the same order");
     assert.equal(viaService.reward_model.labeler_agreement, inProcess.reward_model.labeler_agreement);
     assert.equal(viaService.reward_model.heldout_accuracy, inProcess.reward_model.heldout_accuracy);
   } finally {
@@ -83,6 +89,29 @@ test("rankings.source labeling: rlhf label simulate ranks through the service, r
     serve.child.kill("SIGTERM");
     await exitWithin(serve, 30_000);
   }
+});
+
+test("rlhf run starts the labeling service as a sixth child for a run with rankings.source labeling and prints how to rank there", { timeout: 900_000 }, async () => {
+  const tmp = mkdtempSync(join(tmpdir(), "e2e-labeling-session-"));
+  const runsDir = join(tmp, "runs");
+  writeFileSync(join(tmp, "run.json"), JSON.stringify({ ...MICRO, rankings: { ...MICRO.rankings, source: "labeling" } }));
+  const run = start([RLHF, "run", join(tmp, "run.json"), "--runs-dir", runsDir, "--run-id", "sixth"], { LABELING_ADDR: "" });
+  const line = await until(run, async () => /simulated labelers: rlhf label simulate --url (\S+) --admin-token-file (\S+)/.exec(run.out()) ?? undefined, 300_000);
+  assert.ok(line, run.out());
+  assert.match(run.out(), /labeling: web UI http:\/\/127\.0\.0\.1:\d+\/ \(admin token in .*labeling\/admin-token\); the rankings stage waits for labelers there/);
+  while (run.child.exitCode === null) {
+    const s = start([RLHF, "label", "simulate", "--url", line[1], "--admin-token-file", line[2]]);
+    const code = await exitWithin(s, 120_000);
+    // The session stops its labeling service with the run: a last simulate may find it gone.
+    if (code !== 0) await exitWithin(run, 30_000);
+    assert.ok(code === 0 || run.child.exitCode !== null, s.out());
+    await Promise.race([run.exited, sleep(1000)]);
+  }
+  assert.equal(await exitWithin(run, 500_000), 0, run.out());
+  assert.match(run.out(), /Rankings +✓ done in .*\(16 ranked prompts\)/, run.out());
+  const report = JSON.parse(readFileSync(join(runsDir, "sixth", "report.json"), "utf8")) as Report;
+  assert.ok(report.reward_model.pairs.heldout > 0);
+  assert.match(readFileSync(join(runsDir, "labeling.log"), "utf8"), /labeling: web UI/, "its log beside the other services'");
 });
 
 /** Polls `f` until it gives a value, the process ends or `ms` pass (a hang's guard, not a speed check). */

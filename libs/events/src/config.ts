@@ -1,4 +1,4 @@
-import { ConfigError } from "@rlhf/grpc-kit";
+import { ConfigError } from "@rlhf/errors";
 
 const SERVER = /^(?:(nats|tls|ws|wss):\/\/)?(?:[^@/\s]+@)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?\/?$/;
 

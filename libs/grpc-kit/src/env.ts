@@ -1,10 +1,8 @@
-import { parseRootList, type PathRoots } from "@rlhf/errors";
+import { ConfigError, parseRootList, type PathRoots } from "@rlhf/errors";
 
-/**
- * Process wiring from environment variables, parsed once at start. A missing or malformed value
- * throws ConfigError with one clear line; `exitOnConfigError` prints it and exits 2.
- */
-export class ConfigError extends Error {}
+// Process wiring from environment variables, parsed once at start. A missing or malformed value
+// throws ConfigError with one clear line; `exitOnConfigError` prints it and exits 2.
+export { ConfigError, freePort } from "@rlhf/errors";
 
 type Env = Record<string, string | undefined>;
 

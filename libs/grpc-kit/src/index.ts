@@ -11,6 +11,7 @@ export * from "./server";
 export * from "./client";
 export * from "./queue";
 export * from "./env";
+export * from "./env-table";
 export * from "./probe";
 export * from "./main";
 export * from "./metrics";

@@ -30,6 +30,7 @@ import {
 import type { NamedHostTensors } from "@rlhf/compute";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, type PathRoots } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
+import type { LoadedRef } from "@rlhf/model-service";
 
 /** Fields of folders an operator set at start (environment variables): not confined to CHECKPOINT_ROOT. */
 const OPERATOR_FIELDS: ReadonlySet<string> = new Set(["CHECKPOINT_DIR", "MODEL_DIR"]);
@@ -41,13 +42,6 @@ export const CRITIC_ID = "critic";
 /** Files of a checkpoint written by {@link PolicyState.save}. */
 export const STATE_FILE = "state.json";
 export const OPTIMIZER_FILE = "optimizer.safetensors";
-
-/** Which weights are loaded. */
-export interface LoadedRef {
-  modelId: string;
-  version: number;
-  source: string;
-}
 
 /** What changed the weights, for the onWeightsChanged hook. */
 export interface WeightsChange {

@@ -1,5 +1,5 @@
 import { GPT2 } from "@rlhf/model";
-import { pullPolicyWeights } from "@rlhf/tensor-transport";
+import { pullPolicyWeights } from "@rlhf/model-service";
 import { FailedPreconditionError, InvalidArgumentError } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
 import { WeightsCache } from "./weights-cache";

@@ -1,6 +1,7 @@
 import { common, rewardModel } from "@rlhf/proto";
 import { type CallContext, type SerialQueue, type Send } from "@rlhf/grpc-kit";
-import { sendTensorSet, modelConfigFromProto, modelConfigToProto, pullPolicyWeights } from "@rlhf/tensor-transport";
+import { sendTensorSet, modelConfigToProto } from "@rlhf/tensor-transport";
+import { loadWeightsSource } from "@rlhf/model-service";
 import { InvalidArgumentError, NotFoundError } from "@rlhf/errors";
 import { MODEL_ID, type RewardModel } from "../reward";
 import type { RewardModelConfig } from "../config";
@@ -12,46 +13,20 @@ function loaded(rm: RewardModel): rewardModel.LoadCheckpointResponse {
 
 /** LoadCheckpoint from a reward-model checkpoint, an LM folder, the policy, or a seeded random trunk. */
 export function loadCheckpointHandler(rm: RewardModel, queue: SerialQueue, cfg: RewardModelConfig) {
-  return async (req: rewardModel.LoadCheckpointRequest, ctx: CallContext): Promise<rewardModel.LoadCheckpointResponse> => {
-    const src = req.source;
-    if (!src) throw new InvalidArgumentError("source", "set one of checkpoint_dir, model_dir, policy_weights, random_init");
-    switch (src.$case) {
-      case "checkpointDir":
-        return queue.run(async () => {
-          await rm.loadCheckpoint(src.checkpointDir);
-          return loaded(rm);
-        });
-      case "modelDir":
-        return queue.run(async () => {
-          await rm.loadModelDir(src.modelDir);
-          return loaded(rm);
-        });
-      case "randomInit": {
-        const config = modelConfigFromProto(src.randomInit.config, "random_init.config");
-        const seed = src.randomInit.seed;
-        if (!Number.isSafeInteger(seed) || seed < 0 || seed > 2 ** 31 - 1) throw new InvalidArgumentError("random_init.seed", `must be in [0, 2^31 - 1], got ${seed}`);
-        return queue.run(() => {
-          rm.loadRandom(config, seed);
-          return loaded(rm);
-        });
-      }
-      case "policyWeights": {
-        const pulled = await pullPolicyWeights({
-          address: cfg.policyAddr,
-          caller: "reward-model",
-          version: src.policyWeights.version,
-          deadlineMs: cfg.policyDeadlineMs,
-          maxReceiveMessageBytes: cfg.maxReceiveBytes,
-          maxTotalBytes: cfg.maxUploadBytes,
-          signal: ctx.signal,
-        });
-        return queue.run(() => {
-          rm.loadTrunk(pulled.config, pulled.tensors, `${pulled.source}:${pulled.version}`);
-          return loaded(rm);
-        });
-      }
-    }
-  };
+  return async (req: rewardModel.LoadCheckpointRequest, ctx: CallContext): Promise<rewardModel.LoadCheckpointResponse> =>
+    loadWeightsSource(req.source, {
+      target: {
+        loadCheckpoint: (dir) => rm.loadCheckpoint(dir),
+        loadModelDir: (dir) => rm.loadModelDir(dir),
+        loadRandom: (config, seed) => rm.loadRandom(config, seed),
+        loadPulled: (p) => rm.loadTrunk(p.config, p.tensors, `${p.source}:${p.version}`),
+      },
+      queue,
+      missing: "set one of checkpoint_dir, model_dir, policy_weights, random_init",
+      pull: { address: cfg.policyAddr, caller: "reward-model", deadlineMs: cfg.policyDeadlineMs, maxReceiveMessageBytes: cfg.maxReceiveBytes, maxTotalBytes: cfg.maxUploadBytes },
+      signal: ctx.signal,
+      loaded: () => loaded(rm),
+    });
 }
 
 /** SaveCheckpoint: config.json + model.safetensors (score.* included) + state.json, atomically. */

@@ -7,6 +7,7 @@
 export * from "./logger";
 export * from "./errors";
 export * from "./handlers";
+export * from "./header-first";
 export * from "./server";
 export * from "./client";
 export * from "./queue";

@@ -95,3 +95,4 @@ export class ConfigError extends Error {}
 
 export * from "./paths";
 export * from "./net";
+export * from "./files";

@@ -6,7 +6,7 @@
  */
 import type { common } from "@rlhf/proto";
 import { presetConfig, type GPT2Config } from "@rlhf/model";
-import { InvalidArgumentError } from "@rlhf/errors";
+import { InvalidArgumentError, confinePath, type PathRoots } from "@rlhf/errors";
 import type { SerialQueue } from "@rlhf/grpc-kit";
 import { modelConfigFromProto } from "@rlhf/tensor-transport";
 import { pullPolicyWeights, type PulledWeights, type PullPolicyWeightsOptions } from "./policy-weights";
@@ -95,4 +95,16 @@ export async function loadWeightsSource<R>(src: WeightsSource | undefined, o: Lo
       });
     }
   }
+}
+
+/** Variables whose folders the operator set at start: not confined to CHECKPOINT_ROOT. */
+const OPERATOR_FIELDS: ReadonlySet<string> = new Set(["CHECKPOINT_DIR", "MODEL_DIR"]);
+
+/**
+ * `dir` made absolute and real (symlinks resolved; see `confinePath` of @rlhf/errors). A request's
+ * folder (`field` in snake_case) must lie inside `roots` (else PERMISSION_DENIED naming `field`);
+ * CHECKPOINT_DIR / MODEL_DIR, set by the operator at start, are not confined.
+ */
+export function resolveCheckpointDir(dir: string, field: string, roots?: PathRoots): string {
+  return confinePath(dir, field, OPERATOR_FIELDS.has(field) ? undefined : roots);
 }

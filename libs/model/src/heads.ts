@@ -8,10 +8,10 @@
  * as in OpenAI's lm-human-preferences reward head, bias 0) or from another scalar model (the
  * critic from the reward model: body and head copied).
  */
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
-import { FailedPreconditionError, InvalidArgumentError, check } from "@rlhf/errors";
+import { FailedPreconditionError, InvalidArgumentError, check, writeJsonAtomic } from "@rlhf/errors";
 import type { HostTensor, NamedHostTensors } from "@rlhf/compute";
 import { type GPT2Config, toHfConfig } from "./config";
 import { GPT2 } from "./gpt2";
@@ -139,10 +139,7 @@ export class ScalarHeadModel {
     const hf = { ...toHfConfig(this.config), architectures: ["GPT2ForSequenceClassification"], num_labels: 1, ...extraConfig };
     await mkdir(dir, { recursive: true });
     await writeSafetensorsFile(join(dir, WEIGHTS_FILE), this.toHostTensors(), { format: "pt" });
-    const path = join(dir, CONFIG_FILE);
-    const tmp = `${path}.tmp-${process.pid}`;
-    await writeFile(tmp, JSON.stringify(hf, null, 2) + "\n");
-    await rename(tmp, path);
+    await writeJsonAtomic(join(dir, CONFIG_FILE), hf);
   }
 
   /** Frees every tensor. Idempotent. */

@@ -5,9 +5,9 @@
  */
 import { GPT2, loadCheckpoint, type GPT2Config, type PackedSequences } from "@rlhf/model";
 import type { NamedHostTensors } from "@rlhf/compute";
-import { confinePath, type PathRoots } from "@rlhf/errors";
+import type { PathRoots } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
-import { ModelSlot, type LoadedRef } from "@rlhf/model-service";
+import { ModelSlot, resolveCheckpointDir, type LoadedRef } from "@rlhf/model-service";
 
 /** Per-token log-probabilities of a packed batch, concatenated. */
 export interface LogProbsResult {
@@ -36,8 +36,7 @@ export class ReferenceModel {
 
   /** Loads a checkpoint folder (config.json + model.safetensors). */
   async loadCheckpoint(dir: string, field = "checkpoint_dir"): Promise<void> {
-    // CHECKPOINT_DIR, set by the operator at start, is not confined; a request's folder is.
-    const abs = confinePath(dir, field, field === "CHECKPOINT_DIR" ? undefined : this.opts.checkpointRoots);
+    const abs = resolveCheckpointDir(dir, field, this.opts.checkpointRoots);
     const model = await loadCheckpoint(abs, { trainable: false });
     this.slot.swap(model, { modelId: "reference", version: 0, source: abs });
   }

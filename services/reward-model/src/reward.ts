@@ -5,17 +5,14 @@
  * version by one.
  */
 import { join } from "node:path";
-import { readFile, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import * as tf from "@tensorflow/tfjs-core";
-import { GPT2, ScalarHeadModel, SCORE_BIAS, SCORE_WEIGHT, Trainer, epochPermutation, loadCheckpointTensors, microBatches, resolveCheckpointDir, writeCheckpointFolder, type GPT2Config, type LrSchedule, type AdamWOptions } from "@rlhf/model";
+import { GPT2, ScalarHeadModel, SCORE_BIAS, SCORE_WEIGHT, Trainer, epochPermutation, loadCheckpointTensors, microBatches, writeCheckpointFolder, type GPT2Config, type LrSchedule, type AdamWOptions } from "@rlhf/model";
 import type { HostTensor, NamedHostTensors } from "@rlhf/compute";
-import { InvalidArgumentError, NotFoundError, type PathRoots } from "@rlhf/errors";
+import { InvalidArgumentError, readJsonFile, type PathRoots } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
-import { ModelSlot, type LoadedRef } from "@rlhf/model-service";
+import { ModelSlot, resolveCheckpointDir, type LoadedRef } from "@rlhf/model-service";
 import { groupSequences, groupedScores, pairStats, rankingLoss, rankingPairs, scoreSequences, type PairStats, type RankedGroup } from "./ranking";
-
-/** Fields of folders an operator set at start (environment variables): not confined to CHECKPOINT_ROOT. */
-const OPERATOR_FIELDS: ReadonlySet<string> = new Set(["CHECKPOINT_DIR", "MODEL_DIR"]);
 
 /** model_id of every WeightsRef this service hands out. */
 export const MODEL_ID = "reward-model";
@@ -107,7 +104,7 @@ export class RewardModel {
    * CHECKPOINT_ROOT, while CHECKPOINT_DIR / MODEL_DIR, set by the operator at start, are not confined.
    */
   resolveDir(dir: string, field: string): string {
-    return resolveCheckpointDir(dir, field, OPERATOR_FIELDS.has(field) ? undefined : this.opts.checkpointRoots);
+    return resolveCheckpointDir(dir, field, this.opts.checkpointRoots);
   }
 
   /** A reward-model checkpoint (with score.*, state.json): restores head and version. */
@@ -328,19 +325,7 @@ export class RewardModel {
 
 async function readVersion(dir: string): Promise<number> {
   const path = join(dir, STATE_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new NotFoundError(path, "no such file: not a reward-model checkpoint");
-    throw e;
-  }
-  let v: unknown;
-  try {
-    v = (JSON.parse(text) as { version?: unknown }).version;
-  } catch (e) {
-    throw new InvalidArgumentError(path, `not valid JSON: ${(e as Error).message}`);
-  }
+  const v = (await readJsonFile<{ version?: unknown }>(path, "no such file: not a reward-model checkpoint")).version;
   if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError(path, `version must be an integer >= 0, got ${String(v)}`);
   return v;
 }

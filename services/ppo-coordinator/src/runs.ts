@@ -17,7 +17,7 @@ import { emptyState, evaluationStage, ppoStage, prepareRunDir, pretrainStage, ra
 import { writeRunReport } from "./report";
 import { stageTrace } from "./recipe/trace";
 import { checkRunInputs, loadUserData, writeDataFiles } from "./recipe/user-data";
-import { getTokenizer } from "@rlhf/model";
+import { getTokenizer } from "@rlhf/model/tokens";
 import { recordRunMetrics } from "./metrics";
 import { StageClock } from "./stage-clock";
 import { isRunId, runEventKind, runEventMsgId, runSubject, type EventPublisher } from "@rlhf/events";

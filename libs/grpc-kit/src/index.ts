@@ -18,3 +18,5 @@ export * from "./main";
 export * from "./metrics";
 export * from "./auth";
 export * from "./tls";
+export * from "./replicas";
+export * from "./replica-routes";

@@ -1,6 +1,5 @@
-import { ConfigError, envString, envVar, listenEnv, maxReceiveBytesEnv, METRICS_ENV, parseEnv, SHUTDOWN_GRACE_ENV, type EnvConfig } from "@rlhf/grpc-kit";
+import { ConfigError, envString, envVar, listenEnv, maxReceiveBytesEnv, METRICS_ENV, parseAddressList, parseEnv, SHUTDOWN_GRACE_ENV, type EnvConfig } from "@rlhf/grpc-kit";
 import { natsEnvVar } from "@rlhf/events";
-import { parseAddressList } from "./replicas";
 
 /** A replica address list (see {@link parseAddressList}); a bad entry is one ConfigError line naming the variable. */
 function addressListEnv(name: string, def: string, doc: string) {

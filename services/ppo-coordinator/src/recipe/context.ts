@@ -2,7 +2,7 @@
 import type { policy as policyPb, rewardModel, referenceModel, pretrainMix, ppoCoordinator } from "@rlhf/proto";
 import type { KitClient, Logger } from "@rlhf/grpc-kit";
 import type { RunConfig } from "@rlhf/run-config";
-import type { ServiceClient } from "../replicas";
+import type { ServiceClient } from "@rlhf/grpc-kit";
 
 /** The clients of the four model services (a ServiceClient is a KitClient or a ReplicaSet: ../replicas.ts). */
 export interface Clients {

@@ -17,7 +17,7 @@ import { type GPT2Config, toHfConfig } from "./config";
 import { GPT2 } from "./gpt2";
 import { CONFIG_FILE, WEIGHTS_FILE, loadCheckpointTensors } from "./checkpoint";
 import { writeSafetensorsFile } from "./safetensors";
-import { Rng } from "./random";
+import { Xoshiro128ss } from "@rlhf/random";
 
 /** Names of the scalar head's tensors. */
 export const SCORE_WEIGHT = "score.weight";
@@ -26,7 +26,7 @@ export const SCORE_BIAS = "score.bias";
 /** A fresh scalar head for width C: weight normal(0, 1/sqrt(C+1)) from (seed, "score.weight"), bias 0. */
 export function scalarHeadInitTensors(nEmbd: number, seed: number): NamedHostTensors {
   const w = new Float32Array(nEmbd);
-  new Rng(seed, SCORE_WEIGHT).fillNormal(w, 1 / Math.sqrt(nEmbd + 1));
+  new Xoshiro128ss(seed, SCORE_WEIGHT).fillNormal(w, 1 / Math.sqrt(nEmbd + 1));
   return new Map<string, HostTensor>([
     [SCORE_WEIGHT, { dtype: "float32", shape: [nEmbd, 1], data: w }],
     [SCORE_BIAS, { dtype: "float32", shape: [1], data: new Float32Array(1) }],

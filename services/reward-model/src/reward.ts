@@ -7,7 +7,8 @@
 import { join } from "node:path";
 import { writeFile } from "node:fs/promises";
 import * as tf from "@tensorflow/tfjs-core";
-import { GPT2, ScalarHeadModel, SCORE_BIAS, SCORE_WEIGHT, Trainer, epochPermutation, loadCheckpointTensors, microBatches, writeCheckpointFolder, type GPT2Config, type LrSchedule, type AdamWOptions } from "@rlhf/model";
+import { GPT2, ScalarHeadModel, SCORE_BIAS, SCORE_WEIGHT, Trainer, loadCheckpointTensors, microBatches, writeCheckpointFolder, type GPT2Config, type LrSchedule, type AdamWOptions } from "@rlhf/model";
+import { epochPermutation } from "@rlhf/random";
 import type { HostTensor, NamedHostTensors } from "@rlhf/compute";
 import { InvalidArgumentError, readJsonFile, type PathRoots } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";

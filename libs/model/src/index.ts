@@ -7,3 +7,4 @@ export * from "./generate";
 export * from "./train";
 export * from "./heads";
 export * from "./bpe";
+export * from "./rows";

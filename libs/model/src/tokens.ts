@@ -7,3 +7,4 @@ export * from "./tokenizer";
 export * from "./bpe";
 export * from "./config";
 export * from "./checkpoint-config";
+export * from "./rows";

@@ -4,7 +4,7 @@ import { countTokens } from "@rlhf/telemetry";
 import { temperatureFromProto } from "@rlhf/tensor-transport";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, ResourceExhaustedError } from "@rlhf/errors";
 import { buildInstructionDatasets, sftRecords, type InstructionDatasets } from "@rlhf/data";
-import type { LrSchedule, Tokenizer, GPT2Config } from "@rlhf/model";
+import { splitRows, type LrSchedule, type Tokenizer, type GPT2Config } from "@rlhf/model";
 import type { PolicyState } from "../policy";
 import type { PolicyConfig } from "../config";
 import { trainSft, type SftExample, type SftSettings } from "../sft";
@@ -67,13 +67,7 @@ function settingsFromProto(c: policyPb.SftConfig, cfg: PolicyConfig): SftSetting
 
 function examplesOf(batch: common.TokenBatch | undefined, field: string, state: PolicyState, cfg: PolicyConfig): SftExample[] {
   const seqs = seqsFromProto(batch, field, state.policy().config, { maxSequences: Number.MAX_SAFE_INTEGER, maxTokens: cfg.maxSftTokens }, true);
-  const out: SftExample[] = [];
-  let o = 0;
-  seqs.lengths.forEach((L, i) => {
-    out.push({ tokens: seqs.tokens.slice(o, o + L), promptLength: seqs.promptLengths[i] });
-    o += L;
-  });
-  return out;
+  return splitRows(seqs.tokens, seqs.lengths).map((tokens, i) => ({ tokens: tokens.slice(), promptLength: seqs.promptLengths[i] }));
 }
 
 /**

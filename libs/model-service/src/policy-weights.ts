@@ -63,3 +63,16 @@ export async function pullPolicyWeights(opts: PullPolicyWeightsOptions): Promise
     client.close();
   }
 }
+
+/** What a service's config says about pulling the policy's weights (POLICY_ADDR and its limits). */
+export interface PolicyPullConfig {
+  policyAddr?: string;
+  policyDeadlineMs: number;
+  maxReceiveBytes: number;
+  maxUploadBytes: number;
+}
+
+/** The pull options of a service's config; `caller` names the service in its errors. */
+export function policyPullOptions(cfg: PolicyPullConfig, caller: string): Omit<PullPolicyWeightsOptions, "version" | "signal"> {
+  return { address: cfg.policyAddr, caller, deadlineMs: cfg.policyDeadlineMs, maxReceiveMessageBytes: cfg.maxReceiveBytes, maxTotalBytes: cfg.maxUploadBytes };
+}

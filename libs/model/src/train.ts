@@ -445,6 +445,22 @@ export class Trainer {
 }
 
 /**
+ * Validated settings of one training call over examples (the policy's Sft, the reward model's
+ * Train): `epochs` passes in a seeded order (`epochPermutation(n, seed, epoch)`), batches of
+ * `batchSize`, AdamW with gradient clipping at `maxGradNorm` (0: none) and a learning-rate
+ * schedule, and a progress report every `progressEverySteps` steps.
+ */
+export interface TrainingSettings {
+  epochs: number;
+  batchSize: number;
+  optimizer: AdamWOptions;
+  maxGradNorm: number;
+  schedule: LrSchedule;
+  seed: number;
+  progressEverySteps: number;
+}
+
+/**
  * Consecutive groups of sequence indices whose padded size (rows x longest) stays within
  * `budget` tokens (a longer single sequence forms its own group). Order is kept, so the
  * concatenated outputs are in batch order.

@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { writeFile } from "node:fs/promises";
 import * as tf from "@tensorflow/tfjs-core";
-import { GPT2, ScalarHeadModel, SCORE_BIAS, SCORE_WEIGHT, Trainer, loadCheckpointTensors, microBatches, writeCheckpointFolder, type GPT2Config, type LrSchedule, type AdamWOptions } from "@rlhf/model";
+import { GPT2, ScalarHeadModel, SCORE_BIAS, SCORE_WEIGHT, Trainer, loadCheckpointTensors, microBatches, writeCheckpointFolder, type GPT2Config, type LrSchedule, type TrainingSettings } from "@rlhf/model";
 import { epochPermutation } from "@rlhf/random";
 import type { HostTensor, NamedHostTensors } from "@rlhf/compute";
 import { InvalidArgumentError, readJsonFile, type PathRoots } from "@rlhf/errors";
@@ -19,17 +19,6 @@ import { groupSequences, groupedScores, pairStats, rankingLoss, rankingPairs, sc
 export const MODEL_ID = "reward-model";
 /** Version file of a reward-model checkpoint. */
 export const STATE_FILE = "state.json";
-
-/** Hyperparameters of one Train call (already validated). */
-export interface TrainSettings {
-  epochs: number;
-  batchSize: number;
-  optimizer: AdamWOptions;
-  maxGradNorm: number;
-  schedule: LrSchedule;
-  seed: number;
-  progressEverySteps: number;
-}
 
 /** One optimiser step's report. */
 export interface StepReport {
@@ -222,7 +211,7 @@ export class RewardModel {
   async train(
     all: readonly RankedGroup[],
     validation: readonly RankedGroup[],
-    s: TrainSettings,
+    s: TrainingSettings,
     onStep: (r: StepReport) => Promise<void>,
     signal?: AbortSignal,
   ): Promise<TrainSummary> {

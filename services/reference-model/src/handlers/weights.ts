@@ -1,7 +1,7 @@
 import { common, referenceModel } from "@rlhf/proto";
 import type { CallContext, SerialQueue } from "@rlhf/grpc-kit";
 import { receiveTensorSet, modelConfigFromProto, modelConfigToProto } from "@rlhf/tensor-transport";
-import { loadWeightsSource } from "@rlhf/model-service";
+import { loadWeightsSource, policyPullOptions } from "@rlhf/model-service";
 import { InvalidArgumentError } from "@rlhf/errors";
 import type { ReferenceModel } from "../reference";
 import type { ReferenceModelConfig } from "../config";
@@ -22,7 +22,7 @@ export function loadWeightsHandler(ref: ReferenceModel, queue: SerialQueue, cfg:
       },
       queue,
       missing: "set one of checkpoint_dir, random_init, policy_weights",
-      pull: { address: cfg.policyAddr, caller: "reference-model", deadlineMs: cfg.policyDeadlineMs, maxReceiveMessageBytes: cfg.maxReceiveBytes, maxTotalBytes: cfg.maxUploadBytes },
+      pull: policyPullOptions(cfg, "reference-model"),
       signal: ctx.signal,
       loaded: () => loaded(ref),
     });

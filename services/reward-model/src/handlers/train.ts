@@ -2,14 +2,14 @@ import { common, rewardModel } from "@rlhf/proto";
 import { type CallContext, type SerialQueue, type Send, readHeaderFirst, yieldToEventLoop } from "@rlhf/grpc-kit";
 import { countTokens } from "@rlhf/telemetry";
 import { InvalidArgumentError, ResourceExhaustedError } from "@rlhf/errors";
-import type { LrSchedule } from "@rlhf/model";
-import type { RewardModel, TrainSettings } from "../reward";
+import type { LrSchedule, TrainingSettings } from "@rlhf/model";
+import type { RewardModel } from "../reward";
 import type { RankedGroup } from "../ranking";
 import type { RewardModelConfig } from "../config";
 import { comparisonsFromProto } from "./comparisons";
 
 /** Validates a TrainConfig (fields named `config.<proto field>`). */
-export function trainSettingsFromProto(c: rewardModel.TrainConfig, cfg: RewardModelConfig): TrainSettings {
+export function trainSettingsFromProto(c: rewardModel.TrainConfig, cfg: RewardModelConfig): TrainingSettings {
   const bad = (f: string, msg: string) => new InvalidArgumentError(`config.${f}`, msg);
   if (!Number.isInteger(c.epochs) || c.epochs < 1 || c.epochs > 100) throw bad("epochs", `must be in 1..100, got ${c.epochs}`);
   if (c.batchSize < 1 || c.batchSize > cfg.maxBatchGroups) throw bad("batch_size", `must be in 1..${cfg.maxBatchGroups}, got ${c.batchSize}`);
@@ -60,7 +60,7 @@ export function trainHandler(rm: RewardModel, queue: SerialQueue, cfg: RewardMod
     const settings = await readHeaderFirst(reqs, {
       header: "config",
       cases: "config, comparisons, validation_comparisons",
-      onHeader: (part): TrainSettings => trainSettingsFromProto(part.config, cfg),
+      onHeader: (part): TrainingSettings => trainSettingsFromProto(part.config, cfg),
       onPart: (part, field) => {
         const config = rm.require().config;
         const c =

@@ -1,8 +1,8 @@
 import { common, rewardModel } from "@rlhf/proto";
 import { type CallContext, type SerialQueue, type Send } from "@rlhf/grpc-kit";
-import { sendTensorSet, modelConfigToProto } from "@rlhf/tensor-transport";
-import { loadWeightsSource } from "@rlhf/model-service";
-import { InvalidArgumentError, NotFoundError } from "@rlhf/errors";
+import { sendTensorSet, modelConfigToProto, wireFloatFromProto } from "@rlhf/tensor-transport";
+import { loadWeightsSource, policyPullOptions } from "@rlhf/model-service";
+import { NotFoundError } from "@rlhf/errors";
 import { MODEL_ID, type RewardModel } from "../reward";
 import type { RewardModelConfig } from "../config";
 
@@ -23,7 +23,7 @@ export function loadCheckpointHandler(rm: RewardModel, queue: SerialQueue, cfg: 
       },
       queue,
       missing: "set one of checkpoint_dir, model_dir, policy_weights, random_init",
-      pull: { address: cfg.policyAddr, caller: "reward-model", deadlineMs: cfg.policyDeadlineMs, maxReceiveMessageBytes: cfg.maxReceiveBytes, maxTotalBytes: cfg.maxUploadBytes },
+      pull: policyPullOptions(cfg, "reward-model"),
       signal: ctx.signal,
       loaded: () => loaded(rm),
     });
@@ -41,10 +41,7 @@ export function saveCheckpointHandler(rm: RewardModel, queue: SerialQueue) {
 /** StreamWeights: one consistent snapshot (taken on the queue), streamed outside it. */
 export function streamWeightsHandler(rm: RewardModel, queue: SerialQueue) {
   return async (req: rewardModel.StreamWeightsRequest, send: Send<rewardModel.StreamWeightsResponse>): Promise<void> => {
-    let wire: "float32" | "float16";
-    if (req.dtype === common.Dtype.DTYPE_FLOAT32) wire = "float32";
-    else if (req.dtype === common.Dtype.DTYPE_FLOAT16) wire = "float16";
-    else throw new InvalidArgumentError("dtype", `must be DTYPE_FLOAT32 or DTYPE_FLOAT16, got ${common.Dtype[req.dtype] ?? req.dtype}`);
+    const wire = wireFloatFromProto(req.dtype);
     const snap = await queue.run(() => {
       const tensors = rm.toHostTensors();
       const weights = rm.weights;

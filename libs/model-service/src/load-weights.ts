@@ -8,7 +8,7 @@ import type { common } from "@rlhf/proto";
 import { presetConfig, type GPT2Config } from "@rlhf/model";
 import { InvalidArgumentError, confinePath, type PathRoots } from "@rlhf/errors";
 import type { SerialQueue } from "@rlhf/grpc-kit";
-import { modelConfigFromProto } from "@rlhf/tensor-transport";
+import { modelConfigFromProto, modelConfigToProto } from "@rlhf/tensor-transport";
 import { pullPolicyWeights, type PulledWeights, type PullPolicyWeightsOptions } from "./policy-weights";
 
 /** How a service loads each kind of source (`field` names the variable or request field). */
@@ -107,4 +107,10 @@ const OPERATOR_FIELDS: ReadonlySet<string> = new Set(["CHECKPOINT_DIR", "MODEL_D
  */
 export function resolveCheckpointDir(dir: string, field: string, roots?: PathRoots): string {
   return confinePath(dir, field, OPERATOR_FIELDS.has(field) ? undefined : roots);
+}
+
+/** The `{weights, config}` answer of a load: the WeightsRef and architecture now in place. */
+export function loadedWeights(model: { readonly weights: common.WeightsRef; readonly config?: Readonly<GPT2Config> }): { weights: common.WeightsRef; config: common.ModelConfig | undefined } {
+  const c = model.config;
+  return { weights: model.weights, config: c ? modelConfigToProto(c) : undefined };
 }

@@ -7,7 +7,7 @@ import { GPT2, loadCheckpoint, type GPT2Config, type PackedSequences } from "@rl
 import type { NamedHostTensors } from "@rlhf/compute";
 import type { PathRoots } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
-import { ModelSlot, resolveCheckpointDir, type LoadedRef } from "@rlhf/model-service";
+import { ModelSlot, resolveCheckpointDir, type LoadedRef, type PulledWeights } from "@rlhf/model-service";
 
 /** Per-token log-probabilities of a packed batch, concatenated. */
 export interface LogProbsResult {
@@ -44,6 +44,11 @@ export class ReferenceModel {
   /** Builds a seeded random model. */
   loadRandom(config: GPT2Config, seed: number): void {
     this.slot.swap(GPT2.random(config, seed, { trainable: false }), { modelId: "reference", version: 0, source: `random:${seed}` });
+  }
+
+  /** The policy's weights, pulled and verified: its WeightsRef is kept. */
+  loadPulled(p: PulledWeights): void {
+    this.loadTensors(p.config, p.tensors, { modelId: p.modelId, version: p.version, source: p.source });
   }
 
   /** Builds the model from a received tensor set (already digest-checked). */

@@ -12,7 +12,7 @@ import { epochPermutation } from "@rlhf/random";
 import type { HostTensor, NamedHostTensors } from "@rlhf/compute";
 import { InvalidArgumentError, readJsonFile, type PathRoots } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
-import { ModelSlot, resolveCheckpointDir, type LoadedRef } from "@rlhf/model-service";
+import { ModelSlot, resolveCheckpointDir, type LoadedRef, type PulledWeights } from "@rlhf/model-service";
 import { groupSequences, groupedScores, pairStats, rankingLoss, rankingPairs, scoreSequences, type PairStats, type RankedGroup } from "./ranking";
 
 /** model_id of every WeightsRef this service hands out. */
@@ -128,6 +128,11 @@ export class RewardModel {
   /** Trunk tensors (e.g. the policy's) with a new zero head, version 0. */
   loadTrunk(config: GPT2Config, tensors: NamedHostTensors, source: string): void {
     this.slot.swap(withZeroHead(config, tensors), { modelId: MODEL_ID, version: 0, source });
+  }
+
+  /** The policy's weights, pulled and verified, as the trunk (new zero head, version 0). */
+  loadPulled(p: PulledWeights): void {
+    this.loadTrunk(p.config, p.tensors, `${p.source}:${p.version}`);
   }
 
   /** Padded tokens per forward pass (MICRO_BATCH_TOKENS). */

@@ -1,31 +1,15 @@
 import { common, referenceModel } from "@rlhf/proto";
 import type { CallContext, SerialQueue } from "@rlhf/grpc-kit";
-import { receiveTensorSet, modelConfigFromProto, modelConfigToProto } from "@rlhf/tensor-transport";
-import { loadWeightsSource, policyPullOptions } from "@rlhf/model-service";
+import { receiveTensorSet, modelConfigFromProto } from "@rlhf/tensor-transport";
+import { loadedWeights, loadWeightsSource, policyPullOptions } from "@rlhf/model-service";
 import { InvalidArgumentError } from "@rlhf/errors";
 import type { ReferenceModel } from "../reference";
 import type { ReferenceModelConfig } from "../config";
 
-function loaded(ref: ReferenceModel): referenceModel.LoadWeightsResponse {
-  const c = ref.config;
-  return { weights: ref.weights, config: c ? modelConfigToProto(c) : undefined };
-}
-
 /** LoadWeights from a checkpoint folder, a seeded random init, or the policy at a version. */
 export function loadWeightsHandler(ref: ReferenceModel, queue: SerialQueue, cfg: ReferenceModelConfig) {
   return async (req: referenceModel.LoadWeightsRequest, ctx: CallContext): Promise<referenceModel.LoadWeightsResponse> =>
-    loadWeightsSource(req.source, {
-      target: {
-        loadCheckpoint: (dir) => ref.loadCheckpoint(dir),
-        loadRandom: (config, seed) => ref.loadRandom(config, seed),
-        loadPulled: (p) => ref.loadTensors(p.config, p.tensors, { modelId: p.modelId, version: p.version, source: p.source }),
-      },
-      queue,
-      missing: "set one of checkpoint_dir, random_init, policy_weights",
-      pull: policyPullOptions(cfg, "reference-model"),
-      signal: ctx.signal,
-      loaded: () => loaded(ref),
-    });
+    loadWeightsSource(req.source, { target: ref, queue, missing: "set one of checkpoint_dir, random_init, policy_weights", pull: policyPullOptions(cfg, "reference-model"), signal: ctx.signal, loaded: () => loadedWeights(ref) });
 }
 
 /** UploadWeights: a client-streamed WEIGHTS set, applied only once complete and verified. */

@@ -1,32 +1,15 @@
 import { common, rewardModel } from "@rlhf/proto";
 import { type CallContext, type SerialQueue, type Send } from "@rlhf/grpc-kit";
 import { sendTensorSet, modelConfigToProto, wireFloatFromProto } from "@rlhf/tensor-transport";
-import { loadWeightsSource, policyPullOptions } from "@rlhf/model-service";
+import { loadedWeights, loadWeightsSource, policyPullOptions } from "@rlhf/model-service";
 import { NotFoundError } from "@rlhf/errors";
 import { MODEL_ID, type RewardModel } from "../reward";
 import type { RewardModelConfig } from "../config";
 
-function loaded(rm: RewardModel): rewardModel.LoadCheckpointResponse {
-  const c = rm.config;
-  return { weights: rm.weights, config: c ? modelConfigToProto(c) : undefined };
-}
-
 /** LoadCheckpoint from a reward-model checkpoint, an LM folder, the policy, or a seeded random trunk. */
 export function loadCheckpointHandler(rm: RewardModel, queue: SerialQueue, cfg: RewardModelConfig) {
   return async (req: rewardModel.LoadCheckpointRequest, ctx: CallContext): Promise<rewardModel.LoadCheckpointResponse> =>
-    loadWeightsSource(req.source, {
-      target: {
-        loadCheckpoint: (dir) => rm.loadCheckpoint(dir),
-        loadModelDir: (dir) => rm.loadModelDir(dir),
-        loadRandom: (config, seed) => rm.loadRandom(config, seed),
-        loadPulled: (p) => rm.loadTrunk(p.config, p.tensors, `${p.source}:${p.version}`),
-      },
-      queue,
-      missing: "set one of checkpoint_dir, model_dir, policy_weights, random_init",
-      pull: policyPullOptions(cfg, "reward-model"),
-      signal: ctx.signal,
-      loaded: () => loaded(rm),
-    });
+    loadWeightsSource(req.source, { target: rm, queue, missing: "set one of checkpoint_dir, model_dir, policy_weights, random_init", pull: policyPullOptions(cfg, "reward-model"), signal: ctx.signal, loaded: () => loadedWeights(rm) });
 }
 
 /** SaveCheckpoint: config.json + model.safetensors (score.* included) + state.json, atomically. */

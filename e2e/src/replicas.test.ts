@@ -10,20 +10,22 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ppoCoordinator, referenceModel, rewardModel, type common } from "@rlhf/proto";
-import { createClient, createLogger, waitForServing, checkHealth } from "@rlhf/grpc-kit";
-import { startPolicy, loadConfig as policyConfig } from "@rlhf/policy";
-import { startRewardModel, loadConfig as rmConfig } from "@rlhf/reward-model";
-import { startReferenceModel, loadConfig as refConfig } from "@rlhf/reference-model";
-import { startPretrainMix, loadConfig as mixConfig } from "@rlhf/pretrain-mix";
 import {
+  createClient,
+  createLogger,
+  waitForServing,
+  checkHealth,
   ReplicaSet,
-  startCoordinator,
-  loadConfig as coordConfig,
   REWARD_MODEL_ROUTES,
   REWARD_MODEL_IDEMPOTENT,
   REFERENCE_MODEL_ROUTES,
   REFERENCE_MODEL_IDEMPOTENT,
-} from "@rlhf/ppo-coordinator";
+} from "@rlhf/grpc-kit";
+import { startPolicy, loadConfig as policyConfig } from "@rlhf/policy";
+import { startRewardModel, loadConfig as rmConfig } from "@rlhf/reward-model";
+import { startReferenceModel, loadConfig as refConfig } from "@rlhf/reference-model";
+import { startPretrainMix, loadConfig as mixConfig } from "@rlhf/pretrain-mix";
+import { startCoordinator, loadConfig as coordConfig } from "@rlhf/ppo-coordinator";
 import { MICRO, RLHF, freePort, start, exitWithin, type Proc } from "./helpers";
 
 const procs: Proc[] = [];

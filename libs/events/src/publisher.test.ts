@@ -8,7 +8,7 @@ import { connect } from "@nats-io/transport-node";
 import { jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { metrics } from "@opentelemetry/api";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
-import { ConfigError, freePort } from "@rlhf/grpc-kit";
+import { ConfigError, freePort } from "@rlhf/errors";
 import { EventPublisher, UnknownRunError, natsServersFromEnv, openRunFeed, parseNatsServers, runSubject, runEventMsgId, startNatsServer, type DropReason, type NatsServer, type PublisherOptions } from "./index";
 
 const servers: NatsServer[] = [];

@@ -1,12 +1,8 @@
 import { resolve } from "node:path";
 import { descriptorSetPath, policy as policyPb, pretrainMix, referenceModel, rewardModel } from "@rlhf/proto";
-import { createClient, startServer, type Logger, type RunningServer } from "@rlhf/grpc-kit";
-import { EventPublisher } from "@rlhf/events";
-import { RunStore } from "./runs";
-import { coordinatorService } from "./server";
-import type { CoordinatorConfig } from "./config";
-import type { Clients } from "./recipe/gateway";
 import {
+  createClient,
+  startServer,
   ReplicaSet,
   REWARD_MODEL_ROUTES,
   REWARD_MODEL_IDEMPOTENT,
@@ -14,7 +10,14 @@ import {
   REFERENCE_MODEL_IDEMPOTENT,
   PRETRAIN_MIX_ROUTES,
   PRETRAIN_MIX_IDEMPOTENT,
-} from "./replicas";
+  type Logger,
+  type RunningServer,
+} from "@rlhf/grpc-kit";
+import { EventPublisher } from "@rlhf/events";
+import { RunStore } from "./runs";
+import { coordinatorService } from "./server";
+import type { CoordinatorConfig } from "./config";
+import type { Clients } from "./recipe/gateway";
 
 /** A running coordinator (used by main.ts and by the tests). */
 export interface CoordinatorApp {

@@ -9,7 +9,7 @@ import { appendFile, mkdir, readdir } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { ppoCoordinator } from "@rlhf/proto";
-import { DomainError, FailedPreconditionError, InvalidArgumentError, NotFoundError, confinePath, type PathRoots } from "@rlhf/errors";
+import { DomainError, FailedPreconditionError, InvalidArgumentError, NotFoundError, confinePath, writeJsonAtomic, type PathRoots } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
 import type { RunConfig } from "@rlhf/run-config";
 import type { RecipeContext } from "./recipe/context";
@@ -19,7 +19,7 @@ import { emptyState, stageKey, type RecipeState, type StageName } from "./recipe
 import { writeDataFiles } from "./recipe/user-data";
 import { writeRunReport } from "./report";
 import { checkConfigPaths, parseStartRequest } from "./start-request";
-import { readRunFolder, removeDriverMark, writeDriverMark, writeJsonAtomic } from "./run-folder";
+import { readRunFolder, removeDriverMark, writeDriverMark } from "./run-folder";
 import { recordRunMetrics } from "./metrics";
 import { StageClock } from "./stage-clock";
 import { isRunId, runEventKind, runEventMsgId, runSubject, type EventPublisher } from "@rlhf/events";

@@ -15,6 +15,7 @@ import { startReferenceModel, loadConfig as refConfig, type ReferenceModelApp } 
 import { startPretrainMix, loadConfig as mixConfig, type PretrainMixApp } from "@rlhf/pretrain-mix";
 import { startCoordinator, loadConfig, type CoordinatorApp } from "@rlhf/ppo-coordinator";
 import { TRAINING_SIGNALS } from "@rlhf/telemetry";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "coordinator-test", level: "silent" });
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -34,7 +35,7 @@ before(async () => {
     log,
   );
   apps = { policy, rm, ref, mix, coord };
-  client = createClient(ppoCoordinator.PpoCoordinatorServiceClient, coord.server.address, { deadlineMs: 600_000 });
+  client = createClient(ppoCoordinator.PpoCoordinatorServiceClient, coord.server.address, { deadlineMs: testDeadlineMs(600_000) });
 });
 after(async () => {
   client.close();
@@ -67,7 +68,7 @@ test("StartRun validates the config and names the key; validate_only creates not
   assert.match(failed.errorMessage, /^STAGE_PRETRAIN: policy\.loadCheckpoint: 5 NOT_FOUND: .*\/nonexistent\/gpt2/);
 });
 
-test("a micro recipe runs every stage across the real services; WatchRun replays it in order", { timeout: 600_000 }, async () => {
+test("a micro recipe runs every stage across the real services; WatchRun replays it in order", { timeout: testDeadlineMs(600_000) }, async () => {
   const started = await client.unary("startRun", { configJson: JSON.stringify(MICRO), runId: "micro", displayName: "unit test", validateOnly: false });
   assert.equal(started.run?.id, "micro");
   const events: ppoCoordinator.RunEvent[] = [];
@@ -143,7 +144,7 @@ const FINAL_FILES = ["ppo_ptx-000003/policy/model.safetensors", "ppo_ptx-000003/
 // cancelled during PPO-ptx and resumed, then its coordinator process is SIGKILLed during plain
 // PPO, started again on the same RUNS_DIR and the run resumed; it must end exactly as the
 // uninterrupted run ("straight", same seed) does, on the default backend (torch where built).
-test("a run cancelled during PPO-ptx and resumed, then SIGKILLed (its coordinator) during plain PPO, restarted and resumed, ends with the same weights as an uninterrupted one", { timeout: 900_000 }, async () => {
+test("a run cancelled during PPO-ptx and resumed, then SIGKILLed (its coordinator) during plain PPO, restarted and resumed, ends with the same weights as an uninterrupted one", { timeout: testDeadlineMs(900_000) }, async () => {
   await client.unary("startRun", { configJson: RESUME_CONFIG, runId: "straight", displayName: "", validateOnly: false });
   await follow("straight");
   assert.equal((await client.unary("getRun", { runId: "straight" })).run?.state, ppoCoordinator.RunState.RUN_STATE_SUCCEEDED);
@@ -168,7 +169,7 @@ test("a run cancelled during PPO-ptx and resumed, then SIGKILLed (its coordinato
       if ((await checkHealth(address, "", 1000).catch(() => "")) === "SERVING") break;
       await sleep(200);
     }
-    return { p, c: createClient(ppoCoordinator.PpoCoordinatorServiceClient, address, { deadlineMs: 600_000 }) };
+    return { p, c: createClient(ppoCoordinator.PpoCoordinatorServiceClient, address, { deadlineMs: testDeadlineMs(600_000) }) };
   };
   const checkpointOf = (dir: RegExp) => (e: ppoCoordinator.RunEvent) => e.payload?.$case === "checkpointWritten" && dir.test(e.payload.checkpointWritten.dir);
   const first = await startProcess();
@@ -233,7 +234,7 @@ test("a run cancelled during PPO-ptx and resumed, then SIGKILLed (its coordinato
       if (!proc) continue;
       proc.c.close();
       proc.p.child.kill("SIGTERM");
-      await exitWithin(proc.p, 30_000);
+      await exitWithin(proc.p, testDeadlineMs(30_000));
     }
   }
 });

@@ -1,3 +1,4 @@
+// run-tests: own process (OpenTelemetry's providers and diag logger are global)
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";

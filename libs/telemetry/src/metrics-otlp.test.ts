@@ -1,3 +1,4 @@
+// run-tests: own process (OpenTelemetry's providers and diag logger are global)
 // OTLP metric push: with the standard OTEL_* variables set (as a collector deployment sets them),
 // startTelemetry pushes the instruments to an OTLP/HTTP receiver on loopback; without an
 // endpoint, or with OTEL_METRICS_EXPORTER=none, nothing is pushed. Own file: it sets process.env.

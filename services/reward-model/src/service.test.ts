@@ -1,3 +1,4 @@
+// run-tests: own process (it serves on the cpu backend; the package's other files use the default one, chosen once per process)
 // The reward-model service on a real socket (127.0.0.1:0), called through the generated client.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";

@@ -1,3 +1,4 @@
+// run-tests: own process (the compute backend is chosen once per process)
 // No leaks on the torch backend: 1,000 training steps and 1,000 generations leave tf.memory(),
 // the addon's own tensor count and the process's resident memory flat. Skipped where the torch
 // addon is not built.

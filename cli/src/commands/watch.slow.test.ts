@@ -10,7 +10,7 @@ import { EventPublisher, runEventKind, runEventMsgId, runSubject, startNatsServe
 import { UsageError, parseArgs } from "../args";
 import { cliEntryPoint } from "../run/session";
 import { runWatch, watchOptions, type WatchOptions } from "./watch";
-import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
+import { testDeadlineMs, waitUntil } from "@rlhf/errors/dist/testing/deadline";
 
 const { RunState, Stage } = ppoCoordinator;
 const tmp = mkdtempSync(join(tmpdir(), "rlhf-cli-watch-"));
@@ -214,9 +214,8 @@ test("run folder: a live run is followed as events.jsonl grows (a half-written l
     finished = true;
     return code;
   });
-  await new Promise((r) => setTimeout(r, 200));
+  await waitUntil(() => s.text() === lines.slice(0, 4).join("\n") + "\n", `the first 4 lines, not ${JSON.stringify(s.text())}`);
   assert.equal(finished, false);
-  assert.equal(s.text(), lines.slice(0, 4).join("\n") + "\n");
   const rest = lines.slice(4).join("\n") + "\n";
   appendFileSync(join(dir, "events.jsonl"), rest.slice(0, 100)); // cut inside a line
   await new Promise((r) => setTimeout(r, 100));

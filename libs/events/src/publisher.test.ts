@@ -10,7 +10,7 @@ import { metrics } from "@opentelemetry/api";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import { ConfigError, freePort } from "@rlhf/grpc-kit";
 import { EventPublisher, UnknownRunError, natsServersFromEnv, openRunFeed, parseNatsServers, runSubject, runEventMsgId, startNatsServer, type DropReason, type NatsServer, type PublisherOptions } from "./index";
-import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
+import { testDeadlineMs, waitUntil } from "@rlhf/errors/dist/testing/deadline";
 
 const servers: NatsServer[] = [];
 const publishers: EventPublisher[] = [];
@@ -139,8 +139,7 @@ test("killed and restarted server (same store) in the middle of sending: every e
   console.log(`killed with ${before.published} acked, ${before.buffered} buffered`);
   assert.ok(before.buffered > 0, "the kill came before the buffer was sent");
   for (let n = 401; n <= 420; n++) p.publish(runSubject("bounce", "metrics"), { n }, runEventMsgId("bounce", n));
-  await new Promise((r) => setTimeout(r, 300));
-  assert.equal(p.stats().connected, false);
+  await waitUntil(() => !p.stats().connected, "the publisher sees the server gone");
   await s.restart();
   assert.equal(await p.flush(testDeadlineMs(15_000)), true, JSON.stringify(p.stats()));
   const st = p.stats();

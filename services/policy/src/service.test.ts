@@ -13,7 +13,7 @@ import type { NamedHostTensors } from "@rlhf/compute";
 import { ppoPolicyLoss, ppoValueLoss } from "@rlhf/rl";
 import { startPolicy, type PolicyApp } from "./app";
 import { loadConfig } from "./config";
-import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
+import { testDeadlineMs, waitUntil } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "policy-test", level: "silent" });
 // Byte tokenizer ids (EOS 256, PAD 257) fit a vocabulary of 260.
@@ -577,7 +577,7 @@ test("calls beyond the queue's capacity get RESOURCE_EXHAUSTED", async () => {
     assert.equal((await it.next()).value?.part?.$case, "progress");
     assert.equal((await c2.unary("getInfo", {})).training, true);
     const waiting = c2.unary("evaluate", { sequences: batchOf([[1, 2]], [1]), temperature: 0, skipValues: true });
-    await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(async () => (await c2.unary("getInfo", {})).queueDepth === 2, "the evaluate call waiting behind the training");
     assert.match(String(await call(c2.unary("evaluate", { sequences: batchOf([[1, 2]], [1]), temperature: 0, skipValues: true }))), /^RESOURCE_EXHAUSTED: policy compute queue is full/);
     s.cancel();
     await call(

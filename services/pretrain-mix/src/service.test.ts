@@ -17,7 +17,7 @@ import { startPretrainMix, type PretrainMixApp } from "./app";
 import { loadConfig } from "./config";
 import { WINDOW_ORDER_STREAM } from "./corpus";
 import { startFakePolicy, type FakePolicy, type FakePolicyWeights } from "./testing/fake-policy";
-import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
+import { testDeadlineMs, waitUntil } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "pretrain-mix-test", level: "silent" });
 const { TRAIN, VALIDATION } = { TRAIN: pretrainMix.Split.SPLIT_TRAIN, VALIDATION: pretrainMix.Split.SPLIT_VALIDATION };
@@ -341,8 +341,7 @@ test("the cache keeps the most recently used versions; concurrent calls for a ne
   const a = ptx(v10);
   const b = ptx({ ...v10, cursor: 40 });
   while (count(10) < 1) await new Promise((r) => setTimeout(r, 5));
-  await new Promise((r) => setTimeout(r, 50)); // b has arrived and joined the pull
-  assert.equal((await client.unary("getInfo", {})).queueDepth, 2);
+  await waitUntil(async () => (await client.unary("getInfo", {})).queueDepth === 2, "b has arrived and joined the pull");
   release();
   const [ra, rb] = (await Promise.all([a, b])) as PtxReply[];
   assert.equal(typeof ra, "object", String(ra));
@@ -376,7 +375,7 @@ test("a full queue answers RESOURCE_EXHAUSTED at once; the admitted calls comple
     const a = ptx({}, c2); // admitted: pulling
     const b = ptx({ cursor: 50 }, c2); // admitted: waiting behind it
     while (policy.calls.length === pulls) await new Promise((r) => setTimeout(r, 5));
-    await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(async () => (await c2.unary("getInfo", {})).queueDepth === 2, "b waiting behind a's pull");
     const info = await c2.unary("getInfo", {});
     assert.deepEqual([info.queueDepth, info.maxQueueDepth], [2, 1]);
     assert.match(String(await ptx({}, c2)), /^RESOURCE_EXHAUSTED: pretrain-mix compute queue is full \(1 waiting\); retry later$/);

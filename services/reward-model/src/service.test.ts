@@ -12,7 +12,7 @@ import { receiveTensorSet, modelConfigToProto, modelConfigFromProto } from "@rlh
 import { GPT2, ScalarHeadModel, saveCheckpoint, type GPT2Config } from "@rlhf/model";
 import { startRewardModel, type RewardModelApp } from "./app";
 import { loadConfig } from "./config";
-import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
+import { testDeadlineMs, waitUntil } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "reward-model-test", level: "silent" });
 const TINY: GPT2Config = { vocabSize: 40, nPositions: 16, nEmbd: 8, nLayer: 2, nHead: 2, layerNormEpsilon: 1e-5 };
@@ -353,7 +353,7 @@ test("a Train call holds the bounded queue: calls beyond its capacity get RESOUR
     assert.equal(first.value?.part?.$case, "progress");
     assert.equal((await c2.unary("getInfo", {})).training, true);
     const waiting = c2.unary("score", { sequences: batchOf([[1, 2]]) });
-    await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(async () => (await c2.unary("getInfo", {})).queueDepth === 2, "the score call waiting behind the training");
     assert.match(String(await call(c2.unary("score", { sequences: batchOf([[1, 2]]) }))), /^RESOURCE_EXHAUSTED: reward-model compute queue is full/);
     s.cancel(); // stops after the current step
     await call((async () => {

@@ -33,3 +33,17 @@ export const TEST_TIMEOUT_SCALE: number = parseTimeoutScale(process.env[TEST_TIM
 export function testDeadlineMs(ms: number): number {
   return Math.round(ms * TEST_TIMEOUT_SCALE);
 }
+
+/**
+ * Waits until `cond` holds, checking every `everyMs` (default 10). A wait for something to have
+ * happened (a call to have reached a queue, a client to have seen a disconnect), instead of a
+ * sleep that a loaded machine can outlast; it rejects with `what` only after testDeadlineMs(ms)
+ * (default 60 s): a hang.
+ */
+export async function waitUntil(cond: () => boolean | Promise<boolean>, what: string, ms = 60_000, everyMs = 10): Promise<void> {
+  const deadline = Date.now() + testDeadlineMs(ms);
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting after ${testDeadlineMs(ms)} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

@@ -16,6 +16,7 @@ import { startReferenceModel, loadConfig as refConfig, type ReferenceModelApp } 
 import { startPretrainMix, loadConfig as mixConfig, type PretrainMixApp } from "@rlhf/pretrain-mix";
 import { startCoordinator, loadConfig, type CoordinatorApp } from "@rlhf/ppo-coordinator";
 import { TRAINING_SIGNALS } from "@rlhf/telemetry";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "coordinator-test", level: "silent" });
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -35,7 +36,7 @@ before(async () => {
     log,
   );
   apps = { policy, rm, ref, mix, coord };
-  client = createClient(ppoCoordinator.PpoCoordinatorServiceClient, coord.server.address, { deadlineMs: 600_000 });
+  client = createClient(ppoCoordinator.PpoCoordinatorServiceClient, coord.server.address, { deadlineMs: testDeadlineMs(600_000) });
 });
 after(async () => {
   client.close();
@@ -68,7 +69,7 @@ test("StartRun validates the config and names the key; validate_only creates not
   assert.match(failed.errorMessage, /^STAGE_PRETRAIN: policy\.loadCheckpoint: 5 NOT_FOUND: .*\/nonexistent\/gpt2/);
 });
 
-test("a micro recipe runs every stage across the real services; WatchRun replays it in order", { timeout: 600_000 }, async () => {
+test("a micro recipe runs every stage across the real services; WatchRun replays it in order", { timeout: testDeadlineMs(600_000) }, async () => {
   const started = await client.unary("startRun", { configJson: JSON.stringify(MICRO), runId: "micro", displayName: "unit test", validateOnly: false });
   assert.equal(started.run?.id, "micro");
   const events: ppoCoordinator.RunEvent[] = [];
@@ -120,14 +121,14 @@ test("a micro recipe runs every stage across the real services; WatchRun replays
   assert.match(String(await statusOf(client.unary("cancelRun", { runId: "micro" }))), /^FAILED_PRECONDITION: run micro is RUN_STATE_SUCCEEDED/);
 });
 
-test("CancelRun during pretraining reaches the policy: its training stops between optimizer steps, long before the stage's end", { timeout: 600_000 }, async () => {
+test("CancelRun during pretraining reaches the policy: its training stops between optimizer steps, long before the stage's end", { timeout: testDeadlineMs(600_000) }, async () => {
   const steps = 4000;
   const config = { ...MICRO, pretrain: { ...MICRO.pretrain, steps, cache: false, warmup_steps: 1 } };
   await client.unary("startRun", { configJson: JSON.stringify(config), runId: "cancel-pretrain", displayName: "", validateOnly: false });
   const training = (e: ppoCoordinator.RunEvent) => e.payload?.$case === "stageProgress" && e.payload.stageProgress.stage === ppoCoordinator.Stage.STAGE_PRETRAIN && e.payload.stageProgress.step >= 2;
   const before = await follow("cancel-pretrain", 0, training);
   assert.ok(training(before.at(-1) as ppoCoordinator.RunEvent), "pretraining is under way");
-  const policy = createClient(policyPb.PolicyServiceClient, apps.policy.server.address, { deadlineMs: 60_000 });
+  const policy = createClient(policyPb.PolicyServiceClient, apps.policy.server.address, { deadlineMs: testDeadlineMs(60_000) });
   try {
     const version = async () => (await policy.unary("getInfo", {})).policyWeights?.version ?? 0;
     // Every optimizer step is a version; the run loaded a random policy (version 0) before pretraining.
@@ -176,7 +177,7 @@ const FINAL_FILES = ["ppo_ptx-000003/policy/model.safetensors", "ppo_ptx-000003/
 // cancelled during PPO-ptx and resumed, then its coordinator process is SIGKILLed during plain
 // PPO, started again on the same RUNS_DIR and the run resumed; it must end exactly as the
 // uninterrupted run ("straight", same seed) does, on the default backend (torch where built).
-test("a run cancelled during PPO-ptx and resumed, then SIGKILLed (its coordinator) during plain PPO, restarted and resumed, ends with the same weights as an uninterrupted one", { timeout: 900_000 }, async () => {
+test("a run cancelled during PPO-ptx and resumed, then SIGKILLed (its coordinator) during plain PPO, restarted and resumed, ends with the same weights as an uninterrupted one", { timeout: testDeadlineMs(900_000) }, async () => {
   await client.unary("startRun", { configJson: RESUME_CONFIG, runId: "straight", displayName: "", validateOnly: false });
   await follow("straight");
   assert.equal((await client.unary("getRun", { runId: "straight" })).run?.state, ppoCoordinator.RunState.RUN_STATE_SUCCEEDED);
@@ -201,7 +202,7 @@ test("a run cancelled during PPO-ptx and resumed, then SIGKILLed (its coordinato
       if ((await checkHealth(address, "", 1000).catch(() => "")) === "SERVING") break;
       await sleep(200);
     }
-    return { p, c: createClient(ppoCoordinator.PpoCoordinatorServiceClient, address, { deadlineMs: 600_000 }) };
+    return { p, c: createClient(ppoCoordinator.PpoCoordinatorServiceClient, address, { deadlineMs: testDeadlineMs(600_000) }) };
   };
   const checkpointOf = (dir: RegExp) => (e: ppoCoordinator.RunEvent) => e.payload?.$case === "checkpointWritten" && dir.test(e.payload.checkpointWritten.dir);
   const first = await startProcess();
@@ -235,7 +236,7 @@ test("a run cancelled during PPO-ptx and resumed, then SIGKILLed (its coordinato
     assert.ok(atKill?.ppo_ptx?.done && atKill.ppo?.checkpoint && !atKill.ppo.done, `killed during plain PPO, after a checkpoint: ${JSON.stringify(atKill)}`);
     console.log(`coordinator killed after plain PPO's checkpoint ${atKill.ppo.checkpoint.iterations} of 3`);
     // Nothing recorded the run's end, but `rlhf watch` of the folder sees that its coordinator is gone and ends.
-    const watched = spawnSync(process.execPath, [RLHF, "watch", join(killDir, "interrupted")], { encoding: "utf8", timeout: 120_000 });
+    const watched = spawnSync(process.execPath, [RLHF, "watch", join(killDir, "interrupted")], { encoding: "utf8", timeout: testDeadlineMs(120_000) });
     assert.equal(watched.status, 1, watched.stdout + watched.stderr);
     assert.match(watched.stdout, new RegExp(`run interrupted did not end: the coordinator running it \\(process ${first.p.child.pid} on this machine\\) has stopped without recording its end; it is resumable`));
 
@@ -270,7 +271,7 @@ test("a run cancelled during PPO-ptx and resumed, then SIGKILLed (its coordinato
       if (!proc) continue;
       proc.c.close();
       proc.p.child.kill("SIGTERM");
-      await exitWithin(proc.p, 30_000);
+      await exitWithin(proc.p, testDeadlineMs(30_000));
     }
   }
 });

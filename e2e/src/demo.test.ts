@@ -6,13 +6,14 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RLHF, start, exitWithin } from "./helpers";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 // The deadlines only catch a hang: the run takes a few minutes on 2 cores, 30 is for a loaded machine.
-test("rlhf demo --tiny runs every stage across real processes, and PPO raises the reward", { timeout: 1_800_000 }, async () => {
+test("rlhf demo --tiny runs every stage across real processes, and PPO raises the reward", { timeout: testDeadlineMs(1_800_000) }, async () => {
   const runs = mkdtempSync(join(tmpdir(), "demo-"));
   const started = Date.now();
   const p = start([RLHF, "demo", "--tiny", "--runs-dir", runs, "--run-id", "e2e"]);
-  assert.equal(await exitWithin(p, 1_790_000), 0, p.out());
+  assert.equal(await exitWithin(p, testDeadlineMs(1_790_000)), 0, p.out());
   const seconds = (Date.now() - started) / 1000;
   console.log(`rlhf demo --tiny: ${seconds.toFixed(0)} s`);
   const out = p.out();

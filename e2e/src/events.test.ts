@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openRunFeed, startNatsServer, type NatsServer, type WeightsEvent } from "@rlhf/events";
 import { BACKEND, RLHF, start, exitWithin } from "./helpers";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 // The cheapest recipe that has every stage: a random base model (no pretraining), a few SFT and
 // reward-model steps, twelve PPO-ptx iterations of 4 prompts in one minibatch.
@@ -51,7 +52,7 @@ const ppoMetrics = (lines: string[]) =>
 
 const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
 
-test("NATS down in the middle of a run neither stops nor slows it; a late subscriber and rlhf watch replay every event", { timeout: 300_000 }, async () => {
+test("NATS down in the middle of a run neither stops nor slows it; a late subscriber and rlhf watch replay every event", { timeout: testDeadlineMs(300_000) }, async () => {
   nats = await startNatsServer();
   const runs = mkdtempSync(join(tmpdir(), "events-e2e-"));
   const configFile = join(runs, "config.json");
@@ -78,7 +79,7 @@ test("NATS down in the middle of a run neither stops nor slows it; a late subscr
       const watcher = start([RLHF, "watch", runId, "--nats", nats.url, "--json"]);
       live = watcher;
       // Once it printed an event it is connected and consuming.
-      for (let t = Date.now(); !watcher.out().includes('"sequence":1,') && Date.now() - t < 30_000; ) await new Promise((r) => setTimeout(r, 20));
+      for (let t = Date.now(); !watcher.out().includes('"sequence":1,') && Date.now() - t < testDeadlineMs(30_000); ) await new Promise((r) => setTimeout(r, 20));
       await nats.stop("SIGKILL");
       killedAt = Date.now();
       killStep = Math.max(...ppoMetrics(readLines(eventsFile)).map((m) => m.step));
@@ -92,7 +93,7 @@ test("NATS down in the middle of a run neither stops nor slows it; a late subscr
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  const code = await exitWithin(run, 240_000);
+  const code = await exitWithin(run, testDeadlineMs(240_000));
   console.log(`rlhf run: ${((Date.now() - started) / 1000).toFixed(0)} s; NATS was down for ${((restartedAt - killedAt) / 1000).toFixed(1)} s`);
   assert.equal(code, 0, run.out());
   assert.ok(killedAt > 0 && restartedAt > 0, "NATS was stopped and started again during the run");
@@ -160,7 +161,7 @@ test("NATS down in the middle of a run neither stops nor slows it; a late subscr
 
   // The live watcher saw everything too, and stopped at the end of the run.
   const liveAt = Date.now();
-  assert.equal(await exitWithin(live!, 90_000), 0, live!.out());
+  assert.equal(await exitWithin(live!, testDeadlineMs(90_000)), 0, live!.out());
   console.log(`live rlhf watch ended ${((Date.now() - liveAt) / 1000).toFixed(1)} s after the run`);
   assert.deepEqual(
     live!.out().trim().split("\n").filter((l) => !l.includes('"weights":{')),
@@ -169,14 +170,14 @@ test("NATS down in the middle of a run neither stops nor slows it; a late subscr
 
   // rlhf watch replays the finished run, from NATS and from the run folder alike.
   const watch = start([RLHF, "watch", runId, "--nats", nats.url]);
-  assert.equal(await exitWithin(watch, 30_000), 0, watch.out());
+  assert.equal(await exitWithin(watch, testDeadlineMs(30_000)), 0, watch.out());
   assert.match(watch.out(), new RegExp(`PPO iteration ${ITERATIONS}/${ITERATIONS} {2}PPO-ptx {2}reward `));
   assert.match(watch.out(), new RegExp(`run ${runId} SUCCEEDED\\n`));
   const fromFolder = start([RLHF, "watch", runId, "--runs-dir", runs]);
-  assert.equal(await exitWithin(fromFolder, 30_000), 0, fromFolder.out());
+  assert.equal(await exitWithin(fromFolder, testDeadlineMs(30_000)), 0, fromFolder.out());
   const body = (t: string) => t.slice(t.indexOf("\n") + 1, t.indexOf("SUCCEEDED\n"));
   assert.equal(body(watch.out()), body(fromFolder.out()));
   const json = start([RLHF, "watch", runId, "--nats", nats.url, "--json"]);
-  assert.equal(await exitWithin(json, 30_000), 0, json.out());
+  assert.equal(await exitWithin(json, testDeadlineMs(30_000)), 0, json.out());
   assert.equal(json.out().trim().split("\n").length, lines.length + weights.length);
 });

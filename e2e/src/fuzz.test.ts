@@ -21,6 +21,7 @@ import { startRewardModel, loadConfig as rmConfig, type RewardModelApp } from "@
 import { startReferenceModel, loadConfig as refConfig, type ReferenceModelApp } from "@rlhf/reference-model";
 import { startPretrainMix, loadConfig as mixConfig, type PretrainMixApp } from "@rlhf/pretrain-mix";
 import { startCoordinator, loadConfig, type CoordinatorApp } from "@rlhf/ppo-coordinator";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "fuzz-test", level: "silent" });
 const TINY = { vocabSize: 258, nPositions: 32, nEmbd: 8, nLayer: 1, nHead: 2, layerNormEpsilon: 1e-5 };
@@ -103,7 +104,7 @@ const SERVICES: [string, () => string, grpc.ServiceDefinition][] = [
 ];
 
 const raw = (b: Buffer) => b;
-const DEADLINE_MS = 60_000;
+const DEADLINE_MS = testDeadlineMs(60_000);
 
 /** Sends `payload` raw to `def` (with the tests' token, so it gets past authentication) and resolves with the final status code. */
 function callRaw(c: grpc.Client, def: grpc.MethodDefinition<unknown, unknown>, payload: Buffer): Promise<number> {
@@ -131,7 +132,7 @@ function callRaw(c: grpc.Client, def: grpc.MethodDefinition<unknown, unknown>, p
   });
 }
 
-test("every method of every service answers hostile bytes with a client error, never INTERNAL, UNKNOWN or a hang; memory stays flat", { timeout: 900_000 }, async (t) => {
+test("every method of every service answers hostile bytes with a client error, never INTERNAL, UNKNOWN or a hang; memory stays flat", { timeout: testDeadlineMs(900_000) }, async (t) => {
   const bad = new Set<string>();
   const codes = new Map<number, number>();
   let calls = 0;
@@ -167,10 +168,10 @@ test("every method of every service answers hostile bytes with a client error, n
   assert.ok((codes.get(grpc.status.INVALID_ARGUMENT) ?? 0) > calls / 4, "most calls reach validation");
   assert.ok(perRound >= 250, `${perRound} calls per round`);
   assert.ok(grownMb < 64, `resident memory grew by ${grownMb.toFixed(1)} MiB over ${calls - perRound} hostile calls`);
-  for (const [name, address] of SERVICES) assert.equal(await checkHealth(address(), "", 10_000), "SERVING", `${name} still serving`);
+  for (const [name, address] of SERVICES) assert.equal(await checkHealth(address(), "", testDeadlineMs(10_000)), "SERVING", `${name} still serving`);
   // Without the token nothing gets that far.
   const c = new grpc.Client(apps.policy.server.address, grpc.credentials.createInsecure());
-  const code = await new Promise<number>((resolve) => c.makeUnaryRequest("/rlhf.policy.v1.PolicyService/GetInfo", (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (e) => resolve(e ? e.code : 0)));
+  const code = await new Promise<number>((resolve) => c.makeUnaryRequest("/rlhf.policy.v1.PolicyService/GetInfo", (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), new grpc.Metadata(), { deadline: Date.now() + testDeadlineMs(10_000) }, (e) => resolve(e ? e.code : 0)));
   c.close();
   assert.equal(code, grpc.status.UNAUTHENTICATED);
 });

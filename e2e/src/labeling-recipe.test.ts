@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LabelingClient } from "@rlhf/labeling-client";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 import { MICRO, RLHF, TOKEN_FILE, start, exitWithin, freePort, type Proc } from "./helpers";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -17,7 +18,7 @@ interface Report {
   reward_model: { heldout_accuracy: number; train_loss: number; pairs: { heldout: number; train: number }; labeler_agreement: number | null };
 }
 
-test("rankings.source labeling: rlhf label simulate ranks through the service, resumed while waiting, the reward model as with in-process labelers", { timeout: 1_200_000 }, async () => {
+test("rankings.source labeling: rlhf label simulate ranks through the service, resumed while waiting, the reward model as with in-process labelers", { timeout: testDeadlineMs(1_200_000) }, async () => {
   const tmp = mkdtempSync(join(tmpdir(), "e2e-labeling-recipe-"));
   const runsDir = join(tmp, "runs");
   const [http, grpc] = [await freePort(), await freePort()];
@@ -26,17 +27,17 @@ test("rankings.source labeling: rlhf label simulate ranks through the service, r
   const serve = start([RLHF, "label", "serve", "--port", String(http), "--grpc-port", String(grpc), "--data-dir", join(tmp, "labeling"), "--no-seed"], { METRICS_PORT: "0" });
   const addr = `127.0.0.1:${grpc}`;
   const url = `http://127.0.0.1:${http}/`;
-  const client = new LabelingClient(addr, { deadlineMs: 30_000 });
+  const client = new LabelingClient(addr, { deadlineMs: testDeadlineMs(30_000) });
   const base = { ...MICRO, seed: 5 };
   try {
-    const deadline = Date.now() + 120_000;
+    const deadline = Date.now() + testDeadlineMs(120_000);
     while (!/labeling: web UI/.test(serve.out()) && Date.now() < deadline && serve.child.exitCode === null) await sleep(100);
     assert.match(serve.out(), /labeling: web UI/);
 
     // 1. The in-process simulated labelers.
     writeFileSync(join(tmp, "simulated.json"), JSON.stringify(base));
     const a = start([RLHF, "run", join(tmp, "simulated.json"), "--runs-dir", runsDir, "--run-id", "simulated"]);
-    assert.equal(await exitWithin(a, 500_000), 0, a.out());
+    assert.equal(await exitWithin(a, testDeadlineMs(500_000)), 0, a.out());
     const inProcess = JSON.parse(readFileSync(join(runsDir, "simulated", "report.json"), "utf8")) as Report;
 
     // 2. The same config through the labeling service: interrupted while it waits for labelers.
@@ -45,13 +46,13 @@ test("rankings.source labeling: rlhf label simulate ranks through the service, r
     const env = { LABELING_ADDR: addr, LABELING_TOKEN_FILE: TOKEN_FILE };
     const b = start([RLHF, "run", cfg, "--runs-dir", runsDir, "--run-id", "labeled"], env);
     const batchId = "labeled-rankings";
-    const submitted = await until(b, async () => (await client.listBatches()).find((x) => x.batchId === batchId), 400_000);
+    const submitted = await until(b, async () => (await client.listBatches()).find((x) => x.batchId === batchId), testDeadlineMs(400_000));
     assert.ok(submitted, `the batch was submitted\n${b.out()}`);
     assert.equal(submitted.ranked, 0);
     assert.match(submitted.source, /^run labeled, rankings stage; simulated panel labelers=4 seed=\d+ noise_std=[0-9.e-]+$/);
     // Ctrl-C while it waits: cancelled (resumable), rlhf run showing where the wait stood.
     b.child.kill("SIGINT");
-    assert.notEqual(await exitWithin(b, 120_000), null, b.out());
+    assert.notEqual(await exitWithin(b, testDeadlineMs(120_000)), null, b.out());
     assert.match(b.out(), /Rankings +■ cancelled at ranked 0\/16 after/, b.out());
 
     // 3. Resumed: the same batch (not a second one), ranked by the simulated labelers meanwhile.
@@ -59,11 +60,11 @@ test("rankings.source labeling: rlhf label simulate ranks through the service, r
     let simulated = 0;
     while (r.child.exitCode === null) {
       const s = start([RLHF, "label", "simulate", "--url", url, "--admin-token-file", join(tmp, "labeling", "admin-token"), "--labelers", "4"]);
-      assert.equal(await exitWithin(s, 120_000), 0, s.out());
+      assert.equal(await exitWithin(s, testDeadlineMs(120_000)), 0, s.out());
       simulated += Number(/ranked (\d+) comparisons/.exec(s.out())?.[1] ?? 0);
       await Promise.race([r.exited, sleep(1000)]);
     }
-    assert.equal(await exitWithin(r, 500_000), 0, r.out());
+    assert.equal(await exitWithin(r, testDeadlineMs(500_000)), 0, r.out());
     assert.match(r.out(), /Rankings +✓ done in .*\(16 ranked prompts\)/, r.out());
     const batches = (await client.listBatches()).filter((x) => x.batchId.startsWith("labeled"));
     assert.deepEqual(batches.map((x) => x.batchId), [batchId], "one batch: the resume found it again");
@@ -87,27 +88,27 @@ test("rankings.source labeling: rlhf label simulate ranks through the service, r
   } finally {
     client.close();
     serve.child.kill("SIGTERM");
-    await exitWithin(serve, 30_000);
+    await exitWithin(serve, testDeadlineMs(30_000));
   }
 });
 
-test("rlhf run starts the labeling service as a sixth child for a run with rankings.source labeling and prints how to rank there", { timeout: 900_000 }, async () => {
+test("rlhf run starts the labeling service as a sixth child for a run with rankings.source labeling and prints how to rank there", { timeout: testDeadlineMs(900_000) }, async () => {
   const tmp = mkdtempSync(join(tmpdir(), "e2e-labeling-session-"));
   const runsDir = join(tmp, "runs");
   writeFileSync(join(tmp, "run.json"), JSON.stringify({ ...MICRO, rankings: { ...MICRO.rankings, source: "labeling" } }));
   const run = start([RLHF, "run", join(tmp, "run.json"), "--runs-dir", runsDir, "--run-id", "sixth"], { LABELING_ADDR: "" });
-  const line = await until(run, async () => /simulated labelers: rlhf label simulate --url (\S+) --admin-token-file (\S+)/.exec(run.out()) ?? undefined, 300_000);
+  const line = await until(run, async () => /simulated labelers: rlhf label simulate --url (\S+) --admin-token-file (\S+)/.exec(run.out()) ?? undefined, testDeadlineMs(300_000));
   assert.ok(line, run.out());
   assert.match(run.out(), /labeling: web UI http:\/\/127\.0\.0\.1:\d+\/ \(admin token in .*labeling\/admin-token\); the rankings stage waits for labelers there/);
   while (run.child.exitCode === null) {
     const s = start([RLHF, "label", "simulate", "--url", line[1], "--admin-token-file", line[2]]);
-    const code = await exitWithin(s, 120_000);
+    const code = await exitWithin(s, testDeadlineMs(120_000));
     // The session stops its labeling service with the run: a last simulate may find it gone.
-    if (code !== 0) await exitWithin(run, 30_000);
+    if (code !== 0) await exitWithin(run, testDeadlineMs(30_000));
     assert.ok(code === 0 || run.child.exitCode !== null, s.out());
     await Promise.race([run.exited, sleep(1000)]);
   }
-  assert.equal(await exitWithin(run, 500_000), 0, run.out());
+  assert.equal(await exitWithin(run, testDeadlineMs(500_000)), 0, run.out());
   assert.match(run.out(), /Rankings +✓ done in .*\(16 ranked prompts\)/, run.out());
   const report = JSON.parse(readFileSync(join(runsDir, "sixth", "report.json"), "utf8")) as Report;
   assert.ok(report.reward_model.pairs.heldout > 0);

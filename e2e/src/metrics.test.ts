@@ -11,6 +11,7 @@ import { referenceModel } from "@rlhf/proto";
 import { createClient, waitForServing } from "@rlhf/grpc-kit";
 import { allPrometheusSeries, findSamples, parsePrometheusText, type PrometheusSample } from "@rlhf/telemetry";
 import { BACKEND, RLHF, TOKEN_FILE, freePort, start, exitWithin, type Proc } from "./helpers";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 /** `rlhf serve` with none of the runner's METRICS_* (spawn skips undefined values), on the tests' backend. */
 function startClean(args: string[], extra: Record<string, string> = {}): Proc {
@@ -34,8 +35,8 @@ test("a real service process serves /metrics: RPC latency by method and status, 
   const [port, metricsPort] = [await freePort(), await freePort()];
   const svc = startClean([RLHF, "serve", "reference-model", "--port", String(port), "--init", "tiny", "--metrics-port", String(metricsPort)]);
   const address = `127.0.0.1:${port}`;
-  await waitForServing(address, 60_000);
-  const client = createClient(referenceModel.ReferenceModelServiceClient, address, { deadlineMs: 60_000 });
+  await waitForServing(address, testDeadlineMs(60_000));
+  const client = createClient(referenceModel.ReferenceModelServiceClient, address, { deadlineMs: testDeadlineMs(60_000) });
   const info = await client.unary("getInfo", {});
   const V = info.config?.vocabSize as number;
   const batch = { tokens: [1, 2, 3, 4, 5, 6, 7], lengths: [4, 3], promptLengths: [] };
@@ -74,7 +75,7 @@ test("a real service process serves /metrics: RPC latency by method and status, 
   assert.equal(starting?.metrics, `${url} (scrapes need a token with the viewer role)`, "the start line says where the metrics are, and that they need a token");
   client.close();
   svc.child.kill("SIGTERM");
-  assert.equal(await exitWithin(svc, 20_000), 0, svc.out());
+  assert.equal(await exitWithin(svc, testDeadlineMs(20_000)), 0, svc.out());
   await assert.rejects(fetch(url), "the endpoint closes with the service");
 });
 
@@ -91,7 +92,7 @@ test("bad METRICS_PORT / METRICS_HOST stop the service with one line; a busy por
   cases.push([{ METRICS_PORT: String(heldPort) }, 1, new RegExp(`^reference-model: failed to start: METRICS_PORT ${heldPort} is already in use on 127\\.0\\.0\\.1 \\(set METRICS_PORT to a free port, or 0 to turn the Prometheus endpoint off\\)$`)]);
   for (const [env, code, re] of cases) {
     const p = startClean([RLHF, "serve", "reference-model", "--port", "0", "--init", "tiny"], env);
-    assert.equal(await exitWithin(p, 30_000), code, `${JSON.stringify(env)}: ${p.out()}`);
+    assert.equal(await exitWithin(p, testDeadlineMs(30_000)), code, `${JSON.stringify(env)}: ${p.out()}`);
     const plain = p.out().trim().split("\n").filter((l) => !l.startsWith("{"));
     assert.equal(plain.length, 1, `one plain line: ${p.out()}`);
     assert.match(plain[0], re);
@@ -106,12 +107,12 @@ test("bad METRICS_PORT / METRICS_HOST stop the service with one line; a busy por
   });
   const port = await freePort();
   const svc = startClean([RLHF, "serve", "reference-model", "--port", String(port), "--init", "tiny"]);
-  await waitForServing(`127.0.0.1:${port}`, 60_000);
+  await waitForServing(`127.0.0.1:${port}`, testDeadlineMs(60_000));
   const lines = logLines(svc);
   const warn = lines.find((l) => typeof l.msg === "string" && l.msg.startsWith("Prometheus endpoint not started"));
   assert.ok(warn && /METRICS_PORT 9464 is already in use/.test(String(warn.err)), svc.out());
   assert.equal(lines.find((l) => l.msg === "starting")?.metrics, "off (default port busy)");
   svc.child.kill("SIGTERM");
-  assert.equal(await exitWithin(svc, 20_000), 0, svc.out());
+  assert.equal(await exitWithin(svc, testDeadlineMs(20_000)), 0, svc.out());
   if (blocked) blocker.close();
 });

@@ -14,13 +14,14 @@ import { receiveTensorSet, modelConfigToProto, modelConfigFromProto } from "@rlh
 import { GPT2, ScalarHeadModel, Trainer, lmLoss, type GPT2Config } from "@rlhf/model";
 import { ppoPolicyLoss, ppoValueLoss } from "@rlhf/rl";
 import { BACKEND, RLHF, freePort, start, exitWithin, type Proc } from "./helpers";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 // Byte-level vocabulary (EOS 256, PAD 257) and a short context: fast on any backend.
 const CONFIG: GPT2Config = { vocabSize: 260, nPositions: 32, nEmbd: 16, nLayer: 2, nHead: 2, layerNormEpsilon: 1e-5 };
 const procs: Proc[] = [];
 after(async () => {
   for (const p of procs) p.child.kill("SIGTERM");
-  for (const p of procs) await exitWithin(p, 10_000);
+  for (const p of procs) await exitWithin(p, testDeadlineMs(10_000));
 });
 
 async function serve(name: string, env: Record<string, string>): Promise<string> {
@@ -32,7 +33,7 @@ async function serve(name: string, env: Record<string, string>): Promise<string>
 }
 
 /** Resolves once the server answers a health check, whatever its status. */
-async function answering(address: string, timeoutMs = 60_000): Promise<void> {
+async function answering(address: string, timeoutMs = testDeadlineMs(60_000)): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -51,18 +52,18 @@ const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   return m;
 };
 
-test("PpoUpdate with pretrain-mix's gradients equals a single-process step on the summed objective", { timeout: 180_000 }, async () => {
+test("PpoUpdate with pretrain-mix's gradients equals a single-process step on the summed objective", { timeout: testDeadlineMs(180_000) }, async () => {
   await initBackend({ backend: BACKEND as BackendName });
   const policyAddr = await serve("policy", {});
   const rmAddr = await serve("reward-model", { POLICY_ADDR: policyAddr });
   const mixAddr = await serve("pretrain-mix", { POLICY_ADDR: policyAddr, TOKENIZER: "byte" });
-  const policy = createClient(policyPb.PolicyServiceClient, policyAddr, { deadlineMs: 120_000 });
-  const rm = createClient(rewardModel.RewardModelServiceClient, rmAddr, { deadlineMs: 120_000 });
-  const mix = createClient(pretrainMix.PretrainMixServiceClient, mixAddr, { deadlineMs: 120_000 });
+  const policy = createClient(policyPb.PolicyServiceClient, policyAddr, { deadlineMs: testDeadlineMs(120_000) });
+  const rm = createClient(rewardModel.RewardModelServiceClient, rmAddr, { deadlineMs: testDeadlineMs(120_000) });
+  const mix = createClient(pretrainMix.PretrainMixServiceClient, mixAddr, { deadlineMs: testDeadlineMs(120_000) });
   try {
     // pretrain-mix is SERVING once its corpus is tokenised; the model services answer health
     // (NOT_SERVING until a model is loaded) as soon as they listen.
-    await Promise.all([answering(policyAddr), answering(rmAddr), waitForServing(mixAddr, 120_000)]);
+    await Promise.all([answering(policyAddr), answering(rmAddr), waitForServing(mixAddr, testDeadlineMs(120_000))]);
     await policy.unary("loadCheckpoint", { source: { $case: "randomInit", randomInit: { config: modelConfigToProto(CONFIG), seed: 21 } } });
 
     // Reward model from the policy's weights (trunk copied, zero head), then the critic from it.

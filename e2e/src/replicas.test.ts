@@ -10,26 +10,29 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ppoCoordinator, referenceModel, rewardModel, type common } from "@rlhf/proto";
-import { createClient, createLogger, waitForServing, checkHealth } from "@rlhf/grpc-kit";
-import { startPolicy, loadConfig as policyConfig } from "@rlhf/policy";
-import { startRewardModel, loadConfig as rmConfig } from "@rlhf/reward-model";
-import { startReferenceModel, loadConfig as refConfig } from "@rlhf/reference-model";
-import { startPretrainMix, loadConfig as mixConfig } from "@rlhf/pretrain-mix";
 import {
+  createClient,
+  createLogger,
+  waitForServing,
+  checkHealth,
   ReplicaSet,
-  startCoordinator,
-  loadConfig as coordConfig,
   REWARD_MODEL_ROUTES,
   REWARD_MODEL_IDEMPOTENT,
   REFERENCE_MODEL_ROUTES,
   REFERENCE_MODEL_IDEMPOTENT,
-} from "@rlhf/ppo-coordinator";
+} from "@rlhf/grpc-kit";
+import { startPolicy, loadConfig as policyConfig } from "@rlhf/policy";
+import { startRewardModel, loadConfig as rmConfig } from "@rlhf/reward-model";
+import { startReferenceModel, loadConfig as refConfig } from "@rlhf/reference-model";
+import { startPretrainMix, loadConfig as mixConfig } from "@rlhf/pretrain-mix";
+import { startCoordinator, loadConfig as coordConfig } from "@rlhf/ppo-coordinator";
 import { MICRO, RLHF, freePort, start, exitWithin, type Proc } from "./helpers";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const procs: Proc[] = [];
 after(async () => {
   for (const p of procs) p.child.kill("SIGTERM");
-  await Promise.all(procs.map((p) => exitWithin(p, 20_000)));
+  await Promise.all(procs.map((p) => exitWithin(p, testDeadlineMs(20_000))));
 });
 
 /** `rlhf serve <service> --init tiny --seed <seed>` on a free port, SERVING. */
@@ -38,7 +41,7 @@ async function serve(service: string, seed: number): Promise<string> {
   const p = start([RLHF, "serve", service, "--port", String(port), "--init", "tiny", "--seed", String(seed), "--metrics-port", "0"], { CHECKPOINT_ROOT: tmpdir() });
   procs.push(p);
   const address = `127.0.0.1:${port}`;
-  await waitForServing(address, 60_000).catch((e: Error) => assert.fail(`${service} did not start: ${e.message}\n${p.out()}`));
+  await waitForServing(address, testDeadlineMs(60_000)).catch((e: Error) => assert.fail(`${service} did not start: ${e.message}\n${p.out()}`));
   return address;
 }
 
@@ -51,13 +54,13 @@ function batch(): common.TokenBatch {
 
 const maxDiff = (a: number[], b: number[]) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
 
-test("reward-model x2 as processes: LoadCheckpoint reaches both, Score is shared and equals one replica's", { timeout: 180_000 }, async () => {
+test("reward-model x2 as processes: LoadCheckpoint reaches both, Score is shared and equals one replica's", { timeout: testDeadlineMs(180_000) }, async () => {
   const [a, b] = await Promise.all([serve("reward-model", 1), serve("reward-model", 2)]);
-  const direct = createClient(rewardModel.RewardModelServiceClient, a, { deadlineMs: 60_000 });
-  const other = createClient(rewardModel.RewardModelServiceClient, b, { deadlineMs: 60_000 });
+  const direct = createClient(rewardModel.RewardModelServiceClient, a, { deadlineMs: testDeadlineMs(60_000) });
+  const other = createClient(rewardModel.RewardModelServiceClient, b, { deadlineMs: testDeadlineMs(60_000) });
   const seqs = batch();
   // A few optimiser steps on the first replica, so its scalar head (zero when initialised) scores.
-  const train = direct.bidi("train", { deadlineMs: 120_000 });
+  const train = direct.bidi("train", { deadlineMs: testDeadlineMs(120_000) });
   train.write({
     part: {
       $case: "config",
@@ -78,7 +81,7 @@ test("reward-model x2 as processes: LoadCheckpoint reaches both, Score is shared
   const dir = join(mkdtempSync(join(tmpdir(), "replicas-")), "rm");
   await direct.unary("saveCheckpoint", { dir });
 
-  const rs = new ReplicaSet(rewardModel.RewardModelServiceClient, `${a},${b}`, { name: "reward-model", routes: REWARD_MODEL_ROUTES, idempotent: REWARD_MODEL_IDEMPOTENT, client: { deadlineMs: 60_000 } });
+  const rs = new ReplicaSet(rewardModel.RewardModelServiceClient, `${a},${b}`, { name: "reward-model", routes: REWARD_MODEL_ROUTES, idempotent: REWARD_MODEL_IDEMPOTENT, client: { deadlineMs: testDeadlineMs(60_000) } });
   const loaded = await rs.unary("loadCheckpoint", { source: { $case: "checkpointDir", checkpointDir: dir } });
   assert.equal(loaded.weights?.source, dir);
   assert.equal((await other.unary("getInfo", {})).weights?.source, dir, "the broadcast reached the second process");
@@ -99,15 +102,15 @@ test("reward-model x2 as processes: LoadCheckpoint reaches both, Score is shared
   other.close();
 });
 
-test("reference-model x2 as processes: LoadWeights reaches both, LogProbs is shared and equals one replica's", { timeout: 180_000 }, async () => {
+test("reference-model x2 as processes: LoadWeights reaches both, LogProbs is shared and equals one replica's", { timeout: testDeadlineMs(180_000) }, async () => {
   const [a, b] = await Promise.all([serve("reference-model", 3), serve("reference-model", 4)]);
   const ckpt = join(mkdtempSync(join(tmpdir(), "replicas-")), "sft");
   const init = start([RLHF, "init", "--size", "tiny", "--out", ckpt, "--seed", "9"]);
-  assert.equal(await exitWithin(init, 60_000), 0, init.out());
+  assert.equal(await exitWithin(init, testDeadlineMs(60_000)), 0, init.out());
 
-  const rs = new ReplicaSet(referenceModel.ReferenceModelServiceClient, `${a},${b}`, { name: "reference-model", routes: REFERENCE_MODEL_ROUTES, idempotent: REFERENCE_MODEL_IDEMPOTENT, client: { deadlineMs: 60_000 } });
+  const rs = new ReplicaSet(referenceModel.ReferenceModelServiceClient, `${a},${b}`, { name: "reference-model", routes: REFERENCE_MODEL_ROUTES, idempotent: REFERENCE_MODEL_IDEMPOTENT, client: { deadlineMs: testDeadlineMs(60_000) } });
   await rs.unary("loadWeights", { source: { $case: "checkpointDir", checkpointDir: ckpt } });
-  const direct = createClient(referenceModel.ReferenceModelServiceClient, b, { deadlineMs: 60_000 });
+  const direct = createClient(referenceModel.ReferenceModelServiceClient, b, { deadlineMs: testDeadlineMs(60_000) });
   const seqs = batch();
   const single = await direct.unary("logProbs", { batch: seqs, temperature: 0.7 });
   const merged = await rs.unary("logProbs", { batch: seqs, temperature: 0.7 });
@@ -124,7 +127,7 @@ test("reference-model x2 as processes: LoadWeights reaches both, LogProbs is sha
 });
 
 
-test("rlhf run --coordinator: a micro recipe on a running coordinator over two replicas of each scaled-out service", { timeout: 600_000 }, async () => {
+test("rlhf run --coordinator: a micro recipe on a running coordinator over two replicas of each scaled-out service", { timeout: testDeadlineMs(600_000) }, async () => {
   const log = createLogger({ service: "replicas-test", level: "silent" });
   const work = mkdtempSync(join(tmpdir(), "replicas-runs-"));
   const policy = await startPolicy(policyConfig({ GRPC_PORT: "0", TOKENIZER: "byte", METRICS_PORT: "0", CHECKPOINT_ROOT: tmpdir() }), log);
@@ -144,7 +147,7 @@ test("rlhf run --coordinator: a micro recipe on a running coordinator over two r
     const t0 = Date.now();
     // The CLI as a user runs it against a cluster's port-forwarded coordinator: it starts nothing.
     const cli = start([RLHF, "run", config, "--coordinator", addr, "--run-id", "replicas"], { METRICS_PORT: undefined });
-    const code = await exitWithin(cli, 300_000);
+    const code = await exitWithin(cli, testDeadlineMs(300_000));
     assert.equal(code, 0, cli.out());
     assert.match(cli.out(), new RegExp(`using the coordinator at ${addr.replace(/\./g, "\\.")}`));
     assert.match(cli.out(), /run replicas started: .*replicas-runs-.*\/runs\/replicas \(on the coordinator's volume\)/);
@@ -160,13 +163,13 @@ test("rlhf run --coordinator: a micro recipe on a running coordinator over two r
 
     // Resuming a finished run is refused by the coordinator (exit 2); flags for local services are refused with --coordinator.
     const again = start([RLHF, "resume", "replicas", "--coordinator", addr]);
-    assert.equal(await exitWithin(again, 60_000), 2, again.out());
+    assert.equal(await exitWithin(again, testDeadlineMs(60_000)), 2, again.out());
     assert.match(again.out(), /run replicas is SUCCEEDED: only a FAILED or CANCELLED run can be resumed/);
     const bad = start([RLHF, "demo", "--tiny", "--coordinator", addr, "--backend", "cpu"]);
-    assert.equal(await exitWithin(bad, 30_000), 2, bad.out());
+    assert.equal(await exitWithin(bad, testDeadlineMs(30_000)), 2, bad.out());
     assert.match(bad.out(), /--backend concerns the services this command starts; with --coordinator it starts none/);
     const badAddr = start([RLHF, "demo", "--coordinator", "http://x"]);
-    assert.equal(await exitWithin(badAddr, 30_000), 2, badAddr.out());
+    assert.equal(await exitWithin(badAddr, testDeadlineMs(30_000)), 2, badAddr.out());
     assert.match(badAddr.out(), /--coordinator must look like host:port \(e\.g\. 127\.0\.0\.1:50050\), got "http:\/\/x"/);
   } finally {
     await coord.stop(500);

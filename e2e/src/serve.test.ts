@@ -6,14 +6,15 @@ import * as grpc from "@grpc/grpc-js";
 import { referenceModel } from "@rlhf/proto";
 import { createClient, waitForServing, checkHealth } from "@rlhf/grpc-kit";
 import { RLHF, freePort, start, exitWithin } from "./helpers";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 test("serve, query, drain on SIGTERM, exit 0", async () => {
   const port = await freePort();
   // Default backend order (torch where built, else wasm): the pure-JS cpu backend needs minutes for the call below.
   const svc = start([RLHF, "serve", "reference-model", "--port", String(port), "--init", "small", "--seed", "3"]);
   const address = `127.0.0.1:${port}`;
-  await waitForServing(address, 60_000);
-  const client = createClient(referenceModel.ReferenceModelServiceClient, address, { deadlineMs: 60_000 });
+  await waitForServing(address, testDeadlineMs(60_000));
+  const client = createClient(referenceModel.ReferenceModelServiceClient, address, { deadlineMs: testDeadlineMs(60_000) });
   const info = await client.unary("getInfo", {});
   assert.equal(info.config?.vocabSize, 50257);
   assert.equal(info.weights?.source, "random:3");
@@ -30,7 +31,7 @@ test("serve, query, drain on SIGTERM, exit 0", async () => {
   const res = await inflight;
   assert.equal(res.logprobs.length, 8 * 199);
   assert.ok(res.logprobs.every((x) => Number.isFinite(x) && x < 0));
-  assert.equal(await exitWithin(svc, 20_000), 0, svc.out());
+  assert.equal(await exitWithin(svc, testDeadlineMs(20_000)), 0, svc.out());
   await assert.rejects(checkHealth(address, "", 500));
   client.close();
 
@@ -59,7 +60,7 @@ test("clear errors for unknown or unbuilt services, bad flags and bad environmen
   ];
   for (const [args, env, code, re] of cases) {
     const p = start([RLHF, ...args], env);
-    assert.equal(await exitWithin(p, 30_000), code, `${args.join(" ")}: ${p.out()}`);
+    assert.equal(await exitWithin(p, testDeadlineMs(30_000)), code, `${args.join(" ")}: ${p.out()}`);
     assert.match(p.out(), re, args.join(" "));
     // Besides JSON log lines, the failure is a plain line first (usage text may follow), no stack.
     const plain = p.out().trim().split("\n").filter((l) => !l.startsWith("{"));

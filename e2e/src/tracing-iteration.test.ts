@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { OTLP_KIND, startOtlpReceiver, spanRecordsOf, type SpanRecord } from "@rlhf/telemetry";
 import { BACKEND, RLHF, start, exitWithin } from "./helpers";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 type Span = SpanRecord;
 
@@ -32,7 +33,7 @@ const CONFIG = {
   checkpoint: { every_iterations: 1, keep_last: 1 },
 };
 
-test("two PPO iterations across the five service processes: one trace each, linked across processes", { timeout: 300_000 }, async () => {
+test("two PPO iterations across the five service processes: one trace each, linked across processes", { timeout: testDeadlineMs(300_000) }, async () => {
   const spans: Span[] = [];
   const receiver = await startOtlpReceiver({ onRequest: (req) => spans.push(...spanRecordsOf(req)) });
   const endpoint = receiver.url;
@@ -46,7 +47,7 @@ test("two PPO iterations across the five service processes: one trace each, link
     OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
     OTEL_BSP_SCHEDULE_DELAY: "200",
   });
-  assert.equal(await exitWithin(cli, 280_000), 0, cli.out());
+  assert.equal(await exitWithin(cli, testDeadlineMs(280_000)), 0, cli.out());
   console.log(`rlhf run (two PPO iterations, five processes, traced): ${((Date.now() - started) / 1000).toFixed(1)} s, ${spans.length} spans received`);
   await receiver.close();
 

@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage } from "node:http";
 import { join } from "node:path";
 import { waitForServing } from "@rlhf/grpc-kit";
 import { BACKEND, RLHF, ROOT, freePort, start, exitWithin } from "./helpers";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 interface OtlpSpan {
   traceId: string;
@@ -46,13 +47,13 @@ test("one trace spans a traced client and the reference-model service process", 
 
   const port = await freePort();
   const svc = start([RLHF, "serve", "reference-model", "--port", String(port), "--init", "tiny"], { ...otel, RLHF_BACKEND: BACKEND });
-  await waitForServing(`127.0.0.1:${port}`, 30_000);
+  await waitForServing(`127.0.0.1:${port}`, testDeadlineMs(30_000));
   const client = start([join(ROOT, "e2e", "dist", "fixtures", "traced-client.js"), `127.0.0.1:${port}`], otel);
-  assert.equal(await exitWithin(client, 30_000), 0, client.out());
+  assert.equal(await exitWithin(client, testDeadlineMs(30_000)), 0, client.out());
   const root = JSON.parse(client.out().trim().split("\n").pop()!) as { traceId: string; spanId: string; grpcLoadedTooEarly: boolean };
   assert.equal(root.grpcLoadedTooEarly, false);
   svc.child.kill("SIGTERM"); // flushes its spans on the way out
-  assert.equal(await exitWithin(svc, 20_000), 0, svc.out());
+  assert.equal(await exitWithin(svc, testDeadlineMs(20_000)), 0, svc.out());
   receiver.close();
 
   const inTrace = spans.filter((s) => s.traceId === root.traceId);

@@ -9,16 +9,17 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RLHF, ROOT, start, exitWithin } from "./helpers";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const EXAMPLES = join(ROOT, "examples", "user-data");
 const SERVICES = ["ppo-coordinator", "policy", "reward-model", "reference-model", "pretrain-mix"];
 
-test("rlhf run examples/user-data/run.yaml: every stage on the user's files; the report says what does not apply", { timeout: 300_000 }, async () => {
+test("rlhf run examples/user-data/run.yaml: every stage on the user's files; the report says what does not apply", { timeout: testDeadlineMs(300_000) }, async () => {
   const runs = mkdtempSync(join(tmpdir(), "user-data-"));
   const started = Date.now();
   // A relative config path, as a user types it: its data paths are relative to its folder.
   const p = start([RLHF, "run", "examples/user-data/run.yaml", "--runs-dir", runs, "--run-id", "mine"], {}, ROOT);
-  assert.equal(await exitWithin(p, 290_000), 0, p.out());
+  assert.equal(await exitWithin(p, testDeadlineMs(290_000)), 0, p.out());
   console.log(`rlhf run examples/user-data/run.yaml: ${((Date.now() - started) / 1000).toFixed(0)} s`);
   assert.match(p.out(), /run mine SUCCEEDED/);
   const dir = join(runs, "mine");
@@ -61,22 +62,22 @@ test("rlhf run examples/user-data/run.yaml: every stage on the user's files; the
   assert.match(readFileSync(join(dir, "report.html"), "utf8"), /does not apply: the data comes from files/);
 });
 
-test("rlhf run with a bad line in a data file: exit 2 naming file, line and field, before the model services start", { timeout: 120_000 }, async () => {
+test("rlhf run with a bad line in a data file: exit 2 naming file, line and field, before the model services start", { timeout: testDeadlineMs(120_000) }, async () => {
   const tmp = mkdtempSync(join(tmpdir(), "user-data-bad-"));
   writeFileSync(join(tmp, "sft.jsonl"), '{"prompt":"Question: hi?\\nAnswer:","completion":" hello"}\n{"prompt":"Question: and?\\nAnswer:","completion":""}\n');
   const yaml = readFileSync(join(EXAMPLES, "run.yaml"), "utf8").replace(/^( {4}\w+: )(\S+\.(jsonl|txt))/gm, (_, key: string, f: string) => `${key}${f === "sft.jsonl" ? join(tmp, f) : join(EXAMPLES, f)}`);
   assert.match(yaml, new RegExp(`sft: ${tmp}/sft\\.jsonl`));
   writeFileSync(join(tmp, "run.yaml"), yaml);
   const p = start([RLHF, "run", join(tmp, "run.yaml"), "--runs-dir", join(tmp, "runs")]);
-  assert.equal(await exitWithin(p, 110_000), 2, p.out());
+  assert.equal(await exitWithin(p, testDeadlineMs(110_000)), 2, p.out());
   assert.match(p.out(), new RegExp(`rlhf: .*run\\.yaml: data\\.files\\.sft: ${tmp}/sft\\.jsonl:2: completion: empty text`));
   assert.equal(existsSync(join(tmp, "runs", "policy.log")), false, "the model services were not started");
 });
 
-test("a SIGKILLed rlhf run leaves no service behind: each child sees its stdin close and stops", { timeout: 240_000 }, async () => {
+test("a SIGKILLed rlhf run leaves no service behind: each child sees its stdin close and stops", { timeout: testDeadlineMs(240_000) }, async () => {
   const runs = mkdtempSync(join(tmpdir(), "user-data-kill-"));
   const p = start([RLHF, "run", join(EXAMPLES, "run.yaml"), "--runs-dir", runs, "--run-id", "killed"]);
-  const deadline = Date.now() + 200_000;
+  const deadline = Date.now() + testDeadlineMs(200_000);
   while (!/run killed started/.test(p.out()) && Date.now() < deadline && p.child.exitCode === null) await new Promise((r) => setTimeout(r, 200));
   assert.match(p.out(), /run killed started/);
   // Each service's pid: the CLI's children (Linux /proc), told apart by their `serve <name>` argument.
@@ -107,7 +108,7 @@ test("a SIGKILLed rlhf run leaves no service behind: each child sees its stdin c
   assert.ok(pids.every(alive), "all five run");
   p.child.kill("SIGKILL");
   await p.exited;
-  const gone = Date.now() + 60_000;
+  const gone = Date.now() + testDeadlineMs(60_000);
   while (pids.some(alive) && Date.now() < gone) await new Promise((r) => setTimeout(r, 200));
   const left = SERVICES.filter((_, i) => alive(pids[i]));
   for (const pid of pids) if (alive(pid)) process.kill(pid, "SIGKILL");

@@ -17,6 +17,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type * as Data from "@rlhf/data";
 import type * as Model from "@rlhf/model";
 import { type ParsedArgs, UsageError, allowFlags, flagString } from "../args";
+import { epochPermutation } from "@rlhf/random";
 
 export const LEARNABILITY_USAGE = `rlhf data learnability [--families a,b,...] [--size WxLxH] [--tokenizer bpe|byte]
                        [--pretrain-steps N] [--sft-seconds S] [--flaw-share F] [--eval N] [--seed N] [--cache DIR]
@@ -153,7 +154,7 @@ export async function learnability(args: ParsedArgs, print: (line: string) => vo
     const c0 = cpuSeconds();
     let steps = 0;
     for (let epoch = 0; cpuSeconds() - c0 < s.sftSeconds; epoch++) {
-      const order = model.epochPermutation(examples.length, s.seed, epoch);
+      const order = epochPermutation(examples.length, s.seed, epoch);
       for (let i = 0; i + 16 <= order.length && cpuSeconds() - c0 < s.sftSeconds; i += 16) {
         const batch = model.makeLmBatch(order.slice(i, i + 16).map((j) => examples[j]));
         trainer.accumulate(() => model.lmLoss(m, batch.tokens, batch.lossMask));

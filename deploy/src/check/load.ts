@@ -136,14 +136,14 @@ export function parseBuildScript(text: string): BuiltImage[] {
   return out;
 }
 
-/** GRPC_PORT default of each service, from `envPort(env, "GRPC_PORT", N)` in services/<name>/src/config.ts. */
+/** GRPC_PORT default of each service, from `listenEnv(N)` (its config table) in services/<name>/src/config.ts. */
 export function serviceDefaultPorts(repoRoot: string): Map<string, number> {
   const out = new Map<string, number>();
   const dir = join(repoRoot, "services");
   for (const name of readdirSync(dir)) {
     const cfg = join(dir, name, "src", "config.ts");
     if (!existsSync(cfg)) continue;
-    const m = /envPort\(\s*env,\s*"GRPC_PORT",\s*(\d+)\s*\)/.exec(readFileSync(cfg, "utf8"));
+    const m = /listenEnv\(\s*(\d+)\s*\)/.exec(readFileSync(cfg, "utf8"));
     if (m) out.set(name, Number(m[1]));
   }
   return out;

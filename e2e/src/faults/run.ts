@@ -24,6 +24,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { freePort, checkHealth } from "@rlhf/grpc-kit";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 import { SERVICES, addressOf, pct, poll } from "../bench/health";
 
 const ROOT = resolve(__dirname, "..", "..", "..");
@@ -32,8 +33,8 @@ const MODEL_SERVICES = ["policy", "reward-model", "reference-model", "pretrain-m
 /** The run every case repeats: the tiny preset (8 PPO iterations per variant, checkpoints every 4). */
 const CONFIG = { preset: "tiny", checkpoint: { every_iterations: 2 } };
 const PPO_STEPS = 16;
-/** Only to catch a hang: a tiny run takes well under a minute on 2 cores. */
-const RUN_DEADLINE_MS = Number(process.env.RLHF_FAULTS_RUN_DEADLINE_MS ?? 900_000);
+/** Only to catch a hang (a tiny run takes about a minute on 2 cores), scaled like the tests' deadlines. */
+const RUN_DEADLINE_MS = testDeadlineMs(Number(process.env.RLHF_FAULTS_RUN_DEADLINE_MS ?? 900_000));
 
 interface Case {
   name: string;
@@ -218,14 +219,14 @@ async function main(): Promise<number> {
       const pid = servicePid(p.child.pid as number, service);
       check(pid, `no child serving ${service}`);
       process.kill(pid, "SIGKILL");
-      const code = await exitWithin(p, 120_000);
+      const code = await exitWithin(p, testDeadlineMs(120_000));
       check(code === 1, `rlhf run exited ${code} after the kill (expected 1):\n${p.out().slice(-1500)}`);
       check(p.out().includes(service) && /resume it with: /.test(p.out()), `the CLI names neither the dead service nor the resume command:\n${p.out().slice(-1500)}`);
       const killedAt = ppoStep(dir);
       let end: string;
       if (service === "ppo-coordinator") {
         // Nothing could record the run's end; `rlhf watch` must still end.
-        const w = spawnSync(process.execPath, [RLHF, "watch", dir], { encoding: "utf8", timeout: 120_000 });
+        const w = spawnSync(process.execPath, [RLHF, "watch", dir], { encoding: "utf8", timeout: testDeadlineMs(120_000) });
         check(w.status === 1 && /did not end: the coordinator running it .* it is resumable/.test(w.stdout), `rlhf watch of the folder: status ${w.status}:\n${w.stdout.slice(-800)}${w.stderr}`);
         end = "rlhf watch ends (coordinator gone)";
       } else {
@@ -275,7 +276,7 @@ async function main(): Promise<number> {
       const first = cli(["run", configPath, "--coordinator", addr("ppo-coordinator"), "--run-id", "first"], client);
       while (!/run first started/.test(first.out()) && first.child.exitCode === null) await sleep(100);
       const second = cli(["run", configPath, "--coordinator", addr("ppo-coordinator"), "--run-id", "second"], client);
-      const secondCode = await exitWithin(second, 120_000);
+      const secondCode = await exitWithin(second, testDeadlineMs(120_000));
       check(secondCode === 2 && /run first is RUN_STATE_(RUNNING|PENDING) on this coordinator/.test(second.out()), `the second run: exit ${secondCode}:\n${second.out().slice(-1500)}`);
       const firstCode = await exitWithin(first, RUN_DEADLINE_MS);
       check(firstCode === 0, `the first run exited ${firstCode}:\n${first.out().slice(-1500)}`);
@@ -284,7 +285,7 @@ async function main(): Promise<number> {
       return "second refused (exit 2, FAILED_PRECONDITION naming run first); the first SUCCEEDED with the baseline's figures";
     } finally {
       for (const p of procs) p.child.kill("SIGTERM");
-      await Promise.all(procs.map((p) => exitWithin(p, 30_000)));
+      await Promise.all(procs.map((p) => exitWithin(p, testDeadlineMs(30_000))));
     }
   });
 
@@ -297,7 +298,7 @@ async function main(): Promise<number> {
   ];
   for (const [pkg, names] of streamTests) {
     await timed(cases, `cancelled streams (${pkg}): weights unchanged`, async () => {
-      const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-force-exit", "src/service.test.ts"], { cwd: join(ROOT, pkg), encoding: "utf8", timeout: 900_000 });
+      const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-force-exit", "src/service.test.ts"], { cwd: join(ROOT, pkg), encoding: "utf8", timeout: testDeadlineMs(900_000) });
       const result = (ok: string) => [...r.stdout.matchAll(new RegExp(`^${ok} \\d+ - (.*)$`, "gm"))].map((m) => m[1]).filter((n) => names.test(n));
       const passed = result("ok");
       const failed = result("not ok");

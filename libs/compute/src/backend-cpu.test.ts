@@ -1,3 +1,4 @@
+// run-tests: own process (the compute backend is chosen once per process)
 // RLHF_BACKEND=cpu (read from process.env, the default): only the cpu backend is tried. Own file:
 // backend choice is global per process.
 import { test } from "node:test";

@@ -1,3 +1,4 @@
+// run-tests: own process (the compute backend is chosen once per process)
 // Bad or unavailable forced backends: one clear error, and tfjs-core stays usable for a retry.
 // Own file: backend choice is global per process.
 import { test } from "node:test";

@@ -1,3 +1,4 @@
+// run-tests: own process (the compute backend is chosen once per process)
 // A machine where the torch addon could not be built (no libtorch, no compiler): the default
 // selection falls back to wasm with one line that says why. RLHF_TORCH_ADDON pointing at a
 // missing file stands for the missing build. Own file: backend choice is global per process.

@@ -1,3 +1,4 @@
+// run-tests: own process (the compute backend is chosen once per process)
 // The torch backend forced, with two intra-op threads: the log line says what it runs with, and
 // kernels it does not run natively still work through the host fallback. Skipped where the addon
 // is not built. Own file: backend choice is global per process.

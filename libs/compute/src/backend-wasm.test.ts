@@ -1,3 +1,4 @@
+// run-tests: own process (the compute backend is chosen once per process)
 // Forced wasm, started from an unrelated working directory: the .wasm binaries are found from the
 // package's own folder, not from the cwd. Own file: backend choice is global per process.
 import { test } from "node:test";

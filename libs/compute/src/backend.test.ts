@@ -1,3 +1,4 @@
+// run-tests: own process (the compute backend is chosen once per process)
 // Default selection (no RLHF_BACKEND): the tfjs-node packages cannot load on our build machines,
 // so the order tensorflow-gpu > tensorflow > torch > wasm > cpu lands on torch where its addon is
 // built (pnpm build with libtorch-dev), else on wasm. Own file: backend choice is global per process.

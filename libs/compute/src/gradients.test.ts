@@ -1,3 +1,4 @@
+// run-tests: own process (the compute backend is chosen once per process)
 // Gradients of a small GPT-2 style decoder (forward, LM loss, logprob picking, PPO-style and
 // value losses) on wasm, compared with the cpu backend's stock kernels. Any kernel wasm lacks
 // throws "Kernel 'X' not registered for backend 'wasm'" here: that is how the fallback list in

@@ -1,3 +1,4 @@
+// run-tests: own process (the compute backend is chosen once per process)
 // The fallback kernels and gradients of kernels.ts, registered by hand (no initBackend), checked
 // against values worked out by hand and against the cpu backend's stock kernels.
 import { before, test } from "node:test";

@@ -87,4 +87,12 @@ export function check(cond: unknown, field: string, message: string): asserts co
   if (!cond) throw new InvalidArgumentError(field, message);
 }
 
+/**
+ * Process wiring from environment variables is wrong (missing or malformed): one clear line, and
+ * the process stops (`exitOnConfigError` of @rlhf/grpc-kit prints it and exits 2).
+ */
+export class ConfigError extends Error {}
+
 export * from "./paths";
+export * from "./net";
+export * from "./files";

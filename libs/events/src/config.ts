@@ -1,4 +1,4 @@
-import { ConfigError } from "@rlhf/grpc-kit";
+import { ConfigError } from "@rlhf/errors";
 
 const SERVER = /^(?:(nats|tls|ws|wss):\/\/)?(?:[^@/\s]+@)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?\/?$/;
 
@@ -29,4 +29,18 @@ export function natsServersFromEnv(env: Record<string, string | undefined> = pro
   const raw = env[name];
   if (raw === undefined || raw.trim() === "") return undefined;
   return parseNatsServers(raw, name);
+}
+
+/**
+ * NATS_URL as an entry of a service's config table (the shape of `EnvVar` of @rlhf/grpc-kit):
+ * `what` says which events the service publishes there.
+ */
+export function natsEnvVar(what: string) {
+  return {
+    name: "NATS_URL",
+    doc: `NATS server(s) with JetStream (\`nats://host:port\`, comma-separated for several) that get ${what} (see @rlhf/events)`,
+    defaultText: "– (no NATS)",
+    limitsText: "nats://host:port,...",
+    parse: (env: Record<string, string | undefined>) => natsServersFromEnv(env),
+  };
 }

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "@rlhf/grpc-kit";
+import { freePort } from "@rlhf/errors";
 
 /** A running (or stopped) nats-server. */
 export interface NatsServer {

@@ -26,6 +26,7 @@ import {
   ConfigError,
   type RunningServer,
 } from "./index";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const lines: string[] = [];
 const log = createLogger({
@@ -149,7 +150,7 @@ test("every method of every service's contract: UNAUTHENTICATED without a token,
     new Promise((resolve) => {
       const md = new grpc.Metadata();
       if (token) md.set("authorization", `Bearer ${token}`);
-      const opts = { deadline: Date.now() + 5000 };
+      const opts = { deadline: Date.now() + testDeadlineMs(5000) };
       const onStatus = (st: { code: number }) => resolve(grpc.status[st.code]);
       if (!m.requestStream && !m.responseStream) client.makeUnaryRequest(m.path, raw, raw, Buffer.alloc(0), md, opts, () => undefined).on("status", onStatus);
       else if (!m.requestStream) {
@@ -204,7 +205,7 @@ test("a token file is read again when it changes (rotation without a restart), o
   renameSync(join(dir, "service.new"), env.RLHF_SERVICE_TOKEN_FILE);
   // Files are checked at most once a second: poll until the change is seen (no timing assertion).
   let seen: string[] = [];
-  for (let i = 0; i < 50; i++) {
+  for (let i = 0; i < testDeadlineMs(10_000) / 200; i++) {
     seen = [...(await outcomes(rotated)).slice(0, 1), ...(await outcomes(TOKENS.service)).slice(0, 1)];
     if (seen[0] === "OK") break;
     await new Promise((r) => setTimeout(r, 200));

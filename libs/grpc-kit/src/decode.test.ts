@@ -7,6 +7,7 @@ import { Writable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
 import { ppoCoordinator, referenceModel } from "@rlhf/proto";
 import { createLogger, startServer, unary, clientStream, serverStream } from "./index";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "decode-test", destination: new Writable({ write: (_c, _e, cb) => cb() }), level: "debug" });
 const raw = (b: Buffer) => b;
@@ -54,7 +55,7 @@ test("undecodable requests are INVALID_ARGUMENT naming the method, on unary, ser
     ],
   });
   const c = new grpc.Client(srv.address, grpc.credentials.createInsecure());
-  const deadline = () => Date.now() + 5000;
+  const deadline = () => Date.now() + testDeadlineMs(5000);
   try {
     const u = await new Promise<grpc.ServiceError | null>((resolve) =>
       c.makeUnaryRequest("/rlhf.reference_model.v1.ReferenceModelService/LogProbs", raw, raw, TRUNCATED, new grpc.Metadata(), { deadline: deadline() }, (e) => resolve(e)),

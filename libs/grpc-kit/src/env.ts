@@ -1,10 +1,8 @@
-import { parseRootList, type PathRoots } from "@rlhf/errors";
+import { ConfigError, parseRootList, type PathRoots } from "@rlhf/errors";
 
-/**
- * Process wiring from environment variables, parsed once at start. A missing or malformed value
- * throws ConfigError with one clear line; `exitOnConfigError` prints it and exits 2.
- */
-export class ConfigError extends Error {}
+// Process wiring from environment variables, parsed once at start. A missing or malformed value
+// throws ConfigError with one clear line; `exitOnConfigError` prints it and exits 2.
+export { ConfigError, freePort } from "@rlhf/errors";
 
 type Env = Record<string, string | undefined>;
 
@@ -75,20 +73,6 @@ export interface MetricsEndpointConfig {
 
 /** Default METRICS_PORT of every service (Prometheus' registered exporter port). */
 export const DEFAULT_METRICS_PORT = 9464;
-
-/** METRICS_HOST and METRICS_PORT, parsed once; a malformed value throws one clear ConfigError line. */
-export function envMetrics(env: Env): MetricsEndpointConfig {
-  const metricsHost = envString(env, "METRICS_HOST", "127.0.0.1").trim();
-  // A host name or an IP address; no port, scheme or path (METRICS_PORT says the port).
-  if (!/^([A-Za-z0-9.-]+|\[?[0-9a-fA-F:.]+\]?)$/.test(metricsHost) || /^[A-Za-z0-9.-]+:\d+$/.test(metricsHost)) {
-    throw new ConfigError(`METRICS_HOST must be a host name or an IP address (the port goes in METRICS_PORT), got "${env.METRICS_HOST}"`);
-  }
-  return {
-    metricsHost: metricsHost.replace(/^\[(.*)\]$/, "$1"),
-    metricsPort: envPort(env, "METRICS_PORT", DEFAULT_METRICS_PORT),
-    metricsPortRequired: envOptional(env, "METRICS_PORT") !== undefined,
-  };
-}
 
 /** Prints a ConfigError as one line and exits 2; rethrows anything else. */
 export function exitOnConfigError(err: unknown, service: string): never {

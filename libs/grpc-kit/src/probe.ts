@@ -1,5 +1,4 @@
 import { join, dirname } from "node:path";
-import { createServer } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { service as healthService } from "grpc-health-check";
@@ -70,17 +69,5 @@ export function listServicesByReflection(address: string, deadlineMs = 5000, tok
       reject(e);
     });
     call.write({ listServices: "*" });
-  });
-}
-
-/** A free TCP port on 127.0.0.1 (closed again before returning, for a child process to bind). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
   });
 }

@@ -8,6 +8,7 @@ import { Writable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
 import { referenceModel, rewardModel } from "@rlhf/proto";
 import { createLogger, startServer, clientStream, bidiStream, createClient, SerialQueue } from "./index";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "streams-test", destination: new Writable({ write: (_c, _e, cb) => cb() }), level: "debug" });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -35,7 +36,7 @@ function watch(outcomes: Seen[]) {
 
 /** Waits for `cond`; the 60 s bound only catches a hang (never a slow machine). */
 async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 6000 && !cond(); i++) await sleep(10);
+  for (let i = 0; i < testDeadlineMs(60_000) / 10 && !cond(); i++) await sleep(10);
   assert.ok(cond(), `timed out waiting for ${what}`);
 }
 

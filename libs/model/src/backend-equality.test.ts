@@ -1,3 +1,4 @@
+// run-tests: own process (the compute backend is chosen once per process)
 // The torch backend computes what the wasm backend computes: with the same seed and weights,
 // logits, log-probabilities, hidden states, gradients and one AdamW step agree to 1e-5 relative
 // (float32; the norm of the difference over the norm of the wasm result), and sampling with the

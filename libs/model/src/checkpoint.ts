@@ -4,17 +4,17 @@
  * `transformer.` prefix, the `h.N.attn.bias` / `h.N.attn.masked_bias` buffers ignored, and an
  * `lm_head.weight` accepted only when equal to `wte.weight` (the head is tied).
  */
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { DomainError, InvalidArgumentError, NotFoundError, confinePath, type PathRoots } from "@rlhf/errors";
+import { DomainError, InvalidArgumentError, writeJsonAtomic } from "@rlhf/errors";
 import type { HostTensor, NamedHostTensors } from "@rlhf/compute";
-import { type GPT2Config, fromHfConfig, toHfConfig } from "./config";
+import { type GPT2Config, toHfConfig } from "./config";
 import { GPT2 } from "./gpt2";
 import { readSafetensorsFile, writeSafetensorsFile } from "./safetensors";
 
-/** File names inside a checkpoint folder. */
-export const CONFIG_FILE = "config.json";
-export const WEIGHTS_FILE = "model.safetensors";
+import { CONFIG_FILE, WEIGHTS_FILE, loadCheckpointConfig } from "./checkpoint-config";
+
+export { CONFIG_FILE, WEIGHTS_FILE, loadCheckpointConfig } from "./checkpoint-config";
 
 /** What `loadCheckpointTensors` returns. */
 export interface CheckpointTensors {
@@ -73,37 +73,6 @@ function sameBits(a: HostTensor, b: HostTensor): boolean {
   return Buffer.compare(x, y) === 0;
 }
 
-async function checkFolder(dir: string): Promise<void> {
-  try {
-    const s = await stat(dir);
-    if (!s.isDirectory()) throw new InvalidArgumentError(dir, "is not a folder");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new NotFoundError(dir, "no such checkpoint folder");
-    throw e;
-  }
-}
-
-/** Reads and validates `config.json` of a checkpoint folder. */
-export async function loadCheckpointConfig(dir: string): Promise<{ config: GPT2Config; hfConfig: Record<string, unknown> }> {
-  await checkFolder(dir);
-  const path = join(dir, CONFIG_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new NotFoundError(path, "no such file");
-    throw e;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new InvalidArgumentError(path, `not valid JSON: ${(e as Error).message}`);
-  }
-  const config = fromHfConfig(json, path);
-  return { config, hfConfig: json as Record<string, unknown> };
-}
-
 /**
  * Reads a checkpoint folder into host tensors under plain GPT-2 names (see `normalizeGpt2Tensors`);
  * shapes are checked later by `GPT2.fromHostTensors`. Missing folder or file: NotFoundError
@@ -144,20 +113,7 @@ export async function saveCheckpoint(model: GPT2, dir: string, extraConfig: Reco
   const tensors = model.toHostTensors({ copy: false }); // only read while writing
   await mkdir(dir, { recursive: true });
   await writeSafetensorsFile(join(dir, WEIGHTS_FILE), tensors, { format: "pt" });
-  const configPath = join(dir, CONFIG_FILE);
-  const tmp = `${configPath}.tmp-${process.pid}-${Date.now()}`;
-  await writeFile(tmp, JSON.stringify({ ...hf, ...extraConfig }, null, 2) + "\n");
-  await rename(tmp, configPath);
-}
-
-/**
- * `dir` made absolute and real (symlinks resolved; see `confinePath` of @rlhf/errors). With
- * `roots` set (a request's folder), a folder outside them is a PermissionDeniedError naming
- * `field`; NUL bytes and empty paths are InvalidArgumentErrors. Without `roots` (a folder an
- * operator set, e.g. CHECKPOINT_DIR) only the string is checked.
- */
-export function resolveCheckpointDir(dir: string, field: string, roots?: PathRoots): string {
-  return confinePath(dir, field, roots);
+  await writeJsonAtomic(join(dir, CONFIG_FILE), { ...hf, ...extraConfig });
 }
 
 /**

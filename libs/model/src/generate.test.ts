@@ -5,7 +5,7 @@ import { initBackend } from "@rlhf/compute";
 import { InvalidArgumentError } from "@rlhf/errors";
 import type { GPT2Config } from "./config";
 import { type GeneratedSequence, generate, sampleToken } from "./generate";
-import { Rng } from "./random";
+import { Xoshiro128ss } from "@rlhf/random";
 import { sharpRandomModel } from "./testing/sharp-model";
 
 before(async () => {
@@ -118,7 +118,7 @@ test("sampleToken: log-prob is the tempered full distribution's; top-k / top-p r
   const T = 0.5;
   const z = [...logits].map((x) => x / T);
   const lse = Math.log(z.reduce((s, x) => s + Math.exp(x), 0));
-  const rng = new Rng(1);
+  const rng = new Xoshiro128ss(1);
   const counts = new Map<number, number>();
   for (let i = 0; i < 400; i++) {
     const { id, logProb } = sampleToken(logits, 0, 5, { temperature: T, topK: 2, topP: 1 }, rng);

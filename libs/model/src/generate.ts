@@ -10,7 +10,7 @@
  * over each unfinished sequence so far (no padding, no mask, no cache; rows of equal length are
  * batched together) and reads the last position's logits.
  *
- * Sampling happens on the host in float64 with the seeded {@link Rng} (one stream per batch row),
+ * Sampling happens on the host in float64 with the seeded {@link Xoshiro128ss} (one stream per batch row),
  * not `tf.multinomial`, so it is reproducible on every backend.
  *
  * Log-probabilities: each returned value is log p(token | sequence so far) under
@@ -24,7 +24,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { InvalidArgumentError, check } from "@rlhf/errors";
 import type { GPT2, LayerKV } from "./gpt2";
-import { Rng } from "./random";
+import { Xoshiro128ss } from "@rlhf/random";
 
 /** Options of {@link generate}. */
 export interface GenerateOptions {
@@ -110,7 +110,7 @@ export function sampleToken(
   row: number,
   V: number,
   opts: { temperature: number; topK: number; topP: number },
-  rng: Rng,
+  rng: Xoshiro128ss,
 ): { id: number; logProb: number } {
   const off = row * V;
   const z = new Float64Array(V);
@@ -174,7 +174,7 @@ export function generate(model: GPT2, prompts: readonly ArrayLike<number>[], opt
   const r = resolve(model, prompts, options);
   const offset = options.rowOffset ?? 0;
   check(Number.isSafeInteger(offset) && offset >= 0, "rowOffset", `must be an integer >= 0, got ${offset}`);
-  const rngs = prompts.map((_, b) => new Rng(r.seed, `sample/${b + offset}`));
+  const rngs = prompts.map((_, b) => new Xoshiro128ss(r.seed, `sample/${b + offset}`));
   const seqs = prompts.map((p) => Array.from(p));
   const out = prompts.map(() => ({ tokens: [] as number[], logProbs: [] as number[], done: false, eos: false }));
   const next = r.useCache ? cachedStepper(model, seqs) : uncachedStepper(model, seqs);

@@ -11,7 +11,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { FailedPreconditionError, InvalidArgumentError, check } from "@rlhf/errors";
 import { type HostTensor, type NamedHostTensors, causalSelfAttention as fusedAttention, gelu, layerNorm, sizeOf, targetLogProbs } from "@rlhf/compute";
 import { type GPT2Config, validateConfig } from "./config";
-import { Rng } from "./random";
+import { Xoshiro128ss } from "@rlhf/random";
 
 /** Weights in GPT-2 layout, by name. */
 type Params = ReadonlyMap<string, tf.Tensor>;
@@ -79,7 +79,7 @@ export function gpt2InitTensors(config: GPT2Config, seed: number): NamedHostTens
     else if (name.endsWith(".bias")) data.fill(0);
     else {
       const isResidual = name.endsWith(".attn.c_proj.weight") || name.endsWith(".mlp.c_proj.weight");
-      new Rng(seed, name).fillNormal(data, isResidual ? residualStd : std);
+      new Xoshiro128ss(seed, name).fillNormal(data, isResidual ? residualStd : std);
     }
     out.set(name, { dtype: "float32", shape, data });
   }

@@ -8,16 +8,16 @@
  * as in OpenAI's lm-human-preferences reward head, bias 0) or from another scalar model (the
  * critic from the reward model: body and head copied).
  */
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
-import { FailedPreconditionError, InvalidArgumentError, check } from "@rlhf/errors";
+import { FailedPreconditionError, InvalidArgumentError, check, writeJsonAtomic } from "@rlhf/errors";
 import type { HostTensor, NamedHostTensors } from "@rlhf/compute";
 import { type GPT2Config, toHfConfig } from "./config";
 import { GPT2 } from "./gpt2";
 import { CONFIG_FILE, WEIGHTS_FILE, loadCheckpointTensors } from "./checkpoint";
 import { writeSafetensorsFile } from "./safetensors";
-import { Rng } from "./random";
+import { Xoshiro128ss } from "@rlhf/random";
 
 /** Names of the scalar head's tensors. */
 export const SCORE_WEIGHT = "score.weight";
@@ -26,7 +26,7 @@ export const SCORE_BIAS = "score.bias";
 /** A fresh scalar head for width C: weight normal(0, 1/sqrt(C+1)) from (seed, "score.weight"), bias 0. */
 export function scalarHeadInitTensors(nEmbd: number, seed: number): NamedHostTensors {
   const w = new Float32Array(nEmbd);
-  new Rng(seed, SCORE_WEIGHT).fillNormal(w, 1 / Math.sqrt(nEmbd + 1));
+  new Xoshiro128ss(seed, SCORE_WEIGHT).fillNormal(w, 1 / Math.sqrt(nEmbd + 1));
   return new Map<string, HostTensor>([
     [SCORE_WEIGHT, { dtype: "float32", shape: [nEmbd, 1], data: w }],
     [SCORE_BIAS, { dtype: "float32", shape: [1], data: new Float32Array(1) }],
@@ -139,10 +139,7 @@ export class ScalarHeadModel {
     const hf = { ...toHfConfig(this.config), architectures: ["GPT2ForSequenceClassification"], num_labels: 1, ...extraConfig };
     await mkdir(dir, { recursive: true });
     await writeSafetensorsFile(join(dir, WEIGHTS_FILE), this.toHostTensors(), { format: "pt" });
-    const path = join(dir, CONFIG_FILE);
-    const tmp = `${path}.tmp-${process.pid}`;
-    await writeFile(tmp, JSON.stringify(hf, null, 2) + "\n");
-    await rename(tmp, path);
+    await writeJsonAtomic(join(dir, CONFIG_FILE), hf);
   }
 
   /** Frees every tensor. Idempotent. */

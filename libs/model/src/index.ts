@@ -1,5 +1,4 @@
 export * from "./config";
-export * from "./random";
 export * from "./gpt2";
 export * from "./safetensors";
 export * from "./checkpoint";
@@ -8,3 +7,4 @@ export * from "./generate";
 export * from "./train";
 export * from "./heads";
 export * from "./bpe";
+export * from "./rows";

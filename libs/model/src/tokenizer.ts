@@ -19,7 +19,7 @@
  * wherever it goes); a folder without the key (a real GPT-2 download) is read as `gpt2`.
  */
 import { InvalidArgumentError } from "@rlhf/errors";
-import { loadCheckpointConfig } from "./checkpoint";
+import { loadCheckpointConfig } from "./checkpoint-config";
 import { BPE_EOS, BPE_PAD, BpeCodec, type BpeMerge, validateMerges } from "./bpe";
 import BROWN_BPE_MERGES from "./vocab/brown-bpe-2048.json";
 

@@ -1,3 +1,4 @@
+// run-tests: own process (the compute backend is chosen once per process)
 // The paths the recipe runs on a model — a training step (forward, gradients, clipping, AdamW),
 // generation with and without the key/value cache, evaluation (packed log-probabilities), the
 // scalar heads (values, scores and their gradients) and a pairwise reward-model loss — dispatch

@@ -7,10 +7,10 @@
  * a deterministic function of weights, optimiser state and batch: on the CPU backend a run that
  * is saved and restored continues bit-identically, and the trainer needs no RNG state.
  */
-import { readFile, rename, writeFile, mkdir } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, check } from "@rlhf/errors";
+import { FailedPreconditionError, InvalidArgumentError, check, readJsonFile, writeJsonAtomic } from "@rlhf/errors";
 import { FUSED_KERNELS, backendHasKernel, sumOfSquares, type NamedHostTensors } from "@rlhf/compute";
 import type { GPT2 } from "./gpt2";
 import { readSafetensorsFile, writeSafetensorsFile } from "./safetensors";
@@ -407,22 +407,13 @@ export class Trainer {
     await writeSafetensorsFile(join(dir, OPTIMIZER_FILE), tensors, { format: "pt" });
     const o = this.optimizer;
     const json = { step, schedule: this.schedule, maxGradNorm: this.maxGradNorm, optimizer: { beta1: o.beta1, beta2: o.beta2, epsilon: o.epsilon, weightDecay: o.weightDecay } };
-    const path = join(dir, TRAINER_STATE_FILE);
-    const tmp = `${path}.tmp-${process.pid}`;
-    await writeFile(tmp, JSON.stringify(json, null, 2) + "\n");
-    await rename(tmp, path);
+    await writeJsonAtomic(join(dir, TRAINER_STATE_FILE), json);
   }
 
   /** Restores what {@link save} wrote; the hyperparameters saved must equal this trainer's. */
   async load(dir: string): Promise<void> {
     const path = join(dir, TRAINER_STATE_FILE);
-    let json: { step: number; schedule: LrSchedule; maxGradNorm: number; optimizer: Record<string, number> };
-    try {
-      json = JSON.parse(await readFile(path, "utf8"));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new NotFoundError(path, "no such file");
-      throw new InvalidArgumentError(path, `not valid JSON: ${(e as Error).message}`);
-    }
+    const json = await readJsonFile<{ step: number; schedule: LrSchedule; maxGradNorm: number; optimizer: Record<string, number> }>(path);
     const o = this.optimizer;
     const mine = { schedule: this.schedule, maxGradNorm: this.maxGradNorm, optimizer: { beta1: o.beta1, beta2: o.beta2, epsilon: o.epsilon, weightDecay: o.weightDecay } };
     const theirs = { schedule: json.schedule, maxGradNorm: json.maxGradNorm, optimizer: json.optimizer };
@@ -454,22 +445,19 @@ export class Trainer {
 }
 
 /**
- * A seeded Fisher-Yates permutation of 0..n-1 from (seed, epoch): the order of an epoch's
- * examples. xorshift32 on the host, so it is the same on every backend.
+ * Validated settings of one training call over examples (the policy's Sft, the reward model's
+ * Train): `epochs` passes in a seeded order (`epochPermutation(n, seed, epoch)`), batches of
+ * `batchSize`, AdamW with gradient clipping at `maxGradNorm` (0: none) and a learning-rate
+ * schedule, and a progress report every `progressEverySteps` steps.
  */
-export function epochPermutation(n: number, seed: number, epoch: number): number[] {
-  const idx = Array.from({ length: n }, (_, i) => i);
-  let x = (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b) ^ Math.floor(seed / 2 ** 32)) >>> 0 || 1;
-  for (let i = n - 1; i > 0; i--) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    const j = x % (i + 1);
-    [idx[i], idx[j]] = [idx[j], idx[i]];
-  }
-  return idx;
+export interface TrainingSettings {
+  epochs: number;
+  batchSize: number;
+  optimizer: AdamWOptions;
+  maxGradNorm: number;
+  schedule: LrSchedule;
+  seed: number;
+  progressEverySteps: number;
 }
 
 /**

@@ -1,3 +1,4 @@
+// run-tests: own process (OpenTelemetry's providers and diag logger are global)
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
@@ -6,6 +7,7 @@ import { BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanEx
 import type { ExportResult } from "@opentelemetry/core";
 import { createLogger } from "@rlhf/grpc-kit";
 import { createDiagLogger, diagCounts, installDiagLogger } from "./diag";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 interface Line {
   level: number;
@@ -76,7 +78,7 @@ test("a span export that never answers logs one warning with an ISO time, no err
   const silent: SpanExporter = { export: (_spans: ReadableSpan[], _done: (r: ExportResult) => void) => undefined, shutdown: async () => undefined };
   const provider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(silent, { exportTimeoutMillis: 50, scheduledDelayMillis: 10 })] });
   provider.getTracer("t").startSpan("s").end();
-  const deadline = Date.now() + 60_000; // only a bound on a hang, not a timing assertion
+  const deadline = Date.now() + testDeadlineMs(60_000); // only a bound on a hang, not a timing assertion
   while (lines.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   await provider.shutdown().catch(() => undefined);
   assert.ok(lines.length >= 1, "a line was logged");

@@ -1,3 +1,4 @@
+// run-tests: own process (OpenTelemetry's providers and diag logger are global)
 // Proves the module output keeps gRPC auto-instrumentation working: with telemetry started
 // before @grpc/grpc-js is required (as every service's main.ts does), a client call and the
 // server span it causes share a trace, and the server span's parent is the client span.

@@ -1,3 +1,4 @@
+// run-tests: own process (OpenTelemetry's providers and diag logger are global)
 // OTLP metric push: with the standard OTEL_* variables set (as a collector deployment sets them),
 // startTelemetry pushes the instruments to an OTLP/HTTP receiver on loopback; without an
 // endpoint, or with OTEL_METRICS_EXPORTER=none, nothing is pushed. Own file: it sets process.env.
@@ -6,6 +7,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { createMetricsPipeline, countTokens } from "./metrics";
 import { startTelemetry } from "./index";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 test("which readers the OTEL_* variables ask for; bad values are one clear line", () => {
   assert.equal(createMetricsPipeline({}).pushing, "none", "no endpoint, no push (not the SDK's localhost:4318 default)");
@@ -35,7 +37,7 @@ test("with an endpoint, metrics are pushed over OTLP/HTTP", async () => {
   const telemetry = startTelemetry({ serviceName: "otlp-metrics-test" });
   assert.equal(telemetry.metricsPushing, `otlp http/json -> ${url}`);
   countTokens("ptx", 3);
-  const end = Date.now() + 20_000;
+  const end = Date.now() + testDeadlineMs(20_000);
   type OtlpMetric = { name: string; sum?: { dataPoints: { asInt?: number | string; asDouble?: number }[] } };
   type OtlpRequest = { resourceMetrics: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeMetrics: { metrics: OtlpMetric[] }[] }[] };
   const look = (): { metric: OtlpMetric; service?: string } | undefined => {

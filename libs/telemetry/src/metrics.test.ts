@@ -1,3 +1,4 @@
+// run-tests: own process (OpenTelemetry's providers and diag logger are global)
 // Metrics through the real pipeline: startTelemetry, a grpc-kit server on a real socket called by
 // the generated clients, and the Prometheus endpoint scraped over HTTP. Also: the registry's
 // Prometheus names against what the 0.223 exporter really writes for every instrument, and the

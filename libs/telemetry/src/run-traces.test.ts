@@ -1,3 +1,4 @@
+// run-tests: own process (OpenTelemetry's providers and diag logger are global)
 // Run traces without an OTLP endpoint: root and phase spans, the run id carried as baggage over a
 // real gRPC call onto the server span, the coordinator's traces.jsonl in the run folder, the
 // loopback OTLP/HTTP receiver that the CLI points its children at, and the iteration timeline.

@@ -124,17 +124,18 @@ test("firstNonFiniteHalf finds infinities and NaNs only", () => {
   assert.equal(firstNonFiniteHalf(new Uint16Array([0x7e00])), 0);
 });
 
-test("fast enough for 100M elements (measured on 4M: well under 100 ns per element each way)", () => {
+// Speed is measured by `pnpm bench:fp16` (e2e/src/bench/fp16-throughput.ts), which prints ns per
+// element and the ratio to a plain copy; a test asserts no duration.
+test("a 4M-element array converts both ways, each element as the scalar conversion does", () => {
   const n = 4_000_000;
   const src = new Float32Array(n);
   for (let i = 0; i < n; i++) src[i] = (i % 1000) * 0.37 - 150;
-  const t0 = performance.now();
   const h = float32ToFloat16(src);
-  const t1 = performance.now();
   const back = float16ToFloat32(h);
-  const t2 = performance.now();
-  assert.equal(back[1], fromFloat16Bits(toFloat16Bits(src[1])));
-  // Generous bound (CI machines vary); typical is ~2-5 ns per element.
-  assert.ok((t1 - t0) / n < 100e-6, `encode ${((t1 - t0) / n) * 1e6} ns/element`);
-  assert.ok((t2 - t1) / n < 100e-6, `decode ${((t2 - t1) / n) * 1e6} ns/element`);
+  assert.equal(h.length, n);
+  assert.equal(back.length, n);
+  for (const i of [0, 1, 999, 1000, 123_457, n - 1]) {
+    assert.equal(h[i], toFloat16Bits(src[i]), `encode [${i}]`);
+    assert.equal(back[i], fromFloat16Bits(h[i]), `decode [${i}]`);
+  }
 });

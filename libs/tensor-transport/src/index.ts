@@ -7,4 +7,3 @@ export * from "./fp16";
 export * from "./convert";
 export * from "./stream";
 export * from "./requests";
-export * from "./policy-weights";

@@ -109,3 +109,10 @@ export function modelConfigFromProto(c: common.ModelConfig | undefined, field = 
 export function modelConfigToProto(c: GPT2Config): common.ModelConfig {
   return { vocabSize: c.vocabSize, nPositions: c.nPositions, nEmbd: c.nEmbd, nLayer: c.nLayer, nHead: c.nHead, layerNormEpsilon: c.layerNormEpsilon };
 }
+
+/** The wire dtype a StreamWeights request asks for: DTYPE_FLOAT32 or DTYPE_FLOAT16, else INVALID_ARGUMENT. */
+export function wireFloatFromProto(dtype: common.Dtype, field = "dtype"): "float32" | "float16" {
+  if (dtype === common.Dtype.DTYPE_FLOAT32) return "float32";
+  if (dtype === common.Dtype.DTYPE_FLOAT16) return "float16";
+  throw new InvalidArgumentError(field, `must be DTYPE_FLOAT32 or DTYPE_FLOAT16, got ${common.Dtype[dtype] ?? dtype}`);
+}

@@ -6,6 +6,7 @@ import { DomainError } from "@rlhf/errors";
 import type { NamedHostTensors } from "@rlhf/compute";
 import { createLogger, startServer, serverStream, clientStream, createClient } from "@rlhf/grpc-kit";
 import { encodeTensorSet, TensorSetReceiver, receiveTensorSet, sendTensorSet, uploadTensorSet, type TensorSetMeta } from "./stream";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const WEIGHTS: TensorSetMeta = { kind: common.TensorSetKind.TENSOR_SET_KIND_WEIGHTS, weights: { modelId: "policy", version: 3, source: "" } };
 
@@ -140,7 +141,7 @@ test("server streaming over real gRPC respects back-pressure from a slow consume
       },
     ],
   });
-  const client = createClient(policy.PolicyServiceClient, srv.address, { deadlineMs: 60_000 });
+  const client = createClient(policy.PolicyServiceClient, srv.address, { deadlineMs: testDeadlineMs(60_000) });
   const stream = client.serverStream("streamWeights", { model: policy.ModelKind.MODEL_KIND_POLICY, dtype: common.Dtype.DTYPE_FLOAT32 });
   let n = 0;
   const slow = (async function* () {
@@ -177,7 +178,7 @@ test("client streaming over real gRPC: a verified upload arrives whole, a corrup
       },
     ],
   });
-  const client = createClient(referenceModel.ReferenceModelServiceClient, srv.address, { deadlineMs: 30_000 });
+  const client = createClient(referenceModel.ReferenceModelServiceClient, srv.address, { deadlineMs: testDeadlineMs(30_000) });
   const res = await uploadTensorSet(client.clientStream("uploadWeights"), (chunk) => ({ chunk }), sampleSet(), WEIGHTS, { chunkBytes: 4096 });
   assert.equal(res.bytesReceived, 12024);
   assert.equal(applied?.size, 4);

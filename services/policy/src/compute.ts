@@ -6,7 +6,7 @@
  * chosen in). Batches run in micro-batches of at most `microBatchTokens` padded tokens.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { microBatches, type GPT2, type ScalarHeadModel, type Trainer } from "@rlhf/model";
+import { microBatches, splitRows, type GPT2, type ScalarHeadModel, type Trainer } from "@rlhf/model";
 import { targetLogProbs, type NamedHostTensors } from "@rlhf/compute";
 import { entropyFromLogits, ppoPolicyLoss, ppoValueLoss } from "@rlhf/rl";
 
@@ -19,13 +19,7 @@ export interface Seqs {
 
 /** Sequences as arrays, for padding. */
 function rowsOf(s: Seqs): Int32Array[] {
-  const out: Int32Array[] = [];
-  let o = 0;
-  for (const L of s.lengths) {
-    out.push(s.tokens.subarray(o, o + L));
-    o += L;
-  }
-  return out;
+  return splitRows(s.tokens, s.lengths);
 }
 
 /** Response tokens per sequence. */

@@ -10,6 +10,7 @@ import { modelConfigToProto } from "@rlhf/tensor-transport";
 import { startNatsServer, openRunFeed, type NatsServer, type WeightsEvent } from "@rlhf/events";
 import { startPolicy, type PolicyApp } from "./app";
 import { loadConfig } from "./config";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "policy-events-test", level: "silent" });
 const TINY = { vocabSize: 260, nPositions: 24, nEmbd: 16, nLayer: 2, nHead: 2, layerNormEpsilon: 1e-5 };
@@ -21,7 +22,7 @@ before(async () => {
   process.env.RLHF_BACKEND = "cpu";
   nats = await startNatsServer();
   app = await startPolicy(loadConfig({ GRPC_PORT: "0", NATS_URL: nats.url }), log);
-  client = createClient(policyPb.PolicyServiceClient, app.server.address, { deadlineMs: 60_000 });
+  client = createClient(policyPb.PolicyServiceClient, app.server.address, { deadlineMs: testDeadlineMs(60_000) });
 });
 after(async () => {
   client.close();
@@ -41,7 +42,7 @@ test("LoadCheckpoint and Sft publish the weights version, under the run they nam
   s.write({ part: { $case: "examples", examples: { tokens: [...tokens, ...tokens, ...tokens], lengths: [7, 7, 7], promptLengths: [2, 3, 4] } } });
   s.end();
   for await (const _ of s as AsyncIterable<policyPb.SftResponse>) void _;
-  assert.equal(await app.events?.flush(10_000), true);
+  assert.equal(await app.events?.flush(testDeadlineMs(10_000)), true);
 
   const feed = await openRunFeed({ servers: [nats.url], runId: "run-7" });
   const got: WeightsEvent[] = [];

@@ -8,14 +8,5 @@ runServiceMain({
   service: "policy",
   telemetry,
   loadConfig,
-  start: async (cfg, log) => {
-    const app = await startPolicy(cfg, log);
-    return {
-      server: app.server,
-      dispose: async () => {
-        app.state.dispose();
-        await app.events?.close();
-      },
-    };
-  },
+  start: startPolicy,
 });

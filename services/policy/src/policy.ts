@@ -5,7 +5,7 @@
  * failed load changes nothing. Every optimiser step bumps the version of the model it changed.
  */
 import { join } from "node:path";
-import { readFile, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import * as tf from "@tensorflow/tfjs-core";
 import {
   GPT2,
@@ -17,7 +17,6 @@ import {
   loadCheckpointTensors,
   loadCheckpointConfig,
   saveCheckpoint,
-  resolveCheckpointDir,
   writeCheckpointFolder,
   tokenizerConfig,
   tokenizerFromConfig,
@@ -28,11 +27,9 @@ import {
   type AdamWOptions,
 } from "@rlhf/model";
 import type { NamedHostTensors } from "@rlhf/compute";
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, type PathRoots } from "@rlhf/errors";
+import { FailedPreconditionError, InvalidArgumentError, readJsonFile, type PathRoots } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
-
-/** Fields of folders an operator set at start (environment variables): not confined to CHECKPOINT_ROOT. */
-const OPERATOR_FIELDS: ReadonlySet<string> = new Set(["CHECKPOINT_DIR", "MODEL_DIR"]);
+import { resolveCheckpointDir, type LoadedRef } from "@rlhf/model-service";
 
 /** model_id of the policy's WeightsRef. */
 export const POLICY_ID = "policy";
@@ -41,13 +38,6 @@ export const CRITIC_ID = "critic";
 /** Files of a checkpoint written by {@link PolicyState.save}. */
 export const STATE_FILE = "state.json";
 export const OPTIMIZER_FILE = "optimizer.safetensors";
-
-/** Which weights are loaded. */
-export interface LoadedRef {
-  modelId: string;
-  version: number;
-  source: string;
-}
 
 /** What changed the weights, for the onWeightsChanged hook. */
 export interface WeightsChange {
@@ -163,7 +153,7 @@ export class PolicyState {
    * CHECKPOINT_ROOT, while CHECKPOINT_DIR / MODEL_DIR, set by the operator at start, are not confined.
    */
   resolveDir(dir: string, field: string): string {
-    return resolveCheckpointDir(dir, field, OPERATOR_FIELDS.has(field) ? undefined : this.opts.checkpointRoots);
+    return resolveCheckpointDir(dir, field, this.opts.checkpointRoots);
   }
 
   private defaultTokenizer(config: GPT2Config, field: string): Tokenizer {
@@ -340,19 +330,7 @@ async function restoreOptimizer(params: ReadonlyMap<string, tf.Variable>, dir: s
 
 async function readState(dir: string): Promise<StateJson> {
   const path = join(dir, STATE_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new NotFoundError(path, "no such file: not a policy checkpoint (use model_dir for a plain model folder)");
-    throw e;
-  }
-  let j: StateJson;
-  try {
-    j = JSON.parse(text) as StateJson;
-  } catch (e) {
-    throw new InvalidArgumentError(path, `not valid JSON: ${(e as Error).message}`);
-  }
+  const j = await readJsonFile<StateJson>(path, "no such file: not a policy checkpoint (use model_dir for a plain model folder)");
   if (j.format !== "rlhf-policy-checkpoint/1") throw new InvalidArgumentError(`${path}.format`, `must be "rlhf-policy-checkpoint/1", got ${JSON.stringify(j.format)}`);
   const v = (x: unknown, f: string) => {
     if (typeof x !== "number" || !Number.isSafeInteger(x) || x < 0) throw new InvalidArgumentError(`${path}.${f}`, `must be an integer >= 0, got ${String(x)}`);

@@ -13,6 +13,7 @@ import type { NamedHostTensors } from "@rlhf/compute";
 import { ppoPolicyLoss, ppoValueLoss } from "@rlhf/rl";
 import { startPolicy, type PolicyApp } from "./app";
 import { loadConfig } from "./config";
+import { testDeadlineMs, waitUntil } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "policy-test", level: "silent" });
 // Byte tokenizer ids (EOS 256, PAD 257) fit a vocabulary of 260.
@@ -28,7 +29,7 @@ before(async () => {
   process.env.RLHF_BACKEND = "cpu";
   const cfg = loadConfig({ GRPC_PORT: "0", MAX_BATCH_SEQUENCES: "16", MAX_BATCH_TOKENS: "400", MAX_GENERATE_SEQUENCES: "32", MAX_NEW_TOKENS: "12", GENERATE_BATCH: "3", CHECKPOINT_ROOT: dir });
   app = await startPolicy(cfg, log);
-  client = createClient(policyPb.PolicyServiceClient, app.server.address, { deadlineMs: 120_000 });
+  client = createClient(policyPb.PolicyServiceClient, app.server.address, { deadlineMs: testDeadlineMs(120_000) });
 });
 after(async () => {
   client.close();
@@ -565,7 +566,7 @@ test("repeated calls leak no tensors once the optimiser state exists", async () 
 test("calls beyond the queue's capacity get RESOURCE_EXHAUSTED", async () => {
   const cfg = loadConfig({ GRPC_PORT: "0", QUEUE_CAPACITY: "1", INIT_PRESET: "tiny" });
   const app2 = await startPolicy(cfg, log);
-  const c2 = createClient(policyPb.PolicyServiceClient, app2.server.address, { deadlineMs: 60_000 });
+  const c2 = createClient(policyPb.PolicyServiceClient, app2.server.address, { deadlineMs: testDeadlineMs(60_000) });
   try {
     // A long Sft call holds the queue; one call may wait; the next is refused.
     const s = c2.bidi("sft");
@@ -576,7 +577,7 @@ test("calls beyond the queue's capacity get RESOURCE_EXHAUSTED", async () => {
     assert.equal((await it.next()).value?.part?.$case, "progress");
     assert.equal((await c2.unary("getInfo", {})).training, true);
     const waiting = c2.unary("evaluate", { sequences: batchOf([[1, 2]], [1]), temperature: 0, skipValues: true });
-    await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(async () => (await c2.unary("getInfo", {})).queueDepth === 2, "the evaluate call waiting behind the training");
     assert.match(String(await call(c2.unary("evaluate", { sequences: batchOf([[1, 2]], [1]), temperature: 0, skipValues: true }))), /^RESOURCE_EXHAUSTED: policy compute queue is full/);
     s.cancel();
     await call(

@@ -5,7 +5,8 @@
  * the batch's (each micro-batch's loss is normalised by the whole batch's target count).
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { Trainer, epochPermutation, lmLoss, makeLmBatch, microBatches, type AdamWOptions, type GPT2, type LrSchedule } from "@rlhf/model";
+import { Trainer, lmLoss, makeLmBatch, microBatches, type GPT2, type LrSchedule, type TrainingSettings } from "@rlhf/model";
+import { epochPermutation } from "@rlhf/random";
 import { InvalidArgumentError } from "@rlhf/errors";
 
 /** One demonstration: prompt + completion tokens, the completion starting at `promptLength`. */
@@ -15,14 +16,7 @@ export interface SftExample {
 }
 
 /** Validated settings of one Sft call. */
-export interface SftSettings {
-  epochs: number;
-  batchSize: number;
-  optimizer: AdamWOptions;
-  maxGradNorm: number;
-  schedule: LrSchedule;
-  seed: number;
-  progressEverySteps: number;
+export interface SftSettings extends TrainingSettings {
   temperature: number;
   microBatchTokens: number;
 }

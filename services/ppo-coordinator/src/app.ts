@@ -1,13 +1,9 @@
 import { resolve } from "node:path";
 import { descriptorSetPath, policy as policyPb, pretrainMix, referenceModel, rewardModel } from "@rlhf/proto";
-import { clientTokenFromEnv, createClient, startServer, type Logger, type RunningServer } from "@rlhf/grpc-kit";
-import { EventPublisher } from "@rlhf/events";
-import { LabelingClient } from "@rlhf/labeling-client";
-import { RunStore } from "./runs";
-import { coordinatorService } from "./server";
-import type { CoordinatorConfig } from "./config";
-import type { Clients } from "./recipe/gateway";
 import {
+  clientTokenFromEnv,
+  createClient,
+  startServer,
   ReplicaSet,
   REWARD_MODEL_ROUTES,
   REWARD_MODEL_IDEMPOTENT,
@@ -15,7 +11,15 @@ import {
   REFERENCE_MODEL_IDEMPOTENT,
   PRETRAIN_MIX_ROUTES,
   PRETRAIN_MIX_IDEMPOTENT,
-} from "./replicas";
+  type Logger,
+  type RunningServer,
+} from "@rlhf/grpc-kit";
+import { EventPublisher } from "@rlhf/events";
+import { LabelingClient } from "@rlhf/labeling-client";
+import { RunStore } from "./runs";
+import { coordinatorService } from "./server";
+import type { CoordinatorConfig } from "./config";
+import type { Clients } from "./recipe/gateway";
 
 /** A running coordinator (used by main.ts and by the tests). */
 export interface CoordinatorApp {

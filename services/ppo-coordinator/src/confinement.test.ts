@@ -12,6 +12,7 @@ import { createClient, createLogger, resultOrStatus as call, type KitClient } fr
 import { mergeRunConfigs, presetRunConfig } from "@rlhf/run-config";
 import { startCoordinator, type CoordinatorApp } from "./app";
 import { loadConfig } from "./config";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "confinement-test", level: "silent" });
 const EXAMPLES = resolve(__dirname, "..", "..", "..", "examples", "user-data");
@@ -31,7 +32,7 @@ before(async () => {
     loadConfig({ GRPC_PORT: "0", RUNS_DIR: join(work, "runs"), DATA_ROOT: data, POLICY_ADDR: unused, REWARD_MODEL_ADDR: unused, REFERENCE_MODEL_ADDR: unused, PRETRAIN_MIX_ADDR: unused, METRICS_PORT: "0" }),
     log,
   );
-  client = createClient(ppoCoordinator.PpoCoordinatorServiceClient, app.server.address, { deadlineMs: 30_000 });
+  client = createClient(ppoCoordinator.PpoCoordinatorServiceClient, app.server.address, { deadlineMs: testDeadlineMs(30_000) });
 });
 after(async () => {
   client.close();

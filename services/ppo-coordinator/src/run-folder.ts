@@ -2,18 +2,12 @@
 import { join } from "node:path";
 import { existsSync } from "node:fs";
 import { hostname } from "node:os";
-import { readFile, rename, rm, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { writeJsonAtomic } from "@rlhf/errors";
 import { ppoCoordinator } from "@rlhf/proto";
 import type { Logger } from "@rlhf/grpc-kit";
 import { resolveRunConfig, type RunConfig } from "@rlhf/run-config";
 import { emptyState, stateFromJson, type RecipeState } from "./recipe/records";
-
-/** Writes `value` as JSON to `path` whole or not at all (a temporary file, then a rename). */
-export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify(value, null, 2) + "\n");
-  await rename(tmp, path);
-}
 
 /**
  * Reads a run folder back. A coordinator killed while appending leaves a torn last line in

@@ -11,6 +11,7 @@ import { resolveRunConfig } from "@rlhf/run-config";
 import { EventPublisher, openRunFeed, startNatsServer, type NatsServer } from "@rlhf/events";
 import { RunStore } from "./runs";
 import type { Clients } from "./recipe/gateway";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "runs-events-test", level: "silent" });
 const { RunState } = ppoCoordinator;
@@ -32,7 +33,7 @@ test("an event the store emits goes to NATS as the same JSON as its events.jsonl
   const events = new EventPublisher({ servers: [nats.url], log });
   const store = new RunStore(dir, noClients, log, events);
   await store.init();
-  assert.equal(await events.flush(10_000), true);
+  assert.equal(await events.flush(testDeadlineMs(10_000)), true);
   await events.close();
 
   const lines = readFileSync(join(runDir, "events.jsonl"), "utf8").trim().split("\n");

@@ -12,6 +12,7 @@ import { resolveRunConfig } from "@rlhf/run-config";
 import { DomainError } from "@rlhf/errors";
 import { RunStore } from "./runs";
 import type { Clients } from "./recipe/gateway";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "runs-test", level: "silent" });
 const { RunState } = ppoCoordinator;
@@ -147,7 +148,7 @@ test("one run at a time: while a run is RUNNING a second start or a resume is FA
   await store.init();
   const req = (runId: string): ppoCoordinator.StartRunRequest => ({ configJson: JSON.stringify({ preset: "tiny" }), runId, displayName: "", validateOnly: false });
   await store.start(req("first"));
-  for (let i = 0; i < 6000 && store.get("first").state !== RunState.RUN_STATE_RUNNING; i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < testDeadlineMs(60_000) / 10 && store.get("first").state !== RunState.RUN_STATE_RUNNING; i++) await new Promise((r) => setTimeout(r, 10));
   assert.equal(store.get("first").state, RunState.RUN_STATE_RUNNING);
   const busy = (e: unknown) => e instanceof DomainError && e.code === "FAILED_PRECONDITION" && /run first is RUN_STATE_RUNNING on this coordinator.*one run at a time/.test(e.message);
   await assert.rejects(store.start(req("second")), busy);
@@ -156,9 +157,9 @@ test("one run at a time: while a run is RUNNING a second start or a resume is FA
   // Starting the same run again is still idempotent.
   assert.equal((await store.start(req("first"))).id, "first");
   // Cancelled, it stops at its first call to a model service and the next run can start.
-  for (let i = 0; i < 6000 && calls === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < testDeadlineMs(60_000) / 10 && calls === 0; i++) await new Promise((r) => setTimeout(r, 10));
   await store.cancel("first");
-  for (let i = 0; i < 6000 && store.get("first").state === RunState.RUN_STATE_RUNNING; i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < testDeadlineMs(60_000) / 10 && store.get("first").state === RunState.RUN_STATE_RUNNING; i++) await new Promise((r) => setTimeout(r, 10));
   assert.equal(store.get("first").state, RunState.RUN_STATE_CANCELLED);
   assert.equal((await store.start(req("second"))).id, "second");
   await store.cancel("second");

@@ -5,50 +5,36 @@
  * get its stored events, then new ones as they happen.
  */
 import { join } from "node:path";
-import { appendFile, mkdir, readdir } from "node:fs/promises";
+import { mkdir, readdir } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { ppoCoordinator } from "@rlhf/proto";
-import { DomainError, FailedPreconditionError, InvalidArgumentError, NotFoundError, confinePath, type PathRoots } from "@rlhf/errors";
+import { DomainError, FailedPreconditionError, InvalidArgumentError, NotFoundError, confinePath, writeJsonAtomic, type PathRoots } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
-import type { RunConfig } from "@rlhf/run-config";
 import type { RecipeContext } from "./recipe/context";
 import { runRecipe } from "./recipe/driver";
 import { createGateway, type Clients } from "./recipe/gateway";
-import { emptyState, stageKey, type RecipeState, type StageName } from "./recipe/records";
+import { emptyState, stageKey, type StageName } from "./recipe/records";
 import { writeDataFiles } from "./recipe/user-data";
 import { writeRunReport } from "./report";
 import { checkConfigPaths, parseStartRequest } from "./start-request";
-import { readRunFolder, removeDriverMark, writeDriverMark, writeJsonAtomic } from "./run-folder";
-import { recordRunMetrics } from "./metrics";
+import { readRunFolder, removeDriverMark, writeDriverMark } from "./run-folder";
+import { RunEventLog, TERMINAL, type RunRecord } from "./run-events";
 import { StageClock } from "./stage-clock";
-import { isRunId, runEventKind, runEventMsgId, runSubject, type EventPublisher } from "@rlhf/events";
+import type { EventPublisher } from "@rlhf/events";
 
 const { RunState, Stage } = ppoCoordinator;
 type Run = ppoCoordinator.Run;
 type RunEvent = ppoCoordinator.RunEvent;
 
 const RUN_ID = /^[a-z0-9-]{1,64}$/;
-const TERMINAL = new Set([RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED]);
-
-interface RunRecord {
-  run: Run;
-  config: RunConfig;
-  events: RunEvent[];
-  watchers: Set<(e: RunEvent) => void>;
-  abort?: AbortController;
-  state: RecipeState;
-  /** Settles when the background execution ends. */
-  finished?: Promise<void>;
-  /** Set by stopAll: the run stops because the coordinator does, not because it was cancelled. */
-  stopping?: boolean;
-}
 
 /** Why a run that the coordinator's shutdown interrupted is FAILED (as init() says of one a killed coordinator left RUNNING). */
 const STOPPED_MESSAGE = "the coordinator stopped while the run was in progress; ResumeRun continues it from its last checkpoint";
 
 export class RunStore {
   private readonly runs = new Map<string, RunRecord>();
+  private readonly events: RunEventLog;
 
   constructor(
     readonly runsDir: string,
@@ -58,7 +44,9 @@ export class RunStore {
     private readonly nats?: Pick<EventPublisher, "publish">,
     /** DATA_ROOT: where the files a run config names must be (see {@link checkConfigPaths}); unset: anywhere (tests). */
     private readonly dataRoots?: PathRoots,
-  ) {}
+  ) {
+    this.events = new RunEventLog(log, nats);
+  }
 
   /** Loads the runs found in RUNS_DIR; one that was RUNNING or PENDING is marked FAILED (resumable). */
   async init(): Promise<void> {
@@ -228,42 +216,9 @@ export class RunStore {
     await writeJsonAtomic(join(rec.run.runDir, "recipe-state.json"), rec.state);
   }
 
-  private emit(rec: RunEvent["payload"], r: RunRecord): void {
-    const event: RunEvent = { runId: r.run.id, sequence: (r.events.at(-1)?.sequence ?? 0) + 1, time: new Date(), payload: rec };
-    r.events.push(event);
-    r.run.lastEventSequence = event.sequence;
-    r.run.updateTime = event.time;
-    if (rec?.$case === "metrics" && rec.metrics.stage === Stage.STAGE_PPO) {
-      r.run.lastMetrics = rec.metrics.values;
-      r.run.iteration = rec.metrics.step;
-    }
-    // Training signals as OpenTelemetry gauges (rlhf.objective.kl{rlhf.run_id, ...}): here only.
-    if (rec?.$case === "metrics") recordRunMetrics(r.run.id, rec.metrics, r.config);
-    // Appends are ordered: each waits for the previous one.
-    const json = ppoCoordinator.RunEvent.toJSON(event) as Record<string, unknown>;
-    const line = JSON.stringify(json) + "\n";
-    // The same bytes to NATS, with a message id JetStream de-duplicates on; publish() only buffers.
-    const kind = runEventKind(json);
-    if (this.nats && kind && isRunId(r.run.id)) this.nats.publish(runSubject(r.run.id, kind), Buffer.from(line.slice(0, -1)), runEventMsgId(r.run.id, event.sequence));
-    this.pending = this.pending.then(() => appendFile(join(r.run.runDir, "events.jsonl"), line)).catch((e) => this.log.error({ err: (e as Error).message }, "events.jsonl write failed"));
-    if (rec?.$case === "stateChanged" && TERMINAL.has(rec.stateChanged.toState)) {
-      // The last event a watcher gets: only once it is in events.jsonl, so that a client whose
-      // WatchRun ended finds the run folder's record complete.
-      const watchers = [...r.watchers];
-      this.pending = this.pending.then(() => {
-        for (const w of watchers) {
-          try {
-            w(event);
-          } catch (e) {
-            this.log.error({ err: (e as Error).message }, "run watcher failed");
-          }
-        }
-      });
-    } else {
-      for (const w of r.watchers) w(event);
-    }
+  private emit(payload: RunEvent["payload"], r: RunRecord): void {
+    this.events.emit(payload, r);
   }
-  private pending: Promise<void> = Promise.resolve();
 
   private async transition(rec: RunRecord, to: ppoCoordinator.RunState, error = ""): Promise<void> {
     const from = rec.run.state;
@@ -273,7 +228,7 @@ export class RunStore {
     if (TERMINAL.has(to)) rec.run.endTime = now;
     if (to === RunState.RUN_STATE_FAILED) rec.run.errorMessage = error;
     this.emit({ $case: "stateChanged", stateChanged: { fromState: from, toState: to, stage: rec.run.stage, errorMessage: error } }, rec);
-    await this.pending;
+    await this.events.written();
     await this.saveRun(rec);
     if (TERMINAL.has(to)) rec.watchers.clear();
   }

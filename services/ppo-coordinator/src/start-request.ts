@@ -5,7 +5,7 @@
  * included).
  */
 import { confinePath, InvalidArgumentError, type PathRoots } from "@rlhf/errors";
-import { getTokenizer } from "@rlhf/model";
+import { getTokenizer } from "@rlhf/model/tokens";
 import type { ppoCoordinator } from "@rlhf/proto";
 import { PATH_KEYS, RUN_PRESET_NAMES, mergeRunConfigs, presetRunConfig, resolveRunConfig, type RunConfig, type RunPresetName } from "@rlhf/run-config";
 import { loadUserData, type UserData } from "./recipe/user-data";

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ConfigError } from "@rlhf/grpc-kit";
-import { loadConfig } from "./config";
+import { ConfigError, checkEnvDocs } from "@rlhf/grpc-kit";
+import { loadConfig, PRETRAIN_MIX_ENV } from "./config";
 
 test("defaults", () => {
   const c = loadConfig({});
@@ -48,4 +48,8 @@ test("a malformed variable is one clear line naming it", () => {
     [{ GRPC_PORT: "x" }, /^GRPC_PORT must be an integer/],
   ];
   for (const [env, re] of cases) assert.throws(() => loadConfig(env), (e: unknown) => e instanceof ConfigError && re.test(e.message), JSON.stringify(env));
+});
+
+test("docs/services.md lists the variables of the config table (run `pnpm docs:env` after changing it)", () => {
+  checkEnvDocs(__dirname, "pretrain-mix", PRETRAIN_MIX_ENV);
 });

@@ -1,6 +1,4 @@
-import type { PathRoots } from "@rlhf/errors";
-import { envInt, envRoots, envOptional, envPort, envString, envAddress, ConfigError, envMetrics } from "@rlhf/grpc-kit";
-import type { TokenizerName } from "@rlhf/model";
+import { ConfigError, envVar, listenEnv, maxReceiveBytesEnv, maxUploadBytesEnv, METRICS_ENV, parseEnv, pullDeadlineEnv, queueCapacityEnv, SHUTDOWN_GRACE_ENV, type EnvConfig } from "@rlhf/grpc-kit";
 
 /**
  * Most tokens one SampleBatch response may carry (max_sequences x max_sequence_length): at most
@@ -8,93 +6,42 @@ import type { TokenizerName } from "@rlhf/model";
  */
 export const MAX_BATCH_TOKENS = 524_288;
 
-/** Process configuration of the pretrain-mix service, from the environment. */
-export interface PretrainMixConfig {
-  /** GRPC_HOST: interface to listen on. Default 127.0.0.1 (loopback only). */
-  host: string;
-  /** GRPC_PORT: port; 0 picks a free one. Default 50054. */
-  port: number;
-  /** POLICY_ADDR: the policy service, whose weights PtxGradients pulls (FAILED_PRECONDITION without it). */
-  policyAddr?: string;
-  /**
-   * TOKENIZER: how the corpus is tokenised: `gpt2` (GPT-2 BPE, 50257 ids, EOS 50256), `bpe` (the
-   * Brown-learned BPE, 2048 ids, EOS 256) or `byte`
-   * (the small models' byte-level tokenizer, 258 ids, EOS 256). Must be the policy's. Default gpt2.
-   */
-  tokenizer: TokenizerName;
-  /** VALID_FRACTION: fraction of the Brown documents held out as the validation split, in [0, 0.5]. Default 0.05 (25 of 500). */
-  validFraction: number;
-  /** MAX_SEQUENCES: most sequences in one SampleBatch / PtxGradients request. Default 64. */
-  maxSequences: number;
-  /** MAX_SEQUENCE_LENGTH: largest sequence_length accepted (PtxGradients: also at most the policy's n_positions). Default 1024. */
-  maxSequenceLength: number;
-  /** MAX_CACHED_VERSIONS: policy weights versions kept built in memory (least recently used dropped first). Default 2. */
-  maxCachedVersions: number;
-  /** MAX_CACHED_CORPORA: users' text corpora (a request's TextCorpus) kept tokenised (least recently used dropped first). Default 2. */
-  maxCachedCorpora: number;
-  /**
-   * DATA_ROOT: the text files a request names (SampleBatch / PtxGradients text_corpus) must
-   * resolve, symlinks included, inside these folders or files (':'-separated); others are
-   * PERMISSION_DENIED. Default `runs` (from the working directory).
-   */
-  dataRoots: PathRoots;
-  /**
-   * QUEUE_CAPACITY: PtxGradients calls waiting at most behind the one computing; more get
-   * RESOURCE_EXHAUSTED. Each admitted call may hold one gradient set (the size of the model)
-   * until it has streamed it out, hence the small default. Default 8.
-   */
-  queueCapacity: number;
-  /** MAX_RECEIVE_BYTES: largest gRPC message accepted (requests, and each chunk of a weight pull). Default 4 MiB. */
-  maxReceiveBytes: number;
-  /** MAX_UPLOAD_BYTES: largest weight set accepted from the policy. Default 8 GiB. */
-  maxUploadBytes: number;
-  /** POLICY_DEADLINE_MS: deadline of a weight pull from the policy. Default 600,000. */
-  policyDeadlineMs: number;
-  /** SHUTDOWN_GRACE_MS: time in-flight calls get on SIGTERM. Default 10,000. */
-  shutdownGraceMs: number;
-  /** METRICS_HOST: interface of the Prometheus endpoint. Default 127.0.0.1 (0.0.0.0 in containers). */
-  metricsHost: string;
-  /** METRICS_PORT: port of the Prometheus endpoint http://METRICS_HOST:METRICS_PORT/metrics; 0 turns it off. Default 9464. */
-  metricsPort: number;
-  /** Derived: METRICS_PORT was set, so a busy port stops the start (a busy default port only logs a warning). */
-  metricsPortRequired: boolean;
-}
+/** The pretrain-mix service's environment variables: names, defaults, limits and meaning (docs/services.md is generated from it). */
+export const PRETRAIN_MIX_ENV = {
+  ...listenEnv(50054),
+  policyAddr: envVar.optionalAddress("POLICY_ADDR", "the policy service, whose weights PtxGradients pulls at the requested version (FAILED_PRECONDITION without it)"),
+  tokenizer: envVar.choice("TOKENIZER", ["gpt2", "byte", "bpe"] as const, "gpt2", {
+    doc: "how the corpus is tokenised: `gpt2` (GPT-2 BPE, 50257 ids, EOS 50256), `bpe` (the Brown-learned BPE, 2048 ids, EOS 256) or `byte` (the small models' byte-level tokenizer, 258 ids, EOS 256). Must be the policy's: a corpus id not below the policy's `vocab_size` is FAILED_PRECONDITION",
+  }),
+  validFraction: envVar.fraction("VALID_FRACTION", 0.05, 0.5, "fraction of the Brown documents held out as the validation split (0.05: every 20th, 475 train / 25 validation)"),
+  maxSequences: envVar.int("MAX_SEQUENCES", 64, { min: 1, max: MAX_BATCH_TOKENS / 2, doc: `most sequences in one SampleBatch / PtxGradients request; MAX_SEQUENCES x MAX_SEQUENCE_LENGTH is at most ${MAX_BATCH_TOKENS.toLocaleString("en-US")} tokens` }),
+  maxSequenceLength: envVar.int("MAX_SEQUENCE_LENGTH", 1024, { min: 2, max: MAX_BATCH_TOKENS, doc: "largest sequence_length accepted (PtxGradients: also at most the policy's n_positions)" }),
+  maxCachedVersions: envVar.int("MAX_CACHED_VERSIONS", 2, { min: 1, max: 64, doc: "policy weights versions kept built in memory (least recently used dropped first)" }),
+  maxCachedCorpora: envVar.int("MAX_CACHED_CORPORA", 2, { min: 1, max: 64, doc: "users' text corpora (a request's TextCorpus) kept tokenised (least recently used dropped first)" }),
+  dataRoots: envVar.roots("DATA_ROOT", "runs", {
+    doc: "the text files a request names (SampleBatch / PtxGradients text_corpus) must resolve, symlinks included, inside these folders or files; others are PERMISSION_DENIED",
+  }),
+  queueCapacity: queueCapacityEnv(
+    8,
+    "PtxGradients calls waiting at most behind the one computing; more get RESOURCE_EXHAUSTED (before any pull). Each admitted call may hold one gradient set (the size of the model) until it has streamed it out, hence the small default",
+  ),
+  maxReceiveBytes: maxReceiveBytesEnv("largest gRPC message accepted (requests, and each chunk of a weight pull)"),
+  maxUploadBytes: maxUploadBytesEnv("largest weight set accepted from the policy"),
+  policyDeadlineMs: pullDeadlineEnv("POLICY_DEADLINE_MS", "policy"),
+  shutdownGraceMs: SHUTDOWN_GRACE_ENV,
+  ...METRICS_ENV,
+};
 
-function envFraction(env: Record<string, string | undefined>, name: string, def: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return def;
-  const v = Number(raw.trim());
-  if (!/^\s*\d*\.?\d+(e-?\d+)?\s*$/i.test(raw) || !Number.isFinite(v) || v < 0 || v > max) {
-    throw new ConfigError(`${name} must be a number in [0, ${max}], got "${raw}"`);
-  }
-  return v;
-}
+/** Process configuration of the pretrain-mix service (see {@link PRETRAIN_MIX_ENV}). */
+export type PretrainMixConfig = EnvConfig<typeof PRETRAIN_MIX_ENV>;
 
 /** Parses the environment once; throws ConfigError with one clear line. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): PretrainMixConfig {
-  const tokenizer = envString(env, "TOKENIZER", "gpt2");
-  if (tokenizer !== "gpt2" && tokenizer !== "byte" && tokenizer !== "bpe") throw new ConfigError(`TOKENIZER must be gpt2, byte or bpe, got "${tokenizer}"`);
-  const maxSequences = envInt(env, "MAX_SEQUENCES", 64, 1, MAX_BATCH_TOKENS / 2);
-  const maxSequenceLength = envInt(env, "MAX_SEQUENCE_LENGTH", 1024, 2, MAX_BATCH_TOKENS);
+  PRETRAIN_MIX_ENV.tokenizer.parse(env);
+  const maxSequences = PRETRAIN_MIX_ENV.maxSequences.parse(env);
+  const maxSequenceLength = PRETRAIN_MIX_ENV.maxSequenceLength.parse(env);
   if (maxSequences * maxSequenceLength > MAX_BATCH_TOKENS) {
     throw new ConfigError(`MAX_SEQUENCES x MAX_SEQUENCE_LENGTH must be at most ${MAX_BATCH_TOKENS} tokens (one response message), got ${maxSequences} x ${maxSequenceLength}`);
   }
-  return {
-    host: envString(env, "GRPC_HOST", "127.0.0.1"),
-    port: envPort(env, "GRPC_PORT", 50054),
-    policyAddr: envOptional(env, "POLICY_ADDR") === undefined ? undefined : envAddress(env, "POLICY_ADDR"),
-    tokenizer,
-    validFraction: envFraction(env, "VALID_FRACTION", 0.05, 0.5),
-    maxSequences,
-    maxSequenceLength,
-    maxCachedVersions: envInt(env, "MAX_CACHED_VERSIONS", 2, 1, 64),
-    maxCachedCorpora: envInt(env, "MAX_CACHED_CORPORA", 2, 1, 64),
-    dataRoots: envRoots(env, "DATA_ROOT", "runs"),
-    queueCapacity: envInt(env, "QUEUE_CAPACITY", 8, 1, 10_000),
-    maxReceiveBytes: envInt(env, "MAX_RECEIVE_BYTES", 4 * 1024 * 1024, 1024, 1024 ** 3),
-    maxUploadBytes: envInt(env, "MAX_UPLOAD_BYTES", 8 * 1024 ** 3, 1, 64 * 1024 ** 3),
-    policyDeadlineMs: envInt(env, "POLICY_DEADLINE_MS", 600_000, 1000, 3_600_000),
-    shutdownGraceMs: envInt(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
-    ...envMetrics(env),
-  };
+  return parseEnv(PRETRAIN_MIX_ENV, env);
 }

@@ -8,8 +8,5 @@ runServiceMain({
   service: "pretrain-mix",
   telemetry,
   loadConfig,
-  start: async (cfg, log) => {
-    const app = await startPretrainMix(cfg, log);
-    return { server: app.server, dispose: () => app.cache.dispose() };
-  },
+  start: startPretrainMix,
 });

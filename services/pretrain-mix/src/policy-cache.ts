@@ -1,5 +1,5 @@
 import { GPT2 } from "@rlhf/model";
-import { pullPolicyWeights } from "@rlhf/tensor-transport";
+import { policyPullOptions, pullPolicyWeights } from "@rlhf/model-service";
 import { FailedPreconditionError, InvalidArgumentError } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
 import { WeightsCache } from "./weights-cache";
@@ -18,15 +18,7 @@ export type PolicyCache = WeightsCache<GPT2>;
 export function createPolicyCache(cfg: PretrainMixConfig, log: Logger): PolicyCache {
   return new WeightsCache<GPT2>(cfg.maxCachedVersions, async (version, signal) => {
     const started = Date.now();
-    const pulled = await pullPolicyWeights({
-      address: cfg.policyAddr,
-      caller: "pretrain-mix",
-      version,
-      deadlineMs: cfg.policyDeadlineMs,
-      maxReceiveMessageBytes: cfg.maxReceiveBytes,
-      maxTotalBytes: cfg.maxUploadBytes,
-      signal,
-    });
+    const pulled = await pullPolicyWeights({ ...policyPullOptions(cfg, "pretrain-mix"), version, signal });
     if (pulled.version !== version) throw new FailedPreconditionError(`policy_weights: the policy streamed version ${pulled.version} when asked for ${version}`);
     let model: GPT2;
     try {

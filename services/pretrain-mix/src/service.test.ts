@@ -17,6 +17,7 @@ import { startPretrainMix, type PretrainMixApp } from "./app";
 import { loadConfig } from "./config";
 import { WINDOW_ORDER_STREAM } from "./corpus";
 import { startFakePolicy, type FakePolicy, type FakePolicyWeights } from "./testing/fake-policy";
+import { testDeadlineMs, waitUntil } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "pretrain-mix-test", level: "silent" });
 const { TRAIN, VALIDATION } = { TRAIN: pretrainMix.Split.SPLIT_TRAIN, VALIDATION: pretrainMix.Split.SPLIT_VALIDATION };
@@ -56,7 +57,7 @@ before(async () => {
   policy = await startFakePolicy(VERSIONS);
   const cfg = loadConfig({ GRPC_PORT: "0", TOKENIZER: "byte", POLICY_ADDR: policy.address, MAX_SEQUENCES: "16", MAX_SEQUENCE_LENGTH: "512", MAX_CACHED_VERSIONS: "2", QUEUE_CAPACITY: "4", DATA_ROOT: textDir });
   app = await startPretrainMix(cfg, log);
-  client = createClient(pretrainMix.PretrainMixServiceClient, app.server.address, { deadlineMs: 60_000 });
+  client = createClient(pretrainMix.PretrainMixServiceClient, app.server.address, { deadlineMs: testDeadlineMs(60_000) });
   const c = loadPretrainCorpus();
   stream = { train: byteStream(c.train), validation: byteStream(c.valid) };
 });
@@ -340,8 +341,7 @@ test("the cache keeps the most recently used versions; concurrent calls for a ne
   const a = ptx(v10);
   const b = ptx({ ...v10, cursor: 40 });
   while (count(10) < 1) await new Promise((r) => setTimeout(r, 5));
-  await new Promise((r) => setTimeout(r, 50)); // b has arrived and joined the pull
-  assert.equal((await client.unary("getInfo", {})).queueDepth, 2);
+  await waitUntil(async () => (await client.unary("getInfo", {})).queueDepth === 2, "b has arrived and joined the pull");
   release();
   const [ra, rb] = (await Promise.all([a, b])) as PtxReply[];
   assert.equal(typeof ra, "object", String(ra));
@@ -368,14 +368,14 @@ test("repeated calls leak no tensors (apart from the cached models)", async () =
 test("a full queue answers RESOURCE_EXHAUSTED at once; the admitted calls complete", async () => {
   const cfg = loadConfig({ GRPC_PORT: "0", TOKENIZER: "byte", POLICY_ADDR: policy.address, QUEUE_CAPACITY: "1", MAX_SEQUENCES: "4", MAX_SEQUENCE_LENGTH: "32" });
   const app2 = await startPretrainMix(cfg, log);
-  const c2 = createClient(pretrainMix.PretrainMixServiceClient, app2.server.address, { deadlineMs: 60_000 });
+  const c2 = createClient(pretrainMix.PretrainMixServiceClient, app2.server.address, { deadlineMs: testDeadlineMs(60_000) });
   const release = policy.hold();
   try {
     const pulls = policy.calls.length;
     const a = ptx({}, c2); // admitted: pulling
     const b = ptx({ cursor: 50 }, c2); // admitted: waiting behind it
     while (policy.calls.length === pulls) await new Promise((r) => setTimeout(r, 5));
-    await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(async () => (await c2.unary("getInfo", {})).queueDepth === 2, "b waiting behind a's pull");
     const info = await c2.unary("getInfo", {});
     assert.deepEqual([info.queueDepth, info.maxQueueDepth], [2, 1]);
     assert.match(String(await ptx({}, c2)), /^RESOURCE_EXHAUSTED: pretrain-mix compute queue is full \(1 waiting\); retry later$/);
@@ -430,7 +430,7 @@ test("without POLICY_ADDR: batches are served, PtxGradients is FAILED_PRECONDITI
   const root = mkdtempSync(join(tmpdir(), "pretrain-mix-root-"));
   writeFileSync(join(root, "in.txt"), "inside the root, long enough for a window\n");
   const app3 = await startPretrainMix(loadConfig({ GRPC_PORT: "0", TOKENIZER: "byte", VALID_FRACTION: "0.1", DATA_ROOT: root }), log);
-  const c3 = createClient(pretrainMix.PretrainMixServiceClient, app3.server.address, { deadlineMs: 60_000 });
+  const c3 = createClient(pretrainMix.PretrainMixServiceClient, app3.server.address, { deadlineMs: testDeadlineMs(60_000) });
   try {
     const info = await c3.unary("getInfo", {});
     assert.deepEqual(info.splits.map((s) => s.documents), [450, 50]);

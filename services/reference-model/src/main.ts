@@ -8,8 +8,5 @@ runServiceMain({
   service: "reference-model",
   telemetry,
   loadConfig,
-  start: async (cfg, log) => {
-    const app = await startReferenceModel(cfg, log);
-    return { server: app.server, dispose: () => app.model.dispose() };
-  },
+  start: startReferenceModel,
 });

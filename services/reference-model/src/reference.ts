@@ -3,18 +3,11 @@
  * the new model completely (validating every tensor) before it replaces the old one, so a failed
  * load changes nothing, and the old model is disposed only after the swap.
  */
-import * as tf from "@tensorflow/tfjs-core";
 import { GPT2, loadCheckpoint, type GPT2Config, type PackedSequences } from "@rlhf/model";
 import type { NamedHostTensors } from "@rlhf/compute";
-import { FailedPreconditionError, confinePath, type PathRoots } from "@rlhf/errors";
+import type { PathRoots } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
-
-/** Which weights are loaded. */
-export interface LoadedRef {
-  modelId: string;
-  version: number;
-  source: string;
-}
+import { ModelSlot, resolveCheckpointDir, type LoadedRef, type PulledWeights } from "@rlhf/model-service";
 
 /** Per-token log-probabilities of a packed batch, concatenated. */
 export interface LogProbsResult {
@@ -24,58 +17,48 @@ export interface LogProbsResult {
 }
 
 export class ReferenceModel {
-  private model?: GPT2;
-  private ref: LoadedRef = { modelId: "", version: 0, source: "" };
+  private readonly slot: ModelSlot<GPT2>;
 
   constructor(
-    private readonly log: Logger,
+    log: Logger,
     private readonly opts: { maxLogitsElements: number; checkpointRoots?: PathRoots; onLoaded?: () => void },
-  ) {}
+  ) {
+    this.slot = new ModelSlot(log, { modelId: "", missing: "no model is loaded: call LoadWeights (or start with CHECKPOINT_DIR / INIT_PRESET)", onLoaded: opts.onLoaded });
+  }
 
   get config(): Readonly<GPT2Config> | undefined {
-    return this.model?.config;
+    return this.slot.config;
   }
 
   get weights(): LoadedRef {
-    return { ...this.ref };
-  }
-
-  private require(): GPT2 {
-    if (!this.model) throw new FailedPreconditionError("no model is loaded: call LoadWeights (or start with CHECKPOINT_DIR / INIT_PRESET)");
-    return this.model;
-  }
-
-  private swap(next: GPT2, ref: LoadedRef): void {
-    const old = this.model;
-    this.model = next;
-    this.ref = ref;
-    old?.dispose();
-    this.opts.onLoaded?.();
-    // `version` is the service's own on every line: the weights' version goes under another key.
-    this.log.info({ modelId: ref.modelId, weightsVersion: ref.version, source: ref.source, config: next.config, numTensors: tf.memory().numTensors }, "weights loaded");
+    return this.slot.ref;
   }
 
   /** Loads a checkpoint folder (config.json + model.safetensors). */
   async loadCheckpoint(dir: string, field = "checkpoint_dir"): Promise<void> {
-    // CHECKPOINT_DIR, set by the operator at start, is not confined; a request's folder is.
-    const abs = confinePath(dir, field, field === "CHECKPOINT_DIR" ? undefined : this.opts.checkpointRoots);
+    const abs = resolveCheckpointDir(dir, field, this.opts.checkpointRoots);
     const model = await loadCheckpoint(abs, { trainable: false });
-    this.swap(model, { modelId: "reference", version: 0, source: abs });
+    this.slot.swap(model, { modelId: "reference", version: 0, source: abs });
   }
 
   /** Builds a seeded random model. */
   loadRandom(config: GPT2Config, seed: number): void {
-    this.swap(GPT2.random(config, seed, { trainable: false }), { modelId: "reference", version: 0, source: `random:${seed}` });
+    this.slot.swap(GPT2.random(config, seed, { trainable: false }), { modelId: "reference", version: 0, source: `random:${seed}` });
+  }
+
+  /** The policy's weights, pulled and verified: its WeightsRef is kept. */
+  loadPulled(p: PulledWeights): void {
+    this.loadTensors(p.config, p.tensors, { modelId: p.modelId, version: p.version, source: p.source });
   }
 
   /** Builds the model from a received tensor set (already digest-checked). */
   loadTensors(config: GPT2Config, tensors: NamedHostTensors, ref: LoadedRef): void {
-    this.swap(GPT2.fromHostTensors(config, tensors, { copy: false, trainable: false }), ref);
+    this.slot.swap(GPT2.fromHostTensors(config, tensors, { copy: false, trainable: false }), ref);
   }
 
   /** log p(x_t | x_<t) of every sequence; logits divided by `temperature`. */
   logProbs(batch: PackedSequences, temperature: number): LogProbsResult {
-    const model = this.require();
+    const model = this.slot.require();
     const per = model.tokenLogProbs(batch, temperature, { maxLogitsElements: this.opts.maxLogitsElements });
     const lengths = per.map((p) => p.length);
     const values = new Float32Array(lengths.reduce((a, b) => a + b, 0));
@@ -88,7 +71,6 @@ export class ReferenceModel {
   }
 
   dispose(): void {
-    this.model?.dispose();
-    this.model = undefined;
+    this.slot.dispose();
   }
 }

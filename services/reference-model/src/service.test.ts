@@ -13,6 +13,7 @@ import { referenceTokenLogProbs, randomTestWeights } from "@rlhf/model/dist/test
 import { handWrittenSafetensors, f32Bytes } from "@rlhf/model/dist/testing/hand-safetensors";
 import { startReferenceModel, type ReferenceModelApp } from "./app";
 import { loadConfig } from "./config";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "reference-model-test", level: "silent" });
 const TINY: GPT2Config = { vocabSize: 40, nPositions: 16, nEmbd: 8, nLayer: 2, nHead: 2, layerNormEpsilon: 1e-5 };
@@ -26,7 +27,7 @@ before(async () => {
   const cfg = loadConfig({ GRPC_PORT: "0", MAX_BATCH_SEQUENCES: "4", MAX_BATCH_TOKENS: "40", RLHF_BACKEND: "cpu", CHECKPOINT_ROOT: dir });
   process.env.RLHF_BACKEND = "cpu";
   app = await startReferenceModel(cfg, log);
-  client = createClient(referenceModel.ReferenceModelServiceClient, app.server.address, { deadlineMs: 20_000 });
+  client = createClient(referenceModel.ReferenceModelServiceClient, app.server.address, { deadlineMs: testDeadlineMs(20_000) });
 });
 after(async () => {
   client.close();

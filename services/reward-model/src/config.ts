@@ -1,83 +1,33 @@
-import type { PathRoots } from "@rlhf/errors";
-import { envInt, envRoots, envOptional, envPort, envString, envAddress, ConfigError, envMetrics } from "@rlhf/grpc-kit";
+import { envVar, listenEnv, maxReceiveBytesEnv, maxUploadBytesEnv, METRICS_ENV, parseEnv, pullDeadlineEnv, queueCapacityEnv, SHUTDOWN_GRACE_ENV, type EnvConfig } from "@rlhf/grpc-kit";
+import { atMostOneEnv, batchLimitsEnv, checkpointDirEnv, checkpointRootEnv, microBatchTokensEnv, modelDirEnv, randomInitEnv } from "@rlhf/model-service";
 
-/** Process configuration of the reward-model service, from the environment. */
-export interface RewardModelConfig {
-  /** GRPC_HOST: interface to listen on. Default 127.0.0.1 (loopback only). */
-  host: string;
-  /** GRPC_PORT: port; 0 picks a free one. Default 50052. */
-  port: number;
-  /** CHECKPOINT_DIR: reward-model checkpoint folder (written by SaveCheckpoint) loaded at start. */
-  checkpointDir?: string;
-  /** MODEL_DIR: plain language-model folder loaded at start (new zero scalar head). */
-  modelDir?: string;
-  /** INIT_PRESET: otherwise, a seeded random trunk of this preset (tiny, small, gpt2-124m). */
-  initPreset?: string;
-  /** INIT_SEED: seed of that random trunk. Default 0. */
-  initSeed: number;
-  /**
-   * CHECKPOINT_ROOT: LoadCheckpoint / SaveCheckpoint only use folders that resolve, symlinks
-   * included, inside these folders (':'-separated); others are PERMISSION_DENIED. Default `runs`
-   * (from the working directory). CHECKPOINT_DIR / MODEL_DIR (set by the operator) are not confined.
-   */
-  checkpointRoots: PathRoots;
-  /** POLICY_ADDR: the policy service (for LoadCheckpoint from the policy's weights). */
-  policyAddr?: string;
-  /** MAX_BATCH_SEQUENCES: most sequences in one Score / Normalize message / Accuracy request. Default 256. */
-  maxBatchSequences: number;
-  /** MAX_BATCH_TOKENS: most tokens in one such request. Default 65,536. */
-  maxBatchTokens: number;
-  /** MAX_BATCH_GROUPS: largest Train batch_size, in groups. Default 64. */
-  maxBatchGroups: number;
-  /** MAX_TRAIN_TOKENS: most comparison tokens buffered by one Train call. Default 16,777,216. */
-  maxTrainTokens: number;
-  /** MICRO_BATCH_TOKENS: most padded tokens per forward pass (whole groups when training). Default 8,192. */
-  microBatchTokens: number;
-  /** MAX_RECEIVE_BYTES: largest gRPC message accepted. Default 4 MiB. */
-  maxReceiveBytes: number;
-  /** MAX_UPLOAD_BYTES: largest streamed weight set accepted (from the policy). Default 8 GiB. */
-  maxUploadBytes: number;
-  /** QUEUE_CAPACITY: compute calls waiting at most; more get RESOURCE_EXHAUSTED. Default 32. */
-  queueCapacity: number;
-  /** SHUTDOWN_GRACE_MS: time in-flight calls get on SIGTERM. Default 10,000. */
-  shutdownGraceMs: number;
-  /** METRICS_HOST: interface of the Prometheus endpoint. Default 127.0.0.1 (0.0.0.0 in containers). */
-  metricsHost: string;
-  /** METRICS_PORT: port of the Prometheus endpoint http://METRICS_HOST:METRICS_PORT/metrics; 0 turns it off. Default 9464. */
-  metricsPort: number;
-  /** Derived: METRICS_PORT was set, so a busy port stops the start (a busy default port only logs a warning). */
-  metricsPortRequired: boolean;
-  /** POLICY_DEADLINE_MS: deadline of a weight pull from the policy. Default 600,000. */
-  policyDeadlineMs: number;
-}
+/** The reward-model service's environment variables: names, defaults, limits and meaning (docs/services.md is generated from it). */
+export const REWARD_MODEL_ENV = {
+  ...listenEnv(50052),
+  checkpointDir: checkpointDirEnv("reward-model checkpoint folder (written by SaveCheckpoint, head included) loaded at start"),
+  modelDir: modelDirEnv("plain language-model folder (the SFT model) loaded at start with a new zero scalar head `score.weight` [n_embd, 1] / `score.bias` [1]"),
+  ...randomInitEnv("trunk"),
+  checkpointRoots: checkpointRootEnv(
+    "LoadCheckpoint / SaveCheckpoint only use folders that resolve, symlinks included, inside these folders; others are PERMISSION_DENIED. CHECKPOINT_DIR / MODEL_DIR (set by the operator) are not confined",
+  ),
+  policyAddr: envVar.optionalAddress("POLICY_ADDR", "the policy service (for LoadCheckpoint from the policy's weights)"),
+  ...batchLimitsEnv("most sequences in one Score / Normalize message / Accuracy request", "most tokens in one such request"),
+  maxBatchGroups: envVar.int("MAX_BATCH_GROUPS", 64, { min: 1, max: 100_000, doc: "largest Train batch_size, in groups" }),
+  maxTrainTokens: envVar.int("MAX_TRAIN_TOKENS", 16 * 1024 * 1024, { min: 1, max: 2 ** 31, doc: "most comparison tokens buffered by one Train call" }),
+  microBatchTokens: microBatchTokensEnv("most padded tokens per forward pass (whole groups when training)"),
+  maxReceiveBytes: maxReceiveBytesEnv(),
+  maxUploadBytes: maxUploadBytesEnv("largest streamed weight set accepted (from the policy)"),
+  queueCapacity: queueCapacityEnv(32, "compute calls waiting at most; more get RESOURCE_EXHAUSTED"),
+  shutdownGraceMs: SHUTDOWN_GRACE_ENV,
+  ...METRICS_ENV,
+  policyDeadlineMs: pullDeadlineEnv("POLICY_DEADLINE_MS", "policy"),
+};
+
+/** Process configuration of the reward-model service (see {@link REWARD_MODEL_ENV}). */
+export type RewardModelConfig = EnvConfig<typeof REWARD_MODEL_ENV>;
 
 /** Parses the environment once; throws ConfigError with one clear line. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): RewardModelConfig {
-  const checkpointDir = envOptional(env, "CHECKPOINT_DIR");
-  const modelDir = envOptional(env, "MODEL_DIR");
-  const initPreset = envOptional(env, "INIT_PRESET");
-  if ([checkpointDir, modelDir, initPreset].filter((x) => x !== undefined).length > 1) {
-    throw new ConfigError("set at most one of CHECKPOINT_DIR, MODEL_DIR, INIT_PRESET");
-  }
-  return {
-    host: envString(env, "GRPC_HOST", "127.0.0.1"),
-    port: envPort(env, "GRPC_PORT", 50052),
-    checkpointDir,
-    modelDir,
-    initPreset,
-    initSeed: envInt(env, "INIT_SEED", 0, 0, 2 ** 31 - 1),
-    checkpointRoots: envRoots(env, "CHECKPOINT_ROOT", "runs"),
-    policyAddr: envOptional(env, "POLICY_ADDR") === undefined ? undefined : envAddress(env, "POLICY_ADDR"),
-    maxBatchSequences: envInt(env, "MAX_BATCH_SEQUENCES", 256, 1, 1_000_000),
-    maxBatchTokens: envInt(env, "MAX_BATCH_TOKENS", 65_536, 1, 100_000_000),
-    maxBatchGroups: envInt(env, "MAX_BATCH_GROUPS", 64, 1, 100_000),
-    maxTrainTokens: envInt(env, "MAX_TRAIN_TOKENS", 16 * 1024 * 1024, 1, 2 ** 31),
-    microBatchTokens: envInt(env, "MICRO_BATCH_TOKENS", 8192, 2, 100_000_000),
-    maxReceiveBytes: envInt(env, "MAX_RECEIVE_BYTES", 4 * 1024 * 1024, 1024, 1024 ** 3),
-    maxUploadBytes: envInt(env, "MAX_UPLOAD_BYTES", 8 * 1024 ** 3, 1, 64 * 1024 ** 3),
-    queueCapacity: envInt(env, "QUEUE_CAPACITY", 32, 1, 10_000),
-    shutdownGraceMs: envInt(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
-    ...envMetrics(env),
-    policyDeadlineMs: envInt(env, "POLICY_DEADLINE_MS", 600_000, 1000, 3_600_000),
-  };
+  atMostOneEnv(env, ["CHECKPOINT_DIR", "MODEL_DIR", "INIT_PRESET"]);
+  return parseEnv(REWARD_MODEL_ENV, env);
 }

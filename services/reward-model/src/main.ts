@@ -8,8 +8,5 @@ runServiceMain({
   service: "reward-model",
   telemetry,
   loadConfig,
-  start: async (cfg, log) => {
-    const app = await startRewardModel(cfg, log);
-    return { server: app.server, dispose: () => app.model.dispose() };
-  },
+  start: startRewardModel,
 });

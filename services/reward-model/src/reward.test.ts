@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { initBackend } from "@rlhf/compute";
 import { createLogger } from "@rlhf/grpc-kit";
 import type { GPT2Config } from "@rlhf/model";
-import { RewardModel, type TrainSettings } from "./reward";
+import type { TrainingSettings } from "@rlhf/model";
+import { RewardModel } from "./reward";
 import type { RankedGroup } from "./ranking";
 
 const log = createLogger({ service: "reward-test", level: "silent" });
@@ -37,7 +38,7 @@ test("scores, held-out statistics and one training step are the same in micro-ba
   // epsilon 1e-4: Adam turns a gradient that is zero up to float rounding (the head bias: every pair
   // adds +g and -g, summed in a backend-dependent order) into a step of +-lr; this keeps such noise
   // below the tolerance while real gradients (~1e-2) still move the weights.
-  const settings: TrainSettings = { epochs: 1, batchSize: 6, optimizer: { weightDecay: 0, epsilon: 1e-4 }, maxGradNorm: 0, schedule: { kind: "constant", lr: 0.05 }, seed: 1, progressEverySteps: 1 };
+  const settings: TrainingSettings = { epochs: 1, batchSize: 6, optimizer: { weightDecay: 0, epsilon: 1e-4 }, maxGradNorm: 0, schedule: { kind: "constant", lr: 0.05 }, seed: 1, progressEverySteps: 1 };
   const losses: number[] = [];
   await small.train(groups, [], settings, async (r) => void losses.push(r.loss));
   await big.train(groups, [], settings, async (r) => void losses.push(r.loss));

@@ -5,39 +5,20 @@
  * version by one.
  */
 import { join } from "node:path";
-import { readFile, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import * as tf from "@tensorflow/tfjs-core";
-import { GPT2, ScalarHeadModel, SCORE_BIAS, SCORE_WEIGHT, Trainer, epochPermutation, loadCheckpointTensors, microBatches, resolveCheckpointDir, writeCheckpointFolder, type GPT2Config, type LrSchedule, type AdamWOptions } from "@rlhf/model";
+import { GPT2, ScalarHeadModel, SCORE_BIAS, SCORE_WEIGHT, Trainer, loadCheckpointTensors, microBatches, writeCheckpointFolder, type GPT2Config, type LrSchedule, type TrainingSettings } from "@rlhf/model";
+import { epochPermutation } from "@rlhf/random";
 import type { HostTensor, NamedHostTensors } from "@rlhf/compute";
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, type PathRoots } from "@rlhf/errors";
+import { InvalidArgumentError, readJsonFile, type PathRoots } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
+import { ModelSlot, resolveCheckpointDir, type LoadedRef, type PulledWeights } from "@rlhf/model-service";
 import { groupSequences, groupedScores, pairStats, rankingLoss, rankingPairs, scoreSequences, type PairStats, type RankedGroup } from "./ranking";
-
-/** Fields of folders an operator set at start (environment variables): not confined to CHECKPOINT_ROOT. */
-const OPERATOR_FIELDS: ReadonlySet<string> = new Set(["CHECKPOINT_DIR", "MODEL_DIR"]);
 
 /** model_id of every WeightsRef this service hands out. */
 export const MODEL_ID = "reward-model";
 /** Version file of a reward-model checkpoint. */
 export const STATE_FILE = "state.json";
-
-/** Which weights are loaded. */
-export interface LoadedRef {
-  modelId: string;
-  version: number;
-  source: string;
-}
-
-/** Hyperparameters of one Train call (already validated). */
-export interface TrainSettings {
-  epochs: number;
-  batchSize: number;
-  optimizer: AdamWOptions;
-  maxGradNorm: number;
-  schedule: LrSchedule;
-  seed: number;
-  progressEverySteps: number;
-}
 
 /** One optimiser step's report. */
 export interface StepReport {
@@ -78,43 +59,34 @@ function withZeroHead(config: GPT2Config, trunk: NamedHostTensors): ScalarHeadMo
 }
 
 export class RewardModel {
-  private model?: ScalarHeadModel;
-  private ref: LoadedRef = { modelId: MODEL_ID, version: 0, source: "" };
+  private readonly slot: ModelSlot<ScalarHeadModel>;
   /** True while a Train call is training. */
   training = false;
 
   constructor(
-    private readonly log: Logger,
+    log: Logger,
     private readonly opts: { checkpointRoots?: PathRoots; onLoaded?: () => void; microBatchTokens?: number },
-  ) {}
+  ) {
+    this.slot = new ModelSlot(log, { modelId: MODEL_ID, missing: "no model is loaded: call LoadCheckpoint first (or start with CHECKPOINT_DIR / MODEL_DIR / INIT_PRESET)", onLoaded: opts.onLoaded });
+  }
 
   get config(): Readonly<GPT2Config> | undefined {
-    return this.model?.config;
+    return this.slot.config;
   }
 
   get weights(): LoadedRef {
-    return { ...this.ref };
+    return this.slot.ref;
   }
 
   /** The head's bias ("score.bias"); 0 without a model. */
   get bias(): number {
-    const b = this.model?.parameters().get(SCORE_BIAS);
+    const b = this.slot.model?.parameters().get(SCORE_BIAS);
     return b ? b.dataSync()[0] : 0;
   }
 
   /** The loaded model, or FAILED_PRECONDITION. */
   require(): ScalarHeadModel {
-    if (!this.model) throw new FailedPreconditionError("no model is loaded: call LoadCheckpoint first (or start with CHECKPOINT_DIR / MODEL_DIR / INIT_PRESET)");
-    return this.model;
-  }
-
-  private swap(next: ScalarHeadModel, ref: LoadedRef): void {
-    const old = this.model;
-    this.model = next;
-    this.ref = ref;
-    old?.dispose();
-    this.opts.onLoaded?.();
-    this.log.info({ modelId: ref.modelId, weightsVersion: ref.version, source: ref.source, config: next.config, numTensors: tf.memory().numTensors }, "weights loaded");
+    return this.slot.require();
   }
 
   /**
@@ -122,7 +94,7 @@ export class RewardModel {
    * CHECKPOINT_ROOT, while CHECKPOINT_DIR / MODEL_DIR, set by the operator at start, are not confined.
    */
   resolveDir(dir: string, field: string): string {
-    return resolveCheckpointDir(dir, field, OPERATOR_FIELDS.has(field) ? undefined : this.opts.checkpointRoots);
+    return resolveCheckpointDir(dir, field, this.opts.checkpointRoots);
   }
 
   /** A reward-model checkpoint (with score.*, state.json): restores head and version. */
@@ -133,21 +105,21 @@ export class RewardModel {
       throw new InvalidArgumentError(field, `"${dir}" has no score.weight / score.bias: not a reward-model checkpoint (use model_dir for a language model)`);
     }
     const version = await readVersion(abs);
-    this.swap(ScalarHeadModel.fromHostTensors(config, tensors), { modelId: MODEL_ID, version, source: abs });
+    this.slot.swap(ScalarHeadModel.fromHostTensors(config, tensors), { modelId: MODEL_ID, version, source: abs });
   }
 
   /** A plain language-model folder: trunk kept, unembedding dropped, new zero head, version 0. */
   async loadModelDir(dir: string, field = "model_dir"): Promise<void> {
     const abs = this.resolveDir(dir, field);
     const { config, tensors } = await loadCheckpointTensors(abs);
-    this.swap(withZeroHead(config, tensors), { modelId: MODEL_ID, version: 0, source: abs });
+    this.slot.swap(withZeroHead(config, tensors), { modelId: MODEL_ID, version: 0, source: abs });
   }
 
   /** A seeded random trunk with a zero head, version 0. */
   loadRandom(config: GPT2Config, seed: number): void {
     const lm = GPT2.random(config, seed, { trainable: false });
     try {
-      this.swap(withZeroHead(lm.config, lm.toHostTensors()), { modelId: MODEL_ID, version: 0, source: `random:${seed}` });
+      this.slot.swap(withZeroHead(lm.config, lm.toHostTensors()), { modelId: MODEL_ID, version: 0, source: `random:${seed}` });
     } finally {
       lm.dispose();
     }
@@ -155,7 +127,12 @@ export class RewardModel {
 
   /** Trunk tensors (e.g. the policy's) with a new zero head, version 0. */
   loadTrunk(config: GPT2Config, tensors: NamedHostTensors, source: string): void {
-    this.swap(withZeroHead(config, tensors), { modelId: MODEL_ID, version: 0, source });
+    this.slot.swap(withZeroHead(config, tensors), { modelId: MODEL_ID, version: 0, source });
+  }
+
+  /** The policy's weights, pulled and verified, as the trunk (new zero head, version 0). */
+  loadPulled(p: PulledWeights): void {
+    this.loadTrunk(p.config, p.tensors, `${p.source}:${p.version}`);
   }
 
   /** Padded tokens per forward pass (MICRO_BATCH_TOKENS). */
@@ -227,7 +204,7 @@ export class RewardModel {
   addToBias(delta: number): number {
     const b = this.require().parameters().get(SCORE_BIAS) as tf.Variable;
     tf.tidy(() => b.assign(tf.add(b, delta)));
-    this.ref = { ...this.ref, version: this.ref.version + 1 };
+    this.slot.bumpVersion();
     return b.dataSync()[0];
   }
 
@@ -239,7 +216,7 @@ export class RewardModel {
   async train(
     all: readonly RankedGroup[],
     validation: readonly RankedGroup[],
-    s: TrainSettings,
+    s: TrainingSettings,
     onStep: (r: StepReport) => Promise<void>,
     signal?: AbortSignal,
   ): Promise<TrainSummary> {
@@ -275,7 +252,7 @@ export class RewardModel {
           }
           const stats = pairStats(host, batch);
           const step = trainer.update();
-          this.ref = { ...this.ref, version: this.ref.version + 1 };
+          this.slot.bumpVersion();
           summary.steps++;
           epochLoss += loss * batch.length;
           epochGroups += batch.length;
@@ -322,7 +299,7 @@ export class RewardModel {
   async save(dir: string, field = "dir"): Promise<{ dir: string; bytes: number }> {
     const model = this.require();
     const abs = this.resolveDir(dir, field);
-    const version = this.ref.version;
+    const version = this.slot.ref.version;
     const bytes = await writeCheckpointFolder(
       abs,
       field,
@@ -337,26 +314,13 @@ export class RewardModel {
   }
 
   dispose(): void {
-    this.model?.dispose();
-    this.model = undefined;
+    this.slot.dispose();
   }
 }
 
 async function readVersion(dir: string): Promise<number> {
   const path = join(dir, STATE_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new NotFoundError(path, "no such file: not a reward-model checkpoint");
-    throw e;
-  }
-  let v: unknown;
-  try {
-    v = (JSON.parse(text) as { version?: unknown }).version;
-  } catch (e) {
-    throw new InvalidArgumentError(path, `not valid JSON: ${(e as Error).message}`);
-  }
+  const v = (await readJsonFile<{ version?: unknown }>(path, "no such file: not a reward-model checkpoint")).version;
   if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError(path, `version must be an integer >= 0, got ${String(v)}`);
   return v;
 }

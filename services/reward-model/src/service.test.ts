@@ -1,3 +1,4 @@
+// run-tests: own process (it serves on the cpu backend; the package's other files use the default one, chosen once per process)
 // The reward-model service on a real socket (127.0.0.1:0), called through the generated client.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -11,6 +12,7 @@ import { receiveTensorSet, modelConfigToProto, modelConfigFromProto } from "@rlh
 import { GPT2, ScalarHeadModel, saveCheckpoint, type GPT2Config } from "@rlhf/model";
 import { startRewardModel, type RewardModelApp } from "./app";
 import { loadConfig } from "./config";
+import { testDeadlineMs, waitUntil } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "reward-model-test", level: "silent" });
 const TINY: GPT2Config = { vocabSize: 40, nPositions: 16, nEmbd: 8, nLayer: 2, nHead: 2, layerNormEpsilon: 1e-5 };
@@ -26,7 +28,7 @@ before(async () => {
   process.env.RLHF_BACKEND = "cpu";
   const cfg = loadConfig({ GRPC_PORT: "0", MAX_BATCH_SEQUENCES: "8", MAX_BATCH_TOKENS: "80", MAX_BATCH_GROUPS: "8", CHECKPOINT_ROOT: dir });
   app = await startRewardModel(cfg, log);
-  client = createClient(rewardModel.RewardModelServiceClient, app.server.address, { deadlineMs: 60_000 });
+  client = createClient(rewardModel.RewardModelServiceClient, app.server.address, { deadlineMs: testDeadlineMs(60_000) });
 });
 after(async () => {
   client.close();
@@ -339,7 +341,7 @@ test("every folder a request names stays inside CHECKPOINT_ROOT: `..`, absolute 
 test("a Train call holds the bounded queue: calls beyond its capacity get RESOURCE_EXHAUSTED", async () => {
   const cfg = loadConfig({ GRPC_PORT: "0", QUEUE_CAPACITY: "1", INIT_PRESET: "tiny" });
   const app2 = await startRewardModel({ ...cfg }, log);
-  const c2 = createClient(rewardModel.RewardModelServiceClient, app2.server.address, { deadlineMs: 60_000 });
+  const c2 = createClient(rewardModel.RewardModelServiceClient, app2.server.address, { deadlineMs: testDeadlineMs(60_000) });
   try {
     await c2.unary("loadCheckpoint", randomInit(1));
     const s = c2.bidi("train");
@@ -351,7 +353,7 @@ test("a Train call holds the bounded queue: calls beyond its capacity get RESOUR
     assert.equal(first.value?.part?.$case, "progress");
     assert.equal((await c2.unary("getInfo", {})).training, true);
     const waiting = c2.unary("score", { sequences: batchOf([[1, 2]]) });
-    await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(async () => (await c2.unary("getInfo", {})).queueDepth === 2, "the score call waiting behind the training");
     assert.match(String(await call(c2.unary("score", { sequences: batchOf([[1, 2]]) }))), /^RESOURCE_EXHAUSTED: reward-model compute queue is full/);
     s.cancel(); // stops after the current step
     await call((async () => {

@@ -3,7 +3,7 @@ import { type CallContext, type SerialQueue, type Send, yieldToEventLoop } from 
 import { annotateActiveSpan, countTokens } from "@rlhf/telemetry";
 import { tokenBatchFromProto, temperatureFromProto } from "@rlhf/tensor-transport";
 import { InvalidArgumentError } from "@rlhf/errors";
-import { generate, type GeneratedSequence } from "@rlhf/model";
+import { generate, splitRows, type GeneratedSequence } from "@rlhf/model";
 import type { PolicyState } from "../policy";
 import type { PolicyConfig } from "../config";
 import { defaultEos } from "./get-info";
@@ -48,12 +48,7 @@ export function generateHandler(state: PolicyState, queue: SerialQueue, cfg: Pol
       const eos = req.eosTokenId ?? defaultEos(state, cfg);
       if (!Number.isInteger(eos) || eos < 0 || eos >= V) throw new InvalidArgumentError(req.eosTokenId === undefined ? "eos_token_id (EOS_TOKEN_ID)" : "eos_token_id", `must be an id in 0..${V - 1}, got ${eos}`);
       const s: GenerateSettings = { k, temperature: temperatureFromProto(req.temperature), topK: req.topK, topP, maxNewTokens: req.maxNewTokens, seed: req.seed, eos: req.ignoreEos ? undefined : eos };
-      const prompts: Int32Array[] = [];
-      let o = 0;
-      for (const L of packed.lengths) {
-        prompts.push(packed.tokens.subarray(o, o + L));
-        o += L;
-      }
+      const prompts = splitRows(packed.tokens, packed.lengths);
       ctx.log.debug({ prompts: prompts.length, samplesPerPrompt: k, maxNewTokens: s.maxNewTokens }, "generate");
       // Row r = prompt * K + sample; chunks of GENERATE_BATCH rows keep memory bounded and, with
       // rowOffset, draw exactly what one big batch would.

@@ -1,5 +1,5 @@
 import { common, type policy as policyPb } from "@rlhf/proto";
-import type { CallContext, SerialQueue } from "@rlhf/grpc-kit";
+import { readHeaderFirst, type CallContext, type SerialQueue } from "@rlhf/grpc-kit";
 import { annotateActiveSpan, countTokens } from "@rlhf/telemetry";
 import { TensorSetReceiver, temperatureFromProto } from "@rlhf/tensor-transport";
 import { DomainError, InvalidArgumentError } from "@rlhf/errors";
@@ -42,24 +42,18 @@ function settingsFromProto(h: policyPb.PpoHyperparameters | undefined, cfg: Poli
  */
 export function ppoUpdateHandler(state: PolicyState, queue: SerialQueue, cfg: PolicyConfig) {
   return async (reqs: AsyncIterable<policyPb.PpoUpdateRequest>, ctx: CallContext): Promise<policyPb.PpoUpdateResponse> => {
-    let mb: policyPb.PpoMinibatch | undefined;
     let receiver: TensorSetReceiver | undefined;
-    let i = 0;
-    for await (const req of reqs) {
-      const part = req.part;
-      if (!part) throw new InvalidArgumentError(`requests[${i}].part`, "set one of minibatch, ptx_gradients");
-      if (part.$case === "minibatch") {
-        if (i !== 0) throw new InvalidArgumentError(`requests[${i}].minibatch`, "the minibatch must be sent exactly once, first");
-        mb = part.minibatch;
-      } else {
-        if (!mb) throw new InvalidArgumentError(`requests[${i}].ptx_gradients`, "the first message must be the minibatch");
+    const mb = await readHeaderFirst(reqs, {
+      header: "minibatch",
+      cases: "minibatch, ptx_gradients",
+      missing: "the stream held no minibatch",
+      onHeader: (part) => part.minibatch,
+      onPart: (part, _field, mb) => {
         if (!mb.withPtxGradients) throw new InvalidArgumentError("ptx_gradients", "sent but minibatch.with_ptx_gradients is false");
         receiver ??= new TensorSetReceiver({ expectKind: common.TensorSetKind.TENSOR_SET_KIND_GRADIENTS, maxTotalBytes: cfg.maxUploadBytes, field: "ptx_gradients" });
         receiver.push(part.ptxGradients);
-      }
-      i++;
-    }
-    if (!mb) throw new InvalidArgumentError("minibatch", "the stream held no minibatch");
+      },
+    });
     if (mb.withPtxGradients && !receiver) throw new InvalidArgumentError("ptx_gradients", "minibatch.with_ptx_gradients is true but no gradients followed");
     const m = mb;
     const { s, policyAdam, criticAdam } = settingsFromProto(m.hyperparameters, cfg);

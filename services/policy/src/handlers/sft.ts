@@ -1,10 +1,10 @@
 import { common, type policy as policyPb } from "@rlhf/proto";
-import { type CallContext, type SerialQueue, type Send, yieldToEventLoop } from "@rlhf/grpc-kit";
+import { type CallContext, type SerialQueue, type Send, readHeaderFirst, yieldToEventLoop } from "@rlhf/grpc-kit";
 import { countTokens } from "@rlhf/telemetry";
 import { temperatureFromProto } from "@rlhf/tensor-transport";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, ResourceExhaustedError } from "@rlhf/errors";
 import { buildInstructionDatasets, sftRecords, type InstructionDatasets } from "@rlhf/data";
-import type { LrSchedule, Tokenizer, GPT2Config } from "@rlhf/model";
+import { splitRows, type LrSchedule, type Tokenizer, type GPT2Config } from "@rlhf/model";
 import type { PolicyState } from "../policy";
 import type { PolicyConfig } from "../config";
 import { trainSft, type SftExample, type SftSettings } from "../sft";
@@ -67,13 +67,7 @@ function settingsFromProto(c: policyPb.SftConfig, cfg: PolicyConfig): SftSetting
 
 function examplesOf(batch: common.TokenBatch | undefined, field: string, state: PolicyState, cfg: PolicyConfig): SftExample[] {
   const seqs = seqsFromProto(batch, field, state.policy().config, { maxSequences: Number.MAX_SAFE_INTEGER, maxTokens: cfg.maxSftTokens }, true);
-  const out: SftExample[] = [];
-  let o = 0;
-  seqs.lengths.forEach((L, i) => {
-    out.push({ tokens: seqs.tokens.slice(o, o + L), promptLength: seqs.promptLengths[i] });
-    o += L;
-  });
-  return out;
+  return splitRows(seqs.tokens, seqs.lengths).map((tokens, i) => ({ tokens: tokens.slice(), promptLength: seqs.promptLengths[i] }));
 }
 
 /**
@@ -82,33 +76,23 @@ function examplesOf(batch: common.TokenBatch | undefined, field: string, state: 
  */
 export function sftHandler(state: PolicyState, queue: SerialQueue, cfg: PolicyConfig) {
   return async (reqs: AsyncIterable<policyPb.SftRequest>, send: Send<policyPb.SftResponse>, ctx: CallContext): Promise<void> => {
-    let c: policyPb.SftConfig | undefined;
-    let settings: SftSettings | undefined;
     let train: SftExample[] = [];
     let validation: SftExample[] = [];
     let tokens = 0;
-    let i = 0;
-    for await (const req of reqs) {
-      const field = `requests[${i}]`;
-      const part = req.part;
-      if (!part) throw new InvalidArgumentError(`${field}.part`, "set one of config, examples, validation_examples");
-      if (part.$case === "config") {
-        if (i !== 0) throw new InvalidArgumentError(`${field}.config`, "the config must be sent exactly once, first");
-        c = part.config;
-        settings = settingsFromProto(c, cfg);
-      } else {
+    const { c, settings } = await readHeaderFirst(reqs, {
+      header: "config",
+      cases: "config, examples, validation_examples",
+      onHeader: (part) => ({ c: part.config, settings: settingsFromProto(part.config, cfg) }),
+      onPart: (part, field, { c }) => {
         const name = part.$case === "examples" ? "examples" : "validation_examples";
-        if (!c) throw new InvalidArgumentError(`${field}.${name}`, "the first message must be the config");
         if (part.$case === "examples" && c.dataset) throw new InvalidArgumentError(`${field}.examples`, "config.dataset is set: the stream must carry no examples");
         if (part.$case === "validationExamples" && c.validationDataset) throw new InvalidArgumentError(`${field}.validation_examples`, "config.validation_dataset is set: the stream must carry no validation examples");
         const ex = examplesOf(part.$case === "examples" ? part.examples : part.validationExamples, `${field}.${name}`, state, cfg);
         tokens += ex.reduce((a, e) => a + e.tokens.length, 0);
         if (tokens > cfg.maxSftTokens) throw new ResourceExhaustedError(`Sft buffered more than MAX_SFT_TOKENS = ${cfg.maxSftTokens} tokens of examples`);
         (part.$case === "examples" ? train : validation).push(...ex);
-      }
-      i++;
-    }
-    if (!c || !settings) throw new InvalidArgumentError("config", "the first message must be the config");
+      },
+    });
     const runId = runIdFromProto(c.runId, "config.run_id");
     const conf = c;
     const s = settings;

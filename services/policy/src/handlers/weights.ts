@@ -1,6 +1,6 @@
 import { common, policy as policyPb, rewardModel } from "@rlhf/proto";
 import { createClient, type CallContext, type SerialQueue, type Send } from "@rlhf/grpc-kit";
-import { receiveTensorSet, sendTensorSet, modelConfigFromProto, modelConfigToProto } from "@rlhf/tensor-transport";
+import { receiveTensorSet, sendTensorSet, modelConfigFromProto, modelConfigToProto, wireFloatFromProto } from "@rlhf/tensor-transport";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@rlhf/errors";
 import type { NamedHostTensors } from "@rlhf/compute";
 import type { PolicyState } from "../policy";
@@ -98,10 +98,7 @@ export function initCriticHandler(state: PolicyState, queue: SerialQueue, cfg: P
 /** StreamWeights: one consistent snapshot of the policy or the critic (taken on the queue), streamed outside it. */
 export function streamWeightsHandler(state: PolicyState, queue: SerialQueue) {
   return async (req: policyPb.StreamWeightsRequest, send: Send<policyPb.StreamWeightsResponse>): Promise<void> => {
-    let wire: "float32" | "float16";
-    if (req.dtype === common.Dtype.DTYPE_FLOAT32) wire = "float32";
-    else if (req.dtype === common.Dtype.DTYPE_FLOAT16) wire = "float16";
-    else throw new InvalidArgumentError("dtype", `must be DTYPE_FLOAT32 or DTYPE_FLOAT16, got ${common.Dtype[req.dtype] ?? req.dtype}`);
+    const wire = wireFloatFromProto(req.dtype);
     const isCritic = req.model === policyPb.ModelKind.MODEL_KIND_CRITIC;
     if (!isCritic && req.model !== policyPb.ModelKind.MODEL_KIND_POLICY) throw new InvalidArgumentError("model", `must be MODEL_KIND_POLICY or MODEL_KIND_CRITIC, got ${policyPb.ModelKind[req.model] ?? req.model}`);
     const snap = await queue.run(() => {

@@ -1,7 +1,7 @@
 /** The worker thread of ./worker.ts: runs one job with its `workerData` and posts the reply. */
 import { parentPort, workerData } from "node:worker_threads";
 import { DomainError } from "@rlhf/errors";
-import { getTokenizer } from "@rlhf/model";
+import { getTokenizer } from "@rlhf/model/tokens";
 import { plainRecipeData } from "./data";
 import { loadUserData } from "./user-data";
 import type { WorkerJob, WorkerReply } from "./worker";

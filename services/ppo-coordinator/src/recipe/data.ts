@@ -1,6 +1,6 @@
 /** The run's data: the built-in tasks (demonstrations, prompts, the labeler panel) or the user's files. */
 import { buildInstructionDatasets, createLabelers, demonstrate, type InstructionTask, type SimulatedLabeler } from "@rlhf/data";
-import { getTokenizer, presetConfig } from "@rlhf/model";
+import { getTokenizer, presetConfig } from "@rlhf/model/tokens";
 import type { RunConfig } from "@rlhf/run-config";
 import type { RecipeContext } from "./context";
 import type { RecipeData, RecipeState } from "./records";

@@ -10,10 +10,10 @@ import { common, pretrainMix, type policy as policyPb, type referenceModel, type
 import { FailedPreconditionError } from "@rlhf/errors";
 import type { KitClient } from "@rlhf/grpc-kit";
 import type { BatchProgress, ComparisonToRank, LabeledRanking, LabelingClient } from "@rlhf/labeling-client";
-import type { GPT2Config } from "@rlhf/model";
+import { splitRows, type GPT2Config } from "@rlhf/model/tokens";
 import { modelConfigToProto } from "@rlhf/tensor-transport";
 import type { Attributes } from "@rlhf/telemetry";
-import type { ServiceClient } from "../replicas";
+import type { ServiceClient } from "@rlhf/grpc-kit";
 import type { Example, RankedSamples, Sample, TextCorpus, WeightsRef } from "./records";
 import { phase } from "./trace";
 
@@ -164,15 +164,13 @@ export function createGateway(clients: Clients, signal: AbortSignal, runId?: str
         const req = { prompts: tokenBatch(prompts), samplesPerPrompt: K, temperature: s.temperature, topK: s.topK ?? 0, topP: 0, maxNewTokens: s.maxNewTokens, seed: s.seed, ignoreEos: false };
         for await (const msg of pol.serverStream("generate", req, opts) as AsyncIterable<policyPb.GenerateResponse>) {
           const b = msg.sequences as common.TokenBatch;
-          let o = 0;
-          let lo = 0;
-          b.lengths.forEach((L, j) => {
-            const P = b.promptLengths[j];
+          const rows = splitRows(b.tokens, b.lengths);
+          // The sampling log-probs come for the response tokens only: L - P per sequence.
+          const lps = splitRows(msg.logprobs, b.lengths.map((L, j) => L - b.promptLengths[j]));
+          rows.forEach((tokens, j) => {
             const idx = msg.promptIndices[Math.floor(j / K)] * K + (j % K);
-            samples[idx] = { tokens: b.tokens.slice(o, o + L), promptLength: P, eos: msg.eos[j] };
-            logprobs[idx] = msg.logprobs.slice(lo, lo + L - P);
-            o += L;
-            lo += L - P;
+            samples[idx] = { tokens, promptLength: b.promptLengths[j], eos: msg.eos[j] };
+            logprobs[idx] = lps[j];
           });
         }
         return { samples, logprobs };
@@ -257,13 +255,9 @@ export function createGateway(clients: Clients, signal: AbortSignal, runId?: str
       /** log pi_ref(a_t|s_t) of each sample's response tokens (the response-token layout). */
       logprobs: async (samples: readonly Sample[], temperature: number): Promise<number[][]> => {
         const r = await ref.unary("logProbs", { batch: sampleBatch(samples), temperature }, opts);
-        // The reference answers in the L-1 layout: a response's slice is entries P-1..L-2.
-        let o = 0;
-        return samples.map((smp) => {
-          const slice = r.logprobs.slice(o + smp.promptLength - 1, o + smp.tokens.length - 1);
-          o += smp.tokens.length - 1;
-          return slice;
-        });
+        // The reference answers in the L-1 layout (every token after the first): a response's
+        // log-probs are the last L-P of its L-1.
+        return splitRows(r.logprobs, samples.map((smp) => smp.tokens.length - 1)).map((row, i) => row.slice(samples[i].promptLength - 1));
       },
     },
     pretrainMix: {

@@ -5,7 +5,7 @@
  * checkpoint.
  */
 import type { InstructionTask, SimulatedLabeler } from "@rlhf/data";
-import type { GPT2Config, Tokenizer } from "@rlhf/model";
+import type { GPT2Config, Tokenizer } from "@rlhf/model/tokens";
 import type { KlControllerState } from "@rlhf/rl";
 
 /** The recipe's stages, in order. */

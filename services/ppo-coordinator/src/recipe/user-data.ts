@@ -11,7 +11,7 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   DataFileError,
@@ -26,7 +26,7 @@ import {
   readDataFileBytes,
   readJsonlFile,
 } from "@rlhf/data";
-import { FailedPreconditionError, InvalidArgumentError } from "@rlhf/errors";
+import { FailedPreconditionError, InvalidArgumentError, writeJsonAtomic } from "@rlhf/errors";
 import type { RunConfig } from "@rlhf/run-config";
 import type { RecipeContext } from "./context";
 import type { DataFileRecord, TextCorpus } from "./records";
@@ -205,9 +205,7 @@ export const DATA_FILES_NAME = "data-files.json";
 
 /** Writes `data-files.json` into a run folder (atomically). */
 export async function writeDataFiles(runDir: string, files: readonly DataFileRecord[]): Promise<void> {
-  const path = join(runDir, DATA_FILES_NAME);
-  await writeFile(`${path}.tmp-${process.pid}`, JSON.stringify(files, null, 2) + "\n");
-  await rename(`${path}.tmp-${process.pid}`, path);
+  await writeJsonAtomic(join(runDir, DATA_FILES_NAME), files);
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { rewardModel } from "@rlhf/proto";
 import { InvalidArgumentError } from "@rlhf/errors";
-import type { GPT2Config } from "@rlhf/model";
+import { splitRows, type GPT2Config } from "@rlhf/model";
 import type { RankedGroup } from "../ranking";
 
 /** Most responses per group (the proto's K limit). */
@@ -48,15 +48,12 @@ export function comparisonsFromProto(batch: rewardModel.ComparisonBatch | undefi
     const total = r.lengths.reduce((a, b) => a + b, 0);
     if (total !== r.tokens.length) throw new InvalidArgumentError(`${f}.responses.lengths`, `add up to ${total} but ${f}.responses.tokens holds ${r.tokens.length} ids`);
     checkIds(r.tokens, `${f}.responses.tokens`, vocabSize);
-    const responses: number[][] = [];
-    let o = 0;
     r.lengths.forEach((L, k) => {
       if (L < 1) throw new InvalidArgumentError(`${f}.responses.lengths[${k}]`, "empty response: every response needs at least 1 token");
       checkFits(g.prompt.length, L, `${f}.responses.lengths[${k}]`, nPositions);
-      responses.push(r.tokens.slice(o, o + L));
-      o += L;
       out.tokens += g.prompt.length + L;
     });
+    const responses = splitRows(r.tokens, r.lengths);
     out.sequences += K;
     out.groups.push({ prompt: [...g.prompt], responses, ranks: [...g.ranks] });
   });

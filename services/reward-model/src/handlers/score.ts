@@ -3,6 +3,7 @@ import type { CallContext, SerialQueue } from "@rlhf/grpc-kit";
 import { annotateActiveSpan, countTokens } from "@rlhf/telemetry";
 import { tokenBatchFromProto } from "@rlhf/tensor-transport";
 import { InvalidArgumentError } from "@rlhf/errors";
+import { splitRows } from "@rlhf/model";
 import type { RewardModel } from "../reward";
 import type { RewardModelConfig } from "../config";
 
@@ -13,13 +14,7 @@ export function sequencesFromProto(rm: RewardModel, batch: common.TokenBatch | u
   packed.promptLengths?.forEach((p, i) => {
     if (p >= packed.lengths[i]) throw new InvalidArgumentError(`${field}.prompt_lengths[${i}]`, `${p} leaves no response token in a sequence of ${packed.lengths[i]}`);
   });
-  const seqs: number[][] = [];
-  let o = 0;
-  for (const L of packed.lengths) {
-    seqs.push(Array.from(packed.tokens.subarray(o, o + L)));
-    o += L;
-  }
-  return seqs;
+  return splitRows(packed.tokens, packed.lengths).map((row) => Array.from(row));
 }
 
 /** Score: validate, one forward on the compute queue, a reward per sequence at its last token. */

@@ -1,15 +1,15 @@
 import { common, rewardModel } from "@rlhf/proto";
-import { type CallContext, type SerialQueue, type Send, yieldToEventLoop } from "@rlhf/grpc-kit";
+import { type CallContext, type SerialQueue, type Send, readHeaderFirst, yieldToEventLoop } from "@rlhf/grpc-kit";
 import { countTokens } from "@rlhf/telemetry";
 import { InvalidArgumentError, ResourceExhaustedError } from "@rlhf/errors";
-import type { LrSchedule } from "@rlhf/model";
-import type { RewardModel, TrainSettings } from "../reward";
+import type { LrSchedule, TrainingSettings } from "@rlhf/model";
+import type { RewardModel } from "../reward";
 import type { RankedGroup } from "../ranking";
 import type { RewardModelConfig } from "../config";
 import { comparisonsFromProto } from "./comparisons";
 
 /** Validates a TrainConfig (fields named `config.<proto field>`). */
-export function trainSettingsFromProto(c: rewardModel.TrainConfig, cfg: RewardModelConfig): TrainSettings {
+export function trainSettingsFromProto(c: rewardModel.TrainConfig, cfg: RewardModelConfig): TrainingSettings {
   const bad = (f: string, msg: string) => new InvalidArgumentError(`config.${f}`, msg);
   if (!Number.isInteger(c.epochs) || c.epochs < 1 || c.epochs > 100) throw bad("epochs", `must be in 1..100, got ${c.epochs}`);
   if (c.batchSize < 1 || c.batchSize > cfg.maxBatchGroups) throw bad("batch_size", `must be in 1..${cfg.maxBatchGroups}, got ${c.batchSize}`);
@@ -54,20 +54,14 @@ export function trainSettingsFromProto(c: rewardModel.TrainConfig, cfg: RewardMo
  */
 export function trainHandler(rm: RewardModel, queue: SerialQueue, cfg: RewardModelConfig) {
   return async (reqs: AsyncIterable<rewardModel.TrainRequest>, send: Send<rewardModel.TrainResponse>, ctx: CallContext): Promise<void> => {
-    let settings: TrainSettings | undefined;
     const train: RankedGroup[] = [];
     const validation: RankedGroup[] = [];
     let tokens = 0;
-    let i = 0;
-    for await (const req of reqs) {
-      const field = `requests[${i}]`;
-      const part = req.part;
-      if (!part) throw new InvalidArgumentError(`${field}.part`, "set one of config, comparisons, validation_comparisons");
-      if (part.$case === "config") {
-        if (i !== 0) throw new InvalidArgumentError(`${field}.config`, "the config must be sent exactly once, first");
-        settings = trainSettingsFromProto(part.config, cfg);
-      } else {
-        if (!settings) throw new InvalidArgumentError(`${field}.${part.$case === "comparisons" ? "comparisons" : "validation_comparisons"}`, "the first message must be the config");
+    const settings = await readHeaderFirst(reqs, {
+      header: "config",
+      cases: "config, comparisons, validation_comparisons",
+      onHeader: (part): TrainingSettings => trainSettingsFromProto(part.config, cfg),
+      onPart: (part, field) => {
         const config = rm.require().config;
         const c =
           part.$case === "comparisons"
@@ -76,10 +70,8 @@ export function trainHandler(rm: RewardModel, queue: SerialQueue, cfg: RewardMod
         tokens += c.tokens;
         if (tokens > cfg.maxTrainTokens) throw new ResourceExhaustedError(`Train buffered more than MAX_TRAIN_TOKENS = ${cfg.maxTrainTokens} tokens of comparisons`);
         (part.$case === "comparisons" ? train : validation).push(...c.groups);
-      }
-      i++;
-    }
-    if (!settings) throw new InvalidArgumentError("config", "the first message must be the config");
+      },
+    });
     if (train.length === 0) throw new InvalidArgumentError("comparisons", "no training comparisons were sent");
     const s = settings;
     await queue.run(async () => {

@@ -10,6 +10,7 @@ import { EventPublisher, runEventKind, runEventMsgId, runSubject, startNatsServe
 import { UsageError, parseArgs } from "../args";
 import { cliEntryPoint } from "../run/session";
 import { runWatch, watchOptions, type WatchOptions } from "./watch";
+import { testDeadlineMs, waitUntil } from "@rlhf/errors/dist/testing/deadline";
 
 const { RunState, Stage } = ppoCoordinator;
 const tmp = mkdtempSync(join(tmpdir(), "rlhf-cli-watch-"));
@@ -87,7 +88,7 @@ test("arguments: a run folder (a path) instead of a run id is read from its pare
 });
 
 test("the built CLI: watch --help, a bad argument exits 2, an unknown run exits 1 naming it", () => {
-  const rlhf = (...argv: string[]) => spawnSync(process.execPath, [cliEntryPoint(), ...argv], { encoding: "utf8", timeout: 30_000, env: { ...process.env, NATS_URL: "" } });
+  const rlhf = (...argv: string[]) => spawnSync(process.execPath, [cliEntryPoint(), ...argv], { encoding: "utf8", timeout: testDeadlineMs(30_000), env: { ...process.env, NATS_URL: "" } });
   const help = rlhf("watch", "--help");
   assert.equal(help.status, 0);
   assert.ok(help.stdout.startsWith("rlhf watch <run-id> [--nats URL | --runs-dir DIR] [--json]\nrlhf watch <run-folder> [--json]"), help.stdout);
@@ -183,7 +184,7 @@ test("run folder on a terminal: while no event comes the stage's clock goes on; 
   const out = Object.assign(s.out, { isTTY: true, columns: 200 });
   const watching = runWatch(folder(runs, "clock-1"), { out, pollMs: 20, tickMs: 50 });
   // No event after SFT's first: the line is redrawn with a later elapsed time all the same.
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + testDeadlineMs(30_000);
   while (!/SFT {10}\[-+\] {3}0% {2}step 0\/4 {2}elapsed [1-9]\d*s\n/.test(s.text())) {
     assert.ok(Date.now() < deadline, `no clock redraw in: ${JSON.stringify(s.text())}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -198,7 +199,7 @@ test("run folder on a terminal: while no event comes the stage's clock goes on; 
 test("the built CLI: watch <run folder> replays a finished run and exits (no timer left running)", () => {
   const runs = join(tmp, "built");
   const dir = runFolder(runs, "built-1", runLines("built-1", RunState.RUN_STATE_SUCCEEDED));
-  const r = spawnSync(process.execPath, [cliEntryPoint(), "watch", dir], { encoding: "utf8", timeout: 30_000, env: { ...process.env, NATS_URL: "nats://127.0.0.1:1" } });
+  const r = spawnSync(process.execPath, [cliEntryPoint(), "watch", dir], { encoding: "utf8", timeout: testDeadlineMs(30_000), env: { ...process.env, NATS_URL: "nats://127.0.0.1:1" } });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /run built-1 SUCCEEDED\n/);
 });
@@ -213,9 +214,8 @@ test("run folder: a live run is followed as events.jsonl grows (a half-written l
     finished = true;
     return code;
   });
-  await new Promise((r) => setTimeout(r, 200));
+  await waitUntil(() => s.text() === lines.slice(0, 4).join("\n") + "\n", `the first 4 lines, not ${JSON.stringify(s.text())}`);
   assert.equal(finished, false);
-  assert.equal(s.text(), lines.slice(0, 4).join("\n") + "\n");
   const rest = lines.slice(4).join("\n") + "\n";
   appendFileSync(join(dir, "events.jsonl"), rest.slice(0, 100)); // cut inside a line
   await new Promise((r) => setTimeout(r, 100));
@@ -245,7 +245,7 @@ test("NATS: a late watcher replays the run from its first event (weights events 
   send("n-1", lines.slice(0, 6));
   pub.publish(runSubject("n-1", "weights"), Buffer.from(weights));
   send("n-1", lines.slice(6));
-  assert.equal(await pub.flush(10_000), true);
+  assert.equal(await pub.flush(testDeadlineMs(10_000)), true);
   const viaNats = (runId: string, json: boolean): WatchOptions => ({ runId, source: { kind: "nats", servers: [nats!.url] }, json });
 
   const j = sink();
@@ -264,7 +264,7 @@ test("NATS: a late watcher replays the run from its first event (weights events 
   // Live: half the run is out when the watcher starts.
   const live = runLines("n-2", RunState.RUN_STATE_CANCELLED);
   send("n-2", live.slice(0, 5));
-  assert.equal(await pub.flush(10_000), true);
+  assert.equal(await pub.flush(testDeadlineMs(10_000)), true);
   const l = sink();
   const watching = runWatch(viaNats("n-2", true), { out: l.out });
   await new Promise((r) => setTimeout(r, 300));

@@ -7,13 +7,14 @@ import { join, resolve } from "node:path";
 import { UsageError, parseArgs } from "../args";
 import { cliEntryPoint } from "../run/session";
 import { demoOptions, readConfigFile, resumeOptions, runOptions } from "./run";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const tmp = mkdtempSync(join(tmpdir(), "rlhf-cli-run-"));
 const args = (...argv: string[]) => parseArgs(argv, new Set(["help", "tiny", "no-cache", "tls"]));
 
 /** Runs the built `rlhf` with `argv`: exit status and stderr. */
 function rlhf(...argv: string[]): { status: number | null; stderr: string; stdout: string } {
-  const r = spawnSync(process.execPath, [cliEntryPoint(), ...argv], { encoding: "utf8", timeout: 30_000 });
+  const r = spawnSync(process.execPath, [cliEntryPoint(), ...argv], { encoding: "utf8", timeout: testDeadlineMs(30_000) });
   return { status: r.status, stderr: r.stderr, stdout: r.stdout };
 }
 
@@ -152,7 +153,7 @@ test("the built CLI: resume of a folder that is not a run folder exits 2 before 
   mkdirSync(bin, { recursive: true });
   symlinkSync(cliEntryPoint(), join(bin, "rlhf"));
   const env = { ...process.env, npm_lifecycle_event: "", _: "", NODE_PATH: "" };
-  const run = (script: string, extraEnv: Record<string, string>, ...argv: string[]) => spawnSync(process.execPath, [script, ...argv], { cwd, encoding: "utf8", timeout: 30_000, env: { ...env, ...extraEnv } });
+  const run = (script: string, extraEnv: Record<string, string>, ...argv: string[]) => spawnSync(process.execPath, [script, ...argv], { cwd, encoding: "utf8", timeout: testDeadlineMs(30_000), env: { ...env, ...extraEnv } });
   const viaBin = run(join(bin, "rlhf"), {}, "resume", "runs/");
   assert.equal(viaBin.status, 2, viaBin.stderr);
   assert.equal(viaBin.stderr, "rlhf: runs/ is not a run folder (it has no run.json) (runs in it: demo-1): rlhf resume takes a run folder (runs/<run id>) or a run id, e.g. rlhf resume runs/<run id>\n");

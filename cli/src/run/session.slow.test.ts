@@ -9,6 +9,7 @@ import { dirname, join } from "node:path";
 import { Writable } from "node:stream";
 import { UsageError } from "../args";
 import { EXIT, SERVICE_NAMES, createSessionToken, dataPathsOf, freePorts, labelingSpec, metricsPortOf, ranksThroughLabeling, runSession, serviceNamedIn, serviceSpecs, tokenizerOf, type SessionAction } from "./session";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const FAKE_MAIN = `
 const path = require("node:path");
@@ -106,7 +107,7 @@ async function session(scenario: string, action: SessionAction = START, during?:
   const out = new Collect();
   process.env.FAKE_SCENARIO = scenario;
   try {
-    const running = runSession({ action, runsDir, out, cliMain: fakeMain, backend: "cpu", readyTimeoutMs: 30_000, stopGraceMs: 5000 });
+    const running = runSession({ action, runsDir, out, cliMain: fakeMain, backend: "cpu", readyTimeoutMs: testDeadlineMs(30_000), stopGraceMs: 5000 });
     if (during) await during(out);
     const code = await running;
     return { code, out: out.text, runsDir, log: (name: string) => (existsSync(join(runsDir, `${name}.log`)) ? readFileSync(join(runsDir, `${name}.log`), "utf8") : "") };
@@ -115,7 +116,7 @@ async function session(scenario: string, action: SessionAction = START, during?:
   }
 }
 
-async function until(cond: () => boolean, ms = 30_000): Promise<void> {
+async function until(cond: () => boolean, ms = testDeadlineMs(30_000)): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > end) throw new Error("timed out");
@@ -180,7 +181,7 @@ test("--tls: the services serve mutual TLS with a throw-away CA, the CLI calls t
   process.env.FAKE_SCENARIO = "success";
   process.env.GRPC_TLS_CA_FILE = "/nonexistent/ca-of-a-remote-cluster.crt";
   try {
-    const code = await runSession({ action: START, runsDir, out, cliMain: fakeMain, backend: "cpu", readyTimeoutMs: 30_000, stopGraceMs: 5000, tls: true });
+    const code = await runSession({ action: START, runsDir, out, cliMain: fakeMain, backend: "cpu", readyTimeoutMs: testDeadlineMs(30_000), stopGraceMs: 5000, tls: true });
     assert.equal(code, EXIT.ok, out.text);
     for (const name of ["ppo-coordinator", "policy", "reward-model", "reference-model", "pretrain-mix"]) {
       assert.match(readFileSync(join(runsDir, `${name}.log`), "utf8"), /"tls":"mutual"/, name);
@@ -190,7 +191,7 @@ test("--tls: the services serve mutual TLS with a throw-away CA, the CLI calls t
     assert.equal(process.env.GRPC_TLS_CERT_FILE, undefined);
     // Without --tls the shell's GRPC_TLS_CA_FILE (meant for a remote coordinator) is not used on loopback.
     const plain = new Collect();
-    assert.equal(await runSession({ action: START, runsDir, out: plain, cliMain: fakeMain, backend: "cpu", readyTimeoutMs: 30_000, stopGraceMs: 5000 }), EXIT.ok, plain.text);
+    assert.equal(await runSession({ action: START, runsDir, out: plain, cliMain: fakeMain, backend: "cpu", readyTimeoutMs: testDeadlineMs(30_000), stopGraceMs: 5000 }), EXIT.ok, plain.text);
   } finally {
     delete process.env.FAKE_SCENARIO;
     delete process.env.GRPC_TLS_CA_FILE;

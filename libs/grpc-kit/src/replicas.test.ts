@@ -7,8 +7,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { rewardModel, type common } from "@rlhf/proto";
-import { createLogger, startServer, freePort, resultOrStatus, type RunningServer } from "@rlhf/grpc-kit";
-import { ReplicaSet, REWARD_MODEL_ROUTES, REWARD_MODEL_IDEMPOTENT, dnsResolver, parseAddressList, splitTokenBatch } from "./replicas";
+import { createLogger, startServer, freePort, resultOrStatus, type RunningServer } from "./index";
+import { ReplicaSet, dnsResolver, parseAddressList, splitTokenBatch } from "./replicas";
+import { REWARD_MODEL_ROUTES, REWARD_MODEL_IDEMPOTENT } from "./replica-routes";
 
 const log = createLogger({ service: "replicas-test", level: "silent" });
 

@@ -8,6 +8,7 @@ import { checkHealth } from "@rlhf/grpc-kit";
 import { ChildFailedError, Supervisor, readableLogLine, type ChildSpec } from "./supervisor";
 import { cliEntryPoint, freePorts, serviceSpecs } from "./session";
 import { exitWithParent } from "./parent-watch";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -51,7 +52,7 @@ test("children on distinct free ports: health waited for (an answer, or SERVING)
     sup.start(standIn("a", pa, "not-serving", "answer"));
     sup.start(standIn("b", pb, "serving-later", "serving"));
     assert.equal(sup.address("b"), `127.0.0.1:${pb}`);
-    await sup.waitReady(undefined, { timeoutMs: 30_000 });
+    await sup.waitReady(undefined, { timeoutMs: testDeadlineMs(30_000) });
     assert.equal(await checkHealth(sup.address("a")), "NOT_SERVING");
     assert.equal(await checkHealth(sup.address("b")), "SERVING");
     // this session's lines only: not the one from before
@@ -77,7 +78,7 @@ test("a child that dies before it is ready fails the wait with the end of its lo
   try {
     sup.start(standIn("good", pa, "not-serving"));
     sup.start(standIn("bad", pb, "die"));
-    const err = await sup.waitReady(undefined, { timeoutMs: 30_000 }).then(
+    const err = await sup.waitReady(undefined, { timeoutMs: testDeadlineMs(30_000) }).then(
       () => assert.fail("waitReady should fail"),
       (e: unknown) => e,
     );
@@ -102,7 +103,7 @@ test("a child that dies while the others work resolves `failed`; stopping the re
   try {
     sup.start(standIn("a", pa, "not-serving"));
     sup.start(standIn("b", pb, "not-serving"));
-    await sup.waitReady(undefined, { timeoutMs: 30_000 });
+    await sup.waitReady(undefined, { timeoutMs: testDeadlineMs(30_000) });
     process.kill(sup.pid("b")!, "SIGKILL");
     const failed = await sup.failed;
     assert.equal(failed.child, "b");
@@ -123,7 +124,7 @@ test("a child that ignores SIGTERM is SIGKILLed after the grace period; one that
   try {
     sup.start(standIn("stubborn", pa, "stubborn"));
     sup.start(standIn("silent", pb, "silent"));
-    await sup.waitReady(["stubborn"], { timeoutMs: 30_000 });
+    await sup.waitReady(["stubborn"], { timeoutMs: testDeadlineMs(30_000) });
     await assert.rejects(sup.waitReady(["silent"], { timeoutMs: 1000 }), (e: unknown) => {
       assert.ok(e instanceof ChildFailedError);
       assert.match(e.message, new RegExp(`^silent did not answer health on 127\\.0\\.0\\.1:${pb} within 1 s \\(.*\\) \\(log: .*silent\\.log\\); it wrote nothing$`));
@@ -148,7 +149,7 @@ test("an aborted wait rejects with the abort reason", async () => {
     sup.start(standIn("silent", p, "silent"));
     const ac = new AbortController();
     setTimeout(() => ac.abort(new Error("Ctrl-C")), 300);
-    await assert.rejects(sup.waitReady(undefined, { timeoutMs: 30_000, signal: ac.signal }), /Ctrl-C/);
+    await assert.rejects(sup.waitReady(undefined, { timeoutMs: testDeadlineMs(30_000), signal: ac.signal }), /Ctrl-C/);
   } finally {
     await sup.stop();
   }
@@ -168,7 +169,7 @@ test("real `rlhf serve` children wired by serviceSpecs: reference-model answers 
   try {
     sup.start(specs["reference-model"]);
     sup.start(specs["pretrain-mix"]);
-    await sup.waitReady(undefined, { timeoutMs: 120_000 });
+    await sup.waitReady(undefined, { timeoutMs: testDeadlineMs(120_000) });
     assert.equal(await checkHealth(sup.address("reference-model")), "NOT_SERVING");
     assert.equal(await checkHealth(sup.address("pretrain-mix")), "SERVING");
   } finally {
@@ -192,7 +193,7 @@ function alive(pid: number): boolean {
   }
 }
 
-test("children die with a CLI that is SIGKILLed (their stdin pipe closes); without the watch they would outlive it", { timeout: 120_000 }, async () => {
+test("children die with a CLI that is SIGKILLed (their stdin pipe closes); without the watch they would outlive it", { timeout: testDeadlineMs(120_000) }, async () => {
   const dir = tmp();
   const tsx = require.resolve("tsx/cjs");
   // A child as `rlhf serve` sets it up: the watch from parent-watch.ts, graceful stop on SIGTERM.
@@ -222,10 +223,10 @@ setInterval(() => {}, 1000);`;
   const log = (name: string) => readFileSync(join(dir, `${name}.log`), "utf8");
   try {
     // Both children are up (each wrote its first line) before the parent dies.
-    for (let i = 0; i < 600 && !(log("watched").includes("watch on") && log("unwatched").includes("watch off")); i++) await sleep(100);
+    for (let i = 0; i < testDeadlineMs(60_000) / 100 && !(log("watched").includes("watch on") && log("unwatched").includes("watch off")); i++) await sleep(100);
     assert.match(log("watched"), /watch on/);
     cli.kill("SIGKILL");
-    for (let i = 0; i < 600 && alive(pids.watched); i++) await sleep(100);
+    for (let i = 0; i < testDeadlineMs(60_000) / 100 && alive(pids.watched); i++) await sleep(100);
     assert.equal(alive(pids.watched), false, "the watched child stopped when its parent was killed");
     assert.match(log("watched"), /SIGTERM: stopping/, "it stopped gracefully (as on SIGTERM), not by a kill");
     assert.equal(alive(pids.unwatched), true, "without the watch, a child outlives a SIGKILLed parent (why the watch exists)");

@@ -1,15 +1,14 @@
 /**
  * Pulls the policy's weights at a version over PolicyService.StreamWeights: the one client of
  * that stream used by every service that loads "the policy at version N" (reference-model,
- * reward-model, and later pretrain-mix).
+ * reward-model, pretrain-mix).
  */
 import { common, policy } from "@rlhf/proto";
 import { createClient } from "@rlhf/grpc-kit";
 import { FailedPreconditionError } from "@rlhf/errors";
 import type { GPT2Config } from "@rlhf/model";
 import type { NamedHostTensors } from "@rlhf/compute";
-import { receiveTensorSet } from "./stream";
-import { modelConfigFromProto } from "./requests";
+import { modelConfigFromProto, receiveTensorSet } from "@rlhf/tensor-transport";
 
 /** Options of {@link pullPolicyWeights}. */
 export interface PullPolicyWeightsOptions {
@@ -63,4 +62,17 @@ export async function pullPolicyWeights(opts: PullPolicyWeightsOptions): Promise
   } finally {
     client.close();
   }
+}
+
+/** What a service's config says about pulling the policy's weights (POLICY_ADDR and its limits). */
+export interface PolicyPullConfig {
+  policyAddr?: string;
+  policyDeadlineMs: number;
+  maxReceiveBytes: number;
+  maxUploadBytes: number;
+}
+
+/** The pull options of a service's config; `caller` names the service in its errors. */
+export function policyPullOptions(cfg: PolicyPullConfig, caller: string): Omit<PullPolicyWeightsOptions, "version" | "signal"> {
+  return { address: cfg.policyAddr, caller, deadlineMs: cfg.policyDeadlineMs, maxReceiveMessageBytes: cfg.maxReceiveBytes, maxTotalBytes: cfg.maxUploadBytes };
 }

@@ -1,3 +1,4 @@
+// run-tests: own process (the compute backend is chosen once per process)
 // No leaks on the torch backend: 1,000 training steps and 1,000 generations leave tf.memory(),
 // the addon's own tensor count and the process's resident memory flat. Skipped where the torch
 // addon is not built.
@@ -12,6 +13,7 @@ import type { GPT2Config } from "./config";
 import { GPT2 } from "./gpt2";
 import { generate } from "./generate";
 import { Trainer, lmLoss, makeLmBatch } from "./train";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const addon = loadAddon();
 const skip = addon.ok ? false : `torch addon unavailable: ${addon.reason}`;
@@ -30,7 +32,7 @@ function counts(): { tensors: number; native: number; rssMiB: number } {
   return { tensors: tf.memory().numTensors, native: nativeTensorCount(), rssMiB: process.memoryUsage().rss / 2 ** 20 };
 }
 
-test("1,000 training steps and 1,000 generations leak no tensor and no memory", { skip, timeout: 600_000 }, () => {
+test("1,000 training steps and 1,000 generations leak no tensor and no memory", { skip, timeout: testDeadlineMs(600_000) }, () => {
   const m = GPT2.random(cfg, 1);
   const trainer = new Trainer(m.parameters(), { maxGradNorm: 1 });
   const batch = makeLmBatch([{ tokens: [1, 5, 7, 9, 11, 2, 3, 4], lossStart: 2 }, { tokens: [4, 4, 8, 3], lossStart: 1 }]);

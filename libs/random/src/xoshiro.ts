@@ -4,24 +4,10 @@
  * (V8's Math.log/cos/sin/sqrt are fdlibm ports, identical everywhere.)
  */
 import { InvalidArgumentError } from "@rlhf/errors";
-
-/** splitmix32 finaliser: a well-mixed 32-bit hash of a 32-bit value. */
-function mix32(x: number): number {
-  x = (x + 0x9e3779b9) | 0;
-  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
-  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
-  return (x ^ (x >>> 16)) >>> 0;
-}
-
-/** FNV-1a over the UTF-16 code units of a string. */
-function hashString(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
+import { fnv1a32, mix32 } from "./hash";
 
 /** xoshiro128** (Blackman & Vigna): 32-bit outputs, period 2^128 - 1. */
-export class Rng {
+export class Xoshiro128ss {
   private s0: number;
   private s1: number;
   private s2: number;
@@ -36,7 +22,7 @@ export class Rng {
     if (!Number.isSafeInteger(seed)) throw new InvalidArgumentError("seed", `must be a safe integer, got ${seed}`);
     const lo = seed >>> 0; // low 32 bits (two's complement for negatives)
     const hi = Math.floor(seed / 4294967296) >>> 0;
-    let x = mix32(lo ^ mix32(hi ^ mix32(hashString(stream))));
+    let x = mix32(lo ^ mix32(hi ^ mix32(fnv1a32(stream))));
     const next = (): number => (x = mix32(x));
     this.s0 = next();
     this.s1 = next();

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Rng, hashString, hashedNormal, permutation, seedOf } from "./rng";
+import { Rng, hashString, hashedNormal, permutation, seedOf } from "./index";
 
 test("same seed and stream give the same numbers; other seeds and streams differ", () => {
   const a = new Rng(42, "x");

@@ -1,0 +1,10 @@
+/**
+ * The kit of the model services (policy, reward-model, reference-model, pretrain-mix): their
+ * shared config-table entries, start-up and shutdown, the model slot, the load-weights dispatch
+ * and the client that pulls the policy's weights.
+ */
+export * from "./env";
+export * from "./app";
+export * from "./slot";
+export * from "./load-weights";
+export * from "./policy-weights";

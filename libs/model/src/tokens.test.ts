@@ -1,3 +1,4 @@
+// run-tests: own process (it checks that no TensorFlow.js module is loaded; other files load it)
 // The tfjs-free entry point (`@rlhf/model/tokens`): tokenizers and shapes without TensorFlow.js.
 import { test } from "node:test";
 import assert from "node:assert/strict";

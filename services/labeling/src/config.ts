@@ -1,5 +1,5 @@
 import { join, resolve } from "node:path";
-import { ConfigError, envInt, envMetrics, envOptional, envPort, envString, type MetricsEndpointConfig } from "@rlhf/grpc-kit";
+import { ConfigError, envInt, envMetrics, envOptional, envPort, envString, listenEnv, parseEnv, type MetricsEndpointConfig } from "@rlhf/grpc-kit";
 import type { DbTarget } from "./store/db";
 
 /** Process configuration of the labeling service, from the environment. */
@@ -53,6 +53,9 @@ function envFlag(env: Record<string, string | undefined>, name: string): boolean
   throw new ConfigError(`${name} must be 0 or 1, got "${v}"`);
 }
 
+/** GRPC_HOST / GRPC_PORT from the services' shared table (the deploy checks read the default port from it). */
+const LISTEN_ENV = listenEnv(50055);
+
 /** Parses the environment once; throws ConfigError with one clear line. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): LabelingConfig {
   const dataDir = resolve(envString(env, "LABELING_DATA_DIR", "labeling"));
@@ -64,8 +67,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const publicUrl = envOptional(env, "LABELING_PUBLIC_URL");
   if (publicUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(publicUrl)) throw new ConfigError(`LABELING_PUBLIC_URL must be an http:// or https:// URL, got "${publicUrl}"`);
   return {
-    host: envString(env, "GRPC_HOST", "127.0.0.1"),
-    port: envPort(env, "GRPC_PORT", 50055),
+    ...parseEnv(LISTEN_ENV, env),
     httpHost: envString(env, "HTTP_HOST", "127.0.0.1"),
     httpPort: envPort(env, "HTTP_PORT", 8055),
     dataDir,

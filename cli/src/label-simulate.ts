@@ -4,14 +4,15 @@
  * `rankings.source: "labeling"` runs beside it.
  */
 import { randomBytes } from "node:crypto";
-import { ALL_TASK_FAMILIES, type InstructionTask, type TaskFamily, buildInstructionDatasets, createLabelers, loadBrownCorpus, makeTask, type BrownSentence } from "@rlhf/data";
-import { WebSession } from "@rlhf/labeling-client";
+import { ALL_TASK_FAMILIES, type InstructionTask, type TaskFamily, buildInstructionDatasets, createLabelers, loadBrownCorpus, makeTask, type BrownSentence, SimulatedLabeler } from "@rlhf/data";
+import { EMPTY_RESPONSE_TEXT, WebSession, parsePanelSource, splitComparisonKey, type SimulatedPanel } from "@rlhf/labeling-client";
 
 /** Built-in tasks by key (`<family>:<sentence id>`, the task id), checked against the prompt. */
 export class BuiltinTasks {
   private sentences?: Map<string, BrownSentence>;
 
   taskFor(key: string, prompt: string): InstructionTask | undefined {
+    key = splitComparisonKey(key).taskId;
     const colon = key.indexOf(":");
     if (colon < 0) return undefined;
     const family = key.slice(0, colon) as TaskFamily;
@@ -50,6 +51,23 @@ export async function simulateLabeling(o: SimulateOptions): Promise<{ ranked: nu
   const suffix = randomBytes(3).toString("hex");
   const sessions = await Promise.all(panel.map(async (l) => WebSession.signIn(o.url, (await admin.createLabeler(`sim-${seed}-${l.id}-${suffix}`, true)).token)));
   const tasks = new BuiltinTasks();
+  // A batch the recipe submitted names its run's panel (size, seed, calibrated σ) and each key
+  // its place in the batch: comparison n is ranked by that panel's labeler n mod size, as the
+  // recipe's in-process labelers do, by the session of that number (mod this panel's size);
+  // the others skip it.
+  const panels = new Map<string, { panel: SimulatedPanel; labelers: SimulatedLabeler[] } | null>();
+  const batchPanel = async (batchId: string) => {
+    if (!panels.has(batchId)) {
+      const stats = await admin.stats<{ batches: { batchId: string; source: string }[] }>();
+      for (const b of stats.batches) {
+        if (panels.has(b.batchId)) continue;
+        const p = parsePanelSource(b.source);
+        panels.set(b.batchId, p ? { panel: p, labelers: Array.from({ length: p.labelers }, (_, id) => new SimulatedLabeler({ id, seed: p.seed, noiseStd: p.noiseStd })) } : null);
+      }
+      if (!panels.has(batchId)) panels.set(batchId, null);
+    }
+    return panels.get(batchId) ?? undefined;
+  };
   let ranked = 0;
   let skipped = 0;
   const active = new Set(sessions.keys());
@@ -63,8 +81,18 @@ export async function simulateLabeling(o: SimulateOptions): Promise<{ ranked: nu
         continue;
       }
       const task = tasks.taskFor(a.key, a.prompt);
-      const texts = [...a.responses].sort((x, y) => x.index - y.index).map((r) => r.text);
-      const ranking = task && panel[i].rank(task, texts);
+      const texts = [...a.responses].sort((x, y) => x.index - y.index).map((r) => (r.text === EMPTY_RESPONSE_TEXT ? "" : r.text));
+      let judge: SimulatedLabeler = panel[i];
+      const run = await batchPanel(a.batchId);
+      const n = splitComparisonKey(a.key).index;
+      if (run && n !== undefined) {
+        if (n % run.panel.labelers % sessions.length !== i) {
+          await sessions[i].skip(a.id);
+          continue;
+        }
+        judge = run.labelers[n % run.panel.labelers];
+      }
+      const ranking = task && judge.rank(task, texts);
       if (!ranking || ranking.every((r) => r === 0)) {
         await sessions[i].skip(a.id);
         skipped++;

@@ -202,6 +202,7 @@ const UNIT_WORDS: Readonly<Record<string, readonly [short: string, one: string, 
   optimizer_steps: ["step", "optimizer step", "optimizer steps"],
   iterations: ["iteration", "iteration", "iterations"],
   prompts: ["prompt", "prompt", "prompts"],
+  ranked_prompts: ["ranked", "ranked prompt", "ranked prompts"],
   models: ["model", "model", "models"],
 };
 

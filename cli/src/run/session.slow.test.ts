@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Writable } from "node:stream";
 import { UsageError } from "../args";
-import { EXIT, SERVICE_NAMES, createSessionToken, dataPathsOf, freePorts, metricsPortOf, runSession, serviceNamedIn, serviceSpecs, tokenizerOf, type SessionAction } from "./session";
+import { EXIT, SERVICE_NAMES, createSessionToken, dataPathsOf, freePorts, labelingSpec, metricsPortOf, ranksThroughLabeling, runSession, serviceNamedIn, serviceSpecs, tokenizerOf, type SessionAction } from "./session";
 import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const FAKE_MAIN = `
@@ -331,4 +331,22 @@ test("wiring helpers", async () => {
   assert.equal(metricsPortOf({ METRICS_PORT: "9500" }), 9500);
   assert.throws(() => metricsPortOf({ METRICS_PORT: "95x" }), /METRICS_PORT must be an integer in \[0, 65531\] \(the five services take it and the next four ports\), got "95x"$/);
   assert.throws(() => metricsPortOf({ METRICS_PORT: "65535" }), /METRICS_PORT must be an integer in \[0, 65531\]/);
+});
+
+test("the labeling service, sixth child for a run with rankings.source labeling: the coordinator's LABELING_ADDR, rlhf label serve with the session's token", () => {
+  const ports = { "ppo-coordinator": 1, policy: 2, "reward-model": 3, "reference-model": 4, "pretrain-mix": 5 };
+  assert.equal(serviceSpecs({ ports, runsDir: "/r", tokenizer: "byte" })["ppo-coordinator"].env?.LABELING_ADDR, undefined, "no labeling ports: the environment's LABELING_ADDR, if any");
+  const wiring = { ports, runsDir: "/r", tokenizer: "byte", cliMain: "/cli/main.js", tokenFile: "/r/.t", labelingPorts: { grpc: 6, http: 7 } };
+  const coordinator = serviceSpecs(wiring)["ppo-coordinator"].env ?? {};
+  assert.equal(coordinator.LABELING_ADDR, "127.0.0.1:6");
+  assert.equal(coordinator.LABELING_TOKEN_FILE, "", "the coordinator sends the session's token, which the labeling child accepts");
+  const spec = labelingSpec(wiring);
+  assert.deepEqual(spec.args, ["/cli/main.js", "label", "serve", "--port", "7", "--grpc-port", "6", "--data-dir", "/r/labeling", "--no-seed"]);
+  assert.equal(spec.port, 6);
+  assert.equal(spec.ready, "serving");
+  assert.equal(spec.env?.RLHF_AUTH_TOKEN_FILE, "/r/.t");
+  assert.equal(spec.env?.RLHF_TOKEN, "");
+  assert.equal(ranksThroughLabeling(JSON.stringify({ rankings: { source: "labeling" } })), true);
+  assert.equal(ranksThroughLabeling(JSON.stringify({ rankings: { source: "simulated" } })), false);
+  assert.equal(ranksThroughLabeling("not json"), false);
 });

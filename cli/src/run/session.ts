@@ -77,6 +77,12 @@ export interface WiringOptions {
   tokenFile?: string;
   /** Trace-export variables of every child ({@link startTraceCollector}: the CLI's loopback receiver). */
   traceEnv?: Readonly<Record<string, string>>;
+  /**
+   * The labeling service this session starts when a run needs it ({@link labelingSpec}): the
+   * coordinator gets LABELING_ADDR=127.0.0.1:<grpc>. Unset: the coordinator keeps the
+   * environment's LABELING_ADDR (a labeling service of its own), if any.
+   */
+  labelingPorts?: { grpc: number; http: number };
 }
 
 /** METRICS_PORT for `rlhf demo/run/resume`: 0 (off) when unset; else the first of five consecutive ports. */
@@ -116,7 +122,15 @@ export function serviceSpecs(o: WiringOptions): Record<ServiceName, ChildSpec> {
   return {
     "ppo-coordinator": spec(
       "ppo-coordinator",
-      { POLICY_ADDR: addr("policy"), REWARD_MODEL_ADDR: addr("reward-model"), REFERENCE_MODEL_ADDR: addr("reference-model"), PRETRAIN_MIX_ADDR: addr("pretrain-mix"), RUNS_DIR: o.runsDir, DATA_ROOT: roots },
+      {
+        POLICY_ADDR: addr("policy"),
+        REWARD_MODEL_ADDR: addr("reward-model"),
+        REFERENCE_MODEL_ADDR: addr("reference-model"),
+        PRETRAIN_MIX_ADDR: addr("pretrain-mix"),
+        RUNS_DIR: o.runsDir,
+        DATA_ROOT: roots,
+        ...(o.labelingPorts ? { LABELING_ADDR: `127.0.0.1:${o.labelingPorts.grpc}`, LABELING_TOKEN_FILE: "" } : {}),
+      },
       "serving",
     ),
     policy: spec("policy", { REWARD_MODEL_ADDR: addr("reward-model"), TOKENIZER: o.tokenizer, CHECKPOINT_ROOT: roots }, "answer"),
@@ -124,6 +138,33 @@ export function serviceSpecs(o: WiringOptions): Record<ServiceName, ChildSpec> {
     "reference-model": spec("reference-model", { POLICY_ADDR: addr("policy"), CHECKPOINT_ROOT: roots }, "answer"),
     "pretrain-mix": spec("pretrain-mix", { POLICY_ADDR: addr("policy"), TOKENIZER: o.tokenizer, DATA_ROOT: roots }, "serving"),
   };
+}
+
+/**
+ * The sixth child, for a run whose `rankings.source` is "labeling" (and no LABELING_ADDR of the
+ * user's): `rlhf label serve` on the session's ports, its database and admin token in
+ * `<runs>/labeling/` (so that a resumed run finds its batch), the session's token.
+ */
+export function labelingSpec(o: WiringOptions & { labelingPorts: { grpc: number; http: number } }): ChildSpec {
+  const main = o.cliMain ?? cliEntryPoint();
+  const env: Record<string, string> = { GRPC_HOST: "127.0.0.1", HTTP_HOST: "127.0.0.1", METRICS_PORT: "0", OTEL_SERVICE_NAME: "labeling", ...o.traceEnv };
+  if (o.tokenFile) Object.assign(env, { RLHF_AUTH_TOKEN_FILE: o.tokenFile, ...Object.fromEntries(INHERITED_TOKEN_VARIABLES.map((v) => [v, ""])) });
+  return {
+    name: "labeling",
+    args: [main, "label", "serve", "--port", String(o.labelingPorts.http), "--grpc-port", String(o.labelingPorts.grpc), "--data-dir", join(o.runsDir, "labeling"), "--no-seed"],
+    port: o.labelingPorts.grpc,
+    env,
+    ready: "serving",
+  };
+}
+
+/** Whether a resolved run config (JSON) ranks through the labeling service. */
+export function ranksThroughLabeling(configJson: string | undefined): boolean {
+  try {
+    return (JSON.parse(configJson ?? "") as { rankings?: { source?: unknown } }).rankings?.source === "labeling";
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -412,6 +453,8 @@ export async function runSession(o: SessionOptions): Promise<number> {
     // 1. The coordinator, then the resolved config (for the tokenizer and early config errors).
     const t0 = Date.now();
     let specs: ((tokenizer: string) => Record<ServiceName, ChildSpec>) | undefined;
+    let wiring: WiringOptions | undefined;
+    let labelingPorts: { grpc: number; http: number } | undefined;
     let coordinatorAddr: string;
     abort.signal.throwIfAborted();
     if (o.coordinator) {
@@ -420,8 +463,10 @@ export async function runSession(o: SessionOptions): Promise<number> {
       note(`using the coordinator at ${coordinatorAddr}`);
       await orAbort(waitForServing(coordinatorAddr, Math.min(readyTimeoutMs, 30_000)).catch((e: Error) => Promise.reject(new Error(`the coordinator at ${coordinatorAddr} does not answer: ${e.message}`))));
     } else {
-      const portList = await freePorts(SERVICE_NAMES.length);
+      const portList = await freePorts(SERVICE_NAMES.length + 2);
       const ports = Object.fromEntries(SERVICE_NAMES.map((n, i) => [n, portList[i]])) as Record<ServiceName, number>;
+      // The labeling service's ports, used when the run needs it (the user's LABELING_ADDR wins).
+      labelingPorts = process.env.LABELING_ADDR?.trim() ? undefined : { grpc: portList[SERVICE_NAMES.length], http: portList[SERVICE_NAMES.length + 1] };
       // Traces: the user's OTLP endpoint, else this process collects them into the run folders.
       traces = await startTraceCollector(o.runsDir, process.env, note);
       const traceEnv = traces.env;
@@ -436,7 +481,8 @@ export async function runSession(o: SessionOptions): Promise<number> {
         else delete process.env[k];
       }
       const tokenFile = session.file;
-      specs = (tokenizer: string) => serviceSpecs({ ports, runsDir: o.runsDir, dataPaths, tokenFile, tokenizer, backend: o.backend, cliMain, metricsPort: o.metricsPort, traceEnv });
+      wiring = { ports, runsDir: o.runsDir, dataPaths, tokenFile, tokenizer: "byte", backend: o.backend, cliMain, metricsPort: o.metricsPort, traceEnv, labelingPorts };
+      specs = (tokenizer: string) => serviceSpecs({ ports, runsDir: o.runsDir, dataPaths, tokenFile, tokenizer, backend: o.backend, cliMain, metricsPort: o.metricsPort, traceEnv, labelingPorts });
       note(`starting the services on 127.0.0.1 (logs: ${displayPath(o.runsDir)}/<service>.log; traces: ${traces.destination})`);
       sup.start(specs("byte")["ppo-coordinator"]);
       await orAbort(sup.waitReady(["ppo-coordinator"], { timeoutMs: readyTimeoutMs, signal: abort.signal, ready: "answer" }));
@@ -450,15 +496,26 @@ export async function runSession(o: SessionOptions): Promise<number> {
     validator = createClient(ppoCoordinator.PpoCoordinatorServiceClient, coordinatorAddr, { deadlineMs: 60_000, idempotent: ["startRun"], token });
     let tokenizer: string;
     let replayUpTo = 0;
+    let resolvedConfig: string | undefined;
     if (o.action.kind === "start") {
       const resolved = await orAbort(untilChildFails(validateConfig(validator, o.action)));
       tokenizer = tokenizerOf(resolved);
       renderer.useRunConfig(resolved);
+      resolvedConfig = resolved;
     } else {
       const run = await orAbort(untilChildFails(runToResume(client, o.action)));
       tokenizer = tokenizerOf(run.configJson);
       renderer.useRunConfig(run.configJson);
       replayUpTo = run.lastEventSequence;
+      resolvedConfig = run.configJson;
+    }
+    // The labeling service, sixth child, for a run that ranks through it (rankings.source "labeling").
+    if (wiring && labelingPorts && ranksThroughLabeling(resolvedConfig)) {
+      sup.start(labelingSpec({ ...wiring, labelingPorts }));
+      await orAbort(sup.waitReady(["labeling"], { timeoutMs: readyTimeoutMs, signal: abort.signal }));
+      const adminToken = join(o.runsDir, "labeling", "admin-token");
+      note(`labeling: web UI http://127.0.0.1:${labelingPorts.http}/ (admin token in ${displayPath(adminToken)}); the rankings stage waits for labelers there`);
+      note(`  simulated labelers: rlhf label simulate --url http://127.0.0.1:${labelingPorts.http}/ --admin-token-file ${displayPath(adminToken)}`);
     }
 
     // 2. The model services (a running coordinator has its own).

@@ -5,3 +5,4 @@
 export * from "./jsonl";
 export * from "./client";
 export * from "./web";
+export * from "./panel";

@@ -227,6 +227,28 @@ test("cross-field rules: a file nothing would read is an error, not silently ign
   ]);
 });
 
+test("rankings from the labeling service: built-in data, min_ranked within the prompts, its keys only with that source", () => {
+  const c = resolveRunConfig({ rankings: { source: "labeling", prompts: 100, labeling: { min_ranked: 50, overlap: 0 } } });
+  assert.equal(c.rankings.source, "labeling");
+  assert.deepEqual(c.rankings.labeling, { min_ranked: 50, overlap: 0 });
+  assert.deepEqual(resolveRunConfig({ rankings: { source: "labeling" } }).rankings.labeling, { min_ranked: null, overlap: null });
+  assert.deepEqual(issuesOf({ rankings: { source: "labeling", prompts: 100, labeling: { min_ranked: 101 } } }), ["rankings.labeling.min_ranked: must be <= rankings.prompts (100), got 101"]);
+  assert.deepEqual(issuesOf({ rankings: { source: "labeling", prompts: 100, labeling: { min_ranked: 2 } }, reward_model: { validation_fraction: 0.9 } }), [
+    "rankings.labeling.min_ranked: leaves 2 of 2 ranked prompts held out (reward_model.validation_fraction 0.9); needs at least 1 for training",
+  ]);
+  assert.deepEqual(issuesOf({ rankings: { source: "labeling", labeling: { overlap: 1.5 } } }), ["rankings.labeling.overlap: must be <= 1, got 1.5"]);
+  assert.deepEqual(issuesOf({ rankings: { labeling: { overlap: 0.1 } } }), [
+    'rankings.labeling: is only read when rankings.source is "labeling" (it is "simulated"): set rankings.source to "labeling", or remove these keys',
+  ]);
+  assert.deepEqual(issuesOf({ rankings: { source: "labeling" }, data: { files: { rankings: "/r.jsonl" } } }), [
+    'data.files.rankings: is only read when rankings.source is "file" (it is "labeling"): set rankings.source to "file", or remove this key',
+  ]);
+  const files = { sft: "/a", prompts: "/c", eval_prompts: "/d" };
+  assert.deepEqual(issuesOf({ data: { source: "files", files }, rankings: { source: "labeling" } }), [
+    'rankings.source: must be "file" when data.source is "files": the labeling stage samples for the built-in reward-model prompts (rank your own prompts with rlhf label import and export)',
+  ]);
+});
+
 test("paths must be absolute; resolveConfigPaths makes a config file's relative paths absolute from its folder", () => {
   assert.deepEqual(issuesOf({ model: { base_checkpoint: "ckpt/gpt2" } }), [
     'model.base_checkpoint: must be an absolute path, got "ckpt/gpt2" (rlhf run makes a config file\'s relative paths absolute, from the file\'s folder)',

@@ -228,10 +228,10 @@ export const RUN_CONFIG_SCHEMA = section("A run of the recipe", {
     max_grad_norm: num({ default: 1.0, ...GRAD_NORM, description: "Global gradient-norm clip" }),
   }),
   rankings: section("Comparison data: K responses per prompt ranked by the labelers", {
-    source: oneOf(["simulated", "file"] as const, {
+    source: oneOf(["simulated", "file", "labeling"] as const, {
       default: "simulated",
       description:
-        "simulated: sample K responses per prompt from the SFT model, the simulated labelers rank them (built-in data only: they judge against gold answers); file: your rankings or pairs in `data.files.rankings` (the only choice with `data.source` = \"files\")",
+        "simulated: sample K responses per prompt from the SFT model, the simulated labelers rank them (built-in data only: they judge against gold answers); file: your rankings or pairs in `data.files.rankings` (the only choice with `data.source` = \"files\"); labeling: sample as with simulated, send them to the labeling service (the coordinator's `LABELING_ADDR`) and wait for people (or `rlhf label simulate`) to rank them (built-in data only)",
     }),
     k: int({ default: 4, min: 2, max: 16, unit: "responses", paper: "4..9", description: "Responses ranked per prompt; each gives C(K,2) pairs in one batch element (a file's records bring their own K)" }),
     prompts: int({
@@ -244,6 +244,21 @@ export const RUN_CONFIG_SCHEMA = section("A run of the recipe", {
     }),
     temperature: num({ default: 1.0, gt: 0, max: 10, description: "Sampling temperature of the K responses" }),
     max_new_tokens: int({ default: 80, min: 1, max: 65536, unit: "tokens", description: "Longest sampled response (built-in gold answers: 99% within 72 bytes)" }),
+    labeling: section('With `rankings.source` = "labeling": the batch sent to the labeling service', {
+      min_ranked: optionalInt({
+        default: null,
+        min: 2,
+        max: 1_000_000,
+        unit: "prompts",
+        description: "The stage waits until this many prompts are ranked, then trains on those ranked by then; null: every one of `rankings.prompts`",
+      }),
+      overlap: optionalNum({
+        default: null,
+        min: 0,
+        max: 1,
+        description: "Share of the prompts that go to two labelers (agreement on the admin page; the reward model trains on the first ranking of each); null: the service's OVERLAP_PERCENT",
+      }),
+    }),
   }),
   reward_model: section("The reward model: the SFT model with a scalar head, trained on the rankings", {
     epochs: int({ default: 1, min: 1, max: 1000, unit: "epochs", paper: 1, description: "Passes over the ranking groups" }),
@@ -538,8 +553,9 @@ export const CROSS_FIELD_RULES: readonly CrossFieldRule[] = Object.freeze([
   {
     path: "data.files.rankings",
     reads: ["rankings.source", "data.files.rankings"],
-    doc: '`data.files.rankings` is null when `rankings.source` = "simulated" (nothing would read it)',
-    check: (c) => (c.rankings.source === "simulated" && c.data.files.rankings !== null ? 'is only read when rankings.source is "file" (it is "simulated"): set rankings.source to "file", or remove this key' : undefined),
+    doc: '`data.files.rankings` is null when `rankings.source` is not "file" (nothing would read it)',
+    check: (c) =>
+      c.rankings.source !== "file" && c.data.files.rankings !== null ? `is only read when rankings.source is "file" (it is "${c.rankings.source}"): set rankings.source to "file", or remove this key` : undefined,
   },
   {
     path: "data.files.rankings",
@@ -554,6 +570,36 @@ export const CROSS_FIELD_RULES: readonly CrossFieldRule[] = Object.freeze([
     check: (c) =>
       c.rankings.source === "simulated" && c.data.source !== "builtin"
         ? 'must be "file" when data.source is "files": the simulated labelers need the gold answers of the built-in tasks'
+        : undefined,
+  },
+  {
+    path: "rankings.source",
+    reads: ["rankings.source", "data.source"],
+    doc: '`rankings.source` = "labeling" needs `data.source` = "builtin" (the prompts it samples for are the built-in reward-model prompts)',
+    check: (c) =>
+      c.rankings.source === "labeling" && c.data.source !== "builtin"
+        ? 'must be "file" when data.source is "files": the labeling stage samples for the built-in reward-model prompts (rank your own prompts with rlhf label import and export)'
+        : undefined,
+  },
+  {
+    path: "rankings.labeling.min_ranked",
+    reads: ["rankings.labeling.min_ranked", "rankings.prompts", "reward_model.validation_fraction"],
+    doc: "`rankings.labeling.min_ranked` <= `rankings.prompts`, and leaves at least 1 held-out prompt and 1 for training",
+    check: (c) => {
+      const m = c.rankings.labeling.min_ranked;
+      if (m === null) return undefined;
+      if (m > c.rankings.prompts) return `must be <= rankings.prompts (${c.rankings.prompts}), got ${m}`;
+      const held = Math.max(1, Math.round(m * c.reward_model.validation_fraction));
+      return held >= m ? `leaves ${held} of ${m} ranked prompts held out (reward_model.validation_fraction ${c.reward_model.validation_fraction}); needs at least 1 for training` : undefined;
+    },
+  },
+  {
+    path: "rankings.labeling",
+    reads: ["rankings.source", "rankings.labeling.min_ranked", "rankings.labeling.overlap"],
+    doc: '`rankings.labeling` keys are only set when `rankings.source` = "labeling"',
+    check: (c) =>
+      c.rankings.source !== "labeling" && (c.rankings.labeling.min_ranked !== null || c.rankings.labeling.overlap !== null)
+        ? `is only read when rankings.source is "labeling" (it is "${c.rankings.source}"): set rankings.source to "labeling", or remove these keys`
         : undefined,
   },
   atMost("rankings.prompts", "data.builtin.rm_prompts", (c) => [c.rankings.prompts, c.data.builtin.rm_prompts], builtinOnly),

@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { descriptorSetPath, policy as policyPb, pretrainMix, referenceModel, rewardModel } from "@rlhf/proto";
 import {
+  clientTokenFromEnv,
   createClient,
   startServer,
   ReplicaSet,
@@ -14,6 +15,7 @@ import {
   type RunningServer,
 } from "@rlhf/grpc-kit";
 import { EventPublisher } from "@rlhf/events";
+import { LabelingClient } from "@rlhf/labeling-client";
 import { RunStore } from "./runs";
 import { coordinatorService } from "./server";
 import type { CoordinatorConfig } from "./config";
@@ -41,6 +43,10 @@ export async function startCoordinator(cfg: CoordinatorConfig, log: Logger): Pro
     rewardModel: new ReplicaSet(rewardModel.RewardModelServiceClient, cfg.rewardModelAddr, { ...replicas, name: "reward-model", routes: REWARD_MODEL_ROUTES, idempotent: REWARD_MODEL_IDEMPOTENT }),
     reference: new ReplicaSet(referenceModel.ReferenceModelServiceClient, cfg.referenceModelAddr, { ...replicas, name: "reference-model", routes: REFERENCE_MODEL_ROUTES, idempotent: REFERENCE_MODEL_IDEMPOTENT }),
     pretrainMix: new ReplicaSet(pretrainMix.PretrainMixServiceClient, cfg.pretrainMixAddr, { ...replicas, name: "pretrain-mix", routes: PRETRAIN_MIX_ROUTES, idempotent: PRETRAIN_MIX_IDEMPOTENT }),
+    // Only runs with rankings.source "labeling" call it (they wait for people, so no overall limit).
+    labeling: cfg.labelingAddr
+      ? new LabelingClient(cfg.labelingAddr, { deadlineMs: cfg.callDeadlineMs, ...(cfg.labelingTokenFile ? { token: clientTokenFromEnv({ RLHF_CLIENT_TOKEN_FILE: cfg.labelingTokenFile }) } : {}) })
+      : undefined,
   };
   const events = cfg.natsServers ? new EventPublisher({ servers: cfg.natsServers, name: "ppo-coordinator", log }) : undefined;
   const store = new RunStore(resolve(cfg.runsDir), clients, log, events, cfg.dataRoots);
@@ -55,7 +61,7 @@ export async function startCoordinator(cfg: CoordinatorConfig, log: Logger): Pro
     stop: async (graceMs) => {
       await store.stopAll();
       await server.shutdown(graceMs);
-      for (const c of Object.values(clients)) c.close();
+      for (const c of Object.values(clients)) c?.close();
       await events?.close();
     },
   };

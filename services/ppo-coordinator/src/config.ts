@@ -30,6 +30,13 @@ export const COORDINATOR_ENV = {
   ),
   referenceModelAddr: addressListEnv("REFERENCE_MODEL_ADDR", "127.0.0.1:50053", "the reference-model replicas, as REWARD_MODEL_ADDR"),
   pretrainMixAddr: addressListEnv("PRETRAIN_MIX_ADDR", "127.0.0.1:50054", "the pretrain-mix replicas, as REWARD_MODEL_ADDR"),
+  labelingAddr: envVar.optionalAddress(
+    "LABELING_ADDR",
+    "the labeling service, for runs with `rankings.source: labeling` (see Labeling); unset: such a run fails at its rankings stage saying so",
+  ),
+  labelingTokenFile: envVar.optional("LABELING_TOKEN_FILE", {
+    doc: "the token sent to the labeling service (its first line; the `service` role); unset: the token sent to every service (RLHF_TOKEN, RLHF_CLIENT_TOKEN_FILE, RLHF_AUTH_TOKEN_FILE)",
+  }),
   replicaResolveMs: envVar.int("REPLICA_RESOLVE_MS", 5000, { min: 100, max: 3_600_000, doc: "how often `dns:///` names of the replicated services are resolved again (and after a replica answered UNAVAILABLE)" }),
   replicaWaitMs: envVar.int("REPLICA_WAIT_MS", 60_000, { min: 0, max: 3_600_000, doc: "how long a call waits for a first replica of a service to appear" }),
   runsDir: envVar.string("RUNS_DIR", "runs", { doc: "folder of the run folders (created); the model services must see the same paths (one machine, or a shared volume)" }),

@@ -7,7 +7,9 @@
  * cancellation signal and id with every call.
  */
 import { common, pretrainMix, type policy as policyPb, type referenceModel, type rewardModel } from "@rlhf/proto";
+import { FailedPreconditionError } from "@rlhf/errors";
 import type { KitClient } from "@rlhf/grpc-kit";
+import type { BatchProgress, ComparisonToRank, LabeledRanking, LabelingClient } from "@rlhf/labeling-client";
 import { splitRows, type GPT2Config } from "@rlhf/model/tokens";
 import { modelConfigToProto } from "@rlhf/tensor-transport";
 import type { Attributes } from "@rlhf/telemetry";
@@ -21,6 +23,8 @@ export interface Clients {
   rewardModel: ServiceClient<rewardModel.RewardModelServiceClient>;
   reference: ServiceClient<referenceModel.ReferenceModelServiceClient>;
   pretrainMix: ServiceClient<pretrainMix.PretrainMixServiceClient>;
+  /** The labeling service (LABELING_ADDR), for runs with `rankings.source` "labeling"; absent when unset. */
+  labeling?: LabelingClient;
 }
 
 /** Adam with the recipe's betas (0.9, 0.95) and epsilon (1e-8). */
@@ -113,7 +117,7 @@ export type Gateway = ReturnType<typeof createGateway>;
 
 export function createGateway(clients: Clients, signal: AbortSignal, runId?: string) {
   const opts = { signal };
-  const { policy: pol, rewardModel: rm, reference: ref, pretrainMix: pm } = clients;
+  const { policy: pol, rewardModel: rm, reference: ref, pretrainMix: pm, labeling: lab } = clients;
   const loadPolicy = async (source: policyPb.LoadCheckpointRequest["source"]) => (await pol.unary("loadCheckpoint", { source, runId }, opts)).policyWeights?.version ?? 0;
   return {
     policy: {
@@ -265,6 +269,21 @@ export function createGateway(clients: Clients, signal: AbortSignal, runId?: str
         return Array.from({ length: sequences }, (_, i) => toks.slice(i * sequenceLength, (i + 1) * sequenceLength));
       },
       tokenizer: async () => (await pm.unary("getInfo", {}, opts)).tokenizer,
+    },
+    labeling: {
+      /**
+       * Submits the batch (or finds it again: a resumed run submits the same one, and nothing is
+       * submitted twice), waits until `minRanked` comparisons are ranked and returns the first
+       * ranking of each ranked comparison (responses in the order submitted).
+       */
+      collect: async (
+        batchId: string,
+        comparisons: readonly ComparisonToRank[],
+        o: { minRanked: number; overlapFraction?: number; source: string; onProgress: (p: BatchProgress) => void },
+      ): Promise<LabeledRanking[]> => {
+        if (!lab) throw new FailedPreconditionError('rankings.source is "labeling" but the coordinator has no labeling service: set its LABELING_ADDR (rlhf run: LABELING_ADDR in its environment)');
+        return (await lab.collectRankings(batchId, comparisons, { ...o, signal })).rankings;
+      },
     },
   };
 }

@@ -180,7 +180,8 @@ test("shutdown (stopAll) records the end of a run in progress: FAILED and resuma
   await store.init();
   const start = async (runId: string) => {
     await store.start({ configJson: '{"preset": "tiny"}', runId, displayName: "", validateOnly: false });
-    for (let i = 0; i < 6000 && calls.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    // Only a hang ends this wait: the run starts its data worker first.
+    for (const end = Date.now() + testDeadlineMs(60_000); calls.length === 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
     assert.equal(store.get(runId).state, RunState.RUN_STATE_RUNNING);
     assert.ok(existsSync(join(dir, runId, "driver.json")), "driver.json marks the run as executed by this process");
   };

@@ -8,6 +8,7 @@ import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { DomainError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@rlhf/errors";
 import { openDb, type Db, type DbTarget, type Queryable } from "./db";
 import { migrate } from "./migrations";
+import type { LabeledRanking } from "@rlhf/labeling-client";
 import {
   type BatchInput,
   type ResponseFlags,
@@ -53,19 +54,8 @@ export interface AssignmentView {
 }
 
 /** A submitted ranking with its comparison. */
-export interface StoredRanking {
+export interface StoredRanking extends LabeledRanking {
   seq: number;
-  batchId: string;
-  key: string;
-  prompt: string;
-  responses: string[];
-  ranking: number[];
-  scores: (number | null)[];
-  flags: ResponseFlags[];
-  labeler: string;
-  simulated: boolean;
-  submittedAtMs: number;
-  durationMs: number;
 }
 
 /** A web session. */

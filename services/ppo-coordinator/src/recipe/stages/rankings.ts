@@ -6,7 +6,8 @@
  * comparisons of the user's file.
  */
 import { existsSync } from "node:fs";
-import { readFile, writeFile, rename } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
+import { writeJsonAtomic } from "@rlhf/errors";
 import { basename, join } from "node:path";
 import { calibrateOnGroups, groupScoreDiffs, measuredAgreement, type ResponseGroup, type SimulatedLabeler } from "@rlhf/data";
 import { EMPTY_RESPONSE_TEXT, distinctResponses, panelSource, type ComparisonToRank } from "@rlhf/labeling-client";
@@ -130,9 +131,7 @@ export function unfoldRanking(distinctRanking: readonly number[], indexOf: reado
 async function labelingRanks(ctx: RecipeContext, data: RecipeData, sampled: readonly Sampled[], resumed: boolean): Promise<RankedSamples[]> {
   const c = ctx.cfg.rankings;
   if (!resumed) {
-    const file = join(ctx.runDir, SENT_FILE);
-    await writeFile(`${file}.tmp`, JSON.stringify(sampled.map((s) => ({ prompt: s.prompt, responses: s.responses }))));
-    await rename(`${file}.tmp`, file);
+    await writeJsonAtomic(join(ctx.runDir, SENT_FILE), sampled.map((s) => ({ prompt: s.prompt, responses: s.responses })));
   }
   const folded = sampled.map((s, i) => comparisonOf(s, i));
   const comparisons = folded.flatMap((f) => (f.comparison ? [f.comparison] : []));

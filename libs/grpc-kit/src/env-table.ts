@@ -191,7 +191,7 @@ export function maxReceiveBytesEnv(doc = "largest gRPC message accepted") {
 
 /** MAX_UPLOAD_BYTES: largest streamed tensor set accepted. */
 export function maxUploadBytesEnv(doc: string) {
-  return envVar.int("MAX_UPLOAD_BYTES", 8 * 1024 ** 3, { min: 1, max: 64 * 1024 ** 3, bytes: true, doc });
+  return envVar.int("MAX_UPLOAD_BYTES", 8 * 1024 ** 3, { min: 1, max: 64 * 1024 ** 3, bytes: true, doc: `${doc}; also the most that all sets being received at once may hold together (RESOURCE_EXHAUSTED past it)` });
 }
 
 /** QUEUE_CAPACITY: calls waiting at most in the service's queue. */

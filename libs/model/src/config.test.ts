@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { InvalidArgumentError } from "@rlhf/errors";
-import { GPT2_PRESETS, type GPT2Config, fromHfConfig, presetConfig, toHfConfig, validateConfig } from "./config";
+import { GPT2_PRESETS, MAX_PARAMETERS, type GPT2Config, configParameterCount, fromHfConfig, presetConfig, toHfConfig, validateConfig } from "./config";
+import { gpt2ParameterCount } from "./gpt2";
 
 const ok: GPT2Config = { vocabSize: 61, nPositions: 24, nEmbd: 24, nLayer: 2, nHead: 3, layerNormEpsilon: 1e-5 };
 
@@ -42,6 +43,17 @@ test("validateConfig names the field and its limit", () => {
   rejects(() => validateConfig({ ...ok, nHead: 0 }), "nHead", /1\.\.256/);
   rejects(() => validateConfig({ ...ok, layerNormEpsilon: 0 }), "layerNormEpsilon", /> 0/);
   rejects(() => validateConfig({ ...ok, layerNormEpsilon: Number.NaN }), "layerNormEpsilon", /> 0/);
+});
+
+test("a shape whose fields are each within limits but whose weights are not is refused with its size", () => {
+  for (const c of [ok, ...Object.values(GPT2_PRESETS)]) assert.equal(configParameterCount(c), gpt2ParameterCount(c));
+  const huge = { ...ok, nEmbd: 16_384, nHead: 16, nLayer: 256 };
+  rejects(() => validateConfig(huge), "nLayer", /has 8\.\d+e\+11 parameters \(\d+ GiB of float32 weights\), more than the limit of 2\^31 \(8 GiB\)/);
+  // GPT-2 XL's shape (1.56e9 parameters) is within the limit; a little wider is not.
+  const xl = { vocabSize: 50257, nPositions: 1024, nEmbd: 1600, nLayer: 48, nHead: 25, layerNormEpsilon: 1e-5 };
+  assert.ok(configParameterCount(xl) < MAX_PARAMETERS);
+  assert.equal(validateConfig(xl), xl);
+  rejects(() => validateConfig({ ...xl, nEmbd: 2000 }), "nLayer", /more than the limit of 2\^31/);
 });
 
 test("HF config: written with GPT-2's keys and read back", () => {

@@ -29,6 +29,20 @@ export const CONFIG_LIMITS = {
   nHead: { min: 1, max: 256 },
 } as const;
 
+/**
+ * Most parameters a model may have: 2^31, 8 GiB of float32 weights (the default limit of an
+ * uploaded tensor set; GPT-2 XL has 1.56e9). Every field can be within its own limit while the
+ * product is not (n_embd 16,384 with 256 layers is 8.2e11 parameters, 3 TiB): such a config is
+ * refused here, before any service allocates it.
+ */
+export const MAX_PARAMETERS = 2 ** 31;
+
+/** GPT-2's parameter count from the config alone (embeddings, blocks, final LayerNorm; the head is tied). */
+export function configParameterCount(c: GPT2Config): number {
+  const d = c.nEmbd;
+  return c.vocabSize * d + c.nPositions * d + c.nLayer * (12 * d * d + 13 * d) + 2 * d;
+}
+
 function checkIntRange(value: unknown, field: keyof typeof CONFIG_LIMITS): void {
   const { min, max } = CONFIG_LIMITS[field];
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
@@ -52,6 +66,11 @@ export function validateConfig(c: GPT2Config): GPT2Config {
   }
   if (typeof c.layerNormEpsilon !== "number" || !Number.isFinite(c.layerNormEpsilon) || c.layerNormEpsilon <= 0) {
     throw new InvalidArgumentError("layerNormEpsilon", `must be a finite number > 0, got ${String(c.layerNormEpsilon)}`);
+  }
+  const n = configParameterCount(c);
+  if (n > MAX_PARAMETERS) {
+    const gib = (4 * n) / 1024 ** 3;
+    throw new InvalidArgumentError("nLayer", `this shape (nEmbd ${c.nEmbd}, nLayer ${c.nLayer}, vocabSize ${c.vocabSize}, nPositions ${c.nPositions}) has ${n.toExponential(2)} parameters (${gib.toFixed(0)} GiB of float32 weights), more than the limit of 2^31 (8 GiB): make nEmbd or nLayer smaller`);
   }
   return c;
 }

@@ -5,7 +5,7 @@ import { common, policy, referenceModel } from "@rlhf/proto";
 import { DomainError } from "@rlhf/errors";
 import type { NamedHostTensors } from "@rlhf/compute";
 import { createLogger, startServer, serverStream, clientStream, createClient } from "@rlhf/grpc-kit";
-import { encodeTensorSet, TensorSetReceiver, receiveTensorSet, sendTensorSet, uploadTensorSet, type TensorSetMeta } from "./stream";
+import { encodeTensorSet, TensorSetReceiver, receiveBudget, receiveTensorSet, sendTensorSet, uploadTensorSet, type TensorSetMeta } from "./stream";
 import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const WEIGHTS: TensorSetMeta = { kind: common.TensorSetKind.TENSOR_SET_KIND_WEIGHTS, weights: { modelId: "policy", version: 3, source: "" } };
@@ -193,4 +193,48 @@ test("client streaming over real gRPC: a verified upload arrives whole, a corrup
   assert.equal(applied, undefined, "nothing applied");
   client.close();
   await srv.shutdown(1000);
+});
+
+test("sets received at once share the process's budget: one past it is RESOURCE_EXHAUSTED until another finishes", async () => {
+  const chunks = [...encodeTensorSet(sampleSet(), WEIGHTS, { chunkBytes: 64 })];
+  const header = chunks[0];
+  const total = header.part?.$case === "header" ? Number(header.part.header.totalBytes) : NaN;
+  const before = receiveBudget.limit;
+  // Receivers of other tests that threw mid-stream (and were not abandoned) may still hold bytes.
+  const base = receiveBudget.inUse;
+  receiveBudget.setLimit(base + 2 * total + 1);
+  try {
+    const a = new TensorSetReceiver();
+    const b = new TensorSetReceiver();
+    a.push(header);
+    b.push(header);
+    assert.equal(receiveBudget.inUse, base + 2 * total);
+    const c = new TensorSetReceiver({ field: "ptx_gradients" });
+    assert.throws(
+      () => c.push(header),
+      (e: unknown) => e instanceof DomainError && e.code === "RESOURCE_EXHAUSTED" && e.message.startsWith(`ptx_gradients[0].header.total_bytes: ${total} bytes would take the uploads in progress past their shared limit of ${base + 2 * total + 1} bytes (${base + 2 * total} held now)`),
+    );
+    // a completes, b is abandoned (a cancelled stream): both give their bytes back, once
+    for (const ch of chunks.slice(1)) a.push(ch);
+    assert.equal(a.finish().bytes, total);
+    b.abandon();
+    b.abandon();
+    assert.equal(receiveBudget.inUse, base);
+    // a failing stream gives its bytes back too
+    async function* truncated() {
+      yield* chunks.slice(0, -1);
+    }
+    await assert.rejects(receiveTensorSet(truncated(), (m) => m), /stream ended before its trailer/);
+    async function* throwing() {
+      yield chunks[0];
+      throw new Error("client went away");
+    }
+    await assert.rejects(receiveTensorSet(throwing(), (m) => m), /client went away/);
+    assert.equal(receiveBudget.inUse, base);
+    const again = new TensorSetReceiver();
+    for (const ch of chunks) again.push(ch);
+    assert.equal(again.finish().bytes, total);
+  } finally {
+    receiveBudget.setLimit(before);
+  }
 });

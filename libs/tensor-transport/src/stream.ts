@@ -12,7 +12,7 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { common } from "@rlhf/proto";
-import { DataLossError, InvalidArgumentError } from "@rlhf/errors";
+import { DataLossError, InvalidArgumentError, ResourceExhaustedError } from "@rlhf/errors";
 import type { HostTensor, NamedHostTensors } from "@rlhf/compute";
 import type { Send, ClientStreamCall } from "@rlhf/grpc-kit";
 import { hostToBytes, bytesToHost, elementSize } from "./convert";
@@ -95,6 +95,52 @@ interface Slot {
   received: number;
 }
 
+/**
+ * The bytes that every tensor set being received in this process may hold together. A receiver
+ * reserves its set's total_bytes when the header arrives and gives them back when it finishes or
+ * is abandoned, so that several large uploads at once are refused (RESOURCE_EXHAUSTED, retry
+ * later) instead of growing the process without bound. Unlimited until a service sets it: the
+ * model services set it to their MAX_UPLOAD_BYTES at start (@rlhf/model-service).
+ */
+export class ReceiveBudget {
+  private held = 0;
+
+  constructor(private max = Number.POSITIVE_INFINITY) {}
+
+  /** The limit, bytes. */
+  get limit(): number {
+    return this.max;
+  }
+
+  /** Bytes reserved now. */
+  get inUse(): number {
+    return this.held;
+  }
+
+  /** Sets the limit (reservations already held stay). */
+  setLimit(bytes: number): void {
+    if (!(bytes > 0)) throw new RangeError(`receive budget must be > 0 bytes, got ${bytes}`);
+    this.max = bytes;
+  }
+
+  /** Reserves `bytes` or throws RESOURCE_EXHAUSTED naming `field`; the returned function gives them back (once). */
+  reserve(bytes: number, field: string): () => void {
+    if (this.held + bytes > this.max) {
+      throw new ResourceExhaustedError(`${field}: ${bytes} bytes would take the uploads in progress past their shared limit of ${this.max} bytes (${this.held} held now); retry when they finish`);
+    }
+    this.held += bytes;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.held -= bytes;
+    };
+  }
+}
+
+/** The process's {@link ReceiveBudget}, shared by every {@link TensorSetReceiver}. */
+export const receiveBudget = new ReceiveBudget();
+
 /** Options of the receiving side. */
 export interface ReceiveOptions {
   /** Largest total accepted, bytes. Default 8 GiB. */
@@ -118,6 +164,7 @@ export class TensorSetReceiver {
   private digest?: Buffer;
   private n = 0;
   private readonly field: string;
+  private release?: () => void;
 
   constructor(private readonly opts: ReceiveOptions = {}) {
     this.field = opts.field ?? "chunk";
@@ -179,6 +226,7 @@ export class TensorSetReceiver {
     if (h.totalBytes !== total) throw new InvalidArgumentError(`${at}.total_bytes`, `is ${h.totalBytes} but the tensors add up to ${total}`);
     const max = this.opts.maxTotalBytes ?? DEFAULT_MAX_TOTAL_BYTES;
     if (total > max) throw new InvalidArgumentError(`${at}.total_bytes`, `${total} exceeds the limit of ${max} bytes`);
+    this.release = receiveBudget.reserve(total, `${at}.total_bytes`);
     this.header = h;
   }
 
@@ -213,8 +261,24 @@ export class TensorSetReceiver {
     this.hash.update(d.data);
   }
 
-  /** Verifies completeness and digest; returns the decoded set. */
+  /**
+   * Gives the set's bytes back to the process's {@link receiveBudget} (idempotent). {@link finish}
+   * does it; call it yourself when the stream is abandoned before that (an error, a cancel).
+   */
+  abandon(): void {
+    this.release?.();
+  }
+
+  /** Verifies completeness and digest; returns the decoded set. Gives the budget back, also when it throws. */
   finish(): ReceivedTensorSet {
+    try {
+      return this.complete();
+    } finally {
+      this.abandon();
+    }
+  }
+
+  private complete(): ReceivedTensorSet {
     if (!this.header) throw new DataLossError(`${this.field}: stream ended before its header`);
     const total = this.header.totalBytes;
     if (!this.digest) throw new DataLossError(`${this.field}: stream ended before its trailer (received ${this.received} of ${total} bytes)`);
@@ -249,8 +313,12 @@ export async function receiveTensorSet<M>(
   opts: ReceiveOptions = {},
 ): Promise<ReceivedTensorSet> {
   const r = new TensorSetReceiver(opts);
-  for await (const msg of source) r.push(unwrap(msg));
-  return r.finish();
+  try {
+    for await (const msg of source) r.push(unwrap(msg));
+    return r.finish();
+  } finally {
+    r.abandon();
+  }
 }
 
 /** Sends a tensor set down a server stream (the kit's back-pressure-aware `send`). */

@@ -133,6 +133,11 @@ test("LoadWeights: random init, unknown folders, folders outside CHECKPOINT_ROOT
     String(await call(client.unary("loadWeights", { source: { $case: "randomInit", randomInit: { config: { ...modelConfigToProto(TINY), nHead: 3 }, seed: 1 } } }))),
     /^INVALID_ARGUMENT: random_init\.config\.n_embd: must be a multiple of n?Head/,
   );
+  // every field within its limit, the whole far past any memory: refused before allocating
+  assert.match(
+    String(await call(client.unary("loadWeights", { source: { $case: "randomInit", randomInit: { config: { ...modelConfigToProto(TINY), nEmbd: 16384, nHead: 16, nLayer: 256 }, seed: 1 } } }))),
+    /^INVALID_ARGUMENT: random_init\.config\.n_layer: this shape .* has 8\.\d+e\+11 parameters .* more than the limit of 2\^31 \(8 GiB\)/,
+  );
   assert.match(String(await call(client.unary("loadWeights", { source: undefined }))), /^INVALID_ARGUMENT: source: set one of/);
   assert.match(String(await call(client.unary("loadWeights", { source: { $case: "policyWeights", policyWeights: { modelId: "policy", version: 1, source: "" } } }))), /^FAILED_PRECONDITION: policy_weights: POLICY_ADDR is not configured/);
   // the failed loads changed nothing
@@ -170,6 +175,10 @@ test("UploadWeights applies a verified set; a corrupted, mismatched or cancelled
   await new Promise((r) => setTimeout(r, 50));
   ac.abort();
   assert.match(String(await call(c4.end())), /^CANCELLED/);
+  // complete and valid, but without its architecture -> INVALID_ARGUMENT naming the field (the
+  // shapes fit a model with another head count just as well)
+  const headless = { ...meta, modelConfig: undefined };
+  assert.match(String(await call(uploadTensorSet(client.clientStream("uploadWeights"), (chunk) => ({ chunk }), weights, headless))), /^INVALID_ARGUMENT: chunk\[0\]\.header\.model_config: is required/);
 
   const unchanged = await client.unary("logProbs", { batch: batchOf(SEQS), temperature: 1 });
   assert.deepEqual(unchanged.logprobs, baseline.logprobs, "nothing was half-applied");

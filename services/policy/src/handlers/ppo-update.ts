@@ -42,6 +42,17 @@ function settingsFromProto(h: policyPb.PpoHyperparameters | undefined, cfg: Poli
  */
 export function ppoUpdateHandler(state: PolicyState, queue: SerialQueue, cfg: PolicyConfig) {
   return async (reqs: AsyncIterable<policyPb.PpoUpdateRequest>, ctx: CallContext): Promise<policyPb.PpoUpdateResponse> => {
+    // Set from inside update(): declared so that the finally below does not narrow it to undefined.
+    let receiver = undefined as TensorSetReceiver | undefined;
+    try {
+      return await update(reqs, ctx, (r) => (receiver = r));
+    } finally {
+      // A stream that failed or was cancelled before finish() gives its bytes back.
+      receiver?.abandon();
+    }
+  };
+
+  async function update(reqs: AsyncIterable<policyPb.PpoUpdateRequest>, ctx: CallContext, created: (r: TensorSetReceiver) => void): Promise<policyPb.PpoUpdateResponse> {
     let receiver: TensorSetReceiver | undefined;
     const mb = await readHeaderFirst(reqs, {
       header: "minibatch",
@@ -50,7 +61,7 @@ export function ppoUpdateHandler(state: PolicyState, queue: SerialQueue, cfg: Po
       onHeader: (part) => part.minibatch,
       onPart: (part, _field, mb) => {
         if (!mb.withPtxGradients) throw new InvalidArgumentError("ptx_gradients", "sent but minibatch.with_ptx_gradients is false");
-        receiver ??= new TensorSetReceiver({ expectKind: common.TensorSetKind.TENSOR_SET_KIND_GRADIENTS, maxTotalBytes: cfg.maxUploadBytes, field: "ptx_gradients" });
+        if (!receiver) created((receiver = new TensorSetReceiver({ expectKind: common.TensorSetKind.TENSOR_SET_KIND_GRADIENTS, maxTotalBytes: cfg.maxUploadBytes, field: "ptx_gradients" })));
         receiver.push(part.ptxGradients);
       },
     });
@@ -101,7 +112,7 @@ export function ppoUpdateHandler(state: PolicyState, queue: SerialQueue, cfg: Po
         state.training = false;
       }
     }, ctx.signal);
-  };
+  }
 }
 
 /** The gradient set must name exactly the policy's parameters, with their shapes. */

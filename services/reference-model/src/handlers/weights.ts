@@ -12,16 +12,17 @@ export function loadWeightsHandler(ref: ReferenceModel, queue: SerialQueue, cfg:
     loadWeightsSource(req.source, { target: ref, queue, missing: "set one of checkpoint_dir, random_init, policy_weights", pull: policyPullOptions(cfg, "reference-model"), signal: ctx.signal, loaded: () => loadedWeights(ref) });
 }
 
-/** UploadWeights: a client-streamed WEIGHTS set, applied only once complete and verified. */
+/** UploadWeights: a client-streamed WEIGHTS set with its architecture, applied only once complete and verified. */
 export function uploadWeightsHandler(ref: ReferenceModel, queue: SerialQueue, cfg: ReferenceModelConfig) {
   return async (reqs: AsyncIterable<referenceModel.UploadWeightsRequest>): Promise<referenceModel.UploadWeightsResponse> => {
     const set = await receiveTensorSet(reqs, (m) => m.chunk, {
       expectKind: common.TensorSetKind.TENSOR_SET_KIND_WEIGHTS,
       maxTotalBytes: cfg.maxUploadBytes,
     });
-    const current = ref.config;
-    const config = set.modelConfig ? modelConfigFromProto(set.modelConfig, "chunk[0].header.model_config") : current;
-    if (!config) throw new InvalidArgumentError("chunk[0].header.model_config", "is required when no model is loaded yet");
+    // Always required: the tensors' shapes do not say the number of heads, so keeping the loaded
+    // model's would silently build another model from the same shapes.
+    if (!set.modelConfig) throw new InvalidArgumentError("chunk[0].header.model_config", "is required (the number of heads cannot be read off the tensors' shapes)");
+    const config = modelConfigFromProto(set.modelConfig, "chunk[0].header.model_config");
     return queue.run(() => {
       ref.loadTensors(config, set.tensors, { modelId: set.weights?.modelId || "reference", version: set.weights?.version ?? 0, source: "upload" });
       return { weights: ref.weights, bytesReceived: set.bytes };

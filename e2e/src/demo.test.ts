@@ -28,6 +28,9 @@ test("rlhf demo --tiny runs every stage across real processes, and PPO raises th
 
   const report = JSON.parse(readFileSync(join(dir, "report.json"), "utf8"));
   for (const m of ["base", "sft", "ppo", "ppo_ptx"]) assert.ok(Number.isFinite(report.models[m].pretrain_validation_loss), m);
+  // The report says what its figures depend on: the policy's backend, and on torch its CPU kernels.
+  if (report.run.backend === "torch") assert.match(report.run.compute, /^torch \d+\.\d+\.\d+, 1 thread, cpu, (portable|native) kernels/);
+  else assert.equal(typeof report.run.compute, "string");
   const events = readFileSync(join(dir, "events.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
   const ppo = events.filter((e) => e.metrics?.stage === "STAGE_PPO").map((e) => e.metrics.values);
   const iterations = report.run.config.ppo.iterations;

@@ -18,7 +18,9 @@ const COMMON_FLAGS = `  --runs-dir DIR    where runs and the services' logs (<se
   --run-id ID       name the run: 1-64 characters of a-z, 0-9 and - (default: the coordinator picks)
   --backend NAME    RLHF_BACKEND of every service: torch, wasm, cpu, tensorflow or tensorflow-gpu
                     (default: each service takes the best one it can load: torch where its
-                    addon is built, else wasm; RLHF_TORCH_THREADS sets torch's threads, default 1)
+                    addon is built, else wasm; RLHF_TORCH_THREADS sets torch's threads, default 1;
+                    RLHF_TORCH_KERNELS=native lets torch use this CPU's own kernels instead of the
+                    portable ones that give the same figures on every x86-64 machine with AVX2)
   --tls             the services serve mutual TLS to each other and to this command, with a
                     throw-away CA made by openssl for this session (they always check a fresh
                     random token of the session: docs/security.md)

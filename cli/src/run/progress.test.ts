@@ -339,3 +339,19 @@ test("acceptance lines: a check's value with a mark from its /passed metric and 
   );
   assert.deepEqual(acceptanceLines({ "objective/kl": 1 }), []);
 });
+
+test("acceptance lines: a value just short of its bound shows the digits that say so", () => {
+  const line = (value: number, threshold: number, passed: number, tolerance?: number) =>
+    acceptanceLines({
+      "acceptance/x": value,
+      "acceptance/x/passed": passed,
+      "acceptance/x/threshold": threshold,
+      "acceptance/x/comparison": tolerance === undefined ? 0 : 4,
+      ...(tolerance === undefined ? {} : { "acceptance/x/tolerance": tolerance }),
+    })[1];
+  assert.equal(line(0.6996960486322188, 0.7, 0), "  ✗ x  0.6997  (needed >= 0.7)");
+  assert.equal(line(0.64995, 0.65, 0), "  ✗ x  0.64995  (needed >= 0.65)");
+  assert.equal(line(0.7, 0.7, 1), "  ✓ x  0.7  (needed >= 0.7)");
+  assert.equal(line(0.7603, 0.73, 0, 0.03), "  ✗ x  0.7603  (needed 0.73 ± 0.03)");
+  assert.equal(line(0.741, 0.73, 1, 0.03), "  ✓ x  0.741  (needed 0.73 ± 0.03)");
+});

@@ -156,7 +156,8 @@ export function acceptanceLines(metrics: Readonly<Record<string, number>>): stri
     const cmp = c.comparison === undefined ? undefined : COMPARISONS[c.comparison];
     const target =
       c.threshold === undefined || cmp === undefined ? "" : cmp === "within" ? `  (needed ${formatMetric(c.threshold)} ± ${formatMetric(c.tolerance ?? 0)})` : `  (needed ${cmp} ${formatMetric(c.threshold)})`;
-    lines.push(`  ${mark}${name}${c.value === undefined ? "  not measured" : `  ${formatMetric(c.value)}`}${target}`);
+    const bounds = c.threshold === undefined ? [] : cmp === "within" ? [c.threshold - (c.tolerance ?? 0), c.threshold + (c.tolerance ?? 0)] : [c.threshold];
+    lines.push(`  ${mark}${name}${c.value === undefined ? "  not measured" : `  ${formatCheckValue(c.value, bounds)}`}${target}`);
   }
   // The count covers the checks that say whether they passed (a coordinator's; not bare values).
   // A run can succeed and still miss its targets: the last line names them.
@@ -177,12 +178,23 @@ export function formatDuration(ms: number): string {
 }
 
 /** A metric with three significant digits ("0.0312", "3.21", "-0.412"); exponent form when tiny or huge. */
-export function formatMetric(x: number): string {
+export function formatMetric(x: number, digits = 3): string {
   if (!Number.isFinite(x)) return String(x);
   if (x === 0) return "0";
   const a = Math.abs(x);
-  if (a >= 1e5 || a < 1e-3) return x.toExponential(2);
-  return String(Number(x.toPrecision(3)));
+  if (a >= 1e5 || a < 1e-3) return x.toExponential(digits - 1);
+  return String(Number(x.toPrecision(digits)));
+}
+
+/**
+ * A check's value with enough significant digits that it does not read as one of its bounds
+ * when it differs from it: 0.6997 against ">= 0.7" is "0.6997", not "0.7".
+ */
+export function formatCheckValue(x: number, bounds: readonly number[]): string {
+  let digits = 3;
+  let s = formatMetric(x, digits);
+  while (digits < 10 && bounds.some((b) => x !== b && Number(s) === Number(formatMetric(b, digits)))) s = formatMetric(x, ++digits);
+  return s;
 }
 
 function formatBytes(n: number): string {

@@ -20,10 +20,10 @@ test("RLHF_BACKEND=cpu forces the cpu backend without touching the native packag
     console.warn = warn;
     delete process.env.RLHF_BACKEND;
   }
-  assert.deepEqual(info, { name: "cpu", tfBackend: "cpu" });
+  assert.deepEqual(info, { name: "cpu", tfBackend: "cpu", detail: "cpu" });
   assert.equal(tf.getBackend(), "cpu");
   assert.equal(lines.length, 1);
-  assert.equal(lines[0][0], "compute backend cpu (forced by RLHF_BACKEND)");
+  assert.equal(lines[0][0], "compute backend cpu (forced by RLHF_BACKEND): cpu");
   assert.equal(lines[0][1]?.selectedBy, "RLHF_BACKEND");
   // Nothing native was required (it would have registered ~150 "tensorflow" kernels first).
   assert.deepEqual(tf.getKernelsForBackend("tensorflow"), []);

@@ -19,11 +19,12 @@ test("an unknown RLHF_BACKEND is rejected, naming the allowed values", async () 
   assert.equal(getBackendInfo(), undefined);
 });
 
-test("RLHF_TORCH_THREADS and RLHF_TORCH_DEVICE are checked before any backend loads", async () => {
+test("RLHF_TORCH_THREADS, RLHF_TORCH_DEVICE and RLHF_TORCH_KERNELS are checked before any backend loads", async () => {
   await assert.rejects(initBackend({ env: { RLHF_BACKEND: "torch", RLHF_TORCH_THREADS: "0" } }), /^BackendInitError: RLHF_TORCH_THREADS="0" must be an integer in 1\.\.1024$/);
   await assert.rejects(initBackend({ env: { RLHF_TORCH_THREADS: "two" } }), /RLHF_TORCH_THREADS="two" must be an integer in 1\.\.1024/);
   await assert.rejects(initBackend({ threads: 2.5 }), /options\.threads=2\.5 must be an integer in 1\.\.1024/);
   await assert.rejects(initBackend({ env: { RLHF_TORCH_DEVICE: "tpu" } }), /RLHF_TORCH_DEVICE="tpu" must be cpu, cuda or cuda:N/);
+  await assert.rejects(initBackend({ env: { RLHF_TORCH_KERNELS: "fastest" } }), /^BackendInitError: RLHF_TORCH_KERNELS="fastest" must be portable or native$/);
   assert.equal(getBackendInfo(), undefined);
 });
 
@@ -66,7 +67,8 @@ for (const [name, pkg] of [
 
 test("after a failed forced backend, a retry with another one works", async () => {
   const info = await initBackend({ env: { RLHF_BACKEND: "wasm" } });
-  assert.deepEqual(info, { name: "wasm", tfBackend: "wasm" });
+  assert.deepEqual(info, { name: "wasm", tfBackend: "wasm", detail: info.detail });
+  assert.match(info.detail, /^wasm, (no )?SIMD, \d+ threads?$/);
   assert.equal(tf.tidy(() => tf.sum(tf.tensor1d([1, 2, 3])).dataSync()[0]), 6);
 });
 

@@ -16,13 +16,13 @@ test("forced wasm initialises from any cwd and registers its fallbacks", async (
   const lines: [string, Record<string, unknown> | undefined][] = [];
   try {
     const info = await initBackend({ backend: "wasm", env: { RLHF_BACKEND: "cpu" }, log: (msg, fields) => lines.push([msg, fields]) });
-    assert.deepEqual(info, { name: "wasm", tfBackend: "wasm" });
+    assert.deepEqual(info, { name: "wasm", tfBackend: "wasm", detail: info.detail });
   } finally {
     process.chdir(cwd);
     rmSync(dir, { recursive: true, force: true });
   }
   assert.equal(lines.length, 1);
-  assert.equal(lines[0][0], "compute backend wasm (forced by options.backend)");
+  assert.match(lines[0][0], /^compute backend wasm \(forced by options.backend\): wasm, (no )?SIMD, \d+ threads?$/);
   assert.match(String(lines[0][1]?.wasmDir), /tfjs-backend-wasm[\\/]dist$/);
   assert.deepEqual(lines[0][1]?.fallbackKernels, ["UnsortedSegmentSum", "GatherV2", "BatchMatMul"]);
   assert.deepEqual(tf.getKernelsForBackend("tensorflow"), []);

@@ -15,6 +15,7 @@ import { dirname, join, sep } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import type * as TfWasm from "@tensorflow/tfjs-backend-wasm";
 import type * as TorchBackendModule from "@rlhf/torch-backend";
+import { KERNELS_ENV_VAR, parseKernelSet, type KernelSet } from "@rlhf/torch-backend/dist/kernel-set";
 import { registerFallbackKernels, registerMissingGradients, registerWasmFallbacks } from "./kernels";
 import { observeTensorMemory } from "./metrics";
 
@@ -37,6 +38,8 @@ export const THREADS_ENV_VAR = "RLHF_TORCH_THREADS";
 /** Environment variable with the torch backend's device: `cpu` (default), `cuda`, `cuda:N` (a CUDA build of libtorch). */
 export const DEVICE_ENV_VAR = "RLHF_TORCH_DEVICE";
 
+export { KERNELS_ENV_VAR };
+
 /** Structured log sink, e.g. `(msg, fields) => logger.info(fields, msg)` for pino. */
 export type BackendLog = (msg: string, fields?: Record<string, unknown>) => void;
 
@@ -46,7 +49,7 @@ export interface InitBackendOptions {
   backend?: BackendName;
   /** Receives one line for the backend chosen and one per backend skipped. Default: no logging. */
   log?: BackendLog;
-  /** Where `RLHF_BACKEND`, `RLHF_TORCH_THREADS` and `RLHF_TORCH_DEVICE` are read from. Default: `process.env`. */
+  /** Where `RLHF_BACKEND`, `RLHF_TORCH_THREADS`, `RLHF_TORCH_DEVICE` and `RLHF_TORCH_KERNELS` are read from. Default: `process.env`. */
   env?: Readonly<Record<string, string | undefined>>;
   /** Intra-op threads of the torch backend (takes precedence over `RLHF_TORCH_THREADS`). Default 1. */
   threads?: number;
@@ -60,6 +63,12 @@ export interface BackendInfo {
   tfBackend: string;
   /** Intra-op threads of the torch backend (only for it). */
   threads?: number;
+  /**
+   * One line that says what the figures depend on: the backend and, for torch, libtorch's version,
+   * threads, device and CPU kernels (e.g. "torch 1.13.1, 1 thread, cpu, portable kernels (OpenBLAS
+   * Haswell, ATen avx2)"); for wasm, SIMD and threads.
+   */
+  detail: string;
 }
 
 /** A backend could not be initialised (forced one unavailable, bad `RLHF_BACKEND`, conflicting calls). */
@@ -121,7 +130,8 @@ export function isBackendName(v: unknown): v is BackendName {
  * Also, before any backend: registers tfjs' gradients ({@link ensureGradients}) and the ones tfjs
  * lacks or that dispatch fused kernels (`registerMissingGradients`: GatherNd, the fused ops of
  * ./fused.ts). The torch backend runs with `opts.threads`, else `RLHF_TORCH_THREADS`, else 1
- * intra-op threads, on `RLHF_TORCH_DEVICE` (default cpu). Per backend: checks that its package uses the same
+ * intra-op threads, on `RLHF_TORCH_DEVICE` (default cpu), with the CPU kernels of
+ * `RLHF_TORCH_KERNELS` (default portable: the same bits on every x86-64 machine with AVX2). Per backend: checks that its package uses the same
  * copy of `@tensorflow/tfjs-core` as this library; points wasm at its own `.wasm` files (works from
  * any cwd, bundled or not) and removes the process listeners emscripten adds; registers the kernel
  * fallbacks of `./kernels` (wasm: UnsortedSegmentSum, GatherV2 with batchDims; cpu: a fast
@@ -192,8 +202,9 @@ async function select(opts: InitBackendOptions): Promise<BackendInfo> {
     if (!r.ok) {
       throw new BackendInitError(`${selectedBy}=${forced}: cannot use ${PACKAGES[forced]}: ${r.reason}`);
     }
-    log(`compute backend ${forced} (forced by ${selectedBy})`, { backend: forced, selectedBy, ...r.fields });
-    return info(forced, r.fields);
+    const chosen = info(forced, r.fields);
+    log(`compute backend ${forced} (forced by ${selectedBy}): ${chosen.detail}${kernelsNote(r.fields)}`, { backend: forced, selectedBy, detail: chosen.detail, ...r.fields });
+    return chosen;
   }
 
   // One line in the end: the backend chosen, and why each one before it was not.
@@ -202,9 +213,10 @@ async function select(opts: InitBackendOptions): Promise<BackendInfo> {
     const r = await tryBackend(name, torch);
     if (r.ok) {
       const why = Object.entries(skipped).map(([n, reason]) => `${n}: ${reason}`);
+      const chosen = info(name, r.fields);
       const msg = why.length > 0 ? `compute backend ${name} (not ${why.join("; not ")})` : `compute backend ${name}`;
-      log(msg, { backend: name, selectedBy: "auto", ...r.fields, ...(why.length > 0 ? { skipped } : {}) });
-      return info(name, r.fields);
+      log(`${msg}: ${chosen.detail}${kernelsNote(r.fields)}`, { backend: name, selectedBy: "auto", detail: chosen.detail, ...r.fields, ...(why.length > 0 ? { skipped } : {}) });
+      return chosen;
     }
     skipped[name] = r.reason;
   }
@@ -212,14 +224,36 @@ async function select(opts: InitBackendOptions): Promise<BackendInfo> {
 }
 
 function info(name: BackendName, fields: Record<string, unknown>): BackendInfo {
-  const out: BackendInfo = { name, tfBackend: tf.getBackend() };
+  const out: BackendInfo = { name, tfBackend: tf.getBackend(), detail: describe(name, fields) };
   if (name === "torch" && typeof fields.threads === "number") out.threads = fields.threads;
   return out;
+}
+
+/** Why portable kernels were asked for and not used, as a sentence for the log line; "" otherwise. */
+function kernelsNote(fields: Record<string, unknown>): string {
+  const k = fields.kernels as TorchBackendModule.KernelChoice | undefined;
+  return k !== undefined && k.reason !== undefined ? `; ${k.reason}` : "";
+}
+
+/** {@link BackendInfo.detail} from the fields a backend reported. */
+function describe(name: BackendName, f: Record<string, unknown>): string {
+  const threads = (n: unknown) => `${String(n)} thread${n === 1 ? "" : "s"}`;
+  if (name === "torch") {
+    const k = f.kernels as TorchBackendModule.KernelChoice | undefined;
+    const core = typeof f.openblasCore === "string" && f.openblasCore !== "" ? `OpenBLAS ${f.openblasCore}` : "no OpenBLAS";
+    const aten = `ATen ${k?.pins.ATEN_CPU_CAPABILITY ?? "best for this CPU"}`;
+    const set = k === undefined ? "" : k.portable ? "portable kernels" : k.requested === "native" ? "native kernels" : "native kernels (portable not possible)";
+    return `torch ${String(f.torchVersion)}, ${threads(f.threads)}, ${String(f.device)}, ${set} (${core}, ${aten})`;
+  }
+  if (name === "wasm") return `wasm, ${f.simd === true ? "SIMD" : "no SIMD"}, ${threads(f.threads)}`;
+  if (name === "tensorflow-gpu" || name === "tensorflow") return f.gpuDevice === true ? `${name} (GPU device)` : name;
+  return name;
 }
 
 interface TorchSettings {
   threads: number;
   device: string;
+  kernels: KernelSet;
 }
 
 /** The torch backend's threads and device from the options and environment (validated). */
@@ -239,7 +273,10 @@ function torchOptions(opts: InitBackendOptions, env: Readonly<Record<string, str
   }
   const device = (env[DEVICE_ENV_VAR] ?? "").trim() || "cpu";
   if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw new BackendInitError(`${DEVICE_ENV_VAR}=${JSON.stringify(device)} must be cpu, cuda or cuda:N`);
-  return { threads: threads ?? 1, device };
+  const rawKernels = (env[KERNELS_ENV_VAR] ?? "").trim();
+  const kernels = rawKernels === "" ? "portable" : parseKernelSet(rawKernels);
+  if (kernels === undefined) throw new BackendInitError(`${KERNELS_ENV_VAR}=${JSON.stringify(rawKernels)} must be portable or native`);
+  return { threads: threads ?? 1, device, kernels };
 }
 
 type Attempt = { ok: true; fields: Record<string, unknown> } | { ok: false; reason: string };

@@ -7,6 +7,7 @@
 import { initBackend } from "@rlhf/compute";
 import { descriptorSetPath } from "@rlhf/proto";
 import { startServer, type Logger, type RunningServer, type ServiceRegistration } from "@rlhf/grpc-kit";
+import { receiveBudget } from "@rlhf/tensor-transport";
 
 /**
  * The health a service reports for itself, usable before its server is up: a model loaded at
@@ -43,6 +44,8 @@ export interface ModelServiceConfig {
   host: string;
   port: number;
   maxReceiveBytes: number;
+  /** MAX_UPLOAD_BYTES: also the bytes all tensor sets being received at once may hold together (the process's receive budget). */
+  maxUploadBytes?: number;
 }
 
 /** A running model service (used by its main.ts through runServiceMain, and by its tests). */
@@ -63,11 +66,12 @@ export type ModelServiceApp<P> = P & {
 export async function startModelService<P extends object>(
   cfg: ModelServiceConfig,
   log: Logger,
-  create: (ctx: { backend: string; serving: ServingFlag }) => Promise<ModelServiceParts<P>>,
+  create: (ctx: { backend: string; backendDetail: string; serving: ServingFlag }) => Promise<ModelServiceParts<P>>,
 ): Promise<ModelServiceApp<P>> {
   const backend = await initBackend({ log: (msg, fields) => log.info(fields ?? {}, msg) });
+  if (cfg.maxUploadBytes !== undefined) receiveBudget.setLimit(cfg.maxUploadBytes);
   const serving = new ServingFlag();
-  const built = await create({ backend: backend.name, serving });
+  const built = await create({ backend: backend.name, backendDetail: backend.detail, serving });
   const server = await startServer({
     services: [built.service],
     log,

@@ -117,9 +117,9 @@ export async function benchWorker(modelName: string, what: "train" | "generate")
 
 const ONE_THREAD = { RLHF_TORCH_THREADS: "1", OPENBLAS_NUM_THREADS: "1", OMP_NUM_THREADS: "1", MKL_NUM_THREADS: "1" };
 
-function child(backend: "torch" | "wasm", model: string, what: "train" | "generate"): Measured | string {
+function child(backend: "torch" | "wasm", model: string, what: "train" | "generate", env: Record<string, string> = {}): Measured | string {
   const r = spawnSync(process.execPath, [process.argv[1], "--bench-worker", model, what], {
-    env: { ...process.env, ...ONE_THREAD, RLHF_BACKEND: backend },
+    env: { ...process.env, ...ONE_THREAD, RLHF_BACKEND: backend, ...env },
     encoding: "utf8",
     maxBuffer: 16 << 20,
   });
@@ -204,5 +204,40 @@ export function benchBackends(argv: readonly string[]): void {
   console.log("| model | measurement | engine | tokens/s | tokens/CPU-s |");
   console.log("|---|---|---|---:|---:|");
   for (const r of rows) console.log(r);
+  for (const s of summary) console.log(s);
+}
+
+/**
+ * `node libs/model/dist/bench.js --kernels`: the torch backend's portable CPU kernels (the default,
+ * the same bits on every x86-64 machine with AVX2) against this CPU's own (`RLHF_TORCH_KERNELS=native`),
+ * training and generation, taking turns for `--rounds` rounds, best round kept. Ends with one line
+ * per model: `kernels <model>: train portable=<tok/s> native=<tok/s> portable/native=<x>; generate ...`.
+ */
+export function benchKernels(argv: readonly string[]): void {
+  const roundsArg = argv.indexOf("--rounds");
+  const rounds = roundsArg >= 0 ? Number(argv[roundsArg + 1]) : 2;
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be an integer >= 1`);
+  const modelsArg = argv.indexOf("--models");
+  const wanted = modelsArg >= 0 ? argv[modelsArg + 1].split(",") : MODELS.map((m) => m.name);
+  const models = MODELS.filter((m) => wanted.includes(m.name));
+  if (models.length !== wanted.length) throw new Error(`--models takes a comma-separated list of ${MODELS.map((m) => m.name).join(", ")}`);
+  console.log(`bench --kernels: node ${process.version}, torch backend, one thread, ${rounds} round(s), best round kept`);
+  const summary: string[] = [];
+  for (const model of models) {
+    const runs: Record<string, (Measured | string)[]> = {};
+    for (let r = 0; r < rounds; r++) {
+      for (const what of ["train", "generate"] as const) {
+        for (const kernels of ["portable", "native"]) {
+          (runs[`${what} ${kernels}`] ??= []).push(child("torch", model.name, what, { RLHF_TORCH_KERNELS: kernels }));
+        }
+      }
+    }
+    const parts = (["train", "generate"] as const).map((what) => {
+      const [p, n] = [best(runs[`${what} portable`]), best(runs[`${what} native`])];
+      const failed = [...runs[`${what} portable`], ...runs[`${what} native`]].find((m) => typeof m === "string");
+      return `${what} portable=${rate(p)} native=${rate(n)} portable/native=${ratio(p, n)}${failed ? ` (${failed})` : ""}`;
+    });
+    summary.push(`kernels ${model.name}: ${parts.join("; ")}`);
+  }
   for (const s of summary) console.log(s);
 }

@@ -16,7 +16,8 @@
  * @rlhf/compute's kernels.ts) and then with tfjs' stock kernel, on the `small` shape and on the
  * default demo's policy (64 wide, 4 layers, byte vocabulary, B=16, T=128).
  *
- * `--backends` compares the native torch backend, wasm and PyTorch in one run (./bench-backends.ts).
+ * `--backends` compares the native torch backend, wasm and PyTorch in one run (./bench-backends.ts);
+ * `--kernels` the torch backend's portable CPU kernels with this CPU's own (same file).
  *
  * Besides wall seconds, every row gives the process's CPU seconds (user + system): the backends
  * here compute on one thread, so on a busy machine CPU seconds are the figure that does not
@@ -29,7 +30,7 @@ import { presetConfig } from "./config";
 import { GPT2 } from "./gpt2";
 import { generate } from "./generate";
 import { Trainer, lmLoss, makeLmBatch } from "./train";
-import { benchBackends, benchWorker } from "./bench-backends";
+import { benchBackends, benchKernels, benchWorker } from "./bench-backends";
 
 interface Row {
   config: string;
@@ -99,6 +100,10 @@ async function main(): Promise<void> {
   }
   if (process.argv.includes("--backends")) {
     benchBackends(process.argv);
+    return;
+  }
+  if (process.argv.includes("--kernels")) {
+    benchKernels(process.argv);
     return;
   }
   const info = await initBackend();

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { InvalidArgumentError } from "@rlhf/errors";
-import { acceptanceChecks, acceptanceSummary, klSummary, winRate } from "./acceptance";
+import { acceptanceChecks, acceptanceSummary, checkDigits, klSummary, winRate } from "./acceptance";
 import { fullReportData } from "./testing/fixture";
 import { type ModelEvaluation, type ReportData } from "./types";
 
@@ -130,4 +130,16 @@ test("winRate: rate counts ties as half, the interval is Wilson's", () => {
   assert.throws(() => winRate(1, 0, 0), InvalidArgumentError);
   assert.throws(() => winRate(6, 5, 10), /exceed/);
   assert.throws(() => winRate(1.5, 0, 10), /wins: must be an integer/);
+});
+
+test("a value just short of its bound is written with the digits that tell it from the bound", () => {
+  const d = fullReportData();
+  const short = { ...d, reward_model: { ...d.reward_model!, heldout_accuracy: 0.6996960486322188 } };
+  const c = byName(short).rm_heldout_accuracy;
+  assert.equal(c.passed, false);
+  assert.match(acceptanceSummary(acceptanceChecks(short)), /Reward model held-out pairwise accuracy: 0\.6997, needed >= 0\.7\b/);
+  assert.equal(checkDigits({ value: 0.6997, threshold: 0.7, comparison: ">=" }), 4);
+  assert.equal(checkDigits({ value: 0.72, threshold: 0.7, comparison: ">=" }), 3);
+  assert.equal(checkDigits({ value: 0.7, threshold: 0.7, comparison: ">=" }), 3);
+  assert.equal(checkDigits({ value: 0.75995, threshold: 0.73, tolerance: 0.03, comparison: "within" }), 5);
 });

@@ -168,8 +168,25 @@ export function acceptanceChecks(data: ReportData): AcceptanceCheck[] {
   return out;
 }
 
-function fmt(v: number): string {
-  return Math.abs(v) >= 100 || Number.isInteger(v) ? String(Math.round(v * 100) / 100) : v.toFixed(3).replace(/0+$/, "").replace(/\.$/, "");
+function fmt(v: number, digits = 3): string {
+  return Math.abs(v) >= 100 || Number.isInteger(v) ? String(Math.round(v * 100) / 100) : v.toFixed(digits).replace(/0+$/, "").replace(/\.$/, "");
+}
+
+/**
+ * Digits after the point (at least `min`) that a check's value needs so that it does not read as
+ * one of its bounds when it differs from it: a held-out accuracy of 0.6997 against ">= 0.7" shows
+ * as 0.6997 (failed), not 0.700 (which reads as passed).
+ */
+export function checkDigits(c: Pick<AcceptanceCheck, "value" | "threshold" | "tolerance" | "comparison">, min = 3): number {
+  const v = c.value;
+  if (v === null || c.threshold === null || !Number.isFinite(v)) return min;
+  const t = c.threshold;
+  const bounds = c.comparison === "within" ? [t - (c.tolerance ?? 0), t + (c.tolerance ?? 0)] : [t];
+  let d = min;
+  for (const b of bounds) {
+    while (d < 10 && v !== b && Number(v.toFixed(d)) === Number(b.toFixed(d))) d++;
+  }
+  return d;
 }
 
 /** The condition a check asks for, in words: `>= 0.7`, `within 0.73 ± 0.03`. */
@@ -187,7 +204,7 @@ export function acceptanceSummary(checks: readonly AcceptanceCheck[]): string {
   const applicable = checks.filter((c) => c.not_applicable === null);
   const failed = applicable.filter((c) => !c.passed);
   const head = failed.length === 0 ? `All ${applicable.length} checks that apply passed.` : `${applicable.length - failed.length} of ${applicable.length} checks passed.`;
-  const why = failed.map((c) => (c.value === null ? `${c.description}: not measured in this run` : `${c.description}: ${fmt(c.value)}, needed ${checkTarget(c)}`));
+  const why = failed.map((c) => (c.value === null ? `${c.description}: not measured in this run` : `${c.description}: ${fmt(c.value, checkDigits(c))}, needed ${checkTarget(c)}`));
   const skipped = checks.filter((c) => c.not_applicable !== null).map((c) => `${c.name} (${c.not_applicable})`);
   return [head, ...(why.length ? [`Not met — ${why.join("; ")}.`] : []), ...(skipped.length ? [`Not applicable: ${skipped.join("; ")}.`] : [])].join(" ");
 }

@@ -27,6 +27,7 @@ export const REPORT_JSON_FIELDS: readonly ReportField[] = Object.freeze([
   f("run.elapsed_ms", "object", "", "Wall-clock time per stage; stages that did not run are absent."),
   f("run.elapsed_ms.<stage>", "number", "ms", "Time spent in a stage: pretrain, sft, rankings, reward_model, ppo (both variants), evaluation."),
   f("run.backend", "string", "", "Compute backend of the model services (tensorflow-gpu, tensorflow, torch, wasm or cpu)."),
+  f("run.compute", "string", "", "What the figures depend on besides weights and seeds, as the policy service reports it (GetInfo's backend_detail): for torch, libtorch's version, threads, device and CPU kernels (portable: the same bits on every x86-64 machine with AVX2; see docs/compute-backends.md). Absent when the service did not say."),
   f("run.pretrain_from_cache", "boolean", "", "Whether the base model came from the pretraining cache (`<runs dir>/pretrain-cache/`; then elapsed_ms.pretrain is only the loading); absent when the cache was not used."),
   f("not_applicable", "object", "", "Metrics that do not apply to this run, and why (a run on your own data has no gold answers and no simulated labelers); their values are null. Absent on the built-in data."),
   f("not_applicable.<metric>", "string", "", "Why a metric does not apply: win_rate_vs_sft, gold_helpfulness, exact_match, hallucination_rate, blocklist_rate, labeler_agreement, gold_tie_share."),

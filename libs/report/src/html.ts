@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { FailedPreconditionError } from "@rlhf/errors";
-import { type AcceptanceCheck } from "./acceptance";
+import { checkDigits, type AcceptanceCheck } from "./acceptance";
 import { type ReportJson, reportJson } from "./json";
 import { CURVE_STAGES, type CurveStage, KL_METRIC, MODEL_LABELS, MODEL_NAMES, type ModelName, PPO_VARIANTS, type PpoVariant, type ReportData, STAGE_NAMES, type TimelineSpan } from "./types";
 
@@ -428,7 +428,8 @@ function seconds(ms: number): string {
 
 function checkValue(c: AcceptanceCheck, v: number | null): string {
   if (v === null) return "—";
-  return num(v);
+  // The measured value with the digits that tell it from its bound (0.6997 against 0.700).
+  return num(v, v === c.value ? checkDigits(c) : 3);
 }
 
 /** The condition of a check as the table shows it (`>= 0.700`, `within 0.730 ± 0.030`). */
@@ -489,7 +490,8 @@ function sectionRun(r: ReportJson): string {
 <table><tr><th>run id</th><td>${escapeHtml(run.id)}</td></tr>
 <tr><th>created</th><td>${escapeHtml(run.created)}</td></tr>
 <tr><th>finished</th><td>${run.finished === null ? "not finished" : escapeHtml(run.finished)}</td></tr>
-<tr><th>compute backend</th><td>${escapeHtml(run.backend)}</td></tr></table>
+<tr><th>compute backend</th><td>${escapeHtml(run.backend)}</td></tr>${run.compute === undefined ? "" : `
+<tr><th>compute</th><td>${escapeHtml(run.compute)}</td></tr>`}</table>
 ${stages.length ? `<table><tr><th>stage</th><th>elapsed</th></tr>${rows}<tr><th>total</th><td class="num">${seconds(total)}</td></tr></table>` : ""}
 </section>`;
 }

@@ -143,7 +143,7 @@ function modelOf(v: unknown, path: string): ModelEvaluation {
 
 function runOf(v: unknown): RunSummary {
   const o = obj(v, "run");
-  onlyKeys(o, "run", ["id", "created", "finished", "config", "elapsed_ms", "backend", "pretrain_from_cache"]);
+  onlyKeys(o, "run", ["id", "created", "finished", "config", "elapsed_ms", "backend", "compute", "pretrain_from_cache"]);
   if (o.pretrain_from_cache !== undefined && typeof o.pretrain_from_cache !== "boolean") fail("run.pretrain_from_cache", `must be a boolean, got ${typeof o.pretrain_from_cache}`);
   const elapsed = obj(o.elapsed_ms ?? {}, "run.elapsed_ms");
   const elapsedMs: Record<string, number> = {};
@@ -155,6 +155,7 @@ function runOf(v: unknown): RunSummary {
     config: JSON.parse(JSON.stringify(obj(o.config, "run.config"))) as RunSummary["config"],
     elapsed_ms: elapsedMs,
     backend: str(o.backend, "run.backend"),
+    ...(o.compute !== undefined ? { compute: str(o.compute, "run.compute") } : {}),
     ...(typeof o.pretrain_from_cache === "boolean" ? { pretrain_from_cache: o.pretrain_from_cache } : {}),
   };
 }

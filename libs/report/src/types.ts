@@ -37,6 +37,11 @@ export interface RunSummary {
   readonly elapsed_ms: { readonly [stage: string]: number };
   /** Compute backend the model services used, e.g. "torch", "wasm", "tensorflow-gpu". */
   readonly backend: string;
+  /**
+   * What the figures depend on besides weights and seeds, from the policy service (e.g. "torch
+   * 1.13.1, 1 thread, cpu, portable kernels (OpenBLAS Haswell, ATen avx2)"); absent when it did not say.
+   */
+  readonly compute?: string;
   /** Whether the base model came from the pretraining cache (then `elapsed_ms.pretrain` is only the loading); absent when the cache was not used. */
   readonly pretrain_from_cache?: boolean;
 }

@@ -207,7 +207,7 @@ export const RUN_CONFIG_SCHEMA = section("A run of the recipe", {
     cache: bool({
       default: true,
       description:
-        "Reuse a base model pretrained before with the same settings (model shape, tokenizer, this section, seed, pretraining text) from `<runs dir>/pretrain-cache/<hash>/`, and put this run's there; `rlhf demo --no-cache` / false retrains (and replaces the cached one)",
+        "Reuse a base model pretrained before with the same settings (model shape, tokenizer, this section, seed, pretraining text, the policy service's backend and CPU kernels) from `<runs dir>/pretrain-cache/<hash>/`, and put this run's there; `rlhf demo --no-cache` / false retrains (and replaces the cached one)",
     }),
     steps: int({ default: 1000, min: 1, max: 10_000_000, unit: "optimizer steps", description: "Pretraining optimiser steps" }),
     batch_size: int({ default: 16, min: 1, max: 4096, unit: "sequences", description: "Token windows per step" }),

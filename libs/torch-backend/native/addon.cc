@@ -224,8 +224,9 @@ Napi::Value guarded(const Napi::CallbackInfo& info, F&& f) {
 // ---- storage -------------------------------------------------------------------------------------
 
 using SetThreadsFn = void (*)(int);
+using CoreNameFn = char* (*)();
 
-/** init(meta: Int32Array, threads: number, device: string) -> {threads, device, blas} */
+/** init(meta: Int32Array, threads: number, device: string) -> {threads, device, openblasThreads, openblasCore, torchVersion} */
 ENTRY(Init) {
   if (info.Length() < 3 || !info[0].IsTypedArray()) throw Fail("init(meta: Int32Array, threads, device)");
   auto meta = info[0].As<Napi::Int32Array>();
@@ -250,6 +251,12 @@ ENTRY(Init) {
   out.Set("threads", NUM(at::get_num_threads()));
   out.Set("device", Napi::String::New(info.Env(), g_device.str()));
   out.Set("openblasThreads", Napi::Boolean::New(info.Env(), blas));
+  // The kernel family OpenBLAS chose (or was told by OPENBLAS_CORETYPE): what the figures depend on.
+  std::string core;
+  if (auto fn = reinterpret_cast<CoreNameFn>(dlsym(RTLD_DEFAULT, "openblas_get_corename"))) {
+    if (const char* name = fn()) core = name;
+  }
+  out.Set("openblasCore", Napi::String::New(info.Env(), core));
   out.Set("torchVersion", Napi::String::New(info.Env(), std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." + std::to_string(TORCH_VERSION_PATCH)));
   return out;
 }

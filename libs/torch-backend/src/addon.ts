@@ -6,13 +6,14 @@
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
+import { chooseKernels, type KernelChoice, type KernelSet } from "./kernel-set";
 
 /** dtype codes shared with native/addon.cc. */
 export const DTYPE_CODE = { float32: 0, int32: 1, bool: 2 } as const;
 
 /** The addon's functions (see native/addon.cc for each one's contract). */
 export interface TorchAddon {
-  init(meta: Int32Array, threads: number, device: string): { threads: number; device: string; openblasThreads: boolean; torchVersion: string };
+  init(meta: Int32Array, threads: number, device: string): { threads: number; device: string; openblasThreads: boolean; openblasCore: string; torchVersion: string };
   write(values: Float32Array | Int32Array | Uint8Array, shape: readonly number[], dtype: number): number;
   read(id: number): Float32Array | Int32Array | Uint8Array;
   free(id: number): void;
@@ -72,12 +73,16 @@ const SKIPPED_PATH = join(__dirname, "..", "native", "build", "skipped.json");
  */
 export const ADDON_ENV_VAR = "RLHF_TORCH_ADDON";
 
-export type AddonLoad = { ok: true; addon: TorchAddon; path: string } | { ok: false; reason: string };
+export type AddonLoad = { ok: true; addon: TorchAddon; path: string; kernels: KernelChoice } | { ok: false; reason: string };
 
 let loaded: AddonLoad | undefined;
 
-/** Loads the addon once per process; never throws. */
-export function loadAddon(): AddonLoad {
+/**
+ * Loads the addon once per process; never throws. `kernels` (default portable) is applied to the
+ * environment first (./kernel-set.ts): OpenBLAS reads its core type when it is loaded, with the
+ * addon, and ATen its vector width at its first kernel. A later call gets the first call's result.
+ */
+export function loadAddon(kernels: KernelSet = "portable"): AddonLoad {
   if (loaded !== undefined) return loaded;
   const override = process.env[ADDON_ENV_VAR]?.trim();
   const path = override || ADDON_PATH;
@@ -93,8 +98,9 @@ export function loadAddon(): AddonLoad {
     return loaded;
   }
   try {
+    const choice = chooseKernels(kernels);
     const addon = createRequire(__filename)(path) as TorchAddon;
-    loaded = { ok: true, addon, path };
+    loaded = { ok: true, addon, path, kernels: choice };
   } catch (e) {
     const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0];
     loaded = { ok: false, reason: `native addon failed to load (${path}): ${msg}` };

@@ -23,6 +23,8 @@ export interface TorchBackendInfo {
   threads: number;
   device: string;
   openblasThreads: boolean;
+  /** OpenBLAS' kernel family in use (`openblas_get_corename`: Haswell, SkylakeX, Cooperlake, Zen, ...); "" without OpenBLAS. */
+  openblasCore: string;
   torchVersion: string;
 }
 

@@ -7,11 +7,13 @@
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import { loadAddon, type TorchAddon } from "./addon";
+import type { KernelChoice, KernelSet } from "./kernel-set";
 import { TORCH_BACKEND_NAME, TorchBackend, type TorchBackendInfo } from "./backend";
 import { registerFallbackKernels } from "./fallback";
 import { NATIVE_KERNELS, registerNativeKernels } from "./kernels";
 
 export { ADDON_ENV_VAR, ADDON_PATH, loadAddon, type TorchAddon } from "./addon";
+export { KERNEL_SETS, KERNELS_ENV_VAR, PORTABLE_PINS, chooseKernels, cpuFlags, parseKernelSet, type KernelChoice, type KernelSet } from "./kernel-set";
 export { TORCH_BACKEND_NAME, TorchBackend, type TorchBackendInfo } from "./backend";
 export { fallbackKernelCalls, fallbackKernels } from "./fallback";
 export { NATIVE_KERNELS } from "./kernels";
@@ -23,6 +25,8 @@ export interface TorchBackendOptions {
   threads?: number;
   /** ATen device: "cpu" (default), or "cuda" / "cuda:N" with a CUDA build of libtorch. */
   device?: string;
+  /** CPU kernels of libtorch and OpenBLAS: "portable" (default; the same bits on every x86-64 with AVX2) or "native" (./kernel-set.ts). */
+  kernels?: KernelSet;
 }
 
 /** Thrown when the backend cannot be registered (addon missing, bad options, device unusable). */
@@ -30,7 +34,7 @@ export class TorchBackendError extends Error {
   override name = "TorchBackendError";
 }
 
-let registered: { addon: TorchAddon; options: Required<TorchBackendOptions> } | undefined;
+let registered: { addon: TorchAddon; options: Required<TorchBackendOptions>; kernels: KernelChoice } | undefined;
 
 /**
  * Registers the "torch" backend with tfjs (idempotent for the same options). Throws
@@ -40,16 +44,22 @@ let registered: { addon: TorchAddon; options: Required<TorchBackendOptions> } | 
 export function registerTorchBackend(options: TorchBackendOptions = {}): { kernels: number; fallbacks: number } {
   const threads = options.threads ?? 1;
   const device = options.device ?? "cpu";
+  const kernels = options.kernels ?? "portable";
   if (!Number.isInteger(threads) || threads < 1 || threads > 1024) throw new TorchBackendError(`threads must be an integer in 1..1024, got ${threads}`);
   if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw new TorchBackendError(`device must be cpu, cuda or cuda:N, got ${JSON.stringify(device)}`);
+  if (kernels !== "portable" && kernels !== "native") throw new TorchBackendError(`kernels must be portable or native, got ${JSON.stringify(kernels)}`);
   if (registered !== undefined) {
-    if (registered.options.threads !== threads || registered.options.device !== device) {
-      throw new TorchBackendError(`torch backend already registered with threads=${registered.options.threads} device=${registered.options.device}`);
+    const o = registered.options;
+    if (o.threads !== threads || o.device !== device || o.kernels !== kernels) {
+      throw new TorchBackendError(`torch backend already registered with threads=${o.threads} device=${o.device} kernels=${o.kernels}`);
     }
   } else {
-    const load = loadAddon();
+    const load = loadAddon(kernels);
     if (!load.ok) throw new TorchBackendError(load.reason);
-    registered = { addon: load.addon, options: { threads, device } };
+    if (load.kernels.requested !== kernels) {
+      throw new TorchBackendError(`the addon was already loaded with ${load.kernels.requested} kernels; cannot switch to ${kernels} in this process`);
+    }
+    registered = { addon: load.addon, options: { threads, device, kernels }, kernels: load.kernels };
     registerNativeKernels(load.addon);
     registerFallbackKernels();
     const { addon } = registered;
@@ -59,9 +69,9 @@ export function registerTorchBackend(options: TorchBackendOptions = {}): { kerne
 }
 
 /** What the active torch backend was started with, or undefined when it is not the active backend. */
-export function torchBackendInfo(): TorchBackendInfo | undefined {
-  if (tf.getBackend() !== TORCH_BACKEND_NAME) return undefined;
-  return (tf.backend() as TorchBackend).info;
+export function torchBackendInfo(): (TorchBackendInfo & { kernels: KernelChoice }) | undefined {
+  if (tf.getBackend() !== TORCH_BACKEND_NAME || registered === undefined) return undefined;
+  return { ...(tf.backend() as TorchBackend).info, kernels: registered.kernels };
 }
 
 /** Tensors the addon holds now (its own count, beside `tf.memory().numTensors`), or 0 when not loaded. */

@@ -11,7 +11,7 @@ export type PolicyApp = ModelServiceApp<{ state: PolicyState; queue: SerialQueue
 
 /** Loads the initial policy (if configured) and serves; SERVING once a policy is in place. */
 export function startPolicy(cfg: PolicyConfig, log: Logger): Promise<PolicyApp> {
-  return startModelService(cfg, log, async ({ backend, serving }) => {
+  return startModelService(cfg, log, async ({ backend, backendDetail, serving }) => {
     const events = cfg.natsServers ? new EventPublisher({ servers: cfg.natsServers, name: "policy", log }) : undefined;
     const state = new PolicyState(log, {
       checkpointRoots: cfg.checkpointRoots,
@@ -20,7 +20,7 @@ export function startPolicy(cfg: PolicyConfig, log: Logger): Promise<PolicyApp> 
       onWeightsChanged: events ? (c) => publishWeights(events, c) : undefined,
     });
     await loadInitialWeights(cfg, state);
-    const service = policyService(state, cfg, backend, log);
+    const service = policyService(state, cfg, { name: backend, detail: backendDetail }, log);
     return {
       parts: { state, queue: service.queue, events },
       service,

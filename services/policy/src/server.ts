@@ -10,7 +10,7 @@ import { initCriticHandler, loadCheckpointHandler, saveCheckpointHandler, stream
 import { getInfoHandler } from "./handlers/get-info";
 
 /** Maps the generated PolicyService to its handlers. */
-export function policyService(state: PolicyState, cfg: PolicyConfig, backend: string, log: Logger): ServiceRegistration & { queue: SerialQueue } {
+export function policyService(state: PolicyState, cfg: PolicyConfig, backend: { name: string; detail: string }, log: Logger): ServiceRegistration & { queue: SerialQueue } {
   // One queue for everything that touches the models: calls run one at a time in arrival order
   // (Sft holds it for its whole training); a burst beyond the capacity gets RESOURCE_EXHAUSTED.
   const queue = new SerialQueue("policy compute", cfg.queueCapacity);

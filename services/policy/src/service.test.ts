@@ -98,6 +98,7 @@ test("started without a policy: NOT_SERVING and FAILED_PRECONDITION; health and 
   const info = await client.unary("getInfo", {});
   assert.equal(info.policyWeights, undefined);
   assert.equal(info.backend, "cpu");
+  assert.equal(info.backendDetail, "cpu");
   assert.ok((await listServicesByReflection(app.server.address)).includes("rlhf.policy.v1.PolicyService"));
 });
 

@@ -27,7 +27,7 @@ export async function runTimeline(runId: string, runDir: string): Promise<Timeli
 }
 
 /** The report's data from the run's state (and the timeline of one traced iteration, when there is one). */
-export function reportData(run: ppoCoordinator.Run, config: RunConfig, state: RecipeState, data: RecipeData, backend: string, timeline?: TimelineRow[]): ReportData {
+export function reportData(run: ppoCoordinator.Run, config: RunConfig, state: RecipeState, data: RecipeData, backend: { name: string; detail: string }, timeline?: TimelineRow[]): ReportData {
   const ev = state.evaluation ?? {};
   const models: { [M in ModelName]?: ModelEvaluation } = {};
   for (const [name, e] of Object.entries(ev) as [ModelName, NonNullable<RecipeState["evaluation"]>[ModelName]][]) {
@@ -71,7 +71,8 @@ export function reportData(run: ppoCoordinator.Run, config: RunConfig, state: Re
       finished: new Date().toISOString(),
       config: JSON.parse(JSON.stringify(config)),
       elapsed_ms: Object.fromEntries(Object.entries(state.stageMs).map(([k, v]) => [stageName(k), v])),
-      backend,
+      backend: backend.name,
+      ...(backend.detail ? { compute: backend.detail } : {}),
       ...(state.pretrainCache ? { pretrain_from_cache: state.pretrainCache.hit } : {}),
     },
     ...(Object.keys(notApplicable).length ? { not_applicable: notApplicable } : {}),
@@ -98,7 +99,7 @@ export function reportData(run: ppoCoordinator.Run, config: RunConfig, state: Re
 }
 
 /** Writes report.json and report.html; returns the acceptance checks as metric values. */
-export async function writeRunReport(run: ppoCoordinator.Run, config: RunConfig, state: RecipeState, data: RecipeData, backend: string): Promise<Record<string, number>> {
+export async function writeRunReport(run: ppoCoordinator.Run, config: RunConfig, state: RecipeState, data: RecipeData, backend: { name: string; detail: string }): Promise<Record<string, number>> {
   const rd = reportData(run, config, state, data, backend, await runTimeline(run.id, run.runDir));
   writeReport(run.runDir, rd);
   const values: Record<string, number> = {};

@@ -46,6 +46,7 @@ export function fullReportData(): ReportData {
       config: { seed: 0, ppo: { kl: { max_mean_kl: 10 } } },
       elapsed_ms: { pretrain: 160000, sft: 190000, rankings: 40000, reward_model: 170000, ppo: 300000, evaluation: 40000 },
       backend: "wasm",
+      compute: "wasm, SIMD, 1 thread",
       pretrain_from_cache: false,
     },
     models: {

@@ -10,7 +10,7 @@ export function defaultEos(state: PolicyState, cfg: PolicyConfig): number {
 }
 
 /** GetInfo: what is loaded, the limits and the queue. */
-export function getInfoHandler(state: PolicyState, queue: SerialQueue, cfg: PolicyConfig, backend: string) {
+export function getInfoHandler(state: PolicyState, queue: SerialQueue, cfg: PolicyConfig, backend: { name: string; detail: string }) {
   return async (): Promise<policyPb.GetInfoResponse> => {
     const pc = state.policyConfig;
     const cc = state.criticConfig;
@@ -19,7 +19,8 @@ export function getInfoHandler(state: PolicyState, queue: SerialQueue, cfg: Poli
       policyConfig: pc ? modelConfigToProto(pc) : undefined,
       criticWeights: state.criticWeights,
       criticConfig: cc ? modelConfigToProto(cc) : undefined,
-      backend,
+      backend: backend.name,
+      backendDetail: backend.detail,
       maxBatchSequences: cfg.maxBatchSequences,
       maxBatchTokens: cfg.maxBatchTokens,
       maxGenerateSequences: cfg.maxGenerateSequences,

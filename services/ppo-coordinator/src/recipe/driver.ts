@@ -27,7 +27,7 @@ export interface RecipeHooks {
   /** Saves the run's state (after every PPO checkpoint). */
   saveState(): Promise<void>;
   /** Writes report.json and report.html (inside the evaluation stage, whose time it includes). */
-  writeReport(data: RecipeData, state: RecipeState, backend: string): Promise<void>;
+  writeReport(data: RecipeData, state: RecipeState, backend: { name: string; detail: string }): Promise<void>;
 }
 
 export async function runRecipe(ctx: RecipeContext, state: RecipeState, hooks: RecipeHooks): Promise<void> {

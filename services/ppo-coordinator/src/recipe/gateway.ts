@@ -133,7 +133,11 @@ export function createGateway(clients: Clients, signal: AbortSignal, runId?: str
         const r = await pol.unary("saveCheckpoint", { dir }, opts);
         return { dir: r.dir, weights: refs(r.policyWeights, r.criticWeights), bytes: r.bytesWritten };
       },
-      backend: async () => (await pol.unary("getInfo", {}, opts)).backend,
+      /** The compute backend's name and what the figures depend on ("" where the service does not say). */
+      backend: async (): Promise<{ name: string; detail: string }> => {
+        const r = await pol.unary("getInfo", {}, opts);
+        return { name: r.backend, detail: r.backendDetail };
+      },
       /** Sft on `examples` (streamed a few hundred per message); `onProgress` gets every progress message. */
       sft: async (s: TrainSettings, examples: readonly Example[], onProgress: (p: StepProgress) => void): Promise<void> => {
         const call = pol.bidi("sft", { signal, deadlineMs: TRAIN_DEADLINE_MS });

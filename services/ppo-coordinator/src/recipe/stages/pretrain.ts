@@ -26,15 +26,16 @@ export function pretrainCacheRoot(runDir: string): string {
 
 /**
  * The cache key of a pretrained base model: a hash of everything that determines its weights
- * (the model's shape, the tokenizer with its vocabulary, the pretraining settings, the seed and
- * the pretraining text). Two runs with the same key would train the same model.
+ * (the model's shape, the tokenizer with its vocabulary, the pretraining settings, the seed, the
+ * pretraining text, and the policy's compute: backend, threads and CPU kernels, which decide the
+ * last bits). Two runs with the same key would train the same model.
  */
-export function pretrainCacheKey(ctx: Pick<RecipeContext, "cfg">, data: RecipeData): string {
+export function pretrainCacheKey(ctx: Pick<RecipeContext, "cfg">, data: RecipeData, compute: { name: string; detail: string }): string {
   const c = ctx.cfg;
   const { enabled: _enabled, cache: _cache, ...settings } = c.pretrain;
   const text = c.data.files.pretrain ? data.files.filter((f) => f.key === "data.files.pretrain").map((f) => f.sha256) : "builtin:brown";
   const vocab = createHash("sha256").update(JSON.stringify(data.tok.encode("The quick brown fox jumps over the lazy dog; 0123456789."))).digest("hex");
-  const what = { v: 1, model: data.modelConfig, tokenizer: { name: data.tok.name, vocabSize: data.tok.vocabSize, vocab }, pretrain: settings, seed: c.seed, text, validationFraction: c.data.pretrain_validation_fraction };
+  const what = { v: 2, compute: compute.detail || compute.name, model: data.modelConfig, tokenizer: { name: data.tok.name, vocabSize: data.tok.vocabSize, vocab }, pretrain: settings, seed: c.seed, text, validationFraction: c.data.pretrain_validation_fraction };
   return createHash("sha256").update(JSON.stringify(what)).digest("hex").slice(0, 24);
 }
 
@@ -46,7 +47,7 @@ export async function pretrainStage(ctx: RecipeContext, data: RecipeData, state:
     state.models.base = await savePolicy(ctx, "base", "pretrain");
     return;
   }
-  const key = c.pretrain.enabled ? pretrainCacheKey(ctx, data) : undefined;
+  const key = c.pretrain.enabled ? pretrainCacheKey(ctx, data, await policy.backend()) : undefined;
   const cached = key ? join(pretrainCacheRoot(ctx.runDir), key) : undefined;
   if (key && cached && c.pretrain.cache && existsSync(join(cached, "pretrain.json"))) {
     // Pretrained before with these very settings: load that model, replay its loss curve.

@@ -207,6 +207,15 @@ export function pullDeadlineEnv(name: string, from: string) {
   return envVar.int(name, 600_000, { min: 1000, max: 3_600_000, doc: `deadline of a weight pull from the ${from}` });
 }
 
+/** FILE_DEADLINE_MS: how long a checkpoint save or load may take before its call is given up. */
+export function fileDeadlineEnv() {
+  return envVar.int("FILE_DEADLINE_MS", 600_000, {
+    min: 1000,
+    max: 86_400_000,
+    doc: "deadline of a checkpoint save or load: past it the call gets DEADLINE_EXCEEDED, and health reports NOT_SERVING until the file operation ends (a path that never completes wedges no caller)",
+  });
+}
+
 /** Escapes a table cell: pipes and line breaks would break the row. */
 function cell(s: string): string {
   return s.replace(/\|/g, "\\|").replace(/\r?\n/g, " ");

@@ -131,3 +131,30 @@ test("a queued task whose caller gave up before its turn does not run", async ()
   // Not aborted: it runs.
   assert.equal(await q.run(() => 7, new AbortController().signal), 7);
 });
+
+test("a file task past the queue's file deadline frees its caller, holds the queue and says so until it ends", async () => {
+  const q = new SerialQueue("files-test", 4, 50);
+  const stuck: (string | undefined)[] = [];
+  q.onStuck = (what) => stuck.push(what);
+  let release: (() => void) | undefined;
+  let secondRan = false;
+  // The clock starts when the task does: waiting behind another task does not count.
+  let releaseFirst: (() => void) | undefined;
+  const before = q.run(() => new Promise<void>((r) => (releaseFirst = r)));
+  const save = q.runFile("SaveCheckpoint to /proc/x", () => new Promise<string>((r) => (release = () => r("saved"))));
+  const second = q.run(() => (secondRan = true));
+  await new Promise((r) => setTimeout(r, 120));
+  assert.deepEqual(stuck, [], "not started yet: no deadline");
+  releaseFirst?.();
+  await before;
+  await assert.rejects(save, (e: { code?: string; message: string }) => e.code === "DEADLINE_EXCEEDED" && e.message.startsWith("SaveCheckpoint to /proc/x did not finish within 50 ms; the files-test queue waits for it"));
+  assert.deepEqual(stuck, ["SaveCheckpoint to /proc/x"]);
+  assert.equal(q.stuck, "SaveCheckpoint to /proc/x");
+  assert.equal(secondRan, false, "the next task waits: the overdue one may still change the model");
+  release?.();
+  assert.equal(await second, true);
+  assert.deepEqual(stuck, ["SaveCheckpoint to /proc/x", undefined]);
+  assert.equal(q.stuck, undefined);
+  // Within its deadline a file task just returns.
+  assert.equal(await q.runFile("LoadCheckpoint from x", () => 3), 3);
+});

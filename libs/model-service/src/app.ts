@@ -6,7 +6,7 @@
  */
 import { initBackend } from "@rlhf/compute";
 import { descriptorSetPath } from "@rlhf/proto";
-import { startServer, type Logger, type RunningServer, type ServiceRegistration } from "@rlhf/grpc-kit";
+import { SerialQueue, startServer, type Logger, type RunningServer, type ServiceRegistration } from "@rlhf/grpc-kit";
 import { receiveBudget } from "@rlhf/tensor-transport";
 
 /**
@@ -16,17 +16,33 @@ import { receiveBudget } from "@rlhf/tensor-transport";
 export class ServingFlag {
   private server?: RunningServer;
   private on = false;
+  private blocked?: string;
 
-  /** Reports SERVING (true) or NOT_SERVING. */
+  /** Reports SERVING (true) or NOT_SERVING, unless the work queue is stuck (then NOT_SERVING). */
   set(on: boolean): void {
     this.on = on;
-    this.server?.setServing(on);
+    this.report();
+  }
+
+  /** The work queue is stuck behind `what` (NOT_SERVING meanwhile), or no longer (undefined). */
+  stuck(what: string | undefined): void {
+    this.blocked = what;
+    this.report();
+  }
+
+  /** What the queue is stuck behind, if it is. */
+  get stuckOn(): string | undefined {
+    return this.blocked;
   }
 
   /** The server now reports what was set. */
   attach(server: RunningServer): void {
     this.server = server;
-    server.setServing(this.on);
+    this.report();
+  }
+
+  private report(): void {
+    this.server?.setServing(this.on && this.blocked === undefined);
   }
 }
 
@@ -81,6 +97,15 @@ export async function startModelService<P extends object>(
     descriptorSetPath,
   });
   serving.attach(server);
+  // A file operation past its deadline holds the work queue: readiness says so until it ends.
+  const queue = (built.service as { queue?: unknown }).queue;
+  if (queue instanceof SerialQueue) {
+    queue.onStuck = (what) => {
+      serving.stuck(what);
+      if (what === undefined) log.warn({}, "the work queue moves again");
+      else log.error({ stuckOn: what }, "the work queue is stuck behind an operation past its deadline: NOT_SERVING until it ends");
+    };
+  }
   const dispose = async () => {
     await built.dispose();
   };

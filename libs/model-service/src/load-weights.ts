@@ -64,14 +64,14 @@ export async function loadWeightsSource<R>(src: WeightsSource | undefined, o: Lo
   if (!src) throw new InvalidArgumentError("source", o.missing);
   switch (src.$case) {
     case "checkpointDir":
-      return o.queue.run(async () => {
+      return o.queue.runFile(`LoadCheckpoint from ${src.checkpointDir}`, async () => {
         await t.loadCheckpoint(src.checkpointDir);
         return o.loaded();
       });
     case "modelDir": {
       const load = t.loadModelDir?.bind(t);
       if (!load) throw new InvalidArgumentError("source", o.missing);
-      return o.queue.run(async () => {
+      return o.queue.runFile(`LoadCheckpoint from ${src.modelDir}`, async () => {
         await load(src.modelDir);
         return o.loaded();
       });

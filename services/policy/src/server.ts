@@ -13,7 +13,7 @@ import { getInfoHandler } from "./handlers/get-info";
 export function policyService(state: PolicyState, cfg: PolicyConfig, backend: { name: string; detail: string }, log: Logger): ServiceRegistration & { queue: SerialQueue } {
   // One queue for everything that touches the models: calls run one at a time in arrival order
   // (Sft holds it for its whole training); a burst beyond the capacity gets RESOURCE_EXHAUSTED.
-  const queue = new SerialQueue("policy compute", cfg.queueCapacity);
+  const queue = new SerialQueue("policy compute", cfg.queueCapacity, cfg.fileDeadlineMs);
   const implementation: policyPb.PolicyServiceServer = {
     sft: bidiStream(log, sftHandler(state, queue, cfg)),
     generate: serverStream(log, generateHandler(state, queue, cfg)),

@@ -10,7 +10,7 @@ import { getInfoHandler } from "./handlers/get-info";
 export function referenceModelService(ref: ReferenceModel, cfg: ReferenceModelConfig, backend: string, log: Logger): ServiceRegistration & { queue: SerialQueue } {
   // One queue for everything that touches the model: calls run one at a time, a burst beyond
   // the capacity is refused with RESOURCE_EXHAUSTED instead of piling up activations in memory.
-  const queue = new SerialQueue("reference-model compute", cfg.queueCapacity);
+  const queue = new SerialQueue("reference-model compute", cfg.queueCapacity, cfg.fileDeadlineMs);
   const implementation: referenceModel.ReferenceModelServiceServer = {
     logProbs: unary(log, logProbsHandler(ref, queue, cfg)),
     loadWeights: unary(log, loadWeightsHandler(ref, queue, cfg)),

@@ -1,7 +1,8 @@
 // The reference-model service on a real socket (127.0.0.1:0), called through the generated client.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { closeSync, constants, mkdtempSync, mkdirSync, openSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
@@ -241,4 +242,46 @@ test("LoadWeights from a policy that is down answers UNAVAILABLE and keeps the c
   assert.equal(await checkHealth(app3.server.address), "SERVING");
   c3.close();
   await app3.stop(500);
+});
+
+test("a checkpoint load that never completes: DEADLINE_EXCEEDED for its caller, NOT_SERVING until it ends, then the queue moves", async () => {
+  // config.json is a FIFO with no writer: reading it blocks until the test writes to it.
+  const root = mkdtempSync(join(tmpdir(), "refmodel-stuck-"));
+  const stuck = join(root, "stuck");
+  mkdirSync(stuck);
+  execFileSync("mkfifo", [join(stuck, "config.json")]);
+  const cfg = loadConfig({ GRPC_PORT: "0", RLHF_BACKEND: "cpu", CHECKPOINT_ROOT: root, FILE_DEADLINE_MS: "1000", INIT_PRESET: "tiny" });
+  // Opening the FIFO for writing without blocking fails (ENXIO) when no reader waits: nothing to end.
+  const unblock = () => {
+    try {
+      const fd = openSync(join(stuck, "config.json"), constants.O_WRONLY | constants.O_NONBLOCK);
+      writeSync(fd, "{}");
+      closeSync(fd);
+    } catch {
+      // no reader (any more)
+    }
+  };
+  const app2 = await startReferenceModel(cfg, log);
+  const c2 = createClient(referenceModel.ReferenceModelServiceClient, app2.server.address, { deadlineMs: testDeadlineMs(20_000) });
+  try {
+    assert.equal(await checkHealth(app2.server.address), "SERVING");
+    const started = Date.now();
+    const load = call(c2.unary("loadWeights", { source: { $case: "checkpointDir", checkpointDir: stuck } }));
+    // A call queued behind it waits (the load may still replace the model); health answers meanwhile.
+    const queued = c2.unary("logProbs", { batch: batchOf([[1, 2, 3]]), temperature: 1 });
+    assert.match(String(await load), /^DEADLINE_EXCEEDED: LoadCheckpoint from .*stuck did not finish within 1000 ms; the reference-model compute queue waits for it/);
+    assert.ok(Date.now() - started >= 900);
+    assert.equal(await checkHealth(app2.server.address), "NOT_SERVING");
+    // The file operation ends (a writer comes and goes: the read sees "{}" and fails): the queue
+    // moves, the queued call runs, and health is SERVING again.
+    unblock();
+    const r = await queued;
+    assert.equal(r.lengths[0], 2);
+    assert.equal(await checkHealth(app2.server.address), "SERVING");
+    assert.equal((await c2.unary("getInfo", {})).weights?.source, "random:0", "the failed load changed nothing");
+  } finally {
+    unblock(); // also when an assertion failed: the blocked read must end, or this process could not exit
+    c2.close();
+    await app2.stop(1000);
+  }
 });

@@ -13,7 +13,7 @@ import { getInfoHandler } from "./handlers/get-info";
 export function rewardModelService(rm: RewardModel, cfg: RewardModelConfig, backend: string, log: Logger): ServiceRegistration & { queue: SerialQueue } {
   // One queue for everything that touches the model: calls run one at a time (a Train call holds
   // it for its whole training), a burst beyond the capacity is refused with RESOURCE_EXHAUSTED.
-  const queue = new SerialQueue("reward-model compute", cfg.queueCapacity);
+  const queue = new SerialQueue("reward-model compute", cfg.queueCapacity, cfg.fileDeadlineMs);
   const implementation: rewardModel.RewardModelServiceServer = {
     train: bidiStream(log, trainHandler(rm, queue, cfg)),
     score: unary(log, scoreHandler(rm, queue, cfg)),

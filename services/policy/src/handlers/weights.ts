@@ -26,13 +26,13 @@ export function loadCheckpointHandler(state: PolicyState, queue: SerialQueue) {
     const runId = runIdFromProto(req.runId, "run_id");
     switch (src.$case) {
       case "checkpointDir":
-        return queue.run(async () => {
+        return queue.runFile(`LoadCheckpoint from ${src.checkpointDir}`, async () => {
           await state.loadCheckpoint(src.checkpointDir);
           state.weightsChanged("load_checkpoint", runId);
           return loaded(state);
         });
       case "modelDir":
-        return queue.run(async () => {
+        return queue.runFile(`LoadCheckpoint from ${src.modelDir}`, async () => {
           await state.loadModelDir(src.modelDir);
           state.weightsChanged("load_checkpoint", runId);
           return loaded(state);
@@ -54,7 +54,7 @@ export function loadCheckpointHandler(state: PolicyState, queue: SerialQueue) {
 /** SaveCheckpoint: policy, critic, both optimisers' state and the versions, atomically. */
 export function saveCheckpointHandler(state: PolicyState, queue: SerialQueue) {
   return async (req: policyPb.SaveCheckpointRequest): Promise<policyPb.SaveCheckpointResponse> =>
-    queue.run(async () => {
+    queue.runFile(`SaveCheckpoint to ${req.dir}`, async () => {
       const r = await state.save(req.dir);
       return { dir: r.dir, policyWeights: state.policyWeights, criticWeights: state.criticWeights, bytesWritten: r.bytes };
     });
@@ -67,7 +67,7 @@ export function initCriticHandler(state: PolicyState, queue: SerialQueue, cfg: P
     if (!src) throw new InvalidArgumentError("source", "set one of checkpoint_dir, reward_model");
     const done = () => ({ criticWeights: state.criticWeights, criticConfig: modelConfigToProto(state.critic().config) });
     if (src.$case === "checkpointDir") {
-      return queue.run(async () => {
+      return queue.runFile(`InitCritic from ${src.checkpointDir}`, async () => {
         await state.initCriticFromDir(src.checkpointDir);
         return done();
       });

@@ -15,7 +15,7 @@ export function loadCheckpointHandler(rm: RewardModel, queue: SerialQueue, cfg: 
 /** SaveCheckpoint: config.json + model.safetensors (score.* included) + state.json, atomically. */
 export function saveCheckpointHandler(rm: RewardModel, queue: SerialQueue) {
   return async (req: rewardModel.SaveCheckpointRequest): Promise<rewardModel.SaveCheckpointResponse> =>
-    queue.run(async () => {
+    queue.runFile(`SaveCheckpoint to ${req.dir}`, async () => {
       const r = await rm.save(req.dir);
       return { dir: r.dir, weights: rm.weights, bytesWritten: r.bytes };
     });

@@ -17,7 +17,7 @@ test("RLHF_BACKEND=torch with RLHF_TORCH_THREADS=2", async (t) => {
   // kernels (read back from OpenBLAS itself, not from our variable) and ATen its AVX2 ones.
   const flags = cpuFlags();
   const portable = process.arch === "x64" && flags.has("avx2") && flags.has("fma");
-  const kernels = portable ? "portable kernels (OpenBLAS Haswell, ATen avx2)" : "native kernels (portable not possible) (";
+  const kernels = portable ? "portable kernels (OpenBLAS Haswell, ATen avx2)" : "native kernels, portable not possible (";
   assert.ok(/^torch 1\.\d+\.\d+, 2 threads, cpu, /.test(info.detail) && info.detail.includes(kernels), info.detail);
   assert.deepEqual({ ...info, detail: "" }, { name: "torch", tfBackend: "torch", threads: 2, detail: "" });
   assert.equal(lines.length, 1);

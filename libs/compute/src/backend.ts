@@ -242,7 +242,8 @@ function describe(name: BackendName, f: Record<string, unknown>): string {
     const k = f.kernels as TorchBackendModule.KernelChoice | undefined;
     const core = typeof f.openblasCore === "string" && f.openblasCore !== "" ? `OpenBLAS ${f.openblasCore}` : "no OpenBLAS";
     const aten = `ATen ${k?.pins.ATEN_CPU_CAPABILITY ?? "best for this CPU"}`;
-    const set = k === undefined ? "" : k.portable ? "portable kernels" : k.requested === "native" ? "native kernels" : "native kernels (portable not possible)";
+    const set =
+      k === undefined ? "" : k.portable ? "portable kernels" : k.requested === "native" ? "native kernels" : k.overridden ? "kernels set in the environment" : "native kernels, portable not possible";
     return `torch ${String(f.torchVersion)}, ${threads(f.threads)}, ${String(f.device)}, ${set} (${core}, ${aten})`;
   }
   if (name === "wasm") return `wasm, ${f.simd === true ? "SIMD" : "no SIMD"}, ${threads(f.threads)}`;

@@ -30,11 +30,6 @@ export class ServingFlag {
     this.report();
   }
 
-  /** What the queue is stuck behind, if it is. */
-  get stuckOn(): string | undefined {
-    return this.blocked;
-  }
-
   /** The server now reports what was set. */
   attach(server: RunningServer): void {
     this.server = server;

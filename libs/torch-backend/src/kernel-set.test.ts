@@ -31,6 +31,7 @@ test("an operator's own OPENBLAS_CORETYPE or ATEN_CPU_CAPABILITY is kept and rep
   const c = chooseKernels("portable", env, { arch: "x64", flags: AVX2 });
   assert.equal(c.portable, false);
   assert.equal(c.reason, "set in the environment: OPENBLAS_CORETYPE=SkylakeX");
+  assert.deepEqual(c.overridden, ["OPENBLAS_CORETYPE=SkylakeX"]);
   assert.deepEqual(env, { OPENBLAS_CORETYPE: "SkylakeX", ATEN_CPU_CAPABILITY: "avx2" });
 });
 

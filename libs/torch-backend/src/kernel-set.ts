@@ -36,6 +36,8 @@ export interface KernelChoice {
   pins: Record<string, string>;
   /** Why `portable` was asked for but is not in effect; absent otherwise. */
   reason?: string;
+  /** The pinning variables the operator set to other values (kept as they are). */
+  overridden?: string[];
 }
 
 /** The CPU's feature flags from /proc/cpuinfo (empty where it cannot be read, e.g. not Linux). */
@@ -84,7 +86,7 @@ export function chooseKernels(
     else if (have.toLowerCase() !== v.toLowerCase()) overridden.push(`${k}=${have}`);
   }
   const pins = current();
-  if (overridden.length > 0) return { requested: set, portable: false, pins, reason: `set in the environment: ${overridden.join(", ")}` };
+  if (overridden.length > 0) return { requested: set, portable: false, pins, reason: `set in the environment: ${overridden.join(", ")}`, overridden };
   return { requested: set, portable: true, pins };
 }
 

@@ -12,7 +12,10 @@
  * - two runs at once on one coordinator: the second is refused naming the first, which ends with
  *   the baseline's figures;
  * - a cancelled stream of each kind (PpoUpdate, Sft, Train, Normalize, UploadWeights) changes no
- *   weights: the services' own tests of it, run here by name.
+ *   weights: the services' own tests of it, run here by name;
+ * - four concurrent 400 MB uploads to a reference-model with MAX_UPLOAD_BYTES=1 GiB: two are
+ *   refused RESOURCE_EXHAUSTED at their header, the process's RSS grows by less than the budget,
+ *   and cancelled streams give their bytes back.
  *
  *   node e2e/dist/faults/run.js [--out DIR] [--seed N] [--only TEXT]      (pnpm faults)
  *
@@ -23,7 +26,8 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { freePort, checkHealth } from "@rlhf/grpc-kit";
+import { freePort, checkHealth, createClient } from "@rlhf/grpc-kit";
+import { common, referenceModel } from "@rlhf/proto";
 import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 import { SERVICES, addressOf, pct, poll } from "../bench/health";
 
@@ -306,6 +310,79 @@ async function main(): Promise<number> {
       return passed.join("; ");
     });
   }
+
+  // 5. Large uploads at once share the service's MAX_UPLOAD_BYTES: four streams of a 400 MB set
+  // against a 1 GiB budget; two are taken, two refused at their header; the process stays within
+  // the budget; cancelled streams give their bytes back.
+  await timed(cases, "four concurrent 400 MB uploads against MAX_UPLOAD_BYTES=1 GiB: two refused RESOURCE_EXHAUSTED, RSS within budget", async () => {
+    const port = await freePort();
+    const address = `127.0.0.1:${port}`;
+    const budget = 1024 ** 3;
+    const svc = start([RLHF, "serve", "reference-model", "--port", String(port), "--init", "tiny"], { GRPC_HOST: "127.0.0.1", METRICS_PORT: "0", MAX_UPLOAD_BYTES: String(budget), RLHF_AUTH_TOKEN_FILE: "" });
+    const client = createClient(referenceModel.ReferenceModelServiceClient, address, { deadlineMs: testDeadlineMs(300_000), token: null });
+    const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${svc.child.pid}/status`, "utf8"))?.[1] ?? NaN) * 1024;
+    try {
+      for (let i = 0; (await checkHealth(address, "", 2000).catch(() => "")) !== "SERVING"; i++) {
+        check(i < 900 && svc.child.exitCode === null, `reference-model did not start:\n${svc.out().slice(-1500)}`);
+        await sleep(200);
+      }
+      const before = rss();
+      const bytes = 400_000_000;
+      const header: common.TensorSetChunk = {
+        part: {
+          $case: "header",
+          header: {
+            kind: common.TensorSetKind.TENSOR_SET_KIND_WEIGHTS,
+            weights: { modelId: "upload", version: 1, source: "" },
+            tensors: [{ name: "wte.weight", dtype: common.Dtype.DTYPE_FLOAT32, shape: [bytes / 4], byteLength: bytes }],
+            totalBytes: bytes,
+            digestAlgorithm: common.DigestAlgorithm.DIGEST_ALGORITHM_SHA256,
+            modelConfig: undefined,
+          },
+        },
+      };
+      const piece = Buffer.alloc(1 << 20, 7);
+      const calls = [0, 1, 2, 3].map(() => client.clientStream("uploadWeights"));
+      // Each stream sends its header, then up to 200 MiB of data while the server keeps it.
+      const outcomes = await Promise.all(
+        calls.map(async (c) => {
+          try {
+            await c.write({ chunk: header });
+            for (let off = 0; off < 200 * (1 << 20); off += piece.length) {
+              await c.write({ chunk: { part: { $case: "data", data: { tensorIndex: 0, offset: off, data: piece } } } });
+            }
+            return "held";
+          } catch (e) {
+            return String(e);
+          }
+        }),
+      );
+      // The refused ones answer at once; their writes fail. Let the kept ones settle, then measure.
+      await sleep(500);
+      const peak = rss();
+      const refused = outcomes.filter((o) => /RESOURCE_EXHAUSTED: chunk\[0\]\.header\.total_bytes: 400000000 bytes would take the uploads in progress past their shared limit of 1073741824 bytes/.test(o));
+      check(refused.length === 2 && outcomes.filter((o) => o === "held").length === 2, `expected two held, two refused: ${outcomes.map((o) => o.slice(0, 160)).join(" | ")}`);
+      check(peak - before < budget, `RSS grew by ${Math.round((peak - before) / 2 ** 20)} MiB, past the ${budget / 2 ** 20} MiB budget`);
+      // Cancelled streams give their bytes back: a new upload's header is taken again.
+      for (const c of calls) c.cancel();
+      await sleep(500);
+      const again = client.clientStream("uploadWeights");
+      await again.write({ chunk: header });
+      await sleep(300);
+      again.cancel();
+      const after = await again.end().then(
+        () => "ok",
+        (e: unknown) => String(e),
+      );
+      check(/CANCELLED/.test(after), `after the cancels a new upload was not taken: ${after.slice(0, 300)}`);
+      check((await checkHealth(address, "", 5000)) === "SERVING", "the service is not SERVING after the uploads");
+      return `two held, two refused at their header; RSS ${Math.round(before / 2 ** 20)} -> ${Math.round(peak / 2 ** 20)} MiB with 400 MiB of data held (budget 1024 MiB); bytes given back on cancel`;
+    } finally {
+      client.close();
+      svc.child.kill("SIGTERM");
+      await exitWithin(svc, testDeadlineMs(30_000));
+    }
+  });
 
   const report = { seed, folder: out, config: CONFIG, cases, health };
   writeFileSync(join(out, "faults-report.json"), JSON.stringify(report, null, 2) + "\n");

@@ -159,8 +159,8 @@ const rate = (m: Measured | undefined): string => (m ? (m.tokens / m.seconds).to
 const perCpu = (m: Measured | undefined): string => (m ? (m.tokens / m.cpuSeconds).toFixed(0) : "n/a");
 const ratio = (a: Measured | undefined, b: Measured | undefined): string => (a && b ? (a.tokens / a.seconds / (b.tokens / b.seconds)).toFixed(2) : "n/a");
 
-/** The parent: every measurement, the table, then one summary line per model. */
-export function benchBackends(argv: readonly string[]): void {
+/** `--rounds N` (default 2) and `--models a,b` (default all) of the command line, checked. */
+function roundsAndModels(argv: readonly string[]): { rounds: number; models: BenchModel[] } {
   const roundsArg = argv.indexOf("--rounds");
   const rounds = roundsArg >= 0 ? Number(argv[roundsArg + 1]) : 2;
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be an integer >= 1`);
@@ -168,6 +168,12 @@ export function benchBackends(argv: readonly string[]): void {
   const wanted = modelsArg >= 0 ? argv[modelsArg + 1].split(",") : MODELS.map((m) => m.name);
   const models = MODELS.filter((m) => wanted.includes(m.name));
   if (models.length !== wanted.length) throw new Error(`--models takes a comma-separated list of ${MODELS.map((m) => m.name).join(", ")}`);
+  return { rounds, models };
+}
+
+/** The parent: every measurement, the table, then one summary line per model. */
+export function benchBackends(argv: readonly string[]): void {
+  const { rounds, models } = roundsAndModels(argv);
   const withGen = !argv.includes("--no-generate");
   const py = findTorchPython();
   console.log(`bench --backends: node ${process.version}, one thread per engine, ${rounds} round(s), best round kept; pytorch: ${py ?? "n/a (no python3 with torch)"}`);
@@ -214,13 +220,7 @@ export function benchBackends(argv: readonly string[]): void {
  * per model: `kernels <model>: train portable=<tok/s> native=<tok/s> portable/native=<x>; generate ...`.
  */
 export function benchKernels(argv: readonly string[]): void {
-  const roundsArg = argv.indexOf("--rounds");
-  const rounds = roundsArg >= 0 ? Number(argv[roundsArg + 1]) : 2;
-  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be an integer >= 1`);
-  const modelsArg = argv.indexOf("--models");
-  const wanted = modelsArg >= 0 ? argv[modelsArg + 1].split(",") : MODELS.map((m) => m.name);
-  const models = MODELS.filter((m) => wanted.includes(m.name));
-  if (models.length !== wanted.length) throw new Error(`--models takes a comma-separated list of ${MODELS.map((m) => m.name).join(", ")}`);
+  const { rounds, models } = roundsAndModels(argv);
   console.log(`bench --kernels: node ${process.version}, torch backend, one thread, ${rounds} round(s), best round kept`);
   const summary: string[] = [];
   for (const model of models) {

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { InvalidArgumentError } from "@rlhf/errors";
 import { GPT2_PRESETS, MAX_PARAMETERS, type GPT2Config, configParameterCount, fromHfConfig, presetConfig, toHfConfig, validateConfig } from "./config";
-import { gpt2ParameterCount } from "./gpt2";
+import { gpt2ParameterShapes } from "./gpt2";
 
 const ok: GPT2Config = { vocabSize: 61, nPositions: 24, nEmbd: 24, nLayer: 2, nHead: 3, layerNormEpsilon: 1e-5 };
 
@@ -46,7 +46,9 @@ test("validateConfig names the field and its limit", () => {
 });
 
 test("a shape whose fields are each within limits but whose weights are not is refused with its size", () => {
-  for (const c of [ok, ...Object.values(GPT2_PRESETS)]) assert.equal(configParameterCount(c), gpt2ParameterCount(c));
+  // The formula counts exactly the tensors the model has.
+  const fromShapes = (c: GPT2Config) => [...gpt2ParameterShapes(c).values()].reduce((n, s) => n + s.reduce((a, d) => a * d, 1), 0);
+  for (const c of [ok, ...Object.values(GPT2_PRESETS)]) assert.equal(configParameterCount(c), fromShapes(c));
   const huge = { ...ok, nEmbd: 16_384, nHead: 16, nLayer: 256 };
   rejects(() => validateConfig(huge), "nLayer", /has 8\.\d+e\+11 parameters \(\d+ GiB of float32 weights\), more than the limit of 2\^31 \(8 GiB\)/);
   // GPT-2 XL's shape (1.56e9 parameters) is within the limit; a little wider is not.

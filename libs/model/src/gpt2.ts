@@ -10,7 +10,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { FailedPreconditionError, InvalidArgumentError, check } from "@rlhf/errors";
 import { type HostTensor, type NamedHostTensors, causalSelfAttention as fusedAttention, gelu, layerNorm, sizeOf, targetLogProbs } from "@rlhf/compute";
-import { type GPT2Config, validateConfig } from "./config";
+import { type GPT2Config, configParameterCount, validateConfig } from "./config";
 import { Xoshiro128ss } from "@rlhf/random";
 
 /** Weights in GPT-2 layout, by name. */
@@ -56,11 +56,9 @@ export function gpt2ParameterShapes(config: GPT2Config): Map<string, number[]> {
   return shapes;
 }
 
-/** Number of parameters (tied head counted once); 124,439,808 for `gpt2-124m`. */
+/** Number of parameters (tied head counted once); 124,439,808 for `gpt2-124m` (`configParameterCount`). */
 export function gpt2ParameterCount(config: GPT2Config): number {
-  let n = 0;
-  for (const shape of gpt2ParameterShapes(config).values()) n += sizeOf(shape);
-  return n;
+  return configParameterCount(config);
 }
 
 /**

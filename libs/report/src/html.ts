@@ -426,16 +426,14 @@ function seconds(ms: number): string {
   return s >= 60 ? `${Math.floor(s / 60)} min ${(s % 60).toFixed(0)} s` : `${s.toFixed(1)} s`;
 }
 
-function checkValue(c: AcceptanceCheck, v: number | null): string {
-  if (v === null) return "—";
-  // The measured value with the digits that tell it from its bound (0.6997 against 0.700).
-  return num(v, v === c.value ? checkDigits(c) : 3);
+function checkValue(v: number | null, digits = 3): string {
+  return v === null ? "—" : num(v, digits);
 }
 
 /** The condition of a check as the table shows it (`>= 0.700`, `within 0.730 ± 0.030`). */
 function checkCondition(c: AcceptanceCheck): string {
-  if (c.comparison === "within") return `within ${checkValue(c, c.threshold)} ± ${num(c.tolerance ?? 0)}`;
-  return `${escapeHtml(c.comparison)} ${checkValue(c, c.threshold)}`;
+  if (c.comparison === "within") return `within ${checkValue(c.threshold)} ± ${num(c.tolerance ?? 0)}`;
+  return `${escapeHtml(c.comparison)} ${checkValue(c.threshold)}`;
 }
 
 function chartBlock(c: ChartSpec, tall = false): string {
@@ -502,7 +500,7 @@ function sectionAcceptance(r: ReportJson): string {
       (c) =>
         c.not_applicable !== null
           ? `<tr><td>${escapeHtml(c.description)}<br><span class="muted">${escapeHtml(c.name)}: does not apply: ${escapeHtml(c.not_applicable)}</span></td><td class="num">—</td><td class="num">${checkCondition(c)}</td><td class="muted">N/A</td></tr>`
-          : `<tr><td>${escapeHtml(c.description)}<br><span class="muted">${escapeHtml(c.name)}</span></td><td class="num">${checkValue(c, c.value)}</td><td class="num">${checkCondition(c)}</td><td class="${c.passed ? "pass" : "fail"}">${c.passed ? "PASS" : "FAIL"}</td></tr>`,
+          : `<tr><td>${escapeHtml(c.description)}<br><span class="muted">${escapeHtml(c.name)}</span></td><td class="num">${checkValue(c.value, checkDigits(c))}</td><td class="num">${checkCondition(c)}</td><td class="${c.passed ? "pass" : "fail"}">${c.passed ? "PASS" : "FAIL"}</td></tr>`,
     )
     .join("\n");
   const applicable = r.acceptance.checks.filter((c) => c.not_applicable === null);

@@ -7,7 +7,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import { loadAddon, type TorchAddon } from "./addon";
-import type { KernelChoice, KernelSet } from "./kernel-set";
+import { KERNEL_SETS, type KernelChoice, type KernelSet } from "./kernel-set";
 import { TORCH_BACKEND_NAME, TorchBackend, type TorchBackendInfo } from "./backend";
 import { registerFallbackKernels } from "./fallback";
 import { NATIVE_KERNELS, registerNativeKernels } from "./kernels";
@@ -47,7 +47,7 @@ export function registerTorchBackend(options: TorchBackendOptions = {}): { kerne
   const kernels = options.kernels ?? "portable";
   if (!Number.isInteger(threads) || threads < 1 || threads > 1024) throw new TorchBackendError(`threads must be an integer in 1..1024, got ${threads}`);
   if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw new TorchBackendError(`device must be cpu, cuda or cuda:N, got ${JSON.stringify(device)}`);
-  if (kernels !== "portable" && kernels !== "native") throw new TorchBackendError(`kernels must be portable or native, got ${JSON.stringify(kernels)}`);
+  if (!KERNEL_SETS.includes(kernels)) throw new TorchBackendError(`kernels must be portable or native, got ${JSON.stringify(kernels)}`);
   if (registered !== undefined) {
     const o = registered.options;
     if (o.threads !== threads || o.device !== device || o.kernels !== kernels) {

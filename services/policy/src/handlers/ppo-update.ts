@@ -42,77 +42,73 @@ function settingsFromProto(h: policyPb.PpoHyperparameters | undefined, cfg: Poli
  */
 export function ppoUpdateHandler(state: PolicyState, queue: SerialQueue, cfg: PolicyConfig) {
   return async (reqs: AsyncIterable<policyPb.PpoUpdateRequest>, ctx: CallContext): Promise<policyPb.PpoUpdateResponse> => {
-    // Set from inside update(): declared so that the finally below does not narrow it to undefined.
-    let receiver = undefined as TensorSetReceiver | undefined;
+    // Reserves its bytes only when a gradients header arrives; the finally gives them back when
+    // the stream failed or was cancelled before finish() (finish() gives them back itself).
+    const receiver = new TensorSetReceiver({ expectKind: common.TensorSetKind.TENSOR_SET_KIND_GRADIENTS, maxTotalBytes: cfg.maxUploadBytes, field: "ptx_gradients" });
+    let withPtx = false;
     try {
-      return await update(reqs, ctx, (r) => (receiver = r));
+      const mb = await readHeaderFirst(reqs, {
+        header: "minibatch",
+        cases: "minibatch, ptx_gradients",
+        missing: "the stream held no minibatch",
+        onHeader: (part) => part.minibatch,
+        onPart: (part, _field, mb) => {
+          if (!mb.withPtxGradients) throw new InvalidArgumentError("ptx_gradients", "sent but minibatch.with_ptx_gradients is false");
+          withPtx = true;
+          receiver.push(part.ptxGradients);
+        },
+      });
+      if (mb.withPtxGradients && !withPtx) throw new InvalidArgumentError("ptx_gradients", "minibatch.with_ptx_gradients is true but no gradients followed");
+      const m = mb;
+      const { s, policyAdam, criticAdam } = settingsFromProto(m.hyperparameters, cfg);
+      const runId = runIdFromProto(m.runId, "minibatch.run_id");
+      let ptx: NamedHostTensors | undefined;
+      if (withPtx) {
+        const set = receiver.finish();
+        const w = set.weights;
+        if (!w || w.modelId !== "policy" || w.version !== m.expectedVersion) {
+          throw new InvalidArgumentError("ptx_gradients.header.weights", `must be policy version ${m.expectedVersion} (the minibatch's expected_version), got ${w ? `${w.modelId || "(no model_id)"} version ${w.version}` : "none"}`);
+        }
+        ptx = set.tensors;
+      }
+      return queue.run(() => {
+        const policy = state.policy();
+        const critic = state.critic();
+        const current = state.policyWeights.version;
+        if (m.expectedVersion !== current) {
+          throw new DomainError("ABORTED", `expected_version ${m.expectedVersion} is not the policy's current version ${current}: nothing was changed (was this update already applied?)`, "minibatch.expected_version");
+        }
+        const seqs = seqsFromProto(m.sequences, "minibatch.sequences", policy.config, { maxSequences: cfg.maxBatchSequences, maxTokens: cfg.maxBatchTokens }, true);
+        const n = responseLengths(seqs).reduce((a, r) => a + r, 0);
+        const batch: PpoBatch = {
+          seqs,
+          oldLogprobs: floatsFromProto(m.oldLogprobs, n, "minibatch.old_logprobs"),
+          oldValues: floatsFromProto(m.oldValues, n, "minibatch.old_values"),
+          advantages: floatsFromProto(m.advantages, n, "minibatch.advantages"),
+          returns: floatsFromProto(m.returns, n, "minibatch.returns"),
+        };
+        if (ptx) checkGradientNames(ptx, policy.parameters());
+        const trainers = state.ppoTrainers();
+        trainers.policy.optimizer.configure(policyAdam);
+        trainers.critic.optimizer.configure(criticAdam);
+        state.training = true;
+        try {
+          const stats = ppoStep(policy, critic, trainers, batch, s, ptx);
+          state.bumpPolicy();
+          state.bumpCritic();
+          state.weightsChanged("ppo_update", runId);
+          countTokens("ppo_update", seqs.tokens.length);
+          annotateActiveSpan({ "rlhf.sequences": seqs.lengths.length, "rlhf.response_tokens": n, "rlhf.ptx": Boolean(ptx), "rlhf.weights_version": m.expectedVersion, "rlhf.weights_version_after": state.policyWeights.version });
+          ctx.log.debug({ responseTokens: n, ptx: Boolean(ptx), policyVersion: state.policyWeights.version }, "ppo update");
+          return { ...stats, policyWeights: state.policyWeights, criticWeights: state.criticWeights };
+        } finally {
+          state.training = false;
+        }
+      }, ctx.signal);
     } finally {
-      // A stream that failed or was cancelled before finish() gives its bytes back.
-      receiver?.abandon();
+      receiver.abandon();
     }
   };
-
-  async function update(reqs: AsyncIterable<policyPb.PpoUpdateRequest>, ctx: CallContext, created: (r: TensorSetReceiver) => void): Promise<policyPb.PpoUpdateResponse> {
-    let receiver: TensorSetReceiver | undefined;
-    const mb = await readHeaderFirst(reqs, {
-      header: "minibatch",
-      cases: "minibatch, ptx_gradients",
-      missing: "the stream held no minibatch",
-      onHeader: (part) => part.minibatch,
-      onPart: (part, _field, mb) => {
-        if (!mb.withPtxGradients) throw new InvalidArgumentError("ptx_gradients", "sent but minibatch.with_ptx_gradients is false");
-        if (!receiver) created((receiver = new TensorSetReceiver({ expectKind: common.TensorSetKind.TENSOR_SET_KIND_GRADIENTS, maxTotalBytes: cfg.maxUploadBytes, field: "ptx_gradients" })));
-        receiver.push(part.ptxGradients);
-      },
-    });
-    if (mb.withPtxGradients && !receiver) throw new InvalidArgumentError("ptx_gradients", "minibatch.with_ptx_gradients is true but no gradients followed");
-    const m = mb;
-    const { s, policyAdam, criticAdam } = settingsFromProto(m.hyperparameters, cfg);
-    const runId = runIdFromProto(m.runId, "minibatch.run_id");
-    let ptx: NamedHostTensors | undefined;
-    if (receiver) {
-      const set = receiver.finish();
-      const w = set.weights;
-      if (!w || w.modelId !== "policy" || w.version !== m.expectedVersion) {
-        throw new InvalidArgumentError("ptx_gradients.header.weights", `must be policy version ${m.expectedVersion} (the minibatch's expected_version), got ${w ? `${w.modelId || "(no model_id)"} version ${w.version}` : "none"}`);
-      }
-      ptx = set.tensors;
-    }
-    return queue.run(() => {
-      const policy = state.policy();
-      const critic = state.critic();
-      const current = state.policyWeights.version;
-      if (m.expectedVersion !== current) {
-        throw new DomainError("ABORTED", `expected_version ${m.expectedVersion} is not the policy's current version ${current}: nothing was changed (was this update already applied?)`, "minibatch.expected_version");
-      }
-      const seqs = seqsFromProto(m.sequences, "minibatch.sequences", policy.config, { maxSequences: cfg.maxBatchSequences, maxTokens: cfg.maxBatchTokens }, true);
-      const n = responseLengths(seqs).reduce((a, r) => a + r, 0);
-      const batch: PpoBatch = {
-        seqs,
-        oldLogprobs: floatsFromProto(m.oldLogprobs, n, "minibatch.old_logprobs"),
-        oldValues: floatsFromProto(m.oldValues, n, "minibatch.old_values"),
-        advantages: floatsFromProto(m.advantages, n, "minibatch.advantages"),
-        returns: floatsFromProto(m.returns, n, "minibatch.returns"),
-      };
-      if (ptx) checkGradientNames(ptx, policy.parameters());
-      const trainers = state.ppoTrainers();
-      trainers.policy.optimizer.configure(policyAdam);
-      trainers.critic.optimizer.configure(criticAdam);
-      state.training = true;
-      try {
-        const stats = ppoStep(policy, critic, trainers, batch, s, ptx);
-        state.bumpPolicy();
-        state.bumpCritic();
-        state.weightsChanged("ppo_update", runId);
-        countTokens("ppo_update", seqs.tokens.length);
-        annotateActiveSpan({ "rlhf.sequences": seqs.lengths.length, "rlhf.response_tokens": n, "rlhf.ptx": Boolean(ptx), "rlhf.weights_version": m.expectedVersion, "rlhf.weights_version_after": state.policyWeights.version });
-        ctx.log.debug({ responseTokens: n, ptx: Boolean(ptx), policyVersion: state.policyWeights.version }, "ppo update");
-        return { ...stats, policyWeights: state.policyWeights, criticWeights: state.criticWeights };
-      } finally {
-        state.training = false;
-      }
-    }, ctx.signal);
-  }
 }
 
 /** The gradient set must name exactly the policy's parameters, with their shapes. */

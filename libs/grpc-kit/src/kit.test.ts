@@ -22,6 +22,8 @@ import {
   envAddress,
   envMetrics,
   ConfigError,
+  yieldToEventLoop,
+  YIELD_WAIT_AFTER_MS,
 } from "./index";
 
 const lines: Record<string, unknown>[] = [];
@@ -37,7 +39,7 @@ let infoCalls = 0;
 let loadCalls = 0;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const impl: referenceModel.ReferenceModelServiceServer = {
+const impl: Omit<referenceModel.ReferenceModelServiceServer, "runLease"> = {
   logProbs: unary(log, async (req: referenceModel.LogProbsRequest) => {
     const t = req.temperature;
     if (t === 1) throw new InvalidArgumentError("temperature", "must not be exactly 1 in this test");
@@ -256,6 +258,22 @@ test("METRICS_HOST / METRICS_PORT: defaults, 0 turns the endpoint off, a set por
 function trainServer(handler: (reqs: AsyncIterable<rewardModel.TrainRequest>, send: (m: rewardModel.TrainResponse) => Promise<void>) => Promise<void>): Promise<RunningServer> {
   return startServer({ log, services: [{ definition: rewardModel.RewardModelServiceService, implementation: { train: bidiStream(log, handler) } }] });
 }
+
+test("yieldToEventLoop after a long computation waits in the poll phase: timers (and a new connection's round trips) get through", async () => {
+  // Computation longer than YIELD_WAIT_AFTER_MS, then one yield: a timer due by then has run
+  // (one setImmediate turn would return before the timers phase).
+  const t0 = performance.now();
+  while (performance.now() - t0 < YIELD_WAIT_AFTER_MS + 20);
+  let fired = false;
+  setTimeout(() => (fired = true), 0);
+  await yieldToEventLoop();
+  assert.equal(fired, true);
+  // Right after it, a yield is one turn: an immediate queued before it has run.
+  let turned = false;
+  setImmediate(() => (turned = true));
+  await yieldToEventLoop();
+  assert.equal(turned, true);
+});
 
 test("send yields to the event loop: a handler that computes between messages lets I/O and other calls through", async () => {
   const ticks: boolean[] = [];

@@ -8,6 +8,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { Trainer, lmLoss, makeLmBatch, microBatches, type GPT2, type LrSchedule, type TrainingSettings } from "@rlhf/model";
 import { epochPermutation } from "@rlhf/random";
 import { InvalidArgumentError } from "@rlhf/errors";
+import { yieldToEventLoop } from "@rlhf/grpc-kit";
 
 /** One demonstration: prompt + completion tokens, the completion starting at `promptLength`. */
 export interface SftExample {
@@ -90,10 +91,12 @@ export async function trainSft(
         const batch = order.slice(k * s.batchSize, (k + 1) * s.batchSize).map((i) => train[i]);
         const targets = batch.reduce((a, e) => a + targetsOf(e), 0);
         let loss = 0;
-        for (const g of microBatches(
+        for (const [i, g] of microBatches(
           batch.map((e) => e.tokens.length),
           s.microBatchTokens,
-        )) {
+        ).entries()) {
+          // Health checks and cancellations get through between micro-batches too.
+          if (i > 0) await yieldToEventLoop();
           const b = makeLmBatch(g.map((i) => ({ tokens: batch[i].tokens, lossStart: batch[i].promptLength })));
           try {
             loss += trainer.accumulate(() => lmLoss(model, b.tokens, b.lossMask, { temperature: s.temperature, normalizer: targets }));

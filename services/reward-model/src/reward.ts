@@ -11,7 +11,7 @@ import { GPT2, ScalarHeadModel, SCORE_BIAS, SCORE_WEIGHT, Trainer, loadCheckpoin
 import { epochPermutation } from "@rlhf/random";
 import type { HostTensor, NamedHostTensors } from "@rlhf/compute";
 import { InvalidArgumentError, readJsonFile, type PathRoots } from "@rlhf/errors";
-import type { Logger } from "@rlhf/grpc-kit";
+import { yieldToEventLoop, type Logger } from "@rlhf/grpc-kit";
 import { ModelSlot, resolveCheckpointDir, type LoadedRef, type PulledWeights } from "@rlhf/model-service";
 import { groupSequences, groupedScores, pairStats, rankingLoss, rankingPairs, scoreSequences, type PairStats, type RankedGroup } from "./ranking";
 
@@ -243,7 +243,9 @@ export class RewardModel {
           // batch's groups, so the summed gradients are the batch mean's.
           const host: number[] = [];
           let loss = 0;
-          for (const chunk of this.groupChunks(batch)) {
+          for (const [i, chunk] of this.groupChunks(batch).entries()) {
+            // Health checks and cancellations get through between micro-batches too.
+            if (i > 0) await yieldToEventLoop();
             loss += trainer.accumulate(() => {
               const scores = groupedScores(model, chunk);
               host.push(...scores.dataSync());

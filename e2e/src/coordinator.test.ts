@@ -121,6 +121,48 @@ test("a micro recipe runs every stage across the real services; WatchRun replays
   assert.match(String(await statusOf(client.unary("cancelRun", { runId: "micro" }))), /^FAILED_PRECONDITION: run micro is RUN_STATE_SUCCEEDED/);
 });
 
+/** A report's figures: what does not depend on the run's id, folder or timing. */
+function figures(runDir: string): unknown {
+  const r = JSON.parse(readFileSync(join(runDir, "report.json"), "utf8"));
+  const strip = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(strip) : v && typeof v === "object" ? Object.fromEntries(Object.entries(v).filter(([k]) => !/_ms$|seconds|elapsed|time/i.test(k)).map(([k, x]) => [k, strip(x)])) : v;
+  return strip({ models: r.models, reward_model: r.reward_model, kl: r.kl, samples: r.samples, curves: r.curves, checks: r.acceptance.checks });
+}
+
+test("a second coordinator on the same model services cannot start a run while the first's run holds them; the first run's figures are those of the same run alone", { timeout: testDeadlineMs(600_000) }, async () => {
+  const other = await startCoordinator(
+    loadConfig({ GRPC_PORT: "0", POLICY_ADDR: apps.policy.server.address, REWARD_MODEL_ADDR: apps.rm.server.address, REFERENCE_MODEL_ADDR: apps.ref.server.address, PRETRAIN_MIX_ADDR: apps.mix.server.address, RUNS_DIR: mkdtempSync(join(tmpdir(), "coordinator-other-")) }),
+    log,
+  );
+  const otherClient = createClient(ppoCoordinator.PpoCoordinatorServiceClient, other.server.address, { deadlineMs: testDeadlineMs(60_000) });
+  const policy = createClient(policyPb.PolicyServiceClient, apps.policy.server.address, { deadlineMs: testDeadlineMs(60_000) });
+  try {
+    await client.unary("startRun", { configJson: JSON.stringify(MICRO), runId: "leased-first", displayName: "", validateOnly: false });
+    // While it runs (its lease taken at StartRun): the other coordinator is refused, naming the holder.
+    const refused = String(await statusOf(otherClient.unary("startRun", { configJson: JSON.stringify(MICRO), runId: "leased-second", displayName: "", validateOnly: false })));
+    assert.match(refused, /^FAILED_PRECONDITION: policy is leased to run leased-first \(held .* RUN_LEASE_TTL_MS = 600000 ms .*\): RunLease of run leased-second refused$/);
+    // A call that would change the policy without naming the run is refused too; a read is served.
+    const load = String(await statusOf(policy.unary("loadCheckpoint", { source: { $case: "randomInit", randomInit: { config: { vocabSize: 256, nPositions: 64, nEmbd: 32, nLayer: 1, nHead: 2, layerNormEpsilon: 1e-5 }, seed: 1 } } })));
+    assert.match(load, /^FAILED_PRECONDITION: policy is leased to run leased-first .*LoadCheckpoint changes the model and is refused without metadata x-rlhf-run-id naming that run$/);
+    assert.ok((await policy.unary("getInfo", {})).policyWeights, "GetInfo without a run id is served");
+    for await (const _ of client.serverStream("watchRun", { runId: "leased-first", afterSequence: 0 })) void _;
+    const first = (await client.unary("getRun", { runId: "leased-first" })).run as ppoCoordinator.Run;
+    assert.equal(first.state, ppoCoordinator.RunState.RUN_STATE_SUCCEEDED, first.errorMessage);
+    const micro = (await client.unary("getRun", { runId: "micro" })).run as ppoCoordinator.Run;
+    assert.deepEqual(figures(first.runDir), figures(micro.runDir), "the same figures as the micro run, alone before it");
+    // Given back when the run ended: the other coordinator's run starts now.
+    assert.equal((await policy.unary("runLease", { release: false })).lease?.holder, "", "the policy is free");
+    assert.equal((await otherClient.unary("startRun", { configJson: JSON.stringify(MICRO), runId: "leased-second", displayName: "", validateOnly: false })).run?.id, "leased-second");
+    await otherClient.unary("cancelRun", { runId: "leased-second" });
+    for await (const _ of otherClient.serverStream("watchRun", { runId: "leased-second", afterSequence: 0 })) void _;
+    assert.equal((await policy.unary("runLease", { release: false })).lease?.holder, "", "given back after the cancel too");
+  } finally {
+    otherClient.close();
+    policy.close();
+    await other.stop(500);
+  }
+});
+
 test("CancelRun during pretraining reaches the policy: its training stops between optimizer steps, long before the stage's end", { timeout: testDeadlineMs(600_000) }, async () => {
   const steps = 4000;
   const config = { ...MICRO, pretrain: { ...MICRO.pretrain, steps, cache: false, warmup_steps: 1 } };

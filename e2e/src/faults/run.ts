@@ -9,8 +9,9 @@
  *   service; the run folder ends with a terminal event, or, the coordinator killed, `rlhf watch`
  *   of it ends saying the run is resumable; `rlhf resume` finishes it with the baseline's figures
  *   (report.json without its timings);
- * - two runs at once on one coordinator: the second is refused naming the first, which ends with
- *   the baseline's figures;
+ * - two runs at once on one coordinator: the second is refused naming the first, and a third on a
+ *   second coordinator of the same model services is refused by their run lease; the first ends
+ *   with the baseline's figures;
  * - a cancelled stream of each kind (PpoUpdate, Sft, Train, Normalize, UploadWeights) changes no
  *   weights: the services' own tests of it, run here by name;
  * - four concurrent 400 MB uploads to a reference-model with MAX_UPLOAD_BYTES=1 GiB: two are
@@ -248,7 +249,7 @@ async function main(): Promise<number> {
   }
 
   // 3. Two runs at once on one coordinator (five `rlhf serve` processes, as a cluster runs them).
-  await timed(cases, "two runs at once on one coordinator: the second is refused, the first unaffected", async () => {
+  await timed(cases, "two runs at once on one coordinator, a third on another coordinator of the same services: both refused, the first unaffected", async () => {
     const shared = join(runsDir, "shared");
     mkdirSync(shared, { recursive: true });
     const tokenFile = join(out, "token");
@@ -268,6 +269,10 @@ async function main(): Promise<number> {
       ...(s === "policy" ? { REWARD_MODEL_ADDR: addr("reward-model") } : {}),
     });
     const procs = SERVICES.map((s) => start([RLHF, "serve", s, "--port", String(ports[s])], env(s)));
+    // A second coordinator on the same model services (two teams, one GPU node): the leases.
+    const otherPort = await freePort();
+    mkdirSync(join(shared, "other"), { recursive: true });
+    procs.push(start([RLHF, "serve", "ppo-coordinator", "--port", String(otherPort)], { ...env("ppo-coordinator"), RUNS_DIR: join(shared, "other") }));
     try {
       // Up once health answers (a model service without a model answers NOT_SERVING until the run loads one).
       for (const s of SERVICES) {
@@ -282,11 +287,18 @@ async function main(): Promise<number> {
       const second = cli(["run", configPath, "--coordinator", addr("ppo-coordinator"), "--run-id", "second"], client);
       const secondCode = await exitWithin(second, testDeadlineMs(120_000));
       check(secondCode === 2 && /run first is RUN_STATE_(RUNNING|PENDING) on this coordinator/.test(second.out()), `the second run: exit ${secondCode}:\n${second.out().slice(-1500)}`);
+      for (let i = 0; (await checkHealth(`127.0.0.1:${otherPort}`, "", 2000).catch(() => "")) !== "SERVING"; i++) {
+        check(i < 900 && procs[procs.length - 1].child.exitCode === null, `the other coordinator did not start:\n${procs[procs.length - 1].out().slice(-1500)}`);
+        await sleep(200);
+      }
+      const third = cli(["run", configPath, "--coordinator", `127.0.0.1:${otherPort}`, "--run-id", "third"], client);
+      const thirdCode = await exitWithin(third, testDeadlineMs(120_000));
+      check(thirdCode === 2 && /policy is leased to run first \(held .*\): RunLease of run third refused/.test(third.out()), `the other coordinator's run: exit ${thirdCode}:\n${third.out().slice(-1500)}`);
       const firstCode = await exitWithin(first, RUN_DEADLINE_MS);
       check(firstCode === 0, `the first run exited ${firstCode}:\n${first.out().slice(-1500)}`);
       const diff = differences(baseline, figures(join(shared, "first")));
       check(diff.length === 0, `${diff.length} figures of the first run differ from the baseline's, e.g. ${diff.slice(0, 5).join(", ")}`);
-      return "second refused (exit 2, FAILED_PRECONDITION naming run first); the first SUCCEEDED with the baseline's figures";
+      return "second refused (exit 2, FAILED_PRECONDITION naming run first); third, on another coordinator of the same services, refused (exit 2, policy leased to run first); the first SUCCEEDED with the baseline's figures";
     } finally {
       for (const p of procs) p.child.kill("SIGTERM");
       await Promise.all(procs.map((p) => exitWithin(p, testDeadlineMs(30_000))));

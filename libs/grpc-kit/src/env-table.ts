@@ -267,3 +267,12 @@ export function checkEnvDocs(fromDir: string, id: string, table: EnvTable): void
   const block = envDocsBlock(readFileSync(join(dir, "docs", "services.md"), "utf8"), id);
   if (block !== envTableMarkdown(table)) throw new Error(`docs/services.md's ${id} table is not the generated one: run \`pnpm docs:env\``);
 }
+
+/** RUN_LEASE_TTL_MS: how long a run's lease on a model service outlives the run's last call (lease.ts). */
+export function runLeaseTtlEnv() {
+  return envVar.int("RUN_LEASE_TTL_MS", 600_000, {
+    min: 10_000,
+    max: 86_400_000,
+    doc: "a run's lease on this service lapses after this long without a call from it (a coordinator that died); the coordinator renews it three times per this span while the run runs and gives it back when the run ends (docs/errors.md)",
+  });
+}

@@ -20,3 +20,4 @@ export * from "./auth";
 export * from "./tls";
 export * from "./replicas";
 export * from "./replica-routes";
+export * from "./lease";

@@ -39,6 +39,7 @@ export const REWARD_MODEL_ROUTES: Readonly<Record<string, Route>> = {
   train: "mutate",
   normalize: "mutate",
   score: shard(scoreSharder),
+  runLease: "every",
 };
 /** Reads the reward model may retry on another replica. */
 export const REWARD_MODEL_IDEMPOTENT = ["score", "accuracy", "getInfo", "saveCheckpoint"] as const;
@@ -48,6 +49,7 @@ export const REFERENCE_MODEL_ROUTES: Readonly<Record<string, Route>> = {
   loadWeights: "broadcast",
   uploadWeights: "broadcast",
   logProbs: shard(logProbsSharder),
+  runLease: "every",
 };
 /** Reads the reference model may retry on another replica. */
 export const REFERENCE_MODEL_IDEMPOTENT = ["logProbs", "getInfo"] as const;

@@ -20,6 +20,8 @@
  * - shard: a batch read (Score, LogProbs) is cut into contiguous runs of whole sequences, one per
  *   replica (balanced by tokens), called in parallel and merged in the original order; the parts
  *   must report the same weights.
+ * - "every": a call about the replica itself, not its weights (RunLease) goes to every replica;
+ *   it is not remembered and changes nothing of the above.
  * - "spread" (everything else): round-robin over the replicas.
  * A replica that answers UNAVAILABLE (gone) is skipped and its part retried on another; one that
  * answers FAILED_PRECONDITION after a broadcast (restarted: no model) is synced again and retried.
@@ -61,7 +63,7 @@ export interface Sharder<Q, R> {
 }
 
 /** How a method is routed; see the module comment. */
-export type Route = "broadcast" | "mutate" | "spread" | { shard: Sharder<never, never> };
+export type Route = "broadcast" | "every" | "mutate" | "spread" | { shard: Sharder<never, never> };
 
 /** Options of {@link ReplicaSet}. */
 export interface ReplicaSetOptions {
@@ -326,6 +328,7 @@ export class ReplicaSet<C extends grpc.Client> implements ServiceClient<C> {
   async unary<K extends UnaryMethod<C>>(method: K, req: UnaryReq<C, K>, call: CallOpts = {}): Promise<UnaryRes<C, K>> {
     const route = this.route(method);
     if (route === "broadcast") return this.broadcast(method, req, call) as Promise<UnaryRes<C, K>>;
+    if (route === "every") return this.every(method, req, call) as Promise<UnaryRes<C, K>>;
     if (typeof route === "object") {
       const ready = await this.usable(call.signal);
       const sharder = route.shard as unknown as Sharder<UnaryReq<C, K>, UnaryRes<C, K>>;
@@ -365,6 +368,29 @@ export class ReplicaSet<C extends grpc.Client> implements ServiceClient<C> {
     if (this.primary === undefined || !held.some((r) => r.address === this.primary)) this.primary = held[0].address;
     const i = all.findIndex((r) => r.address === this.primary);
     return (settled[i] as PromiseFulfilledResult<unknown>).value;
+  }
+
+  /**
+   * Calls `method` on every replica, remembering nothing. Succeeds when at least one replica
+   * answered and every other one is gone (UNAVAILABLE); answers what the primary (else the first)
+   * answered.
+   */
+  private async every(method: string, req: unknown, call: CallOpts): Promise<unknown> {
+    const all = await this.current(call.signal);
+    const settled = await Promise.allSettled(
+      all.map((r) => {
+        this.count(r);
+        return (r.client.unary as (m: string, q: unknown, c: CallOpts) => Promise<unknown>)(method, req, call);
+      }),
+    );
+    const failures = settled.flatMap((s) => (s.status === "rejected" ? [s.reason as unknown] : []));
+    const hard = failures.find((e) => codeOf(e) !== grpc.status.UNAVAILABLE);
+    if (hard !== undefined) throw hard;
+    if (failures.length === all.length) throw failures[0];
+    if (failures.length) this.resolvedAt = -Infinity;
+    const i = Math.max(0, all.findIndex((r, k) => r.address === this.primary && settled[k].status === "fulfilled"));
+    const answered = settled[i].status === "fulfilled" ? settled[i] : settled.find((x) => x.status === "fulfilled");
+    return (answered as PromiseFulfilledResult<unknown>).value;
   }
 
   /** A server-streaming call on one replica (round-robin, or the primary); iterate it with `for await`. */

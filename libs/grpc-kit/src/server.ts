@@ -70,6 +70,8 @@ export interface ServerOptions {
    * requires them. Default GRPC_HEALTH_PORT; none when unset (health is also on the main port).
    */
   healthPort?: number;
+  /** More interceptors, run after authentication (a model service's run lease: lease.ts). */
+  interceptors?: grpc.ServerInterceptor[];
 }
 
 /** A started server. */
@@ -130,7 +132,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     "grpc.max_receive_message_length": opts.maxReceiveMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     "grpc.max_send_message_length": opts.maxSendMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     // Every call but health checks needs a bearer token with the method's role (when configured).
-    ...(auth ? { interceptors: [authInterceptor(auth, opts.log)] } : {}),
+    // Then the service's own checks (a model service's run lease).
+    interceptors: [...(auth ? [authInterceptor(auth, opts.log)] : []), ...(opts.interceptors ?? [])],
   });
   const serviceNames = opts.services.map((s) => serviceNameOf(s.definition));
   // Requests that cannot be decoded reach the handler wrappers as a DecodeFailure (INVALID_ARGUMENT).

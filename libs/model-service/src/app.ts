@@ -6,7 +6,8 @@
  */
 import { initBackend } from "@rlhf/compute";
 import { descriptorSetPath } from "@rlhf/proto";
-import { SerialQueue, startServer, type Logger, type RunningServer, type ServiceRegistration } from "@rlhf/grpc-kit";
+import { RunLease, SerialQueue, leaseInterceptor, runIdOf, serviceNameOf, startServer, unary, type CallContext, type Logger, type RunningServer, type ServiceRegistration } from "@rlhf/grpc-kit";
+import { InvalidArgumentError } from "@rlhf/errors";
 import { receiveBudget } from "@rlhf/tensor-transport";
 
 /**
@@ -48,6 +49,11 @@ export interface ModelServiceParts<P> {
   service: ServiceRegistration;
   /** Frees the models once the server has stopped. */
   dispose(): void | Promise<void>;
+  /**
+   * The service is leased to one run at a time (@rlhf/grpc-kit lease.ts): its name in messages
+   * and the methods that change the model. Its service then has a RunLease method.
+   */
+  lease?: { service: string; mutating: readonly string[] };
 }
 
 /** The process config every model service has (listen address, message limit). */
@@ -57,6 +63,8 @@ export interface ModelServiceConfig {
   maxReceiveBytes: number;
   /** MAX_UPLOAD_BYTES: also the bytes all tensor sets being received at once may hold together (the process's receive budget). */
   maxUploadBytes?: number;
+  /** RUN_LEASE_TTL_MS (see ModelServiceParts.lease). Default 10 minutes. */
+  runLeaseTtlMs?: number;
 }
 
 /** A running model service (used by its main.ts through runServiceMain, and by its tests). */
@@ -64,6 +72,8 @@ export type ModelServiceApp<P> = P & {
   server: RunningServer;
   /** Name of the compute backend in use. */
   backend: string;
+  /** The run lease, for a service that has one. */
+  lease?: RunLease;
   /** Frees the parts (after the server stopped). */
   dispose(): Promise<void>;
   /** Drains the server for at most `graceMs`, then frees the parts. */
@@ -83,6 +93,8 @@ export async function startModelService<P extends object>(
   if (cfg.maxUploadBytes !== undefined) receiveBudget.setLimit(cfg.maxUploadBytes);
   const serving = new ServingFlag();
   const built = await create({ backend: backend.name, backendDetail: backend.detail, serving });
+  const lease = built.lease ? new RunLease(built.lease.service, cfg.runLeaseTtlMs ?? 600_000, log) : undefined;
+  if (lease) (built.service.implementation as Record<string, unknown>).runLease = unary(log, runLeaseHandler(lease));
   const server = await startServer({
     services: [built.service],
     log,
@@ -90,6 +102,7 @@ export async function startModelService<P extends object>(
     port: cfg.port,
     maxReceiveMessageBytes: cfg.maxReceiveBytes,
     descriptorSetPath,
+    interceptors: lease && built.lease ? [leaseInterceptor(lease, serviceNameOf(built.service.definition), new Set(built.lease.mutating), log)] : [],
   });
   serving.attach(server);
   // A file operation past its deadline holds the work queue: readiness says so until it ends.
@@ -108,10 +121,26 @@ export async function startModelService<P extends object>(
     ...built.parts,
     server,
     backend: backend.name,
+    lease,
     dispose,
     stop: async (graceMs) => {
       await server.shutdown(graceMs);
       await dispose();
     },
+  };
+}
+
+/**
+ * RunLease (the same request and response in every model service's package): the interceptor
+ * has already taken or renewed the lease for the call's run; `release` then gives it back.
+ */
+function runLeaseHandler(lease: RunLease) {
+  return async (req: { release: boolean }, ctx: CallContext) => {
+    const runId = runIdOf(ctx.metadata);
+    if (req.release) {
+      if (runId === undefined) throw new InvalidArgumentError("release", "a release names its run in the metadata x-rlhf-run-id");
+      lease.release(runId);
+    }
+    return { lease: lease.state() };
   };
 }

@@ -15,6 +15,7 @@ const expected: Record<string, MethodShape[]> = {
     ["LoadWeights", false, false],
     ["UploadWeights", true, false],
     ["GetInfo", false, false],
+    ["RunLease", false, false],
   ],
   "rlhf.policy.v1.PolicyService": [
     ["Sft", true, true],
@@ -26,6 +27,7 @@ const expected: Record<string, MethodShape[]> = {
     ["LoadCheckpoint", false, false],
     ["SaveCheckpoint", false, false],
     ["GetInfo", false, false],
+    ["RunLease", false, false],
   ],
   "rlhf.reward_model.v1.RewardModelService": [
     ["Train", true, true],
@@ -36,6 +38,7 @@ const expected: Record<string, MethodShape[]> = {
     ["LoadCheckpoint", false, false],
     ["SaveCheckpoint", false, false],
     ["GetInfo", false, false],
+    ["RunLease", false, false],
   ],
   "rlhf.pretrain_mix.v1.PretrainMixService": [
     ["SampleBatch", false, false],

@@ -7,6 +7,7 @@
  * Everything here works without a started SDK: spans are then non-recording and cost nothing.
  */
 import {
+  ROOT_CONTEXT,
   context,
   createContextKey,
   propagation,
@@ -60,6 +61,11 @@ export function recordSpanError(span: Span, err: unknown): void {
 /** Sets attributes on the active span (a handler's server span); nothing when there is none. */
 export function annotateActiveSpan(attrs: Attributes): void {
   trace.getActiveSpan()?.setAttributes(attrs);
+}
+
+/** Runs `fn` outside any trace (what it starts, timers included, belongs to no run's trace). */
+export function outsideTraces<T>(fn: () => T): T {
+  return context.with(ROOT_CONTEXT, fn);
 }
 
 // The root span of the current trace, so that phases are children of the root however they nest.

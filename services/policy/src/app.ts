@@ -24,6 +24,7 @@ export function startPolicy(cfg: PolicyConfig, log: Logger): Promise<PolicyApp> 
     return {
       parts: { state, queue: service.queue, events },
       service,
+      lease: { service: "policy", mutating: ["Sft", "PpoUpdate", "InitCritic", "LoadCheckpoint"] },
       dispose: async () => {
         state.dispose();
         await events?.close();

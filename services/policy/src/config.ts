@@ -1,4 +1,4 @@
-import { envVar, listenEnv, maxReceiveBytesEnv, maxUploadBytesEnv, METRICS_ENV, parseEnv, pullDeadlineEnv, queueCapacityEnv, fileDeadlineEnv, SHUTDOWN_GRACE_ENV, type EnvConfig } from "@rlhf/grpc-kit";
+import { envVar, listenEnv, maxReceiveBytesEnv, maxUploadBytesEnv, METRICS_ENV, parseEnv, pullDeadlineEnv, queueCapacityEnv, fileDeadlineEnv, runLeaseTtlEnv, SHUTDOWN_GRACE_ENV, type EnvConfig } from "@rlhf/grpc-kit";
 import { atMostOneEnv, batchLimitsEnv, checkpointDirEnv, checkpointRootEnv, microBatchTokensEnv, modelDirEnv, randomInitEnv } from "@rlhf/model-service";
 import { natsEnvVar } from "@rlhf/events";
 
@@ -27,6 +27,7 @@ export const POLICY_ENV = {
   maxUploadBytes: maxUploadBytesEnv("largest streamed tensor set accepted (pretraining gradients, reward-model weights)"),
   queueCapacity: queueCapacityEnv(32, "calls waiting behind the running one; more get RESOURCE_EXHAUSTED (every call that touches the models runs one at a time)"),
   fileDeadlineMs: fileDeadlineEnv(),
+  runLeaseTtlMs: runLeaseTtlEnv(),
   shutdownGraceMs: SHUTDOWN_GRACE_ENV,
   natsServers: natsEnvVar("a `weights` event whenever the weights version changes"),
   ...METRICS_ENV,

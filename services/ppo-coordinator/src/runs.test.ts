@@ -18,6 +18,8 @@ const log = createLogger({ service: "runs-test", level: "silent" });
 const { RunState } = ppoCoordinator;
 // Any call reaching a model service fails the test: nothing here should start a recipe.
 const noClients = new Proxy({}, { get: () => assert.fail("no model service may be called") }) as unknown as Clients;
+/** What a free model service answers to a run's RunLease (the run now holds it). */
+const leased = () => Promise.resolve({ lease: { holder: "", heldMs: 0, idleMs: 0, ttlMs: 600_000 } });
 
 function fabricate(dir: string, id: string, state: ppoCoordinator.RunState, createdMs: number, events = 0): void {
   const runDir = join(dir, id);
@@ -138,6 +140,7 @@ test("one run at a time: while a run is RUNNING a second start or a resume is FA
   // Model services that never answer (until the run is cancelled): the first run stays RUNNING.
   let calls = 0;
   const hang = (...args: unknown[]) => {
+    if (args[0] === "runLease") return leased(); // the leases taken at StartRun
     calls++;
     const opts = args.find((a) => typeof a === "object" && a !== null && "signal" in a) as { signal?: AbortSignal } | undefined;
     return new Promise((_, reject) => opts?.signal?.addEventListener("abort", () => reject(opts.signal?.reason)));
@@ -171,6 +174,7 @@ test("shutdown (stopAll) records the end of a run in progress: FAILED and resuma
   const calls: string[] = [];
   const waiting = {
     unary: (method: string, _req: unknown, opts: { signal: AbortSignal }) => {
+      if (method === "runLease") return leased(); // the leases taken at StartRun
       calls.push(method);
       return new Promise((_, reject) => opts.signal.addEventListener("abort", () => reject(opts.signal.reason), { once: true }));
     },

@@ -21,7 +21,9 @@ import { checkConfigPaths, parseStartRequest } from "./start-request";
 import { readRunFolder, removeDriverMark, writeDriverMark } from "./run-folder";
 import { RunEventLog, TERMINAL, type RunRecord } from "./run-events";
 import { StageClock } from "./stage-clock";
+import { RunLeases } from "./leases";
 import type { EventPublisher } from "@rlhf/events";
+import type { RunConfig } from "@rlhf/run-config";
 
 const { RunState, Stage } = ppoCoordinator;
 type Run = ppoCoordinator.Run;
@@ -86,6 +88,18 @@ export class RunStore {
     const id = req.runId || `run-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, "").toLowerCase()}-${randomBytes(3).toString("hex")}`;
     // The id is [a-z0-9-] only; the real path must still be in RUNS_DIR (no symlinked run folder).
     const dir = confinePath(this.dirOf(id), "run_id", { dirs: [this.runsDir], name: "RUNS_DIR" });
+    // Another run (of another coordinator) holding a model service: FAILED_PRECONDITION naming it.
+    const leases = await RunLeases.take(this.clients, id, this.log);
+    const rec = await this.create(id, dir, req, config, configJson, userData.files).catch(async (e: unknown) => {
+      await leases.release();
+      throw e;
+    });
+    this.execute(rec, leases);
+    return rec.run;
+  }
+
+  /** The run's record and folder (config.json, data files, run.json), PENDING. */
+  private async create(id: string, dir: string, req: ppoCoordinator.StartRunRequest, config: RunConfig, configJson: string, files: Parameters<typeof writeDataFiles>[1]): Promise<RunRecord> {
     await mkdir(dir, { recursive: true });
     const now = new Date();
     const run = ppoCoordinator.Run.fromPartial({
@@ -102,10 +116,9 @@ export class RunStore {
     const rec: RunRecord = { run, config, events: [], watchers: new Set(), state: emptyState() };
     this.runs.set(id, rec);
     await writeJsonAtomic(join(dir, "config.json"), config);
-    await writeDataFiles(dir, userData.files);
+    await writeDataFiles(dir, files);
     await this.saveRun(rec);
-    this.execute(rec);
-    return run;
+    return rec;
   }
 
   /**
@@ -173,12 +186,16 @@ export class RunStore {
     if (s !== RunState.RUN_STATE_FAILED && s !== RunState.RUN_STATE_CANCELLED) throw new FailedPreconditionError(`run ${id} is ${ppoCoordinator.runStateToJSON(s)}: only FAILED or CANCELLED runs resume`);
     checkConfigPaths(rec.config, this.dataRoots); // DATA_ROOT may have changed since the start
     this.checkNoActiveRun(id);
+    const leases = await RunLeases.take(this.clients, id, this.log);
     rec.run.resumeCount++;
     rec.run.cancelRequested = false;
     rec.run.errorMessage = "";
     rec.run.endTime = undefined;
-    await this.transition(rec, RunState.RUN_STATE_PENDING);
-    this.execute(rec);
+    await this.transition(rec, RunState.RUN_STATE_PENDING).catch(async (e: unknown) => {
+      await leases.release();
+      throw e;
+    });
+    this.execute(rec, leases);
     return rec.run;
   }
 
@@ -234,7 +251,8 @@ export class RunStore {
   }
 
   /** Runs the recipe in the background (./recipe/driver.ts), skipping the stages a previous attempt finished. */
-  private execute(rec: RunRecord): void {
+  private execute(rec: RunRecord, leases: RunLeases): void {
+    leases.keepAlive();
     const abort = new AbortController();
     rec.abort = abort;
     const stageOf = (s: StageName) => ppoCoordinator.stageFromJSON(stageKey(s));
@@ -285,8 +303,11 @@ export class RunStore {
             ctx.events.metrics({ stage: "evaluation", step: 1, values: acceptance });
           },
         });
+        // Given back before the end is recorded: whoever waits for it may start the next run.
+        await leases.release();
         await this.transition(rec, RunState.RUN_STATE_SUCCEEDED);
       } catch (e) {
+        await leases.release();
         await this.saveState(rec).catch(() => undefined);
         if (rec.stopping && !rec.run.cancelRequested) await this.transition(rec, RunState.RUN_STATE_FAILED, `${ppoCoordinator.stageToJSON(rec.run.stage)}: ${STOPPED_MESSAGE}`);
         else if (abort.signal.aborted) await this.transition(rec, RunState.RUN_STATE_CANCELLED);

@@ -12,6 +12,6 @@ export function startReferenceModel(cfg: ReferenceModelConfig, log: Logger): Pro
   return startModelService(cfg, log, async ({ backend, serving }) => {
     const model = new ReferenceModel(log, { maxLogitsElements: cfg.maxLogitsElements, checkpointRoots: cfg.checkpointRoots, onLoaded: () => serving.set(true) });
     await loadInitialWeights(cfg, model);
-    return { parts: { model }, service: referenceModelService(model, cfg, backend, log), dispose: () => model.dispose() };
+    return { parts: { model }, service: referenceModelService(model, cfg, backend, log), lease: { service: "reference-model", mutating: ["LoadWeights", "UploadWeights"] }, dispose: () => model.dispose() };
   });
 }

@@ -1,4 +1,4 @@
-import { envVar, listenEnv, maxReceiveBytesEnv, maxUploadBytesEnv, METRICS_ENV, parseEnv, pullDeadlineEnv, queueCapacityEnv, fileDeadlineEnv, SHUTDOWN_GRACE_ENV, type EnvConfig } from "@rlhf/grpc-kit";
+import { envVar, listenEnv, maxReceiveBytesEnv, maxUploadBytesEnv, METRICS_ENV, parseEnv, pullDeadlineEnv, queueCapacityEnv, fileDeadlineEnv, runLeaseTtlEnv, SHUTDOWN_GRACE_ENV, type EnvConfig } from "@rlhf/grpc-kit";
 import { atMostOneEnv, batchLimitsEnv, checkpointDirEnv, checkpointRootEnv, randomInitEnv } from "@rlhf/model-service";
 
 /** The reference-model service's environment variables: names, defaults, limits and meaning (docs/services.md is generated from it). */
@@ -16,6 +16,7 @@ export const REFERENCE_MODEL_ENV = {
   maxUploadBytes: maxUploadBytesEnv("largest streamed weight set accepted"),
   queueCapacity: queueCapacityEnv(32, "compute calls waiting at most; more get RESOURCE_EXHAUSTED"),
   fileDeadlineMs: fileDeadlineEnv(),
+  runLeaseTtlMs: runLeaseTtlEnv(),
   shutdownGraceMs: SHUTDOWN_GRACE_ENV,
   ...METRICS_ENV,
   policyDeadlineMs: pullDeadlineEnv("POLICY_DEADLINE_MS", "policy"),

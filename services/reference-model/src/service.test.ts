@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { common, referenceModel, policy } from "@rlhf/proto";
-import { createLogger, createClient, checkHealth, listServicesByReflection, startServer, serverStream, type KitClient, resultOrStatus as call } from "@rlhf/grpc-kit";
+import { createLogger, createClient, checkHealth, forRun, listServicesByReflection, startServer, serverStream, type KitClient, resultOrStatus as call } from "@rlhf/grpc-kit";
 import { encodeTensorSet, uploadTensorSet, sendTensorSet, modelConfigToProto } from "@rlhf/tensor-transport";
 import { GPT2, gpt2ParameterShapes, presetConfig, toHfConfig, type GPT2Config } from "@rlhf/model";
 import { referenceTokenLogProbs, randomTestWeights } from "@rlhf/model/dist/testing/reference-gpt2";
@@ -284,4 +284,19 @@ test("a checkpoint load that never completes: DEADLINE_EXCEEDED for its caller, 
     c2.close();
     await app2.stop(1000);
   }
+});
+
+test("RunLease: a run takes the lease, another run's load is refused and changes nothing, the holder gives it back", async () => {
+  await client.unary("loadWeights", { source: { $case: "randomInit", randomInit: { config: modelConfigToProto(TINY), seed: 3 } } });
+  const before = (await client.unary("getInfo", {})).weights;
+  const first = forRun(client, "lease-first");
+  const second = forRun(client, "lease-second");
+  assert.equal((await first.unary("runLease", { release: false })).lease?.holder, "lease-first");
+  assert.match(String(await call(second.unary("loadWeights", { source: { $case: "randomInit", randomInit: { config: modelConfigToProto(TINY), seed: 4 } } }))), /^FAILED_PRECONDITION: reference-model is leased to run lease-first .*: LoadWeights of run lease-second refused$/);
+  assert.match(String(await call(client.unary("runLease", { release: true }))), /^INVALID_ARGUMENT: release: a release names its run in the metadata x-rlhf-run-id$/);
+  assert.deepEqual((await client.unary("getInfo", {})).weights, before, "the refused load changed nothing");
+  const given = (await first.unary("runLease", { release: true })).lease;
+  assert.equal(given?.holder, "", "given back");
+  assert.equal(given?.ttlMs, 600_000);
+  assert.equal((await second.unary("runLease", { release: true })).lease?.holder, "", "a free service: taken and given back in one call");
 });

@@ -13,6 +13,6 @@ export function startRewardModel(cfg: RewardModelConfig, log: Logger): Promise<R
     const model = new RewardModel(log, { checkpointRoots: cfg.checkpointRoots, microBatchTokens: cfg.microBatchTokens, onLoaded: () => serving.set(true) });
     await loadInitialWeights(cfg, model);
     const service = rewardModelService(model, cfg, backend, log);
-    return { parts: { model, queue: service.queue }, service, dispose: () => model.dispose() };
+    return { parts: { model, queue: service.queue }, service, lease: { service: "reward-model", mutating: ["Train", "Normalize", "LoadCheckpoint"] }, dispose: () => model.dispose() };
   });
 }

@@ -1,4 +1,4 @@
-import { envVar, listenEnv, maxReceiveBytesEnv, maxUploadBytesEnv, METRICS_ENV, parseEnv, pullDeadlineEnv, queueCapacityEnv, fileDeadlineEnv, SHUTDOWN_GRACE_ENV, type EnvConfig } from "@rlhf/grpc-kit";
+import { envVar, listenEnv, maxReceiveBytesEnv, maxUploadBytesEnv, METRICS_ENV, parseEnv, pullDeadlineEnv, queueCapacityEnv, fileDeadlineEnv, runLeaseTtlEnv, SHUTDOWN_GRACE_ENV, type EnvConfig } from "@rlhf/grpc-kit";
 import { atMostOneEnv, batchLimitsEnv, checkpointDirEnv, checkpointRootEnv, microBatchTokensEnv, modelDirEnv, randomInitEnv } from "@rlhf/model-service";
 
 /** The reward-model service's environment variables: names, defaults, limits and meaning (docs/services.md is generated from it). */
@@ -19,6 +19,7 @@ export const REWARD_MODEL_ENV = {
   maxUploadBytes: maxUploadBytesEnv("largest streamed weight set accepted (from the policy)"),
   queueCapacity: queueCapacityEnv(32, "compute calls waiting at most; more get RESOURCE_EXHAUSTED"),
   fileDeadlineMs: fileDeadlineEnv(),
+  runLeaseTtlMs: runLeaseTtlEnv(),
   shutdownGraceMs: SHUTDOWN_GRACE_ENV,
   ...METRICS_ENV,
   policyDeadlineMs: pullDeadlineEnv("POLICY_DEADLINE_MS", "policy"),

@@ -4,16 +4,16 @@
  * examples, ranked groups, settings); it builds the requests, cuts big inputs into messages under
  * the 4 MiB limit, relays streams (pretraining gradients straight into PpoUpdate), converts
  * layouts (the reference's L-1 log-probs into the response-token layout) and passes the run's
- * cancellation signal and id with every call.
+ * cancellation signal and id (metadata x-rlhf-run-id) with every call.
  */
 import { common, pretrainMix, type policy as policyPb, type referenceModel, type rewardModel } from "@rlhf/proto";
 import { FailedPreconditionError } from "@rlhf/errors";
-import type { KitClient } from "@rlhf/grpc-kit";
+import type * as grpc from "@grpc/grpc-js";
+import { forRun, type KitClient, type ServiceClient } from "@rlhf/grpc-kit";
 import type { BatchProgress, ComparisonToRank, LabeledRanking, LabelingClient } from "@rlhf/labeling-client";
 import { splitRows, type GPT2Config } from "@rlhf/model/tokens";
 import { modelConfigToProto } from "@rlhf/tensor-transport";
 import type { Attributes } from "@rlhf/telemetry";
-import type { ServiceClient } from "@rlhf/grpc-kit";
 import type { Example, RankedSamples, Sample, TextCorpus, WeightsRef } from "./records";
 import { phase } from "./trace";
 
@@ -117,7 +117,13 @@ export type Gateway = ReturnType<typeof createGateway>;
 
 export function createGateway(clients: Clients, signal: AbortSignal, runId?: string) {
   const opts = { signal };
-  const { policy: pol, rewardModel: rm, reference: ref, pretrainMix: pm, labeling: lab } = clients;
+  // Every call names the run (metadata x-rlhf-run-id): the model services serve one run at a time.
+  const named = <T extends { close(): void }>(c: T): Pick<T, keyof ServiceClient<grpc.Client> & keyof T> => (runId ? forRun(c, runId) : c);
+  const pol = named(clients.policy);
+  const rm = named(clients.rewardModel);
+  const ref = named(clients.reference);
+  const pm = named(clients.pretrainMix);
+  const lab = clients.labeling;
   const loadPolicy = async (source: policyPb.LoadCheckpointRequest["source"]) => (await pol.unary("loadCheckpoint", { source, runId }, opts)).policyWeights?.version ?? 0;
   return {
     policy: {

@@ -12,6 +12,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
+import { metadataInterceptor } from "./intercept";
 import type { Logger } from "pino";
 import { ConfigError } from "./env";
 
@@ -205,30 +206,21 @@ export function bearerToken(md: grpc.Metadata): string | undefined {
  * unknown method); tokens are never logged, only the method, the peer and the outcome.
  */
 export function authInterceptor(auth: ServerAuth, log?: Logger): grpc.ServerInterceptor {
-  return (method, call) =>
-    new grpc.ServerInterceptingCall(call, {
-      start: (next) => {
-        next(
-          new grpc.ServerListenerBuilder()
-            .withOnReceiveMetadata((md, mdNext) => {
-              const needed = requiredRole(method.path);
-              if (needed === "none") return mdNext(md);
-              const token = bearerToken(md);
-              const roles = token === undefined ? new Set<Role>() : rolesOf(auth, token);
-              if (roles.size === 0) {
-                log?.warn({ method: method.path, peer: call.getPeer(), code: "UNAUTHENTICATED", reason: token === undefined ? "no token" : "unknown token" }, "rpc refused");
-                return call.sendStatus({ code: grpc.status.UNAUTHENTICATED, details: "missing or invalid bearer token" });
-              }
-              if (!roleAllows(roles, needed)) {
-                log?.warn({ method: method.path, peer: call.getPeer(), code: "PERMISSION_DENIED", roles: [...roles] }, "rpc refused");
-                return call.sendStatus({ code: grpc.status.PERMISSION_DENIED, details: "the token's role does not allow this call" });
-              }
-              mdNext(md);
-            })
-            .build(),
-        );
-      },
-    });
+  return metadataInterceptor((path, md, call) => {
+    const needed = requiredRole(path);
+    if (needed === "none") return undefined;
+    const token = bearerToken(md);
+    const roles = token === undefined ? new Set<Role>() : rolesOf(auth, token);
+    if (roles.size === 0) {
+      log?.warn({ method: path, peer: call.getPeer(), code: "UNAUTHENTICATED", reason: token === undefined ? "no token" : "unknown token" }, "rpc refused");
+      return { code: grpc.status.UNAUTHENTICATED, details: "missing or invalid bearer token" };
+    }
+    if (!roleAllows(roles, needed)) {
+      log?.warn({ method: path, peer: call.getPeer(), code: "PERMISSION_DENIED", roles: [...roles] }, "rpc refused");
+      return { code: grpc.status.PERMISSION_DENIED, details: "the token's role does not allow this call" };
+    }
+    return undefined;
+  });
 }
 
 /** Where a client's token comes from: a function read on every call (a file may change). */

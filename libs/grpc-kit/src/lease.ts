@@ -15,6 +15,7 @@ import * as grpc from "@grpc/grpc-js";
 import { InvalidArgumentError } from "@rlhf/errors";
 import type { Logger } from "pino";
 import type { CallOpts } from "./client";
+import { metadataInterceptor, type Refusal } from "./intercept";
 import type { ServiceClient } from "./replicas";
 
 /** The metadata key naming the run a call belongs to. */
@@ -118,29 +119,19 @@ export class RunLease {
  */
 export function leaseInterceptor(lease: RunLease, serviceName: string, mutating: ReadonlySet<string>, log?: Logger): grpc.ServerInterceptor {
   const prefix = `/${serviceName}/`;
-  return (method, call) =>
-    new grpc.ServerInterceptingCall(call, {
-      start: (next) => {
-        next(
-          new grpc.ServerListenerBuilder()
-            .withOnReceiveMetadata((md, mdNext) => {
-              if (!method.path.startsWith(prefix)) return mdNext(md);
-              const name = method.path.slice(prefix.length);
-              let refusal: { code: grpc.status; details: string } | undefined;
-              try {
-                const why = lease.admit(name, runIdOf(md), mutating.has(name));
-                if (why) refusal = { code: grpc.status.FAILED_PRECONDITION, details: why };
-              } catch (e) {
-                refusal = { code: grpc.status.INVALID_ARGUMENT, details: (e as Error).message };
-              }
-              if (!refusal) return mdNext(md);
-              log?.warn({ method: method.path, code: grpc.status[refusal.code], reason: refusal.details }, "rpc refused");
-              call.sendStatus(refusal);
-            })
-            .build(),
-        );
-      },
-    });
+  return metadataInterceptor((path, md) => {
+    if (!path.startsWith(prefix)) return undefined;
+    const name = path.slice(prefix.length);
+    let refusal: Refusal | undefined;
+    try {
+      const why = lease.admit(name, runIdOf(md), mutating.has(name));
+      if (why) refusal = { code: grpc.status.FAILED_PRECONDITION, details: why };
+    } catch (e) {
+      refusal = { code: grpc.status.INVALID_ARGUMENT, details: (e as Error).message };
+    }
+    if (refusal) log?.warn({ method: path, code: grpc.status[refusal.code], reason: refusal.details }, "rpc refused");
+    return refusal;
+  });
 }
 
 /** The call methods of a KitClient or ReplicaSet. */

@@ -13,7 +13,8 @@
  *   second coordinator of the same model services is refused by their run lease; the first ends
  *   with the baseline's figures;
  * - a cancelled stream of each kind (PpoUpdate, Sft, Train, Normalize, UploadWeights) changes no
- *   weights: the services' own tests of it, run here by name;
+ *   weights, and a checkpoint load from a FIFO that never completes gets DEADLINE_EXCEEDED with
+ *   health NOT_SERVING until it ends: the services' own tests of it, run here by name;
  * - four concurrent 400 MB uploads to a reference-model with MAX_UPLOAD_BYTES=1 GiB: two are
  *   refused RESOURCE_EXHAUSTED at their header, the process's RSS grows by less than the budget,
  *   and cancelled streams give their bytes back.
@@ -305,20 +306,25 @@ async function main(): Promise<number> {
     }
   });
 
-  // 4. A cancelled stream of each kind changes nothing: the services' own tests of it (each file
-  // runs whole: its tests share the service they start; the ones that cancel a stream are named).
-  const streamTests: [string, RegExp][] = [
-    ["services/policy", /^(Sft: loss|PpoUpdate: bad)/],
-    ["services/reward-model", /cancel/i],
-    ["services/reference-model", /cancel/i],
+  // 4. A cancelled stream of each kind changes nothing, and a checkpoint load that never ends
+  // wedges nobody: the services' own tests of it (each file runs whole, once: its tests share the
+  // service they start; the ones of each case are named).
+  const serviceCases: [name: string, pkg: string, tests: RegExp][] = [
+    ["cancelled streams (services/policy): weights unchanged", "services/policy", /^(Sft: loss|PpoUpdate: bad)/],
+    ["cancelled streams (services/reward-model): weights unchanged", "services/reward-model", /cancel/i],
+    ["cancelled streams (services/reference-model): weights unchanged", "services/reference-model", /cancel/i],
+    ["a checkpoint load from a FIFO that never completes (services/reference-model): DEADLINE_EXCEEDED for its caller, NOT_SERVING until it ends", "services/reference-model", /never completes/],
   ];
-  for (const [pkg, names] of streamTests) {
-    await timed(cases, `cancelled streams (${pkg}): weights unchanged`, async () => {
-      const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-force-exit", "src/service.test.ts"], { cwd: join(ROOT, pkg), encoding: "utf8", timeout: testDeadlineMs(900_000) });
-      const result = (ok: string) => [...r.stdout.matchAll(new RegExp(`^${ok} \\d+ - (.*)$`, "gm"))].map((m) => m[1]).filter((n) => names.test(n));
+  const testRuns = new Map<string, ReturnType<typeof spawnSync>>();
+  for (const [name, pkg, names] of serviceCases) {
+    await timed(cases, name, async () => {
+      const r = testRuns.get(pkg) ?? spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-force-exit", "src/service.test.ts"], { cwd: join(ROOT, pkg), encoding: "utf8", timeout: testDeadlineMs(900_000) });
+      testRuns.set(pkg, r);
+      const out = String(r.stdout);
+      const result = (ok: string) => [...out.matchAll(new RegExp(`^${ok} \\d+ - (.*)$`, "gm"))].map((m) => m[1]).filter((n) => names.test(n));
       const passed = result("ok");
       const failed = result("not ok");
-      check(r.status === 0 && failed.length === 0 && passed.length > 0, `status ${r.status}; failed: ${failed.join("; ") || "none"}\n${r.stdout.slice(-1500)}${r.stderr.slice(-500)}`);
+      check(r.status === 0 && failed.length === 0 && passed.length > 0, `status ${r.status}; failed: ${failed.join("; ") || "none"}\n${out.slice(-1500)}${String(r.stderr).slice(-500)}`);
       return passed.join("; ");
     });
   }

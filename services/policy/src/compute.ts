@@ -9,6 +9,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { microBatches, splitRows, type GPT2, type ScalarHeadModel, type Trainer } from "@rlhf/model";
 import { targetLogProbs, type NamedHostTensors } from "@rlhf/compute";
 import { entropyFromLogits, ppoPolicyLoss, ppoValueLoss } from "@rlhf/rl";
+import { yieldToEventLoop } from "@rlhf/grpc-kit";
 
 /** Validated sequences with their prompt lengths (1 <= P <= L). */
 export interface Seqs {
@@ -149,13 +150,15 @@ export interface PpoStats {
  * the tokens, so the sum is the gradient of the minibatch mean); then one clipped AdamW step of
  * each. Statistics come from the forward pass before the step.
  */
-export function ppoStep(policy: GPT2, critic: ScalarHeadModel, trainers: { policy: Trainer; critic: Trainer }, batch: PpoBatch, s: PpoSettings, ptx?: NamedHostTensors): PpoStats {
+export async function ppoStep(policy: GPT2, critic: ScalarHeadModel, trainers: { policy: Trainer; critic: Trainer }, batch: PpoBatch, s: PpoSettings, ptx?: NamedHostTensors): Promise<PpoStats> {
   const rows = rowsOf(batch.seqs);
   const N = batch.oldLogprobs.length;
   const sums = { policyLoss: 0, valueLoss: 0, entropy: 0, clipFraction: 0, valueClipFraction: 0, approxKl: 0 };
   let o = 0;
   try {
-    for (const group of microBatches(batch.seqs.lengths, s.microBatchTokens)) {
+    for (const [i, group] of microBatches(batch.seqs.lengths, s.microBatchTokens).entries()) {
+      // Health checks and cancellations get through between micro-batches.
+      if (i > 0) await yieldToEventLoop();
       const pd = pad(
         group.map((i) => rows[i]),
         group.map((i) => batch.seqs.promptLengths[i]),

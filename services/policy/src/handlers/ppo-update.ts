@@ -71,7 +71,7 @@ export function ppoUpdateHandler(state: PolicyState, queue: SerialQueue, cfg: Po
         }
         ptx = set.tensors;
       }
-      return queue.run(() => {
+      return queue.run(async () => {
         const policy = state.policy();
         const critic = state.critic();
         const current = state.policyWeights.version;
@@ -93,7 +93,7 @@ export function ppoUpdateHandler(state: PolicyState, queue: SerialQueue, cfg: Po
         trainers.critic.optimizer.configure(criticAdam);
         state.training = true;
         try {
-          const stats = ppoStep(policy, critic, trainers, batch, s, ptx);
+          const stats = await ppoStep(policy, critic, trainers, batch, s, ptx);
           state.bumpPolicy();
           state.bumpCritic();
           state.weightsChanged("ppo_update", runId);

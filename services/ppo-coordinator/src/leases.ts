@@ -12,7 +12,7 @@ import type { Clients } from "./recipe/gateway";
 
 /** A running run renews its leases three times per lease lifetime (RUN_LEASE_TTL_MS, the shortest the services report). */
 const RENEWALS_PER_TTL = 3;
-/** Deadline of one lease call. */
+/** Deadline of one lease call (also of a scaled-out service's wait for a first replica). */
 const LEASE_CALL_MS = 10_000;
 
 type Leased = ServiceClient<policyPb.PolicyServiceClient> | ServiceClient<rewardModel.RewardModelServiceClient> | ServiceClient<referenceModel.ReferenceModelServiceClient>;
@@ -36,7 +36,7 @@ export class RunLeases {
   }
 
   private call(c: Leased, release: boolean): Promise<{ lease?: common.RunLease }> {
-    return (c.unary as (m: string, req: unknown, o: object) => Promise<{ lease?: common.RunLease }>)("runLease", { release }, { deadlineMs: LEASE_CALL_MS });
+    return (c.unary as (m: string, req: unknown, o: object) => Promise<{ lease?: common.RunLease }>)("runLease", { release }, { deadlineMs: LEASE_CALL_MS, signal: AbortSignal.timeout(LEASE_CALL_MS) });
   }
 
   /** A run's leases, taken; on a refusal none is kept (see {@link acquire}). */

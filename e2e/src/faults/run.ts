@@ -35,6 +35,7 @@ import { common, referenceModel } from "@rlhf/proto";
 import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 import { loadAddon } from "@rlhf/torch-backend";
 import { SERVICES, addressOf, pct, poll } from "../bench/health";
+import { differences, figures } from "../figures";
 
 const ROOT = resolve(__dirname, "..", "..", "..");
 const RLHF = join(ROOT, "cli", "dist", "main.js");
@@ -134,31 +135,6 @@ function ppoStep(runDir: string): number {
     if (m?.stage === "STAGE_PPO" && typeof m.step === "number") step = Math.max(step, m.step);
   }
   return step;
-}
-
-/** report.json without what differs between two runs of the same config: timings, ids, paths. */
-function figures(runDir: string): unknown {
-  const clean = (o: unknown): unknown => {
-    if (Array.isArray(o)) return o.map(clean);
-    if (o && typeof o === "object") {
-      return Object.fromEntries(
-        Object.entries(o)
-          .filter(([k]) => !k.endsWith("_ms") && !["run", "timeline"].includes(k) && !k.startsWith("throughput/") && k !== "tokens_per_second")
-          .map(([k, v]) => [k, clean(v)]),
-      );
-    }
-    return o;
-  };
-  return clean(JSON.parse(readFileSync(join(runDir, "report.json"), "utf8")));
-}
-
-/** Paths of figures that differ (at most 5 named), or [] when equal. */
-function differences(a: unknown, b: unknown, path = ""): string[] {
-  if (a && b && typeof a === "object" && typeof b === "object") {
-    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-    return [...keys].flatMap((k) => differences((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${path}.${k}`));
-  }
-  return JSON.stringify(a) === JSON.stringify(b) ? [] : [path || "."];
 }
 
 /** A small seeded generator (mulberry32) for the kill points. */

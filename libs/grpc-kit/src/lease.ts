@@ -100,8 +100,9 @@ export class RunLease {
 
   /** Gives the lease back if `runId` holds it; true when it did. */
   release(runId: string): boolean {
-    if (this.live()?.runId !== runId) return false;
-    this.log?.info({ runId, heldMs: this.now() - (this.holder as { since: number }).since }, "lease given back");
+    const h = this.live();
+    if (h?.runId !== runId) return false;
+    this.log?.info({ runId, heldMs: this.now() - h.since }, "lease given back");
     this.holder = undefined;
     return true;
   }

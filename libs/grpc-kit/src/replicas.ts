@@ -351,19 +351,7 @@ export class ReplicaSet<C extends grpc.Client> implements ServiceClient<C> {
     const gen = ++this.generation;
     this.lastBroadcast = { method, req };
     this.diverged = false;
-    const settled = await Promise.allSettled(
-      all.map(async (r) => {
-        this.count(r);
-        const res = await (r.client.unary as (m: string, q: unknown, c: CallOpts) => Promise<unknown>)(method, req, call);
-        r.applied = Math.max(r.applied, gen);
-        return res;
-      }),
-    );
-    const failures = settled.flatMap((s) => (s.status === "rejected" ? [s.reason as unknown] : []));
-    const hard = failures.find((e) => codeOf(e) !== grpc.status.UNAVAILABLE);
-    if (hard !== undefined) throw hard;
-    if (failures.length === all.length) throw failures[0];
-    if (failures.length) this.resolvedAt = -Infinity;
+    const settled = await this.callEach(all, method, req, call, (r) => (r.applied = Math.max(r.applied, gen)));
     const held = all.filter((r) => r.applied >= gen);
     if (this.primary === undefined || !held.some((r) => r.address === this.primary)) this.primary = held[0].address;
     const i = all.findIndex((r) => r.address === this.primary);
@@ -377,10 +365,23 @@ export class ReplicaSet<C extends grpc.Client> implements ServiceClient<C> {
    */
   private async every(method: string, req: unknown, call: CallOpts): Promise<unknown> {
     const all = await this.current(call.signal);
+    const settled = await this.callEach(all, method, req, call);
+    const i = all.findIndex((r, k) => r.address === this.primary && settled[k].status === "fulfilled");
+    return ((i >= 0 ? settled[i] : settled.find((x) => x.status === "fulfilled")) as PromiseFulfilledResult<unknown>).value;
+  }
+
+  /**
+   * Calls `method` on each of `all` (`onOk` after each success). Throws unless at least one
+   * answered and every other one is gone (UNAVAILABLE: DNS is asked again); returns the outcomes
+   * in `all`'s order.
+   */
+  private async callEach(all: Replica<C>[], method: string, req: unknown, call: CallOpts, onOk?: (r: Replica<C>) => void): Promise<PromiseSettledResult<unknown>[]> {
     const settled = await Promise.allSettled(
-      all.map((r) => {
+      all.map(async (r) => {
         this.count(r);
-        return (r.client.unary as (m: string, q: unknown, c: CallOpts) => Promise<unknown>)(method, req, call);
+        const res = await (r.client.unary as (m: string, q: unknown, c: CallOpts) => Promise<unknown>)(method, req, call);
+        onOk?.(r);
+        return res;
       }),
     );
     const failures = settled.flatMap((s) => (s.status === "rejected" ? [s.reason as unknown] : []));
@@ -388,9 +389,7 @@ export class ReplicaSet<C extends grpc.Client> implements ServiceClient<C> {
     if (hard !== undefined) throw hard;
     if (failures.length === all.length) throw failures[0];
     if (failures.length) this.resolvedAt = -Infinity;
-    const i = Math.max(0, all.findIndex((r, k) => r.address === this.primary && settled[k].status === "fulfilled"));
-    const answered = settled[i].status === "fulfilled" ? settled[i] : settled.find((x) => x.status === "fulfilled");
-    return (answered as PromiseFulfilledResult<unknown>).value;
+    return settled;
   }
 
   /** A server-streaming call on one replica (round-robin, or the primary); iterate it with `for await`. */

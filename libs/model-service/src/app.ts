@@ -93,8 +93,13 @@ export async function startModelService<P extends object>(
   if (cfg.maxUploadBytes !== undefined) receiveBudget.setLimit(cfg.maxUploadBytes);
   const serving = new ServingFlag();
   const built = await create({ backend: backend.name, backendDetail: backend.detail, serving });
+  // A leased service: its RunLease method, and the interceptor that checks every call.
   const lease = built.lease ? new RunLease(built.lease.service, cfg.runLeaseTtlMs ?? 600_000, log) : undefined;
-  if (lease) (built.service.implementation as Record<string, unknown>).runLease = unary(log, runLeaseHandler(lease));
+  const interceptors = [];
+  if (lease && built.lease) {
+    (built.service.implementation as Record<string, unknown>).runLease = unary(log, runLeaseHandler(lease));
+    interceptors.push(leaseInterceptor(lease, serviceNameOf(built.service.definition), new Set(built.lease.mutating), log));
+  }
   const server = await startServer({
     services: [built.service],
     log,
@@ -102,7 +107,7 @@ export async function startModelService<P extends object>(
     port: cfg.port,
     maxReceiveMessageBytes: cfg.maxReceiveBytes,
     descriptorSetPath,
-    interceptors: lease && built.lease ? [leaseInterceptor(lease, serviceNameOf(built.service.definition), new Set(built.lease.mutating), log)] : [],
+    interceptors,
   });
   serving.attach(server);
   // A file operation past its deadline holds the work queue: readiness says so until it ends.

@@ -31,13 +31,18 @@ namespace {
 
 using at::Tensor;
 
-std::vector<Tensor> g_slots;
-std::vector<int32_t> g_free;
-int64_t g_live = 0;
-int32_t* g_meta = nullptr;
-size_t g_metaLen = 0;
-Napi::Reference<Napi::Int32Array> g_metaRef;
-at::Device g_device(at::kCPU);
+// Per thread, which is per JavaScript environment: every environment that loads the addon (a
+// process's main thread, each worker thread) runs on a thread of its own, so a model service's
+// compute worker and, in one test process, the test itself and several services' workers each
+// have their own tensor table, metadata buffer and device. (Shared, two environments overwrote
+// each other's output shapes in the one metadata buffer.)
+thread_local std::vector<Tensor> g_slots;
+thread_local std::vector<int32_t> g_free;
+thread_local int64_t g_live = 0;
+thread_local int32_t* g_meta = nullptr;
+thread_local size_t g_metaLen = 0;
+thread_local Napi::Reference<Napi::Int32Array> g_metaRef;
+thread_local at::Device g_device(at::kCPU);
 
 struct Fail : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -231,6 +236,8 @@ ENTRY(Init) {
   if (info.Length() < 3 || !info[0].IsTypedArray()) throw Fail("init(meta: Int32Array, threads, device)");
   auto meta = info[0].As<Napi::Int32Array>();
   g_metaRef = Napi::Persistent(meta);
+  // Kept until the environment ends: its thread-local destructor runs after the environment is gone.
+  g_metaRef.SuppressDestruct();
   g_meta = meta.Data();
   g_metaLen = meta.ElementLength();
   const int32_t threads = i32(info, 1);

@@ -10,6 +10,17 @@ export const RETRYABLE_CODES: ReadonlySet<grpc.status> = new Set([
   grpc.status.ABORTED,
 ]);
 
+let outgoingHeaders: (() => Record<string, string> | undefined) | undefined;
+
+/**
+ * Headers every KitClient of this thread adds to its calls (unless the call sets them): a model
+ * service's compute worker, which has no OpenTelemetry of its own, passes on the trace context
+ * (`traceparent`, `baggage`) of the call it is serving, so that what it calls joins that trace.
+ */
+export function setOutgoingHeaders(fn: (() => Record<string, string> | undefined) | undefined): void {
+  outgoingHeaders = fn;
+}
+
 /** Options of {@link createClient}. */
 export interface ClientOptions<M extends string = string> {
   /** Deadline of every call unless the call sets its own. Default 30 s. */
@@ -158,9 +169,11 @@ export class KitClient<C extends grpc.Client> {
     this.token = opts.token === undefined ? clientTokenFromEnv(process.env) : (opts.token ?? undefined);
   }
 
-  /** The call's metadata with the bearer token added. */
+  /** The call's metadata with the bearer token and this thread's outgoing headers added. */
   private md(call: CallOpts): grpc.Metadata {
-    return withToken(call.metadata, this.token);
+    const md = withToken(call.metadata, this.token);
+    for (const [k, v] of Object.entries(outgoingHeaders?.() ?? {})) if (md.get(k).length === 0) md.set(k, v);
+    return md;
   }
 
   /** Prefixes a failed call's message with `<name>.<method>` (see ClientOptions.name). */

@@ -56,6 +56,31 @@ function makeContext(call: AnyCall, log: Logger): { ctx: CallContext; done: (cod
   return { ctx: { method, log: child, metadata: call.metadata, signal: ac.signal }, done };
 }
 
+/** The four shapes of gRPC handlers, as the wrappers below take them. */
+export type HandlerKind = "unary" | "serverStream" | "clientStream" | "bidiStream";
+
+/** A wrapped handler's kind and the function it wraps (see {@link handlerOf}). */
+export interface HandlerSpec {
+  kind: HandlerKind;
+  // The function given to unary / serverStream / clientStream / bidiStream.
+  fn: (...args: never[]) => Promise<unknown>;
+}
+
+const SPEC = Symbol("rlhf.handler");
+
+function tagged<H extends object>(handler: H, kind: HandlerKind, fn: HandlerSpec["fn"]): H {
+  return Object.assign(handler, { [SPEC]: { kind, fn } });
+}
+
+/**
+ * What a handler made by {@link unary}, {@link serverStream}, {@link clientStream} or
+ * {@link bidiStream} wraps, or undefined for any other function: lets a service's handlers run
+ * elsewhere (the model services' compute worker, @rlhf/model-service) behind the same wrappers.
+ */
+export function handlerOf(handler: unknown): HandlerSpec | undefined {
+  return typeof handler === "function" ? (handler as { [SPEC]?: HandlerSpec })[SPEC] : undefined;
+}
+
 /** Answers a unary-response call from the handler's promise, mapping errors in one place. */
 function respond<Res>(p: Promise<Res>, callback: sendUnaryData<Res>, ctx: CallContext, done: (code: number, extra?: object) => void): void {
   p.then(
@@ -73,11 +98,12 @@ function respond<Res>(p: Promise<Res>, callback: sendUnaryData<Res>, ctx: CallCo
 
 /** Wraps an async unary handler: errors map to statuses in one place, every call is logged. */
 export function unary<Req, Res>(log: Logger, fn: (req: Req, ctx: CallContext) => Promise<Res>): handleUnaryCall<Req, Res> {
-  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+  const handler = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
     const { ctx, done } = makeContext(call as AnyCall, log);
     const req: unknown = call.request;
     respond(req instanceof DecodeFailure ? Promise.reject(req.toError()) : fn(call.request, ctx), callback, ctx, done);
   };
+  return tagged(handler, "unary", fn);
 }
 
 /** A request stream that can tell a half-close from a cancellation. */
@@ -127,10 +153,11 @@ export function clientStream<Req, Res>(
   log: Logger,
   fn: (requests: AsyncIterable<Req>, ctx: CallContext) => Promise<Res>,
 ): handleClientStreamingCall<Req, Res> {
-  return (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>) => {
+  const handler = (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>) => {
     const { ctx, done } = makeContext(call as AnyCall, log);
     respond(fn(completeRequests(call as unknown as RequestStream<Req>, ctx.signal), ctx), callback, ctx, done);
   };
+  return tagged(handler, "clientStream", fn);
 }
 
 /** Computation since the last waiting yield after which {@link yieldToEventLoop} waits. */
@@ -206,12 +233,13 @@ export function serverStream<Req, Res>(
   log: Logger,
   fn: (req: Req, send: Send<Res>, ctx: CallContext) => Promise<void>,
 ): handleServerStreamingCall<Req, Res> {
-  return (call: ServerWritableStream<Req, Res>) => {
+  const handler = (call: ServerWritableStream<Req, Res>) => {
     const { ctx, done } = makeContext(call as AnyCall, log);
     const send = makeSend(call, ctx.signal);
     const req: unknown = call.request;
     finishStream(call as ServerWritableStream<unknown, unknown>, req instanceof DecodeFailure ? Promise.reject(req.toError()) : fn(call.request, send, ctx), ctx, done);
   };
+  return tagged(handler, "serverStream", fn);
 }
 
 /**
@@ -222,9 +250,10 @@ export function bidiStream<Req, Res>(
   log: Logger,
   fn: (requests: AsyncIterable<Req>, send: Send<Res>, ctx: CallContext) => Promise<void>,
 ): handleBidiStreamingCall<Req, Res> {
-  return (call: ServerDuplexStream<Req, Res>) => {
+  const handler = (call: ServerDuplexStream<Req, Res>) => {
     const { ctx, done } = makeContext(call as AnyCall, log);
     const send = makeSend(call, ctx.signal);
     finishStream(call as ServerDuplexStream<unknown, unknown>, fn(completeRequests(call as unknown as RequestStream<Req>, ctx.signal), send, ctx), ctx, done);
   };
+  return tagged(handler, "bidiStream", fn);
 }

@@ -20,7 +20,7 @@ export interface ServiceMainOptions<C extends ServiceMainConfig> {
   /** Parses the environment; a ConfigError stops the process with one line and status 2. */
   loadConfig: () => C;
   /** Starts the service; `dispose` frees its models once the server stopped (awaited: e.g. a last flush of events). */
-  start: (cfg: C, log: Logger) => Promise<{ server: RunningServer; dispose(): void | Promise<void> }>;
+  start: (cfg: C, log: Logger) => Promise<{ server: RunningServer; dispose(): void | Promise<void>; died?: Promise<string> }>;
 }
 
 /** What runServiceMain reads from a service's config: the grace period and, optionally, the metrics endpoint. */
@@ -63,6 +63,13 @@ export function runServiceMain<C extends ServiceMainConfig>(opts: ServiceMainOpt
     const metrics = await serveMetrics(cfg, opts.telemetry, log);
     log.info({ tracing: opts.telemetry.exporting, metrics }, "starting");
     const app = await opts.start(cfg, log);
+    // A model service whose compute worker died cannot serve again: exit, so that it is restarted.
+    void app.died?.then(async (reason) => {
+      log.fatal({ reason }, "the compute worker stopped: exiting so that the service is restarted");
+      await app.server.shutdown(1000).catch(() => undefined);
+      await opts.telemetry.shutdown().catch(() => undefined);
+      process.exit(1);
+    });
     installShutdownHandlers(app.server, {
       log,
       graceMs: cfg.shutdownGraceMs,

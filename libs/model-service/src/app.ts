@@ -1,20 +1,20 @@
 /**
- * Start-up and shutdown of a model service: the compute backend (gradients registered before any
- * training), the service's own parts (models, caches), the gRPC server with health and
- * reflection, health SERVING once the service can work, and a stop that drains the server before
- * it frees the parts.
+ * Start-up and shutdown of a model service: its compute worker (the compute backend, the models,
+ * the handlers: ./worker), the gRPC server with health, reflection and the run lease in the main
+ * thread, health SERVING once the service can work, and a stop that drains the server before it
+ * frees the worker.
  */
-import { initBackend } from "@rlhf/compute";
 import { descriptorSetPath } from "@rlhf/proto";
-import { RunLease, SerialQueue, leaseInterceptor, runIdOf, serviceNameOf, startServer, unary, type CallContext, type Logger, type RunningServer, type ServiceRegistration } from "@rlhf/grpc-kit";
+import { RunLease, leaseInterceptor, runIdOf, serviceNameOf, startServer, unary, type CallContext, type Logger, type RunningServer, type ServiceRegistration } from "@rlhf/grpc-kit";
 import { InvalidArgumentError } from "@rlhf/errors";
-import { receiveBudget } from "@rlhf/tensor-transport";
+import type { ServiceDefinition } from "@grpc/grpc-js";
+import { ComputeWorker, type Serving } from "./worker/host";
 
 /**
  * The health a service reports for itself, usable before its server is up: a model loaded at
  * start sets it, and the server starts with it.
  */
-export class ServingFlag {
+export class ServingFlag implements Serving {
   private server?: RunningServer;
   private on = false;
   private blocked?: string;
@@ -42,18 +42,13 @@ export class ServingFlag {
   }
 }
 
-/** What a service's `create` returns: its parts, the gRPC service that serves them, and how to free them. */
-export interface ModelServiceParts<P> {
-  /** The service's own objects, returned on the app (e.g. `model`, `queue`). */
-  parts: P;
-  service: ServiceRegistration;
-  /** Frees the models once the server has stopped. */
-  dispose(): void | Promise<void>;
-  /**
-   * The service is leased to one run at a time (@rlhf/grpc-kit lease.ts): its name in messages
-   * and the methods that change the model. Its service then has a RunLease method.
-   */
-  lease?: { service: string; mutating: readonly string[] };
+/**
+ * A service leased to one run at a time (@rlhf/grpc-kit lease.ts): its name in messages and the
+ * methods that change the model. Its service then has a RunLease method, served by the main thread.
+ */
+export interface LeaseSpec {
+  service: string;
+  mutating: readonly string[];
 }
 
 /** The process config every model service has (listen address, message limit). */
@@ -63,7 +58,7 @@ export interface ModelServiceConfig {
   maxReceiveBytes: number;
   /** MAX_UPLOAD_BYTES: also the bytes all tensor sets being received at once may hold together (the process's receive budget). */
   maxUploadBytes?: number;
-  /** RUN_LEASE_TTL_MS (see ModelServiceParts.lease). Default 10 minutes. */
+  /** RUN_LEASE_TTL_MS (see LeaseSpec). Default 10 minutes. */
   runLeaseTtlMs?: number;
 }
 
@@ -80,28 +75,107 @@ export type ModelServiceApp<P> = P & {
   stop(graceMs?: number): Promise<void>;
 };
 
+/** A running {@link startWorkerModelService} service: `died` resolves, with the reason, if its compute worker stops unasked. */
+export type WorkerModelServiceApp<P extends object = object> = ModelServiceApp<P> & {
+  died: Promise<string>;
+  /** The compute worker's live tensors (tf.memory()): what a leak check reads. */
+  memory(): Promise<{ numTensors: number; numBytes: number }>;
+};
+
+/** What {@link startWorkerModelService} runs in the main thread. */
+export interface WorkerServiceSpec<P> {
+  /** The gRPC service the worker's module implements (its RunLease, if leased, is served here). */
+  definition: ServiceDefinition;
+  /** The module that builds the models and handlers in the worker (see ./worker/host.ts CreateCompute), as {@link siblingModule} names it. */
+  module: string;
+  exportName?: string;
+  /**
+   * Unary methods with an empty request answered by the main thread from the worker's latest
+   * answer (refreshed as calls start and end, and twice a second between steps), so that they
+   * answer at once during a long step: `getInfo`.
+   */
+  snapshots?: readonly string[];
+  lease?: LeaseSpec;
+  /** Parts of the main thread (e.g. an event publisher), returned on the app. */
+  parts?: P;
+  /** What the worker's `notify` sent. */
+  onNotice?(notice: unknown): void;
+  /** Frees the main thread's parts, after the worker's. */
+  dispose?(): void | Promise<void>;
+}
+
 /**
- * Picks the compute backend, builds the service with `create` (which loads its initial weights and
- * sets `serving` once it can work), starts the server and reports the health `serving` holds.
+ * A model service whose models and handlers live in a compute worker thread (./worker): the main
+ * thread keeps the gRPC server, health, reflection, the run lease and cancellation, so that they
+ * answer at once during any forward or backward pass, on any backend. Health is SERVING once the
+ * worker's module reports a model in place; NOT_SERVING when its work queue is stuck, and for
+ * good if the worker dies (every call then fails with INTERNAL, and `died` resolves: the process
+ * should exit so that it is restarted).
  */
-export async function startModelService<P extends object>(
-  cfg: ModelServiceConfig,
+export async function startWorkerModelService<P extends object = object, C extends ModelServiceConfig = ModelServiceConfig>(
+  cfg: C,
   log: Logger,
-  create: (ctx: { backend: string; backendDetail: string; serving: ServingFlag }) => Promise<ModelServiceParts<P>>,
-): Promise<ModelServiceApp<P>> {
-  const backend = await initBackend({ log: (msg, fields) => log.info(fields ?? {}, msg) });
-  if (cfg.maxUploadBytes !== undefined) receiveBudget.setLimit(cfg.maxUploadBytes);
+  spec: WorkerServiceSpec<P>,
+): Promise<WorkerModelServiceApp<P>> {
   const serving = new ServingFlag();
-  const built = await create({ backend: backend.name, backendDetail: backend.detail, serving });
+  let onStuck: (what: string | undefined) => void = (what) => serving.stuck(what);
+  let markDied: (reason: string) => void = () => undefined;
+  const died = new Promise<string>((r) => (markDied = r));
+  const worker = await ComputeWorker.start({
+    module: spec.module,
+    exportName: spec.exportName,
+    snapshots: spec.snapshots,
+    cfg,
+    service: (log.bindings().service as string | undefined) ?? "model-service",
+    log,
+    onServing: (on) => serving.set(on),
+    onStuck: (what) => onStuck(what),
+    onNotice: spec.onNotice,
+    onDied: (reason) => {
+      log.error({ reason }, "the compute worker stopped: NOT_SERVING; every call fails until the service is restarted");
+      serving.set(false);
+      markDied(reason);
+    },
+  });
+  let app: Awaited<ReturnType<typeof serve>>;
+  try {
+    const implementation = worker.implementation(spec.definition, log, spec.lease ? ["runLease"] : []);
+    app = await serve(cfg, log, { definition: spec.definition, implementation }, serving, spec.lease);
+  } catch (err) {
+    await worker.dispose();
+    throw err;
+  }
+  onStuck = app.onStuck;
+  const dispose = async () => {
+    await worker.dispose();
+    await spec.dispose?.();
+  };
+  return {
+    ...((spec.parts ?? {}) as P),
+    server: app.server,
+    backend: worker.backend,
+    lease: app.lease,
+    died,
+    memory: () => worker.memory(),
+    dispose,
+    stop: async (graceMs) => {
+      await app.server.shutdown(graceMs);
+      await dispose();
+    },
+  };
+}
+
+/** The server of a model service: its service, with the run lease if it has one, health from `serving`. */
+async function serve(cfg: ModelServiceConfig, log: Logger, service: ServiceRegistration, serving: ServingFlag, leaseSpec: LeaseSpec | undefined) {
   // A leased service: its RunLease method, and the interceptor that checks every call.
-  const lease = built.lease ? new RunLease(built.lease.service, cfg.runLeaseTtlMs ?? 600_000, log) : undefined;
+  const lease = leaseSpec ? new RunLease(leaseSpec.service, cfg.runLeaseTtlMs ?? 600_000, log) : undefined;
   const interceptors = [];
-  if (lease && built.lease) {
-    (built.service.implementation as Record<string, unknown>).runLease = unary(log, runLeaseHandler(lease));
-    interceptors.push(leaseInterceptor(lease, serviceNameOf(built.service.definition), new Set(built.lease.mutating), log));
+  if (lease && leaseSpec) {
+    (service.implementation as Record<string, unknown>).runLease = unary(log, runLeaseHandler(lease));
+    interceptors.push(leaseInterceptor(lease, serviceNameOf(service.definition), new Set(leaseSpec.mutating), log));
   }
   const server = await startServer({
-    services: [built.service],
+    services: [service],
     log,
     host: cfg.host,
     port: cfg.port,
@@ -110,29 +184,12 @@ export async function startModelService<P extends object>(
     interceptors,
   });
   serving.attach(server);
-  // A file operation past its deadline holds the work queue: readiness says so until it ends.
-  const queue = (built.service as { queue?: unknown }).queue;
-  if (queue instanceof SerialQueue) {
-    queue.onStuck = (what) => {
-      serving.stuck(what);
-      if (what === undefined) log.warn({}, "the work queue moves again");
-      else log.error({ stuckOn: what }, "the work queue is stuck behind an operation past its deadline: NOT_SERVING until it ends");
-    };
-  }
-  const dispose = async () => {
-    await built.dispose();
+  const onStuck = (what: string | undefined) => {
+    serving.stuck(what);
+    if (what === undefined) log.warn({}, "the work queue moves again");
+    else log.error({ stuckOn: what }, "the work queue is stuck behind an operation past its deadline: NOT_SERVING until it ends");
   };
-  return {
-    ...built.parts,
-    server,
-    backend: backend.name,
-    lease,
-    dispose,
-    stop: async (graceMs) => {
-      await server.shutdown(graceMs);
-      await dispose();
-    },
-  };
+  return { server, lease, onStuck };
 }
 
 /**

@@ -8,3 +8,4 @@ export * from "./app";
 export * from "./slot";
 export * from "./load-weights";
 export * from "./policy-weights";
+export { siblingModule, type ComputeContext, type CreateCompute, type Serving } from "./worker/host";

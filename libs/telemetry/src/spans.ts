@@ -58,9 +58,21 @@ export function recordSpanError(span: Span, err: unknown): void {
   span.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
 }
 
+let annotationRelay: ((attrs: Attributes) => void) | undefined;
+
+/**
+ * Sends {@link annotateActiveSpan}'s attributes to `relay` instead of a span of this thread: a
+ * model service's compute worker (@rlhf/model-service) has no spans of its own, and relays them
+ * to the call's server span in the main thread.
+ */
+export function relayAnnotations(relay: ((attrs: Attributes) => void) | undefined): void {
+  annotationRelay = relay;
+}
+
 /** Sets attributes on the active span (a handler's server span); nothing when there is none. */
 export function annotateActiveSpan(attrs: Attributes): void {
-  trace.getActiveSpan()?.setAttributes(attrs);
+  if (annotationRelay) annotationRelay(attrs);
+  else trace.getActiveSpan()?.setAttributes(attrs);
 }
 
 /** Runs `fn` outside any trace (what it starts, timers included, belongs to no run's trace). */

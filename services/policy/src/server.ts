@@ -14,7 +14,7 @@ export function policyService(state: PolicyState, cfg: PolicyConfig, backend: { 
   // One queue for everything that touches the models: calls run one at a time in arrival order
   // (Sft holds it for its whole training); a burst beyond the capacity gets RESOURCE_EXHAUSTED.
   const queue = new SerialQueue("policy compute", cfg.queueCapacity, cfg.fileDeadlineMs);
-  // RunLease is the kit's (startModelService).
+  // RunLease is the kit's (startWorkerModelService, in the main thread).
   const implementation: Omit<policyPb.PolicyServiceServer, "runLease"> = {
     sft: bidiStream(log, sftHandler(state, queue, cfg)),
     generate: serverStream(log, generateHandler(state, queue, cfg)),

@@ -5,6 +5,7 @@ import { mkdtempSync, existsSync, readdirSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
+import { initBackend } from "@rlhf/compute";
 import { common, policy as policyPb } from "@rlhf/proto";
 import { createLogger, createClient, checkHealth, listServicesByReflection, type KitClient, statusText as statusOf, resultOrStatus as call } from "@rlhf/grpc-kit";
 import { receiveTensorSet, modelConfigToProto, modelConfigFromProto, encodeTensorSet } from "@rlhf/tensor-transport";
@@ -25,6 +26,9 @@ let client: KitClient<policyPb.PolicyServiceClient>;
 let dir: string;
 
 before(async () => {
+  // The service's tensors live in its compute worker (app.memory()); the test's own reference
+  // computations use this thread's backend.
+  await initBackend({ backend: "cpu" });
   dir = mkdtempSync(join(tmpdir(), "policy-"));
   process.env.RLHF_BACKEND = "cpu";
   const cfg = loadConfig({ GRPC_PORT: "0", MAX_BATCH_SEQUENCES: "16", MAX_BATCH_TOKENS: "400", MAX_GENERATE_SEQUENCES: "32", MAX_NEW_TOKENS: "12", GENERATE_BATCH: "3", CHECKPOINT_ROOT: dir });
@@ -124,7 +128,7 @@ test("LoadCheckpoint random_init, then Evaluate equals an in-process forward of 
 });
 
 test("Evaluate / StreamWeights: bad input gets INVALID_ARGUMENT or NOT_FOUND naming the field; nothing leaks", async () => {
-  const before = tf.memory().numTensors;
+  const before = (await app.memory()).numTensors;
   const ev = (b: common.TokenBatch, t = 0) => call(client.unary("evaluate", { sequences: b, temperature: t, skipValues: true }));
   assert.match(String(await ev(batchOf(SEQS))), /^INVALID_ARGUMENT: sequences\.prompt_lengths: is required/);
   assert.match(String(await ev(batchOf(SEQS, [0, 1, 1]))), /^INVALID_ARGUMENT: sequences\.prompt_lengths\[0\]: must be >= 1/);
@@ -137,7 +141,7 @@ test("Evaluate / StreamWeights: bad input gets INVALID_ARGUMENT or NOT_FOUND nam
   assert.match(String(await sw({ dtype: common.Dtype.DTYPE_UNSPECIFIED })), /^INVALID_ARGUMENT: dtype: must be DTYPE_FLOAT32 or DTYPE_FLOAT16/);
   assert.match(String(await sw({ model: policyPb.ModelKind.MODEL_KIND_UNSPECIFIED })), /^INVALID_ARGUMENT: model: must be MODEL_KIND_POLICY or MODEL_KIND_CRITIC/);
   assert.match(String(await sw({ model: policyPb.ModelKind.MODEL_KIND_CRITIC })), /^FAILED_PRECONDITION: no critic is loaded/);
-  assert.equal(tf.memory().numTensors, before);
+  assert.equal((await app.memory()).numTensors, before);
 });
 async function weightsOfRaw(req: policyPb.StreamWeightsRequest): Promise<number> {
   let n = 0;
@@ -146,7 +150,7 @@ async function weightsOfRaw(req: policyPb.StreamWeightsRequest): Promise<number>
 }
 
 test("Generate: K samples per prompt with EOS kept, log-probs equal Evaluate's, seeded, and bad input named", async () => {
-  const before = tf.memory().numTensors;
+  const before = (await app.memory()).numTensors;
   const prompts = batchOf([[1, 2, 3], [4], [5, 6]]);
   // GENERATE_BATCH is 3: the 6 rows run in two chunks, which must draw what one batch would.
   const msgs = await generateAll({ prompts, samplesPerPrompt: 2, temperature: 1.3, maxNewTokens: 6, seed: 11, eosTokenId: 40 });
@@ -184,7 +188,7 @@ test("Generate: K samples per prompt with EOS kept, log-probs equal Evaluate's, 
   assert.match(String(await gen({ samplesPerPrompt: 8, prompts: batchOf(Array(5).fill([1])) })), /^INVALID_ARGUMENT: prompts\.lengths: 5 sequences exceed the limit of 4/);
   assert.match(String(await gen({ topP: 1.5 })), /^INVALID_ARGUMENT: top_p: must be in \(0, 1\]/);
   assert.match(String(await gen({ eosTokenId: 999 })), /^INVALID_ARGUMENT: eos_token_id: must be an id in 0\.\.259/);
-  assert.equal(tf.memory().numTensors, before);
+  assert.equal((await app.memory()).numTensors, before);
 });
 
 test("Sft: loss on completion tokens only, one version per step, validation loss; bad streams named", async () => {
@@ -558,10 +562,10 @@ test("repeated calls leak no tensors once the optimiser state exists", async () 
     assert.ok(typeof r !== "string", String(r));
   };
   await once(0);
-  const before = tf.memory().numTensors;
+  const before = (await app.memory()).numTensors;
   await once(1);
   await once(2);
-  assert.equal(tf.memory().numTensors, before);
+  assert.equal((await app.memory()).numTensors, before);
 });
 
 test("calls beyond the queue's capacity get RESOURCE_EXHAUSTED", async () => {

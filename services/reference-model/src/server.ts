@@ -11,7 +11,7 @@ export function referenceModelService(ref: ReferenceModel, cfg: ReferenceModelCo
   // One queue for everything that touches the model: calls run one at a time, a burst beyond
   // the capacity is refused with RESOURCE_EXHAUSTED instead of piling up activations in memory.
   const queue = new SerialQueue("reference-model compute", cfg.queueCapacity, cfg.fileDeadlineMs);
-  // RunLease is the kit's (startModelService).
+  // RunLease is the kit's (startWorkerModelService, in the main thread).
   const implementation: Omit<referenceModel.ReferenceModelServiceServer, "runLease"> = {
     logProbs: unary(log, logProbsHandler(ref, queue, cfg)),
     loadWeights: unary(log, loadWeightsHandler(ref, queue, cfg)),

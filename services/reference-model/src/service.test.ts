@@ -5,7 +5,7 @@ import { closeSync, constants, mkdtempSync, mkdirSync, openSync, symlinkSync, wr
 import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
-import * as tf from "@tensorflow/tfjs-core";
+import { initBackend } from "@rlhf/compute";
 import { common, referenceModel, policy } from "@rlhf/proto";
 import { createLogger, createClient, checkHealth, forRun, listServicesByReflection, startServer, serverStream, type KitClient, resultOrStatus as call } from "@rlhf/grpc-kit";
 import { encodeTensorSet, uploadTensorSet, sendTensorSet, modelConfigToProto } from "@rlhf/tensor-transport";
@@ -24,6 +24,9 @@ let client: KitClient<referenceModel.ReferenceModelServiceClient>;
 let dir: string;
 
 before(async () => {
+  // The service's tensors live in its compute worker (app.memory()); the test's own reference
+  // computations use this thread's backend.
+  await initBackend({ backend: "cpu" });
   dir = mkdtempSync(join(tmpdir(), "refmodel-"));
   const cfg = loadConfig({ GRPC_PORT: "0", MAX_BATCH_SEQUENCES: "4", MAX_BATCH_TOKENS: "40", RLHF_BACKEND: "cpu", CHECKPOINT_ROOT: dir });
   process.env.RLHF_BACKEND = "cpu";
@@ -83,7 +86,7 @@ test("a hand-written checkpoint folder loads, and log-probs match an independent
 });
 
 test("bad input gets INVALID_ARGUMENT naming the field and the limit, and leaks nothing", async () => {
-  const before = tf.memory().numTensors;
+  const before = (await app.memory()).numTensors;
   const cases: [common.TokenBatch | undefined, number, RegExp][] = [
     [batchOf([[1, 2, 40]]), 1, /^INVALID_ARGUMENT: batch\.tokens\[2\]: id 40 is outside the vocabulary \[0, 40\)$/],
     [batchOf([[1, -1]]), 1, /batch\.tokens\[1\]: id -1 is outside the vocabulary/],
@@ -107,14 +110,14 @@ test("bad input gets INVALID_ARGUMENT naming the field and the limit, and leaks 
   // still up, and a good call still works; no tensors left behind by any of it
   const ok = await client.unary("logProbs", { batch: batchOf([[1, 2, 3]]), temperature: 1 });
   assert.equal(ok.logprobs.length, 2);
-  assert.equal(tf.memory().numTensors, before);
+  assert.equal((await app.memory()).numTensors, before);
 });
 
 test("repeated calls leak no tensors", async () => {
   await client.unary("logProbs", { batch: batchOf(SEQS), temperature: 1 });
-  const before = tf.memory().numTensors;
+  const before = (await app.memory()).numTensors;
   for (let i = 0; i < 5; i++) await client.unary("logProbs", { batch: batchOf(SEQS), temperature: 0.9 });
-  assert.equal(tf.memory().numTensors, before);
+  assert.equal((await app.memory()).numTensors, before);
 });
 
 test("LoadWeights: random init, unknown folders, folders outside CHECKPOINT_ROOT, bad configs", async () => {

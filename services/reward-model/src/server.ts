@@ -14,7 +14,7 @@ export function rewardModelService(rm: RewardModel, cfg: RewardModelConfig, back
   // One queue for everything that touches the model: calls run one at a time (a Train call holds
   // it for its whole training), a burst beyond the capacity is refused with RESOURCE_EXHAUSTED.
   const queue = new SerialQueue("reward-model compute", cfg.queueCapacity, cfg.fileDeadlineMs);
-  // RunLease is the kit's (startModelService).
+  // RunLease is the kit's (startWorkerModelService, in the main thread).
   const implementation: Omit<rewardModel.RewardModelServiceServer, "runLease"> = {
     train: bidiStream(log, trainHandler(rm, queue, cfg)),
     score: unary(log, scoreHandler(rm, queue, cfg)),

@@ -6,6 +6,7 @@ import { mkdtempSync, readdirSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
+import { initBackend } from "@rlhf/compute";
 import { common, rewardModel } from "@rlhf/proto";
 import { createLogger, createClient, checkHealth, listServicesByReflection, type KitClient, statusText as statusOf, resultOrStatus as call } from "@rlhf/grpc-kit";
 import { receiveTensorSet, modelConfigToProto, modelConfigFromProto } from "@rlhf/tensor-transport";
@@ -24,6 +25,9 @@ let client: KitClient<rewardModel.RewardModelServiceClient>;
 let dir: string;
 
 before(async () => {
+  // The service's tensors live in its compute worker (app.memory()); the test's own reference
+  // computations use this thread's backend.
+  await initBackend({ backend: "cpu" });
   dir = mkdtempSync(join(tmpdir(), "rewardmodel-"));
   process.env.RLHF_BACKEND = "cpu";
   const cfg = loadConfig({ GRPC_PORT: "0", MAX_BATCH_SEQUENCES: "8", MAX_BATCH_TOKENS: "80", MAX_BATCH_GROUPS: "8", CHECKPOINT_ROOT: dir });
@@ -112,7 +116,7 @@ test("LoadCheckpoint random_init: version 0, a zero head (every score 0), SERVIN
 });
 
 test("Score: bad input gets INVALID_ARGUMENT naming the field and the limit, and leaks nothing", async () => {
-  const before = tf.memory().numTensors;
+  const before = (await app.memory()).numTensors;
   const cases: [common.TokenBatch | undefined, RegExp][] = [
     [batchOf([[1, 2, 40]]), /^INVALID_ARGUMENT: sequences\.tokens\[2\]: id 40 is outside the vocabulary \[0, 40\)$/],
     [batchOf([[1, -1]]), /sequences\.tokens\[1\]: id -1 is outside/],
@@ -130,7 +134,7 @@ test("Score: bad input gets INVALID_ARGUMENT naming the field and the limit, and
     assert.match(got as string, /^INVALID_ARGUMENT: /);
     assert.match(got as string, re);
   }
-  assert.equal(tf.memory().numTensors, before);
+  assert.equal((await app.memory()).numTensors, before);
 });
 
 test("Train: bad streams get INVALID_ARGUMENT naming the field, and change nothing, nor does a cancelled one", async () => {
@@ -175,7 +179,7 @@ test("Train: bad streams get INVALID_ARGUMENT naming the field, and change nothi
 
 test("Train on pairs and K-way groups: progress per step, the version counts the steps, held-out accuracy rises; no leaks", async () => {
   await client.unary("loadCheckpoint", randomInit(5));
-  const before = tf.memory().numTensors;
+  const before = (await app.memory()).numTensors;
   const held = { pairs: pairsData(4, 100) };
   const acc0 = await client.unary("accuracy", { comparisons: { groups: [], ...held } });
   assert.equal(acc0.pairs, 4);
@@ -208,7 +212,7 @@ test("Train on pairs and K-way groups: progress per step, the version counts the
   assert.equal(acc.accuracy, 1, "held-out pairs are all ranked right after training");
   assert.ok(Math.abs((done.done.validationAccuracy ?? -1) - acc.accuracy) < 1e-6);
   assert.ok(Math.abs((done.done.validationLoss ?? -1) - acc.loss) < 1e-4);
-  assert.equal(tf.memory().numTensors, before, "the optimiser's moments and gradients are freed");
+  assert.equal((await app.memory()).numTensors, before, "the optimiser's moments and gradients are freed");
 });
 
 test("Score reads the last real token of each sequence, unaffected by the batch's padding, and matches StreamWeights' tensors", async () => {

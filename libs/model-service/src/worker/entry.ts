@@ -140,7 +140,9 @@ async function runCall(m: Extract<ToWorker, { t: "call" }>): Promise<void> {
           return h.fn(requests(m.id, p), send, ctx);
       }
     });
-    // The call has joined its queue (or started): what GetInfo says now.
+    // The call has joined its queue (or started): what GetInfo says now. (Its failure is awaited
+    // below; marked handled here so that it never counts as unhandled meanwhile.)
+    running.catch(() => undefined);
     await refreshSnapshots();
     const res = await running;
     await refreshSnapshots();

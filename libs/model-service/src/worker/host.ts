@@ -93,7 +93,7 @@ export class ComputeWorker {
   private stopped?: string;
   private disposed?: () => void;
   private readonly latest = new Map<string, { res?: unknown; err?: WireError }>();
-  private readonly memoryAsked = new Map<number, (m: { numTensors: number; numBytes: number }) => void>();
+  private readonly memoryAsked = new Map<number, { resolve(m: { numTensors: number; numBytes: number }): void; reject(e: Error): void }>();
 
   private constructor(
     private readonly worker: Worker,
@@ -244,7 +244,7 @@ export class ComputeWorker {
         this.latest.set(m.method, { res: m.res, err: m.err });
         return;
       case "memory":
-        this.memoryAsked.get(m.id)?.({ numTensors: m.numTensors, numBytes: m.numBytes });
+        this.memoryAsked.get(m.id)?.resolve({ numTensors: m.numTensors, numBytes: m.numBytes });
         this.memoryAsked.delete(m.id);
         return;
       case "disposed":
@@ -262,6 +262,8 @@ export class ComputeWorker {
     this.stopped = reason;
     if (this.disposed) return this.disposed();
     for (const id of [...this.pending.keys()]) this.settle(id, (p) => p.reject(new DomainError("INTERNAL", `the compute worker stopped (${reason}) during the call`)));
+    for (const asked of this.memoryAsked.values()) asked.reject(new Error(`the compute worker stopped (${reason})`));
+    this.memoryAsked.clear();
     this.opts.onDied(reason);
   }
 
@@ -269,8 +271,8 @@ export class ComputeWorker {
   memory(): Promise<{ numTensors: number; numBytes: number }> {
     if (this.stopped !== undefined) return Promise.reject(new Error(`the compute worker stopped (${this.stopped})`));
     const id = ++this.nextId;
-    return new Promise((r) => {
-      this.memoryAsked.set(id, r);
+    return new Promise((resolve, reject) => {
+      this.memoryAsked.set(id, { resolve, reject });
       this.post({ t: "memory", id });
     });
   }

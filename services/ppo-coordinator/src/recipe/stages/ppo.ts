@@ -98,8 +98,11 @@ export async function ppoStage(ctx: RecipeContext, data: RecipeData, state: Reci
           await phase("ppo.checkpoint", { "rlhf.weights_version": v.cursor.policyVersion }, async () => {
             const dir = await savePolicy(ctx, `${name}-${String(v.cursor.iteration).padStart(6, "0")}`, "ppo", v.cursor.iteration);
             v.checkpoint = { dir, cursor: { ...v.cursor }, kl: v.kl, iterations: v.iterations.length };
-            await pruneCheckpoints(ctx, name, ctx.cfg.checkpoint.keep_last);
+            // The state names the new checkpoint before the old ones go: killed in between, the
+            // run resumes from the new one (an old folder left over goes at the next prune);
+            // the other way round, a kill there left the state naming a deleted folder.
             await saveState();
+            await pruneCheckpoints(ctx, name, ctx.cfg.checkpoint.keep_last);
           });
         }
       });

@@ -9,7 +9,9 @@ import { ppoCoordinator } from "@rlhf/proto";
 import type { Logger } from "@rlhf/grpc-kit";
 import type { RunConfig } from "@rlhf/run-config";
 import { isRunId, runEventKind, runEventMsgId, runSubject, type EventPublisher } from "@rlhf/events";
-import type { RecipeState } from "./recipe/records";
+import { stageKey, type RecipeState, type StageName } from "./recipe/records";
+import type { EventSink } from "./recipe/context";
+import type { StageClock } from "./stage-clock";
 import { recordRunMetrics } from "./metrics";
 
 const { RunState, Stage } = ppoCoordinator;
@@ -80,5 +82,25 @@ export class RunEventLog {
     } else {
       for (const w of r.watchers) w(event);
     }
+  }
+
+  /**
+   * The sink `r`'s recipe reports through: progress (timed by the stage in progress's clock, if
+   * any: ./stage-clock.ts), metrics and checkpoints, each as this run's event.
+   */
+  sink(r: RunRecord, clock: () => StageClock | undefined): EventSink {
+    const stageOf = (s: StageName) => ppoCoordinator.stageFromJSON(stageKey(s));
+    return {
+      progress: (p) => {
+        const e = { ...p, stage: stageOf(p.stage) };
+        const c = clock();
+        this.emit({ $case: "stageProgress", stageProgress: c ? c.progress(e) : e }, r);
+      },
+      metrics: (m) => this.emit({ $case: "metrics", metrics: { ...m, stage: stageOf(m.stage) } }, r),
+      checkpoint: (c) => {
+        r.run.lastCheckpointDir = c.dir;
+        this.emit({ $case: "checkpointWritten", checkpointWritten: { ...c, stage: stageOf(c.stage) } }, r);
+      },
+    };
   }
 }

@@ -22,6 +22,7 @@ import { readRunFolder, removeDriverMark, writeDriverMark } from "./run-folder";
 import { RunEventLog, TERMINAL, type RunRecord } from "./run-events";
 import { StageClock } from "./stage-clock";
 import { RunLeases } from "./leases";
+import { listRuns } from "./run-list";
 import type { EventPublisher } from "@rlhf/events";
 import type { RunConfig } from "@rlhf/run-config";
 
@@ -151,21 +152,7 @@ export class RunStore {
   }
 
   list(req: ppoCoordinator.ListRunsRequest): ppoCoordinator.ListRunsResponse {
-    const size = req.pageSize === 0 ? 20 : Math.min(req.pageSize, 100);
-    const filter = [...req.states].sort().join(",");
-    let offset = 0;
-    if (req.pageToken) {
-      const [f, o] = Buffer.from(req.pageToken, "base64url").toString().split("|");
-      if (f !== filter || !/^\d+$/.test(o ?? "")) throw new InvalidArgumentError("page_token", "not a token of this listing");
-      offset = Number(o);
-    }
-    const all = [...this.runs.values()]
-      .map((r) => r.run)
-      .filter((r) => req.states.length === 0 || req.states.includes(r.state))
-      .sort((a, b) => (b.createTime?.getTime() ?? 0) - (a.createTime?.getTime() ?? 0));
-    const page = all.slice(offset, offset + size);
-    const next = offset + size < all.length ? Buffer.from(`${filter}|${offset + size}`).toString("base64url") : "";
-    return { runs: page, nextPageToken: next };
+    return listRuns([...this.runs.values()].map((r) => r.run), req);
   }
 
   async cancel(id: string): Promise<Run> {
@@ -265,17 +252,7 @@ export class RunStore {
       runId: rec.run.id,
       log: this.log.child({ runId: rec.run.id }),
       signal: abort.signal,
-      events: {
-        progress: (p) => {
-          const e = { ...p, stage: stageOf(p.stage) };
-          this.emit({ $case: "stageProgress", stageProgress: clock ? clock.progress(e) : e }, rec);
-        },
-        metrics: (m) => this.emit({ $case: "metrics", metrics: { ...m, stage: stageOf(m.stage) } }, rec),
-        checkpoint: (c) => {
-          rec.run.lastCheckpointDir = c.dir;
-          this.emit({ $case: "checkpointWritten", checkpointWritten: { ...c, stage: stageOf(c.stage) } }, rec);
-        },
-      },
+      events: this.events.sink(rec, () => clock),
     };
     rec.finished = (async () => {
       try {

@@ -14,7 +14,7 @@ import type { BatchProgress, ComparisonToRank, LabeledRanking, LabelingClient } 
 import { splitRows, type GPT2Config } from "@rlhf/model/tokens";
 import { modelConfigToProto } from "@rlhf/tensor-transport";
 import type { Attributes } from "@rlhf/telemetry";
-import type { Example, RankedSamples, Sample, TextCorpus, WeightsRef } from "./records";
+import type { AdamSettings, Example, GenerateSettings, PpoMinibatch, PtxRequest, RankedSamples, Sample, Saved, StepProgress, TextCorpus, TrainSettings, WeightsRef } from "./records";
 import { phase } from "./trace";
 
 /** The clients of the four model services (a ServiceClient is a KitClient or a ReplicaSet: ../replicas.ts). */
@@ -25,82 +25,6 @@ export interface Clients {
   pretrainMix: ServiceClient<pretrainMix.PretrainMixServiceClient>;
   /** The labeling service (LABELING_ADDR), for runs with `rankings.source` "labeling"; absent when unset. */
   labeling?: LabelingClient;
-}
-
-/** Adam with the recipe's betas (0.9, 0.95) and epsilon (1e-8). */
-export interface AdamSettings {
-  learningRate: number;
-  weightDecay: number;
-  maxGradNorm: number;
-}
-
-/** How a training call runs (Sft on the policy, Train on the reward model). */
-export interface TrainSettings {
-  epochs: number;
-  batchSize: number;
-  optimizer: AdamSettings;
-  schedule: "cosine" | "constant";
-  warmupSteps: number;
-  minLearningRate: number;
-  seed: number;
-  progressEverySteps: number;
-}
-
-/** One Generate call's sampling (temperature 0 is not allowed: greedy is top_k 1). */
-export interface GenerateSettings {
-  samplesPerPrompt: number;
-  temperature: number;
-  maxNewTokens: number;
-  seed: number;
-  topK?: number;
-}
-
-/** A PPO minibatch in the response-token layout, with its hyperparameters. */
-export interface PpoMinibatch {
-  samples: Sample[];
-  oldLogprobs: number[];
-  oldValues: number[];
-  advantages: number[];
-  returns: number[];
-  clipRange: number;
-  valueClipRange: number;
-  valueLossCoef: number;
-  entropyCoef: number;
-  temperature: number;
-  policyOptimizer: AdamSettings;
-  criticOptimizer: AdamSettings;
-  expectedVersion: number;
-}
-
-/** The pretraining gradients that go with a minibatch (PPO-ptx). */
-export interface PtxRequest {
-  policyVersion: number;
-  gamma: number;
-  sequences: number;
-  sequenceLength: number;
-  cursor: number;
-  seed: number;
-  temperature: number;
-  textCorpus?: TextCorpus;
-}
-
-/** A training call's progress after an optimizer step (fields a service does not report are absent). */
-export interface StepProgress {
-  step: number;
-  loss: number;
-  learningRate: number;
-  gradNorm?: number;
-  tokensPerSecond?: number;
-  validationLoss?: number;
-  /** Reward model: share of the batch's pairs ordered as ranked. */
-  accuracy?: number;
-}
-
-/** A checkpoint a service wrote. */
-export interface Saved {
-  dir: string;
-  weights: WeightsRef[];
-  bytes: number;
 }
 
 const adam = (a: AdamSettings): common.OptimizerConfig => ({ learningRate: a.learningRate, beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: a.weightDecay, maxGradNorm: a.maxGradNorm });

@@ -7,8 +7,8 @@
  * step is a `phase` span of the iteration's trace (./trace.ts).
  */
 import { computeGae, computeKlPenalizedRewards, explainedVariance, minibatchIndices, whiten, type KlController } from "@rlhf/rl";
-import type { Gateway, PtxRequest } from "./gateway";
-import type { PpoCursor, Sample, TextCorpus } from "./records";
+import type { Gateway } from "./gateway";
+import type { PpoCursor, PtxRequest, Sample, TextCorpus } from "./records";
 import { phase } from "./trace";
 
 /** PPO settings of one variant (PPO-ptx, or plain PPO with gamma 0). */

@@ -218,3 +218,81 @@ export interface RecipeData {
   /** The user's data files read, with their SHA-256 (a resume checks them against data-files.json). */
   files: readonly DataFileRecord[];
 }
+
+// What the stages and the PPO iteration hand the gateway (./gateway.ts), and what it hands back.
+
+/** Adam with the recipe's betas (0.9, 0.95) and epsilon (1e-8). */
+export interface AdamSettings {
+  learningRate: number;
+  weightDecay: number;
+  maxGradNorm: number;
+}
+
+/** How a training call runs (Sft on the policy, Train on the reward model). */
+export interface TrainSettings {
+  epochs: number;
+  batchSize: number;
+  optimizer: AdamSettings;
+  schedule: "cosine" | "constant";
+  warmupSteps: number;
+  minLearningRate: number;
+  seed: number;
+  progressEverySteps: number;
+}
+
+/** One Generate call's sampling (temperature 0 is not allowed: greedy is top_k 1). */
+export interface GenerateSettings {
+  samplesPerPrompt: number;
+  temperature: number;
+  maxNewTokens: number;
+  seed: number;
+  topK?: number;
+}
+
+/** A PPO minibatch in the response-token layout, with its hyperparameters. */
+export interface PpoMinibatch {
+  samples: Sample[];
+  oldLogprobs: number[];
+  oldValues: number[];
+  advantages: number[];
+  returns: number[];
+  clipRange: number;
+  valueClipRange: number;
+  valueLossCoef: number;
+  entropyCoef: number;
+  temperature: number;
+  policyOptimizer: AdamSettings;
+  criticOptimizer: AdamSettings;
+  expectedVersion: number;
+}
+
+/** The pretraining gradients that go with a minibatch (PPO-ptx). */
+export interface PtxRequest {
+  policyVersion: number;
+  gamma: number;
+  sequences: number;
+  sequenceLength: number;
+  cursor: number;
+  seed: number;
+  temperature: number;
+  textCorpus?: TextCorpus;
+}
+
+/** A training call's progress after an optimizer step (fields a service does not report are absent). */
+export interface StepProgress {
+  step: number;
+  loss: number;
+  learningRate: number;
+  gradNorm?: number;
+  tokensPerSecond?: number;
+  validationLoss?: number;
+  /** Reward model: share of the batch's pairs ordered as ranked. */
+  accuracy?: number;
+}
+
+/** A checkpoint a service wrote. */
+export interface Saved {
+  dir: string;
+  weights: WeightsRef[];
+  bytes: number;
+}

@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import { rm } from "node:fs/promises";
 import type { RecipeContext } from "../context";
-import type { TrainSettings } from "../gateway";
+import type { TrainSettings } from "../records";
 import type { Example, StageName } from "../records";
 
 /** Emits a stage's progress with an ETA from the rate so far. */

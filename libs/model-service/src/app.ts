@@ -118,7 +118,6 @@ export async function startWorkerModelService<P extends object = object, C exten
   spec: WorkerServiceSpec<P>,
 ): Promise<WorkerModelServiceApp<P>> {
   const serving = new ServingFlag();
-  let onStuck: (what: string | undefined) => void = (what) => serving.stuck(what);
   let markDied: (reason: string) => void = () => undefined;
   const died = new Promise<string>((r) => (markDied = r));
   const worker = await ComputeWorker.start({
@@ -129,7 +128,12 @@ export async function startWorkerModelService<P extends object = object, C exten
     service: (log.bindings().service as string | undefined) ?? "model-service",
     log,
     onServing: (on) => serving.set(on),
-    onStuck: (what) => onStuck(what),
+    onStuck: (what) => {
+      // A file operation past its deadline holds the work queue: readiness says so until it ends.
+      serving.stuck(what);
+      if (what === undefined) log.warn({}, "the work queue moves again");
+      else log.error({ stuckOn: what }, "the work queue is stuck behind an operation past its deadline: NOT_SERVING until it ends");
+    },
     onNotice: spec.onNotice,
     onDied: (reason) => {
       log.error({ reason }, "the compute worker stopped: NOT_SERVING; every call fails until the service is restarted");
@@ -145,7 +149,6 @@ export async function startWorkerModelService<P extends object = object, C exten
     await worker.dispose();
     throw err;
   }
-  onStuck = app.onStuck;
   const dispose = async () => {
     await worker.dispose();
     await spec.dispose?.();
@@ -184,12 +187,7 @@ async function serve(cfg: ModelServiceConfig, log: Logger, service: ServiceRegis
     interceptors,
   });
   serving.attach(server);
-  const onStuck = (what: string | undefined) => {
-    serving.stuck(what);
-    if (what === undefined) log.warn({}, "the work queue moves again");
-    else log.error({ stuckOn: what }, "the work queue is stuck behind an operation past its deadline: NOT_SERVING until it ends");
-  };
-  return { server, lease, onStuck };
+  return { server, lease };
 }
 
 /**

@@ -175,20 +175,21 @@ export class ComputeWorker {
   private call(method: string, ctx: CallContext, input: { req?: unknown; requests?: AsyncIterable<unknown>; send?: Send<unknown> }): Promise<unknown> {
     if (this.stopped !== undefined) return Promise.reject(new DomainError("INTERNAL", `the compute worker stopped (${this.stopped}); the service must be restarted`));
     const id = ++this.nextId;
+    // The call's server span: the worker's attributes go on it, its trace id on the worker's log lines.
+    const span = trace.getActiveSpan();
     return new Promise((resolveCall, rejectCall) => {
       const onAbort = () => this.post({ t: "cancel", id });
       this.pending.set(id, {
         resolve: resolveCall,
         reject: rejectCall,
-        // The call's server span, for the attributes the worker sets on it.
-        span: trace.getActiveSpan(),
+        span,
         requests: input.requests?.[Symbol.asyncIterator](),
         send: input.send,
         done: () => ctx.signal.removeEventListener("abort", onAbort),
       });
       const carrier: Record<string, string> = {};
       propagation.inject(context.active(), carrier);
-      this.post({ t: "call", id, method, path: ctx.method, req: input.req, metadata: ctx.metadata.toJSON() as WireMetadata, traceId: trace.getActiveSpan()?.spanContext().traceId, trace: carrier });
+      this.post({ t: "call", id, method, path: ctx.method, req: input.req, metadata: ctx.metadata.toJSON() as WireMetadata, traceId: span?.spanContext().traceId, trace: carrier });
       if (ctx.signal.aborted) onAbort();
       else ctx.signal.addEventListener("abort", onAbort, { once: true });
     });

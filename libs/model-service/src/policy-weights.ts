@@ -4,11 +4,12 @@
  * reward-model, pretrain-mix).
  */
 import { common, policy } from "@rlhf/proto";
-import { createClient } from "@rlhf/grpc-kit";
-import { FailedPreconditionError } from "@rlhf/errors";
-import type { GPT2Config } from "@rlhf/model";
+import { createClient, type Logger } from "@rlhf/grpc-kit";
+import { FailedPreconditionError, InvalidArgumentError } from "@rlhf/errors";
+import { GPT2, type GPT2Config } from "@rlhf/model";
 import type { NamedHostTensors } from "@rlhf/compute";
 import { modelConfigFromProto, receiveTensorSet } from "@rlhf/tensor-transport";
+import { WeightsCache } from "./weights-cache";
 
 /** Options of {@link pullPolicyWeights}. */
 export interface PullPolicyWeightsOptions {
@@ -75,4 +76,34 @@ export interface PolicyPullConfig {
 /** The pull options of a service's config; `caller` names the service in its errors. */
 export function policyPullOptions(cfg: PolicyPullConfig, caller: string): Omit<PullPolicyWeightsOptions, "version" | "signal"> {
   return { address: cfg.policyAddr, caller, deadlineMs: cfg.policyDeadlineMs, maxReceiveMessageBytes: cfg.maxReceiveBytes, maxTotalBytes: cfg.maxUploadBytes };
+}
+
+/** model_id of the policy's weights (PolicyService.StreamWeights, WeightsRef). */
+export const POLICY_MODEL_ID = "policy";
+
+/** Trainable policy models by weights version. */
+export type PolicyModels = WeightsCache<GPT2>;
+
+/**
+ * A cache of at most `maxVersions` policy models whose loader pulls the policy's weights at a
+ * version over PolicyService.StreamWeights (the policy's NOT_FOUND passed on) and builds a
+ * trainable GPT2 from them.
+ */
+export function policyModelCache(cfg: PolicyPullConfig, caller: string, maxVersions: number, log: Logger): PolicyModels {
+  return new WeightsCache<GPT2>(maxVersions, async (version, signal) => {
+    const started = Date.now();
+    const pulled = await pullPolicyWeights({ ...policyPullOptions(cfg, caller), version, signal });
+    if (pulled.version !== version) throw new FailedPreconditionError(`policy_weights: the policy streamed version ${pulled.version} when asked for ${version}`);
+    let model: GPT2;
+    try {
+      // copy: false: the pulled arrays are ours alone and dropped right after.
+      model = GPT2.fromHostTensors(pulled.config, pulled.tensors, { copy: false, trainable: true });
+    } catch (e) {
+      // Not the caller's fault: the policy streamed weights that are not a GPT-2 of its config.
+      if (e instanceof InvalidArgumentError) throw new FailedPreconditionError(`policy_weights: the policy's weights at version ${version} do not build a GPT-2: ${e.message}`);
+      throw e;
+    }
+    log.info({ weightsVersion: version, source: pulled.source, config: pulled.config, pullMs: Date.now() - started }, "policy weights pulled");
+    return { model, source: pulled.source };
+  });
 }

@@ -111,6 +111,10 @@ export class PolicyState {
   get tokenizer(): Tokenizer | undefined {
     return this.tok;
   }
+  /** The EOS of Generate requests that set none: `configured` (EOS_TOKEN_ID), else the tokenizer's, else GPT-2's. */
+  defaultEos(configured: number | undefined): number {
+    return configured ?? this.tok?.eosId ?? 50256;
+  }
 
   /** The policy, or FAILED_PRECONDITION. */
   policy(): GPT2 {

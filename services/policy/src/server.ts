@@ -3,9 +3,7 @@ import { unary, clientStream, serverStream, bidiStream, SerialQueue, type Logger
 import type { PolicyState } from "./policy";
 import type { PolicyConfig } from "./config";
 import { sftHandler } from "./handlers/sft";
-import { generateHandler } from "./handlers/generate";
-import { evaluateHandler } from "./handlers/evaluate";
-import { ppoUpdateHandler } from "./handlers/ppo-update";
+import { evaluateHandler, generateHandler, ppoUpdateHandler } from "./handlers/rollout";
 import { initCriticHandler, loadCheckpointHandler, saveCheckpointHandler, streamWeightsHandler } from "./handlers/weights";
 import { getInfoHandler } from "./handlers/get-info";
 

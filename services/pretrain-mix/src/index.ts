@@ -2,5 +2,4 @@
 export { startPretrainMix, type PretrainMixApp } from "./app";
 export { loadConfig, type PretrainMixConfig } from "./config";
 export { TokenizedCorpus, tokenizeDocuments, WINDOW_ORDER_STREAM, type SplitName, type WindowBatch } from "./corpus";
-export { WeightsCache, type Lease, type Loader } from "./weights-cache";
 export { ptxGradients, type PtxResult } from "./ptx";

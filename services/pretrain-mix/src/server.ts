@@ -2,7 +2,7 @@ import { pretrainMix } from "@rlhf/proto";
 import { unary, serverStream, SerialQueue, type Logger, type ServiceRegistration } from "@rlhf/grpc-kit";
 import type { Corpora } from "./corpora";
 import type { PretrainMixConfig } from "./config";
-import type { PolicyCache } from "./policy-cache";
+import type { PolicyModels } from "@rlhf/model-service";
 import { CallGate } from "./gate";
 import { sampleBatchHandler } from "./handlers/sample-batch";
 import { ptxGradientsHandler } from "./handlers/ptx-gradients";
@@ -11,7 +11,7 @@ import { getInfoHandler } from "./handlers/get-info";
 /** Maps the generated PretrainMixService to its handlers. */
 export function pretrainMixService(
   corpora: Corpora,
-  cache: PolicyCache,
+  cache: PolicyModels,
   cfg: PretrainMixConfig,
   backend: string,
   log: Logger,

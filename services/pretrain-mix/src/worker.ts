@@ -4,10 +4,9 @@
  */
 import { loadPretrainCorpus } from "@rlhf/data";
 import { getTokenizer } from "@rlhf/model";
-import type { CreateCompute } from "@rlhf/model-service";
+import { policyModelCache, type CreateCompute } from "@rlhf/model-service";
 import { TokenizedCorpus } from "./corpus";
 import { Corpora } from "./corpora";
-import { createPolicyCache } from "./policy-cache";
 import { pretrainMixService } from "./server";
 import type { PretrainMixConfig } from "./config";
 
@@ -20,7 +19,7 @@ export const createCompute: CreateCompute<PretrainMixConfig> = async ({ cfg, log
     "corpus tokenised",
   );
   const corpora = new Corpora(corpus, { maxCached: cfg.maxCachedCorpora, dataRoots: cfg.dataRoots, onLoad: (info) => log.info(info, "text corpus tokenised") });
-  const cache = createPolicyCache(cfg, log);
+  const cache = policyModelCache(cfg, "pretrain-mix", cfg.maxCachedVersions, log);
   const service = pretrainMixService(corpora, cache, cfg, backend, log);
   serving.set(true);
   return { service, dispose: () => cache.dispose() };

@@ -4,11 +4,6 @@ import { modelConfigToProto } from "@rlhf/tensor-transport";
 import type { PolicyState } from "../policy";
 import type { PolicyConfig } from "../config";
 
-/** The EOS of Generate requests that set none: EOS_TOKEN_ID, else the tokenizer's. */
-export function defaultEos(state: PolicyState, cfg: PolicyConfig): number {
-  return cfg.eosTokenId ?? state.tokenizer?.eosId ?? 50256;
-}
-
 /** GetInfo: what is loaded, the limits and the queue. */
 export function getInfoHandler(state: PolicyState, queue: SerialQueue, cfg: PolicyConfig, backend: { name: string; detail: string }) {
   return async (): Promise<policyPb.GetInfoResponse> => {
@@ -26,7 +21,7 @@ export function getInfoHandler(state: PolicyState, queue: SerialQueue, cfg: Poli
       maxGenerateSequences: cfg.maxGenerateSequences,
       maxNewTokens: cfg.maxNewTokens,
       maxSftTokens: cfg.maxSftTokens,
-      eosTokenId: defaultEos(state, cfg),
+      eosTokenId: state.defaultEos(cfg.eosTokenId),
       queueDepth: queue.depth,
       maxQueueDepth: queue.capacity,
       training: state.training,

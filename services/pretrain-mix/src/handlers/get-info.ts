@@ -2,10 +2,10 @@ import { pretrainMix } from "@rlhf/proto";
 import type { TokenizedCorpus } from "../corpus";
 import type { PretrainMixConfig } from "../config";
 import type { CallGate } from "../gate";
-import { POLICY_MODEL_ID, type PolicyCache } from "../policy-cache";
+import { POLICY_MODEL_ID, type PolicyModels } from "@rlhf/model-service";
 
 /** GetInfo: the corpus, the cached weights versions, the backend, the limits and the queue depth. */
-export function getInfoHandler(corpus: TokenizedCorpus, cache: PolicyCache, gate: CallGate, cfg: PretrainMixConfig, backend: string) {
+export function getInfoHandler(corpus: TokenizedCorpus, cache: PolicyModels, gate: CallGate, cfg: PretrainMixConfig, backend: string) {
   return async (): Promise<pretrainMix.GetInfoResponse> => ({
     corpus: corpus.name,
     corpusDigest: corpus.digest,

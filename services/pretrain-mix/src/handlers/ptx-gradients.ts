@@ -6,14 +6,14 @@ import { FailedPreconditionError, InvalidArgumentError } from "@rlhf/errors";
 import type { Corpora } from "../corpora";
 import type { PretrainMixConfig } from "../config";
 import type { CallGate } from "../gate";
-import { POLICY_MODEL_ID, type PolicyCache } from "../policy-cache";
+import { POLICY_MODEL_ID, type PolicyModels } from "@rlhf/model-service";
 import { checkFitsFloat16, ptxGradients, type PtxResult } from "../ptx";
 import { windowRequestFromProto, wireDtypeFromProto } from "./requests";
 
 /** What PtxGradients works with. */
 export interface PtxDeps {
   corpora: Corpora;
-  cache: PolicyCache;
+  cache: PolicyModels;
   gate: CallGate;
   queue: SerialQueue;
 }

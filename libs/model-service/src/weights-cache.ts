@@ -1,8 +1,8 @@
 /**
- * Built policy models by weights version: least recently used dropped first, one pull per
- * version however many calls ask for it at once (single flight), and an evicted model freed only
- * once the last call using it has released it (reference counts). No gRPC here: the loader is
- * injected (the app's pulls the policy's StreamWeights and builds a GPT2).
+ * Built models by weights version: least recently used dropped first, one pull per version
+ * however many calls ask for it at once (single flight), and an evicted model freed only once the
+ * last call using it has released it (reference counts). No gRPC here: the loader is injected
+ * (policyModelCache's pulls the policy's StreamWeights and builds a GPT2).
  */
 import { DomainError } from "@rlhf/errors";
 

@@ -96,3 +96,4 @@ export class ConfigError extends Error {}
 export * from "./paths";
 export * from "./net";
 export * from "./files";
+export * from "./run-id";

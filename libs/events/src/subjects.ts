@@ -10,6 +10,7 @@
  * | `rlhf.runs.<runId>.weights`      | policy          | {@link WeightsEvent}                                  |
  * | `rlhf.policy.weights`            | policy          | {@link WeightsEvent} of a call that named no run      |
  */
+import { isRunId, RUN_ID_RULE } from "@rlhf/errors";
 
 /** Name of the JetStream stream of run events. */
 export const STREAM_NAME = "RLHF_RUNS";
@@ -24,23 +25,15 @@ export const STREAM_SUBJECTS: readonly string[] = [`${RUN_SUBJECT_PREFIX}.>`, "r
 export type EventKind = "state" | "stage" | "metrics" | "checkpoint" | "weights" | "log";
 export const EVENT_KINDS: readonly EventKind[] = ["state", "stage", "metrics", "checkpoint", "weights", "log"];
 
-/** Run ids as the coordinator makes them: 1..64 of [a-z0-9-] (no dots or wildcards: one subject token). */
-const RUN_ID = /^[a-z0-9-]{1,64}$/;
-
-/** Whether `runId` can be a subject token. */
-export function isRunId(runId: string): boolean {
-  return RUN_ID.test(runId);
-}
-
-/** `rlhf.runs.<runId>.<kind>`; throws on a run id that is not 1..64 of [a-z0-9-]. */
+/** `rlhf.runs.<runId>.<kind>`; throws on a run id that is not {@link RUN_ID_RULE} (no dots or wildcards: one subject token). */
 export function runSubject(runId: string, kind: EventKind): string {
-  if (!isRunId(runId)) throw new Error(`run id must be 1..64 of [a-z0-9-], got ${JSON.stringify(runId)}`);
+  if (!isRunId(runId)) throw new Error(`run id must be ${RUN_ID_RULE}, got ${JSON.stringify(runId)}`);
   return `${RUN_SUBJECT_PREFIX}.${runId}.${kind}`;
 }
 
 /** `rlhf.runs.<runId>.>`: every event of one run. */
 export function runSubjects(runId: string): string {
-  if (!isRunId(runId)) throw new Error(`run id must be 1..64 of [a-z0-9-], got ${JSON.stringify(runId)}`);
+  if (!isRunId(runId)) throw new Error(`run id must be ${RUN_ID_RULE}, got ${JSON.stringify(runId)}`);
   return `${RUN_SUBJECT_PREFIX}.${runId}.>`;
 }
 

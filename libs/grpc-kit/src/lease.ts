@@ -12,7 +12,7 @@
  * the lease, and gives it back for its holder when the run ends.
  */
 import * as grpc from "@grpc/grpc-js";
-import { InvalidArgumentError } from "@rlhf/errors";
+import { InvalidArgumentError, isRunId, RUN_ID_RULE } from "@rlhf/errors";
 import type { Logger } from "pino";
 import type { CallOpts } from "./client";
 import { metadataInterceptor, type Refusal } from "./intercept";
@@ -20,8 +20,6 @@ import type { ServiceClient } from "./replicas";
 
 /** The metadata key naming the run a call belongs to. */
 export const RUN_ID_METADATA = "x-rlhf-run-id";
-/** Run ids: what the coordinator accepts. */
-const RUN_ID = /^[a-z0-9-]{1,64}$/;
 
 /** `md` (a copy) naming run `runId`. */
 export function withRunId(md: grpc.Metadata | undefined, runId: string): grpc.Metadata {
@@ -35,7 +33,7 @@ export function runIdOf(md: grpc.Metadata): string | undefined {
   const v = md.get(RUN_ID_METADATA);
   if (v.length === 0) return undefined;
   const s = v.length === 1 && typeof v[0] === "string" ? v[0] : undefined;
-  if (s === undefined || !RUN_ID.test(s)) throw new InvalidArgumentError(`metadata ${RUN_ID_METADATA}`, `must be one value of 1..64 of [a-z0-9-], got ${JSON.stringify(String(v[0]).slice(0, 80))}${v.length > 1 ? ` and ${v.length - 1} more` : ""}`);
+  if (s === undefined || !isRunId(s)) throw new InvalidArgumentError(`metadata ${RUN_ID_METADATA}`, `must be one value of ${RUN_ID_RULE}, got ${JSON.stringify(String(v[0]).slice(0, 80))}${v.length > 1 ? ` and ${v.length - 1} more` : ""}`);
   return s;
 }
 

@@ -17,6 +17,7 @@ import { existsSync } from "node:fs";
 import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { join } from "node:path";
+import { isRunId } from "@rlhf/errors";
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { ATTR_RUN_ID } from "./spans";
@@ -167,8 +168,6 @@ export class RunFolderSpanExporter implements SpanExporter {
   }
 }
 
-const RUN_ID = /^[a-z0-9-]{1,64}$/;
-
 /** Options of {@link RunFolderTraceSink}. */
 export interface RunFolderTraceSinkOptions {
   /** The coordinator's RUNS_DIR: run `id` is `<runsDir>/<id>`. */
@@ -204,7 +203,7 @@ export class RunFolderTraceSink {
     for (const [run, part] of byRun) {
       const n = (part.resourceSpans ?? []).reduce((a, rs) => a + (rs.scopeSpans ?? []).reduce((b, ss) => b + (ss.spans?.length ?? 0), 0), 0);
       const dir = join(this.opts.runsDir, run);
-      if (!RUN_ID.test(run) || !existsSync(join(dir, "run.json"))) {
+      if (!isRunId(run) || !existsSync(join(dir, "run.json"))) {
         this.unrouted += n;
         continue;
       }

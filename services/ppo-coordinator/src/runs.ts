@@ -9,7 +9,7 @@ import { mkdir, readdir } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { ppoCoordinator } from "@rlhf/proto";
-import { DomainError, FailedPreconditionError, InvalidArgumentError, NotFoundError, confinePath, writeJsonAtomic, type PathRoots } from "@rlhf/errors";
+import { DomainError, FailedPreconditionError, NotFoundError, checkRunId, confinePath, writeJsonAtomic, type PathRoots } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
 import type { RecipeContext } from "./recipe/context";
 import { runRecipe } from "./recipe/driver";
@@ -30,7 +30,6 @@ const { RunState, Stage } = ppoCoordinator;
 type Run = ppoCoordinator.Run;
 type RunEvent = ppoCoordinator.RunEvent;
 
-const RUN_ID = /^[a-z0-9-]{1,64}$/;
 
 /** Why a run that the coordinator's shutdown interrupted is FAILED (as init() says of one a killed coordinator left RUNNING). */
 const STOPPED_MESSAGE = "the coordinator stopped while the run was in progress; ResumeRun continues it from its last checkpoint";
@@ -79,7 +78,7 @@ export class RunStore {
     const { config, configJson, userData } = await parseStartRequest(req, this.dataRoots);
     for (const w of userData.warnings) this.log.warn({ warning: w }, "ignored field in a data file");
     if (req.validateOnly) return ppoCoordinator.Run.fromPartial({ configJson, displayName: req.displayName });
-    if (req.runId !== "" && !RUN_ID.test(req.runId)) throw new InvalidArgumentError("run_id", `must be 1..64 of [a-z0-9-], got ${JSON.stringify(req.runId)}`);
+    if (req.runId !== "") checkRunId(req.runId, "run_id");
     const existing = req.runId ? this.runs.get(req.runId) : undefined;
     if (existing) {
       if (existing.run.configJson === configJson) return existing.run;
@@ -145,7 +144,7 @@ export class RunStore {
   }
 
   private record(id: string): RunRecord {
-    if (!RUN_ID.test(id)) throw new InvalidArgumentError("run_id", `must be 1..64 of [a-z0-9-], got ${JSON.stringify(id.slice(0, 80))}`);
+    checkRunId(id, "run_id");
     const rec = this.runs.get(id);
     if (!rec) throw new NotFoundError("run_id", `no run ${JSON.stringify(id)}`);
     return rec;

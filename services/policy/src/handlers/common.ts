@@ -1,8 +1,7 @@
 /** Validation shared by the policy's handlers: errors name the proto field and the limit. */
 import type { common } from "@rlhf/proto";
 import { tokenBatchFromProto } from "@rlhf/tensor-transport";
-import { InvalidArgumentError } from "@rlhf/errors";
-import { isRunId } from "@rlhf/events";
+import { InvalidArgumentError, checkRunId } from "@rlhf/errors";
 import type { GPT2Config, AdamWOptions } from "@rlhf/model";
 import type { Seqs } from "../compute";
 
@@ -58,6 +57,6 @@ export function optimizerFromProto(o: common.OptimizerConfig | undefined, field:
  */
 export function runIdFromProto(runId: string | undefined, field: string): string | undefined {
   if (runId === undefined || runId === "") return undefined;
-  if (!isRunId(runId)) throw new InvalidArgumentError(field, `must be 1..64 of [a-z0-9-], got ${JSON.stringify(runId.slice(0, 80))}`);
+  checkRunId(runId, field);
   return runId;
 }

@@ -1,8 +1,9 @@
 /**
  * Config-table entries the model services share (see `envVar` of @rlhf/grpc-kit): the weights a
- * service loads at start, the folders requests may name, and the per-request limits.
+ * service loads at start, the folders requests may name, the per-request limits, and how a
+ * service that holds a model serves.
  */
-import { ConfigError, envOptional, envVar } from "@rlhf/grpc-kit";
+import { ConfigError, envOptional, envVar, fileDeadlineEnv, maxReceiveBytesEnv, maxUploadBytesEnv, METRICS_ENV, queueCapacityEnv, runLeaseTtlEnv, SHUTDOWN_GRACE_ENV } from "@rlhf/grpc-kit";
 
 type Env = Record<string, string | undefined>;
 
@@ -50,4 +51,21 @@ export function batchLimitsEnv(sequencesDoc: string, tokensDoc: string) {
 /** MICRO_BATCH_TOKENS: most padded tokens per forward(/backward) pass. */
 export function microBatchTokensEnv(doc: string) {
   return envVar.int("MICRO_BATCH_TOKENS", 8192, { min: 2, max: 100_000_000, doc });
+}
+
+/**
+ * How a service that holds a model serves (policy, reward-model, reference-model): message and
+ * upload limits, its work queue, file deadlines, the run lease, shutdown and the metrics endpoint.
+ * `upload` says what MAX_UPLOAD_BYTES bounds; `queue` overrides the queue's description.
+ */
+export function servingEnv(docs: { upload: string; queue?: string }) {
+  return {
+    maxReceiveBytes: maxReceiveBytesEnv(),
+    maxUploadBytes: maxUploadBytesEnv(docs.upload),
+    queueCapacity: queueCapacityEnv(32, docs.queue ?? "compute calls waiting at most; more get RESOURCE_EXHAUSTED"),
+    fileDeadlineMs: fileDeadlineEnv(),
+    runLeaseTtlMs: runLeaseTtlEnv(),
+    shutdownGraceMs: SHUTDOWN_GRACE_ENV,
+    ...METRICS_ENV,
+  };
 }

@@ -1,5 +1,5 @@
-import { envVar, listenEnv, maxReceiveBytesEnv, maxUploadBytesEnv, METRICS_ENV, parseEnv, pullDeadlineEnv, queueCapacityEnv, fileDeadlineEnv, runLeaseTtlEnv, SHUTDOWN_GRACE_ENV, type EnvConfig } from "@rlhf/grpc-kit";
-import { atMostOneEnv, batchLimitsEnv, checkpointDirEnv, checkpointRootEnv, microBatchTokensEnv, modelDirEnv, randomInitEnv } from "@rlhf/model-service";
+import { envVar, listenEnv, parseEnv, pullDeadlineEnv, type EnvConfig } from "@rlhf/grpc-kit";
+import { atMostOneEnv, batchLimitsEnv, checkpointDirEnv, checkpointRootEnv, microBatchTokensEnv, modelDirEnv, randomInitEnv, servingEnv } from "@rlhf/model-service";
 import { natsEnvVar } from "@rlhf/events";
 
 /** The policy service's environment variables: names, defaults, limits and meaning (docs/services.md is generated from it). */
@@ -23,14 +23,11 @@ export const POLICY_ENV = {
   maxSftTokens: envVar.int("MAX_SFT_TOKENS", 16 * 1024 * 1024, { min: 1, max: 2 ** 31, doc: "most example tokens one Sft call buffers (RESOURCE_EXHAUSTED beyond)" }),
   microBatchTokens: microBatchTokensEnv("most padded tokens per forward/backward pass; larger batches are split into micro-batches whose gradients add up to the batch's"),
   generateBatch: envVar.int("GENERATE_BATCH", 64, { min: 1, max: 100_000, doc: "most sequences sampled together in one batched decode; a request's samples are the same whatever this is (each row keeps its own random stream)" }),
-  maxReceiveBytes: maxReceiveBytesEnv(),
-  maxUploadBytes: maxUploadBytesEnv("largest streamed tensor set accepted (pretraining gradients, reward-model weights)"),
-  queueCapacity: queueCapacityEnv(32, "calls waiting behind the running one; more get RESOURCE_EXHAUSTED (every call that touches the models runs one at a time)"),
-  fileDeadlineMs: fileDeadlineEnv(),
-  runLeaseTtlMs: runLeaseTtlEnv(),
-  shutdownGraceMs: SHUTDOWN_GRACE_ENV,
   natsServers: natsEnvVar("a `weights` event whenever the weights version changes"),
-  ...METRICS_ENV,
+  ...servingEnv({
+    upload: "largest streamed tensor set accepted (pretraining gradients, reward-model weights)",
+    queue: "calls waiting behind the running one; more get RESOURCE_EXHAUSTED (every call that touches the models runs one at a time)",
+  }),
   rewardModelDeadlineMs: pullDeadlineEnv("REWARD_MODEL_DEADLINE_MS", "reward model"),
 };
 

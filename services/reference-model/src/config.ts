@@ -1,5 +1,5 @@
-import { envVar, listenEnv, maxReceiveBytesEnv, maxUploadBytesEnv, METRICS_ENV, parseEnv, pullDeadlineEnv, queueCapacityEnv, fileDeadlineEnv, runLeaseTtlEnv, SHUTDOWN_GRACE_ENV, type EnvConfig } from "@rlhf/grpc-kit";
-import { atMostOneEnv, batchLimitsEnv, checkpointDirEnv, checkpointRootEnv, randomInitEnv } from "@rlhf/model-service";
+import { envVar, listenEnv, parseEnv, pullDeadlineEnv, type EnvConfig } from "@rlhf/grpc-kit";
+import { atMostOneEnv, batchLimitsEnv, checkpointDirEnv, checkpointRootEnv, randomInitEnv, servingEnv } from "@rlhf/model-service";
 
 /** The reference-model service's environment variables: names, defaults, limits and meaning (docs/services.md is generated from it). */
 export const REFERENCE_MODEL_ENV = {
@@ -12,13 +12,7 @@ export const REFERENCE_MODEL_ENV = {
   policyAddr: envVar.optionalAddress("POLICY_ADDR", "the policy service (for LoadWeights from the policy's weights at a version)"),
   ...batchLimitsEnv("most sequences in one LogProbs request", "most tokens (sum of lengths) in one LogProbs request"),
   maxLogitsElements: envVar.int("MAX_LOGITS_ELEMENTS", 2 ** 25, { min: 1, max: 2 ** 31, defaultText: "2^25", doc: "most B*T*V logits held at once (longer batches run in micro-batches)" }),
-  maxReceiveBytes: maxReceiveBytesEnv(),
-  maxUploadBytes: maxUploadBytesEnv("largest streamed weight set accepted"),
-  queueCapacity: queueCapacityEnv(32, "compute calls waiting at most; more get RESOURCE_EXHAUSTED"),
-  fileDeadlineMs: fileDeadlineEnv(),
-  runLeaseTtlMs: runLeaseTtlEnv(),
-  shutdownGraceMs: SHUTDOWN_GRACE_ENV,
-  ...METRICS_ENV,
+  ...servingEnv({ upload: "largest streamed weight set accepted" }),
   policyDeadlineMs: pullDeadlineEnv("POLICY_DEADLINE_MS", "policy"),
 };
 

@@ -1,5 +1,5 @@
-import { envVar, listenEnv, maxReceiveBytesEnv, maxUploadBytesEnv, METRICS_ENV, parseEnv, pullDeadlineEnv, queueCapacityEnv, fileDeadlineEnv, runLeaseTtlEnv, SHUTDOWN_GRACE_ENV, type EnvConfig } from "@rlhf/grpc-kit";
-import { atMostOneEnv, batchLimitsEnv, checkpointDirEnv, checkpointRootEnv, microBatchTokensEnv, modelDirEnv, randomInitEnv } from "@rlhf/model-service";
+import { envVar, listenEnv, parseEnv, pullDeadlineEnv, type EnvConfig } from "@rlhf/grpc-kit";
+import { atMostOneEnv, batchLimitsEnv, checkpointDirEnv, checkpointRootEnv, microBatchTokensEnv, modelDirEnv, randomInitEnv, servingEnv } from "@rlhf/model-service";
 
 /** The reward-model service's environment variables: names, defaults, limits and meaning (docs/services.md is generated from it). */
 export const REWARD_MODEL_ENV = {
@@ -15,13 +15,7 @@ export const REWARD_MODEL_ENV = {
   maxBatchGroups: envVar.int("MAX_BATCH_GROUPS", 64, { min: 1, max: 100_000, doc: "largest Train batch_size, in groups" }),
   maxTrainTokens: envVar.int("MAX_TRAIN_TOKENS", 16 * 1024 * 1024, { min: 1, max: 2 ** 31, doc: "most comparison tokens buffered by one Train call" }),
   microBatchTokens: microBatchTokensEnv("most padded tokens per forward pass (whole groups when training)"),
-  maxReceiveBytes: maxReceiveBytesEnv(),
-  maxUploadBytes: maxUploadBytesEnv("largest streamed weight set accepted (from the policy)"),
-  queueCapacity: queueCapacityEnv(32, "compute calls waiting at most; more get RESOURCE_EXHAUSTED"),
-  fileDeadlineMs: fileDeadlineEnv(),
-  runLeaseTtlMs: runLeaseTtlEnv(),
-  shutdownGraceMs: SHUTDOWN_GRACE_ENV,
-  ...METRICS_ENV,
+  ...servingEnv({ upload: "largest streamed weight set accepted (from the policy)" }),
   policyDeadlineMs: pullDeadlineEnv("POLICY_DEADLINE_MS", "policy"),
 };
 

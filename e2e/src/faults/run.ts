@@ -27,11 +27,11 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { freePort, checkHealth, createClient } from "@rlhf/grpc-kit";
-import { common, referenceModel } from "@rlhf/proto";
+import { freePort, checkHealth, createClient, resultOrStatus } from "@rlhf/grpc-kit";
+import { common, ppoCoordinator, referenceModel } from "@rlhf/proto";
 import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 import { loadAddon } from "@rlhf/torch-backend";
 import { SERVICES, addressOf, pct, poll } from "../bench/health";
@@ -402,7 +402,61 @@ async function main(): Promise<number> {
     }
   });
 
-  // 6. Health while the demo's model trains, on each backend this machine has (reported, not
+  // 6. Data files that would read forever (/dev/zero), block for a writer (a FIFO) or fill memory
+  // (1 GB), and a model no service could train, are refused at StartRun naming the key, before
+  // anything is read or any service called; the coordinator's RSS stays flat and it keeps serving.
+  await timed(cases, "StartRun with /dev/zero, a FIFO or a 1 GB file as a data file, or an over-large model: INVALID_ARGUMENT naming the key, coordinator RSS flat", async () => {
+    const data = join(out, "bad-data");
+    cpSync(join(ROOT, "examples", "user-data"), data, { recursive: true });
+    const fifo = join(data, "pipe.jsonl");
+    spawnSync("mkfifo", [fifo]);
+    const big = join(data, "big.jsonl");
+    writeFileSync(big, "");
+    truncateSync(big, 1024 ** 3); // sparse: nothing written, nothing to read
+    const port = await freePort();
+    const address = `127.0.0.1:${port}`;
+    const unused = "127.0.0.1:1"; // nothing here may reach a model service
+    const env = { GRPC_HOST: "127.0.0.1", METRICS_PORT: "0", RLHF_AUTH_TOKEN_FILE: "", RUNS_DIR: join(out, "bad-data-runs"), DATA_ROOT: `${data}:/dev`, POLICY_ADDR: unused, REWARD_MODEL_ADDR: unused, REFERENCE_MODEL_ADDR: unused, PRETRAIN_MIX_ADDR: unused };
+    const svc = start([RLHF, "serve", "ppo-coordinator", "--port", String(port)], env);
+    const client = createClient(ppoCoordinator.PpoCoordinatorServiceClient, address, { deadlineMs: testDeadlineMs(120_000), token: null });
+    const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${svc.child.pid}/status`, "utf8"))?.[1] ?? NaN) * 1024;
+    const files = (sft: string) => ({ sft, rankings: join(data, "rankings.jsonl"), prompts: join(data, "prompts.jsonl"), eval_prompts: join(data, "eval-prompts.jsonl"), pretrain: join(data, "pretrain.txt") });
+    const config = (over: object) => JSON.stringify({ preset: "tiny", data: { source: "files", files: files(join(data, "sft.jsonl")), pretrain_validation_fraction: 0.2 }, rankings: { source: "file" }, ...over });
+    const bad: Array<[what: string, json: string, expect: RegExp]> = [
+      ["/dev/zero", config({ data: { source: "files", files: files("/dev/zero") } }), /^INVALID_ARGUMENT: .*data\.files\.sft.*\/dev\/zero: file: is a device, not a regular file/],
+      ["a FIFO", config({ data: { source: "files", files: files(fifo) } }), /^INVALID_ARGUMENT: .*data\.files\.sft.*pipe\.jsonl: file: is a FIFO, not a regular file/],
+      ["a 1 GB file", config({ data: { source: "files", files: files(big) } }), /^INVALID_ARGUMENT: .*data\.files\.sft.*big\.jsonl: file: is 1073741824 bytes, more than the limit of/],
+      ["n_embd 16384, 256 layers", config({ model: { n_embd: 16384, n_layer: 256, n_head: 16 } }), /^INVALID_ARGUMENT: .*model\.n_layer.*needs an estimated \d+ GiB to train .* more than the limit of 32 GiB/],
+    ];
+    try {
+      for (let i = 0; (await checkHealth(address, "", 2000).catch(() => "")) !== "SERVING"; i++) {
+        check(i < 900 && svc.child.exitCode === null, `the coordinator did not start:\n${svc.out().slice(-1500)}`);
+        await sleep(200);
+      }
+      const before = rss();
+      const seen: string[] = [];
+      for (const [what, configJson, expect] of bad) {
+        for (const validateOnly of [true, false]) {
+          const r = await resultOrStatus(client.unary("startRun", { configJson, runId: "", displayName: "", validateOnly }));
+          const got = typeof r === "string" ? r : `OK (run ${r.run?.id ?? "none"})`;
+          check(expect.test(got), `${what} (validate_only ${validateOnly}): ${got.slice(0, 400)}`);
+        }
+        seen.push(what);
+      }
+      const after = rss();
+      check(after - before < 256 * 2 ** 20, `the coordinator's RSS grew by ${Math.round((after - before) / 2 ** 20)} MiB`);
+      const runs = await client.unary("listRuns", { pageSize: 10, pageToken: "", states: [] });
+      check(runs.runs.length === 0, `a refused StartRun left runs behind: ${runs.runs.map((r) => r.id).join(", ")}`);
+      check((await checkHealth(address, "", 5000)) === "SERVING", "the coordinator is not SERVING after the refusals");
+      return `each refused INVALID_ARGUMENT naming the key (${seen.join(", ")}; validate_only and a real start); RSS ${Math.round(before / 2 ** 20)} -> ${Math.round(after / 2 ** 20)} MiB; no run created`;
+    } finally {
+      client.close();
+      svc.child.kill("SIGTERM");
+      await exitWithin(svc, testDeadlineMs(30_000));
+    }
+  });
+
+  // 7. Health while the demo's model trains, on each backend this machine has (reported, not
   // asserted: a loaded machine's answer times say little; the run must succeed).
   const demoConfig = join(out, "demo-short.json");
   writeFileSync(demoConfig, JSON.stringify(DEMO_SHORT));

@@ -11,7 +11,7 @@ export function startReferenceModel(cfg: ReferenceModelConfig, log: Logger): Pro
   return startWorkerModelService(cfg, log, {
     definition: referenceModel.ReferenceModelServiceService,
     module: siblingModule(__filename, "worker"),
-      snapshots: ["getInfo"],
+    snapshots: ["getInfo"],
     lease: { service: "reference-model", mutating: ["LoadWeights", "UploadWeights"] },
   });
 }

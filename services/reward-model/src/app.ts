@@ -11,7 +11,7 @@ export function startRewardModel(cfg: RewardModelConfig, log: Logger): Promise<R
   return startWorkerModelService(cfg, log, {
     definition: rewardModel.RewardModelServiceService,
     module: siblingModule(__filename, "worker"),
-      snapshots: ["getInfo"],
+    snapshots: ["getInfo"],
     lease: { service: "reward-model", mutating: ["Train", "Normalize", "LoadCheckpoint"] },
   });
 }

@@ -11,6 +11,9 @@ import type { NamedHostTensors } from "@rlhf/compute";
 import { modelConfigFromProto, receiveTensorSet } from "@rlhf/tensor-transport";
 import { WeightsCache } from "./weights-cache";
 
+/** model_id of the policy's weights (PolicyService.StreamWeights, WeightsRef). */
+export const POLICY_MODEL_ID = "policy";
+
 /** Options of {@link pullPolicyWeights}. */
 export interface PullPolicyWeightsOptions {
   /** POLICY_ADDR of the caller; undefined means not configured (FAILED_PRECONDITION). */
@@ -57,7 +60,7 @@ export async function pullPolicyWeights(opts: PullPolicyWeightsOptions): Promise
       config: modelConfigFromProto(set.modelConfig, "policy.StreamWeights header.model_config"),
       tensors: set.tensors,
       version: set.weights?.version ?? opts.version ?? 0,
-      modelId: set.weights?.modelId || "policy",
+      modelId: set.weights?.modelId || POLICY_MODEL_ID,
       source: `policy@${opts.address}`,
     };
   } finally {
@@ -77,9 +80,6 @@ export interface PolicyPullConfig {
 export function policyPullOptions(cfg: PolicyPullConfig, caller: string): Omit<PullPolicyWeightsOptions, "version" | "signal"> {
   return { address: cfg.policyAddr, caller, deadlineMs: cfg.policyDeadlineMs, maxReceiveMessageBytes: cfg.maxReceiveBytes, maxTotalBytes: cfg.maxUploadBytes };
 }
-
-/** model_id of the policy's weights (PolicyService.StreamWeights, WeightsRef). */
-export const POLICY_MODEL_ID = "policy";
 
 /** Trainable policy models by weights version. */
 export type PolicyModels = WeightsCache<GPT2>;

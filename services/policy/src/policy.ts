@@ -29,10 +29,8 @@ import {
 import type { NamedHostTensors } from "@rlhf/compute";
 import { FailedPreconditionError, InvalidArgumentError, readJsonFile, type PathRoots } from "@rlhf/errors";
 import type { Logger } from "@rlhf/grpc-kit";
-import { resolveCheckpointDir, type LoadedRef } from "@rlhf/model-service";
+import { POLICY_MODEL_ID, resolveCheckpointDir, type LoadedRef } from "@rlhf/model-service";
 
-/** model_id of the policy's WeightsRef. */
-export const POLICY_ID = "policy";
 /** model_id of the critic's WeightsRef. */
 export const CRITIC_ID = "critic";
 /** Files of a checkpoint written by {@link PolicyState.save}. */
@@ -82,7 +80,7 @@ function ppoTrainer(params: ReadonlyMap<string, tf.Variable>, opts: AdamWOptions
 export class PolicyState {
   private policyModel?: GPT2;
   private criticModel?: ScalarHeadModel;
-  private policyRef: LoadedRef = { modelId: POLICY_ID, version: 0, source: "" };
+  private policyRef: LoadedRef = { modelId: POLICY_MODEL_ID, version: 0, source: "" };
   private criticRef: LoadedRef = { modelId: CRITIC_ID, version: 0, source: "" };
   private tok?: Tokenizer;
   private policyPpo?: Trainer;
@@ -195,13 +193,13 @@ export class PolicyState {
     const { hfConfig } = await loadCheckpointConfig(abs);
     const tok = "rlhf_tokenizer" in hfConfig ? tokenizerFromConfig(hfConfig, `${abs}/config.json`) : this.defaultTokenizer(config, field);
     const lm = GPT2.fromHostTensors(config, new Map([...tensors].filter(([n]) => n !== SCORE_WEIGHT && n !== SCORE_BIAS)), { trainable: true });
-    this.swapPolicy(lm, { modelId: POLICY_ID, version: 0, source: abs }, tok);
+    this.swapPolicy(lm, { modelId: POLICY_MODEL_ID, version: 0, source: abs }, tok);
   }
 
   /** A seeded random policy, version 0. */
   loadRandom(config: GPT2Config, seed: number, field = "random_init.config"): void {
     const tok = this.defaultTokenizer(config, field);
-    this.swapPolicy(GPT2.random(config, seed, { trainable: true }), { modelId: POLICY_ID, version: 0, source: `random:${seed}` }, tok);
+    this.swapPolicy(GPT2.random(config, seed, { trainable: true }), { modelId: POLICY_MODEL_ID, version: 0, source: `random:${seed}` }, tok);
   }
 
   /**
@@ -258,7 +256,7 @@ export class PolicyState {
       built.critic?.dispose();
       throw e;
     }
-    this.swapPolicy(built.policy, { modelId: POLICY_ID, version: state.policy.version, source: state.policy.source }, tok);
+    this.swapPolicy(built.policy, { modelId: POLICY_MODEL_ID, version: state.policy.version, source: state.policy.source }, tok);
     if (built.critic && state.critic) {
       this.criticModel = built.critic;
       this.criticRef = { modelId: CRITIC_ID, version: state.critic.version, source: state.critic.source };

@@ -7,6 +7,7 @@ import { TensorSetReceiver, tokenBatchFromProto, temperatureFromProto } from "@r
 import { DomainError, InvalidArgumentError } from "@rlhf/errors";
 import { generate, splitRows, type GeneratedSequence } from "@rlhf/model";
 import type { NamedHostTensors } from "@rlhf/compute";
+import { POLICY_MODEL_ID } from "@rlhf/model-service";
 import type { PolicyState } from "../policy";
 import type { PolicyConfig } from "../config";
 import { evaluateSequences, ppoStep, responseLengths, type PpoBatch, type PpoSettings } from "../compute";
@@ -192,7 +193,7 @@ export function ppoUpdateHandler(state: PolicyState, queue: SerialQueue, cfg: Po
       if (withPtx) {
         const set = receiver.finish();
         const w = set.weights;
-        if (!w || w.modelId !== "policy" || w.version !== m.expectedVersion) {
+        if (!w || w.modelId !== POLICY_MODEL_ID || w.version !== m.expectedVersion) {
           throw new InvalidArgumentError("ptx_gradients.header.weights", `must be policy version ${m.expectedVersion} (the minibatch's expected_version), got ${w ? `${w.modelId || "(no model_id)"} version ${w.version}` : "none"}`);
         }
         ptx = set.tensors;

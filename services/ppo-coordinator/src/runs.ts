@@ -30,7 +30,6 @@ const { RunState, Stage } = ppoCoordinator;
 type Run = ppoCoordinator.Run;
 type RunEvent = ppoCoordinator.RunEvent;
 
-
 /** Why a run that the coordinator's shutdown interrupted is FAILED (as init() says of one a killed coordinator left RUNNING). */
 const STOPPED_MESSAGE = "the coordinator stopped while the run was in progress; ResumeRun continues it from its last checkpoint";
 

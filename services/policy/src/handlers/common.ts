@@ -57,6 +57,5 @@ export function optimizerFromProto(o: common.OptimizerConfig | undefined, field:
  */
 export function runIdFromProto(runId: string | undefined, field: string): string | undefined {
   if (runId === undefined || runId === "") return undefined;
-  checkRunId(runId, field);
-  return runId;
+  return checkRunId(runId, field);
 }

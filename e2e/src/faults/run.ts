@@ -409,7 +409,7 @@ async function main(): Promise<number> {
     const data = join(out, "bad-data");
     cpSync(join(ROOT, "examples", "user-data"), data, { recursive: true });
     const fifo = join(data, "pipe.jsonl");
-    spawnSync("mkfifo", [fifo]);
+    check(spawnSync("mkfifo", [fifo]).status === 0, `mkfifo ${fifo} failed`);
     const big = join(data, "big.jsonl");
     writeFileSync(big, "");
     truncateSync(big, 1024 ** 3); // sparse: nothing written, nothing to read

@@ -18,6 +18,9 @@ import { recordRunMetrics } from "./metrics";
 const { RunState, Stage } = ppoCoordinator;
 type RunEvent = ppoCoordinator.RunEvent;
 
+/** The proto Stage of a recipe stage. */
+export const stageOf = (s: StageName): ppoCoordinator.Stage => ppoCoordinator.stageFromJSON(stageKey(s));
+
 /** The states a run ends in. */
 export const TERMINAL = new Set([RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED]);
 
@@ -90,7 +93,6 @@ export class RunEventLog {
    * any: ./stage-clock.ts), metrics and checkpoints, each as this run's event.
    */
   sink(r: RunRecord, clock: () => StageClock | undefined): EventSink {
-    const stageOf = (s: StageName) => ppoCoordinator.stageFromJSON(stageKey(s));
     return {
       progress: (p) => {
         const e = { ...p, stage: stageOf(p.stage) };

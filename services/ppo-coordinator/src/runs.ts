@@ -14,12 +14,12 @@ import type { Logger } from "@rlhf/grpc-kit";
 import type { RecipeContext } from "./recipe/context";
 import { runRecipe } from "./recipe/driver";
 import { createGateway, type Clients } from "./recipe/gateway";
-import { emptyState, stageKey, type StageName } from "./recipe/records";
+import { emptyState, stageKey } from "./recipe/records";
 import { writeDataFiles } from "./recipe/user-data";
 import { writeRunReport } from "./report";
 import { checkConfigPaths, parseStartRequest } from "./start-request";
 import { readRunFolder, removeDriverMark, writeDriverMark } from "./run-folder";
-import { RunEventLog, TERMINAL, type RunRecord } from "./run-events";
+import { RunEventLog, TERMINAL, stageOf, type RunRecord } from "./run-events";
 import { StageClock } from "./stage-clock";
 import { RunLeases } from "./leases";
 import { listRuns } from "./run-list";
@@ -240,7 +240,6 @@ export class RunStore {
     leases.keepAlive();
     const abort = new AbortController();
     rec.abort = abort;
-    const stageOf = (s: StageName) => ppoCoordinator.stageFromJSON(stageKey(s));
     // The stage in progress: its events' elapsed times and its time in report.json (./stage-clock.ts).
     let clock: StageClock | undefined;
     const ctx: RecipeContext = {

@@ -2,8 +2,7 @@
 import { join } from "node:path";
 import { rm } from "node:fs/promises";
 import type { RecipeContext } from "../context";
-import type { TrainSettings } from "../records";
-import type { Example, StageName } from "../records";
+import type { Example, StageName, TrainSettings } from "../records";
 
 /** Emits a stage's progress with an ETA from the rate so far. */
 export function progress(ctx: RecipeContext, stage: StageName, unit: string, total: number, startedMs: number) {

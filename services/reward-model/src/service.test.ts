@@ -154,7 +154,8 @@ test("Train: bad streams get INVALID_ARGUMENT naming the field, and change nothi
     [[config(), comps({ groups: [group(Array(10).fill(1), [[2], Array(7).fill(3)], [0, 1])] })], /groups\[0\]\.responses\.lengths\[1\]: prompt \+ response is 17 tokens, more than the context length of 16/],
     [[config(), comps({ pairs: [{ prompt: [1], chosen: [], rejected: [2] }] })], /requests\[1\]\.comparisons\.pairs\[0\]\.chosen: needs at least 1 token/],
     [[config(), valComps({ pairs: [{ prompt: [1], chosen: [2], rejected: [99] }] }), ok], /requests\[1\]\.validation_comparisons\.pairs\[0\]\.rejected\[0\]: id 99/],
-    [[config(), comps({ groups: [group([1], [[2], [3]], [4, 4])] })], /^INVALID_ARGUMENT: comparisons: no group has an untied pair/],
+    [[config(), comps({ groups: [group([1], [[2], [3]], [0, 99])] })], /^INVALID_ARGUMENT: requests\[1\]\.comparisons\.groups\[0\]\.ranks\[1\]: is 99, more than K = 2: a rank is 0\.\.K/],
+    [[config(), comps({ groups: [group([1], [[2], [3]], [2, 2])] })], /^INVALID_ARGUMENT: comparisons: no group has an untied pair/],
   ];
   for (const [msgs, re] of cases) {
     const got = await runTrain(msgs);
@@ -258,6 +259,7 @@ test("Accuracy counts untied pairs only, agrees with Score, and validates its in
   assert.match(String(await call(client.unary("accuracy", { comparisons: { groups: [], pairs: [] } }))), /^INVALID_ARGUMENT: comparisons: must hold at least one group or pair/);
   assert.match(String(await call(client.unary("accuracy", { comparisons: { groups: [], pairs: pairsData(5) } }))), /^INVALID_ARGUMENT: comparisons: 10 responses exceed the limit of 8/);
   assert.match(String(await call(client.unary("accuracy", { comparisons: { groups: [group([1], [[2], [3]], [0])], pairs: [] } }))), /comparisons\.groups\[0\]\.ranks: has 1 entries but there are 2 responses/);
+  assert.match(String(await call(client.unary("accuracy", { comparisons: { groups: [group([1], [[2], [3], [4]], [1, 4, 3])], pairs: [] } }))), /comparisons\.groups\[0\]\.ranks\[1\]: is 4, more than K = 3/);
 });
 
 test("Normalize: the references then average 0, a repeat changes nothing more, the version +1 each; a cancelled stream changes nothing", async () => {

@@ -45,6 +45,9 @@ export function comparisonsFromProto(batch: rewardModel.ComparisonBatch | undefi
     if (K < 2 || K > MAX_K) throw new InvalidArgumentError(`${f}.responses.lengths`, `a group needs 2..${MAX_K} responses, got ${K}`);
     if (r.promptLengths.length > 0) throw new InvalidArgumentError(`${f}.responses.prompt_lengths`, "must be empty: responses hold response tokens only");
     if (g.ranks.length !== K) throw new InvalidArgumentError(`${f}.ranks`, `has ${g.ranks.length} entries but there are ${K} responses`);
+    g.ranks.forEach((rank, k) => {
+      if (rank > K) throw new InvalidArgumentError(`${f}.ranks[${k}]`, `is ${rank}, more than K = ${K}: a rank is 0..K (0-based or 1-based, lower is better)`);
+    });
     const total = r.lengths.reduce((a, b) => a + b, 0);
     if (total !== r.tokens.length) throw new InvalidArgumentError(`${f}.responses.lengths`, `add up to ${total} but ${f}.responses.tokens holds ${r.tokens.length} ids`);
     checkIds(r.tokens, `${f}.responses.tokens`, vocabSize);

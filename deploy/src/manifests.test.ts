@@ -12,6 +12,7 @@ import { generateAll, staleFiles } from "./generate";
 import { PROFILES, buildProfile } from "./k8s";
 import { DEPLOY_DIR, readDashboard } from "./observability";
 import { checkAll, fmt } from "./check";
+import { SERVICES, serviceEnv } from "./topology";
 
 test("deploy/k8s/<profile>/, docker-compose.yaml and deploy/compose/ are what the generator writes", () => {
   const stale = staleFiles(generateAll());
@@ -43,4 +44,16 @@ test("--registry/--tag write a copy with your image names, which passes the same
   assert.match(refused.stderr, /--registry \/ --tag write your own copy: give --out DIR/);
   // The committed files still check out (the copy went elsewhere).
   assert.deepEqual(checkAll(DEPLOY_DIR).map(fmt), []);
+});
+
+test("every service a service calls is addressed in its environment (<NAME>_ADDR), in both profiles", () => {
+  for (const s of SERVICES) {
+    for (const gpu of [false, true]) {
+      const env = serviceEnv(s, gpu);
+      for (const callee of s.calls) {
+        const name = `${callee.toUpperCase().replaceAll("-", "_")}_ADDR`;
+        assert.ok(env[name], `${s.name} calls ${callee} but its environment has no ${name}`);
+      }
+    }
+  }
 });

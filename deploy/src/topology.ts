@@ -65,11 +65,13 @@ export const SERVICES: readonly RlhfService[] = [
       REWARD_MODEL_ADDR: addr("reward-model", true),
       REFERENCE_MODEL_ADDR: addr("reference-model", true),
       PRETRAIN_MIX_ADDR: addr("pretrain-mix", true),
+      // For runs with rankings.source "labeling" (submit a batch, wait, fetch the rankings); the
+      // service token it sends is one the labeling service accepts.
+      LABELING_ADDR: addr("labeling"),
       RUNS_DIR: `${DATA_DIR}/runs`,
       // The files a run config names (users' data) must be on the shared volume.
       DATA_ROOT: DATA_DIR,
     },
-    // labeling: the rankings stage's rankings.source "labeling" (submit a batch, wait, fetch rankings).
     calls: ["policy", "reward-model", "reference-model", "pretrain-mix", "labeling"],
   },
   {

@@ -5,8 +5,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
-import { ppoCoordinator, referenceModel } from "@rlhf/proto";
+import { common, policy, ppoCoordinator, referenceModel } from "@rlhf/proto";
 import { createLogger, startServer, unary, clientStream, serverStream } from "./index";
+import { locateFault } from "./decode";
 import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "decode-test", destination: new Writable({ write: (_c, _e, cb) => cb() }), level: "debug" });
@@ -61,7 +62,7 @@ test("undecodable requests are INVALID_ARGUMENT naming the method, on unary, ser
       c.makeUnaryRequest("/rlhf.reference_model.v1.ReferenceModelService/LogProbs", raw, raw, TRUNCATED, new grpc.Metadata(), { deadline: deadline() }, (e) => resolve(e)),
     );
     assert.equal(u?.code, grpc.status.INVALID_ARGUMENT);
-    assert.match(u?.details ?? "", /^request: cannot decode the LogProbs request message: /);
+    assert.match(u?.details ?? "", /^batch: cannot decode the LogProbs request message: the message breaks off inside this field/);
 
     const s = c.makeServerStreamRequest("/rlhf.ppo_coordinator.v1.PpoCoordinatorService/WatchRun", raw, raw, hugeUint64(), new grpc.Metadata(), { deadline: deadline() });
     const se = await new Promise<grpc.ServiceError>((resolve) => {
@@ -69,7 +70,7 @@ test("undecodable requests are INVALID_ARGUMENT naming the method, on unary, ser
       s.on("error", resolve);
     });
     assert.equal(se.code, grpc.status.INVALID_ARGUMENT, se.details);
-    assert.equal(se.details, "request: cannot decode the WatchRun request message: Value is larger than Number.MAX_SAFE_INTEGER");
+    assert.equal(se.details, "after_sequence: cannot decode the WatchRun request message: 1152921504606846976 is outside ±(2^53 − 1) = ±9007199254740991, the integers this service reads exactly");
 
     const cs = await new Promise<grpc.ServiceError | null>((resolve) => {
       const w = c.makeClientStreamRequest("/rlhf.reference_model.v1.ReferenceModelService/UploadWeights", raw, raw, new grpc.Metadata(), { deadline: deadline() }, (e) => resolve(e));
@@ -78,10 +79,33 @@ test("undecodable requests are INVALID_ARGUMENT naming the method, on unary, ser
       w.end();
     });
     assert.equal(cs?.code, grpc.status.INVALID_ARGUMENT);
-    assert.match(cs?.details ?? "", /^requests\[1\]: cannot decode the UploadWeights request message: /);
+    assert.match(cs?.details ?? "", /^requests\[1\]\.chunk: cannot decode the UploadWeights request message: the message breaks off/);
     assert.equal(handled, 1, "only the empty stream message reached a handler");
   } finally {
     c.close();
     await srv.shutdown(500);
   }
+});
+
+test("the field a request fails on is named: nested, repeated (packed or not), signed, truncated; a good message has none", () => {
+  const header = (over: Partial<common.TensorSetHeader>) =>
+    referenceModel.UploadWeightsRequest.encode({ chunk: { part: { $case: "header", header: common.TensorSetHeader.fromPartial({ tensors: [{ name: "a", byteLength: 4 }, { name: "b", byteLength: 4 }], totalBytes: 8, ...over }) } } }).finish();
+  const upload = "/rlhf.reference_model.v1.ReferenceModelService/UploadWeights";
+  assert.equal(locateFault(upload, header({})), undefined);
+  assert.deepEqual(locateFault(upload, header({ totalBytes: 2 ** 60 })), { path: "chunk.header.total_bytes", problem: "1152921504606846976 is outside ±(2^53 − 1) = ±9007199254740991, the integers this service reads exactly" });
+  assert.equal(locateFault(upload, header({ tensors: [{ name: "a", dtype: 0, shape: [1, 2], byteLength: 4 }, { name: "b", dtype: 0, shape: [3], byteLength: 2 ** 62 }] }))?.path, "chunk.header.tensors[1].byte_length");
+  // A message cut short names the field it breaks off in.
+  const whole = header({ totalBytes: 2 ** 60 });
+  assert.match(locateFault(upload, whole.subarray(0, whole.length - 3))?.path ?? "", /^chunk/);
+  // Signed: int64 as two's complement, sint64 zigzag: -(2^53 - 1) is fine, one past is not.
+  const generate = "/rlhf.policy.v1.PolicyService/Generate";
+  const gen = (seed: number) => policy.GenerateRequest.encode(policy.GenerateRequest.fromPartial({ prompts: { tokens: [1, 2, 3], lengths: [3], promptLengths: [] }, seed })).finish();
+  assert.equal(locateFault(generate, gen(Number.MAX_SAFE_INTEGER)), undefined);
+  assert.equal(locateFault(generate, gen(2 ** 53))?.path, "seed");
+  // Packed repeated elements continue the index; a wire type that does not exist is named.
+  const packed = Buffer.from([0x0a, 0x07, 0x0a, 0x03, 0x01, 0x02, 0x03, 0x12, 0x00]); // prompts.tokens [1, 2, 3], lengths packed but empty
+  assert.equal(locateFault(generate, packed), undefined);
+  assert.deepEqual(locateFault(generate, Buffer.from([0x0a, 0x05, 0x0a, 0x03, 0x01, 0x02, 0x80])), { path: "prompts.tokens[2]", problem: "the message breaks off inside this field (truncated, or not this message)" });
+  assert.deepEqual(locateFault(generate, Buffer.from([0x3e, 0x01])), { path: "seed", problem: "wire type 6 does not exist" });
+  assert.equal(locateFault("/rlhf.policy.v1.PolicyService/NoSuchMethod", gen(2 ** 53)), undefined);
 });

@@ -79,7 +79,7 @@ function contractsOnce(): PackageDefinition {
 
 const messageAt = (fullName: string): MessageDesc | undefined => {
   const d = contractsOnce()[fullName] as { format?: string; type?: MessageDesc } | undefined;
-  return d?.format?.endsWith("DescriptorProto") && d.type && !("value" in d.type) ? d.type : undefined;
+  return d?.format === "Protocol Buffer 3 DescriptorProto" ? d.type : undefined;
 };
 
 /** Resolves a (possibly relative) type name as protobuf scoping does: innermost scope first. */

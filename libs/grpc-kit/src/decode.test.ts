@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
-import { common, policy, ppoCoordinator, referenceModel } from "@rlhf/proto";
+import { common, policy, ppoCoordinator, referenceModel, rewardModel } from "@rlhf/proto";
 import { createLogger, startServer, unary, clientStream, serverStream } from "./index";
 import { locateFault } from "./decode";
 import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
@@ -102,10 +102,22 @@ test("the field a request fails on is named: nested, repeated (packed or not), s
   const gen = (seed: number) => policy.GenerateRequest.encode(policy.GenerateRequest.fromPartial({ prompts: { tokens: [1, 2, 3], lengths: [3], promptLengths: [] }, seed })).finish();
   assert.equal(locateFault(generate, gen(Number.MAX_SAFE_INTEGER)), undefined);
   assert.equal(locateFault(generate, gen(2 ** 53))?.path, "seed");
-  // Packed repeated elements continue the index; a wire type that does not exist is named.
+  // Packed runs are skipped whole; a nested message cut short, and a wire type that does not exist, are named.
   const packed = Buffer.from([0x0a, 0x07, 0x0a, 0x03, 0x01, 0x02, 0x03, 0x12, 0x00]); // prompts.tokens [1, 2, 3], lengths packed but empty
   assert.equal(locateFault(generate, packed), undefined);
-  assert.deepEqual(locateFault(generate, Buffer.from([0x0a, 0x05, 0x0a, 0x03, 0x01, 0x02, 0x80])), { path: "prompts.tokens[2]", problem: "the message breaks off inside this field (truncated, or not this message)" });
+  assert.deepEqual(locateFault(generate, Buffer.from([0x0a, 0x05, 0x0a, 0x03, 0x01, 0x02])), { path: "prompts", problem: "the message breaks off inside this field (truncated, or not this message)" });
+  assert.deepEqual(locateFault(generate, Buffer.from([0x0a, 0x02, 0x12, 0x05])), { path: "prompts.lengths", problem: "the message breaks off inside this field (truncated, or not this message)" });
   assert.deepEqual(locateFault(generate, Buffer.from([0x3e, 0x01])), { path: "seed", problem: "wire type 6 does not exist" });
   assert.equal(locateFault("/rlhf.policy.v1.PolicyService/NoSuchMethod", gen(2 ** 53)), undefined);
+  // A walk reads at most 20,000 fields, then leaves the decoder's reason (a huge request costs little).
+  const accuracy = "/rlhf.reward_model.v1.RewardModelService/Accuracy";
+  const badAfter = (n: number) => {
+    const pairs = Array.from({ length: n }, () => ({ prompt: [1], chosen: [2], rejected: [3] }));
+    const batch = Buffer.concat([rewardModel.ComparisonBatch.encode({ groups: [], pairs }).finish(), Buffer.from([0x2f])]); // then field 5, wire type 7
+    const len: number[] = [];
+    for (let v = batch.length; v > 0 || len.length === 0; v = Math.floor(v / 128)) len.push((v % 128) | (v >= 128 ? 0x80 : 0));
+    return Buffer.concat([Buffer.from([0x0a, ...len]), batch]); // field 1 (comparisons), length-delimited
+  };
+  assert.deepEqual(locateFault(accuracy, badAfter(1000)), { path: "comparisons.field 5", problem: "wire type 7 does not exist" });
+  assert.equal(locateFault(accuracy, badAfter(10_000)), undefined);
 });

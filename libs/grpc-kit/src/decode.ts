@@ -5,8 +5,9 @@
  * 64-bit integer past 2^53 that the generated decoder refuses. So the deserializers registered by
  * {@link startServer} never throw: they return a {@link DecodeFailure}, which the kit's handler
  * wrappers turn into INVALID_ARGUMENT before the service's handler sees it. The field is found by
- * walking the bytes again with the contract's descriptors (only after a failure): the first 64-bit
- * integer past 2^53 − 1, or the field inside which the message breaks off.
+ * walking the bytes again with the contracts' descriptors (only after a failure, and at most
+ * {@link MAX_FIELDS_WALKED} fields): the first 64-bit integer past 2^53 − 1, the field inside which
+ * the message breaks off, or a wire type that does not exist.
  */
 import { readFileSync } from "node:fs";
 import type { ServiceDefinition } from "@grpc/grpc-js";
@@ -27,7 +28,7 @@ export class DecodeFailure {
 
   /**
    * The error to answer with, naming the field under `field` (the request, or which message of a
-   * stream: `requests[3]`), e.g. `requests[3].chunk.header.version: cannot decode …`.
+   * stream: `requests[3]`), e.g. `requests[3].chunk.header.total_bytes: cannot decode …`.
    */
   toError(field = "request"): InvalidArgumentError {
     const name = this.method.slice(this.method.lastIndexOf("/") + 1);
@@ -82,8 +83,15 @@ const messageAt = (fullName: string): MessageDesc | undefined => {
   return d?.format === "Protocol Buffer 3 DescriptorProto" ? d.type : undefined;
 };
 
-/** Resolves a (possibly relative) type name as protobuf scoping does: innermost scope first. */
+const resolved = new Map<string, string | undefined>();
+/** Resolves a (possibly relative) type name as protobuf scoping does: innermost scope first (once per pair). */
 function resolveType(typeName: string, scope: string): string | undefined {
+  const key = `${scope} ${typeName}`;
+  if (!resolved.has(key)) resolved.set(key, resolveUncached(typeName, scope));
+  return resolved.get(key);
+}
+
+function resolveUncached(typeName: string, scope: string): string | undefined {
   if (typeName.startsWith(".")) return messageAt(typeName.slice(1)) ? typeName.slice(1) : undefined;
   const parts = scope.split(".");
   for (let i = parts.length; i >= 0; i--) {
@@ -110,10 +118,8 @@ export interface DecodeFault {
 }
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-/** Scalar types a repeated field packs (one length-delimited run of elements). */
-const PACKED = new Set(["TYPE_INT32", "TYPE_INT64", "TYPE_UINT32", "TYPE_UINT64", "TYPE_SINT32", "TYPE_SINT64", "TYPE_BOOL", "TYPE_ENUM", "TYPE_FIXED64", "TYPE_SFIXED64", "TYPE_DOUBLE", "TYPE_FIXED32", "TYPE_SFIXED32", "TYPE_FLOAT"]);
-/** Packed element sizes of the fixed-width types that are never 64-bit integers. */
-const FIXED: Record<string, number> = { TYPE_DOUBLE: 8, TYPE_FIXED32: 4, TYPE_SFIXED32: 4, TYPE_FLOAT: 4 };
+/** The 64-bit integer types, which the generated decoder refuses past 2^53 − 1. */
+const INT64 = new Set(["TYPE_INT64", "TYPE_UINT64", "TYPE_SINT64", "TYPE_FIXED64", "TYPE_SFIXED64"]);
 
 class BreaksOff extends Error {}
 
@@ -125,6 +131,19 @@ class Wire {
     readonly end: number,
   ) {}
 
+  /** A varint as a number (tags, lengths, values not looked at): exact below 2^53. */
+  small(): number {
+    let v = 0;
+    for (let i = 0, scale = 1; i < 10; i++, scale *= 128) {
+      if (this.pos >= this.end) throw new BreaksOff();
+      const b = this.buf[this.pos++];
+      v += (b & 0x7f) * scale;
+      if (b < 0x80) return v;
+    }
+    throw new BreaksOff();
+  }
+
+  /** A varint's 64 bits, exactly. */
   varint(): bigint {
     let v = 0n;
     for (let shift = 0n; shift < 70n; shift += 7n) {
@@ -151,14 +170,18 @@ class Wire {
   }
 }
 
+/** Fields a walk reads at most (about 15 ms on a slow core): past this it gives up and the decoder's reason stands. */
+const MAX_FIELDS_WALKED = 20_000;
+
 /**
  * Walks `bytes` as a request of `method` and returns the first field the generated decoder would
  * refuse: a 64-bit integer outside ±(2^53 − 1), a field the message breaks off inside, a wire type
- * that does not exist. Undefined when it finds none (or the method is not in the contracts).
+ * that does not exist. Undefined when it finds none, gives up ({@link MAX_FIELDS_WALKED} fields)
+ * or the method is not in the contracts.
  */
 export function locateFault(method: string, bytes: Uint8Array): DecodeFault | undefined {
   const type = requestTypeOf(method);
-  return type ? walk(new Wire(bytes, 0, bytes.length), type, "") : undefined;
+  return type ? walk(new Wire(bytes, 0, bytes.length), type, undefined, { left: MAX_FIELDS_WALKED }) : undefined;
 }
 
 /** The signed value of a 64-bit integer field's raw bits, or undefined for other fields. */
@@ -169,56 +192,74 @@ function int64Value(type: string, raw: bigint): bigint | undefined {
   return undefined;
 }
 
-function walk(r: Wire, typeName: string, prefix: string): DecodeFault | undefined {
-  const byNumber = new Map((messageAt(typeName)?.field ?? []).map((f) => [f.number, f]));
+const fieldsCache = new Map<string, Map<number, FieldDesc>>();
+/** The fields of a message type by number (built once per type). */
+function fieldsOf(typeName: string): Map<number, FieldDesc> {
+  let m = fieldsCache.get(typeName);
+  if (!m) fieldsCache.set(typeName, (m = new Map((messageAt(typeName)?.field ?? []).map((f) => [f.number, f]))));
+  return m;
+}
+
+const BREAKS_OFF = "the message breaks off inside this field (truncated, or not this message)";
+const SKIPPED_WHOLE = new Set(["TYPE_MESSAGE", "TYPE_STRING", "TYPE_BYTES"]);
+
+/** Walks one message; `prefix` writes out the path of the field that holds it (none: the request). */
+function walk(r: Wire, typeName: string, prefix: (() => string) | undefined, budget: { left: number }): DecodeFault | undefined {
+  const fields = fieldsOf(typeName);
   const counts = new Map<number, number>();
-  const under = (name: string) => (prefix ? `${prefix}.${name}` : name);
-  let path = prefix || "request";
+  // The field being read; its path is written out only for the answer.
+  let f: FieldDesc | undefined;
+  let number = 0;
+  let index = 0;
+  let packed = false;
+  let inField = false;
+  const path = () => {
+    const name = inField ? `${f?.name ?? `field ${number}`}${f?.label === "LABEL_REPEATED" && !packed ? `[${index}]` : ""}` : "(next field)";
+    return prefix ? `${prefix()}.${name}` : name;
+  };
   try {
     while (r.pos < r.end) {
-      path = under("(next field)");
-      const tag = r.varint();
-      const number = Number(tag >> 3n);
-      const wire = Number(tag & 7n);
-      const f = byNumber.get(number);
-      const repeated = f?.label === "LABEL_REPEATED";
-      const at = (i: number) => under(`${f?.name ?? `field ${number}`}${repeated ? `[${i}]` : ""}`);
-      const index = counts.get(number) ?? 0;
-      let next = index + 1;
-      path = at(index);
-      const check = (raw: bigint): DecodeFault | undefined => {
-        const v = f ? int64Value(f.type, raw) : undefined;
-        if (v === undefined || (v <= MAX_SAFE && v >= -MAX_SAFE)) return undefined;
-        return { path, problem: `${v} is outside ±(2^53 − 1) = ±${Number.MAX_SAFE_INTEGER}, the integers this service reads exactly` };
-      };
-      let fault: DecodeFault | undefined;
-      if (wire === 0) fault = check(r.varint());
-      else if (wire === 1) fault = check(r.fixed64());
-      else if (wire === 5) r.skip(4);
-      else if (wire === 2) {
-        const len = Number(r.varint());
+      if (--budget.left < 0) return undefined;
+      inField = false;
+      const tag = r.small();
+      number = Math.floor(tag / 8);
+      const wire = tag % 8;
+      f = fields.get(number);
+      index = counts.get(number) ?? 0;
+      counts.set(number, index + 1);
+      // An element of a repeated field is named by its index; a packed run of scalars as a whole.
+      packed = wire === 2 && f !== undefined && !SKIPPED_WHOLE.has(f.type);
+      inField = true;
+      const int64 = f !== undefined && INT64.has(f.type);
+      let raw: bigint | undefined;
+      if (wire === 0) {
+        if (int64) raw = r.varint();
+        else r.small();
+      } else if (wire === 1) {
+        if (int64) raw = r.fixed64();
+        else r.skip(8);
+      } else if (wire === 5) {
+        r.skip(4);
+      } else if (wire === 2) {
+        const len = r.small();
         const inner = new Wire(r.buf, r.skip(len), r.pos);
-        if (f?.type === "TYPE_MESSAGE") {
-          const sub = resolveType(f.typeName, typeName);
-          fault = sub ? walk(inner, sub, path) : undefined;
-        } else if (repeated && f && PACKED.has(f.type)) {
-          // Packed scalars: the elements continue the field's index.
-          for (next = index; inner.pos < inner.end; next++) {
-            path = at(next);
-            if (FIXED[f.type]) inner.skip(FIXED[f.type]);
-            else if ((fault = check(f.type === "TYPE_FIXED64" || f.type === "TYPE_SFIXED64" ? inner.fixed64() : inner.varint()))) break;
-          }
-        }
+        // A nested message is walked; strings, bytes and packed scalars are skipped whole (no
+        // contract has a repeated 64-bit integer, the one packed kind the decoder could refuse).
+        const sub = f?.type === "TYPE_MESSAGE" ? resolveType(f.typeName, typeName) : undefined;
+        const fault = sub ? walk(inner, sub, path, budget) : undefined;
+        if (fault) return fault;
       } else if (wire === 3 || wire === 4) {
         return undefined; // groups (proto2): not walked
       } else {
-        return { path, problem: `wire type ${wire} does not exist` };
+        return { path: path(), problem: `wire type ${wire} does not exist` };
       }
-      if (fault) return fault;
-      counts.set(number, next);
+      const v = raw === undefined || !f ? undefined : int64Value(f.type, raw);
+      if (v !== undefined && (v > MAX_SAFE || v < -MAX_SAFE)) {
+        return { path: path(), problem: `${v} is outside ±(2^53 − 1) = ±${Number.MAX_SAFE_INTEGER}, the integers this service reads exactly` };
+      }
     }
   } catch (e) {
-    if (e instanceof BreaksOff) return { path, problem: "the message breaks off inside this field (truncated, or not this message)" };
+    if (e instanceof BreaksOff) return { path: path(), problem: BREAKS_OFF };
     throw e;
   }
   return undefined;

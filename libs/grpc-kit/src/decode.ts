@@ -84,7 +84,7 @@ const messageAt = (fullName: string): MessageDesc | undefined => {
 };
 
 const resolved = new Map<string, string | undefined>();
-/** Resolves a (possibly relative) type name as protobuf scoping does: innermost scope first (once per pair). */
+/** Resolves a (possibly relative) type name as protobuf scoping does, innermost scope first; cached. */
 function resolveType(typeName: string, scope: string): string | undefined {
   const key = `${scope} ${typeName}`;
   if (!resolved.has(key)) resolved.set(key, resolveUncached(typeName, scope));
@@ -112,7 +112,7 @@ function requestTypeOf(method: string): string | undefined {
 
 /** Where a message fails to decode and why, in the contract's field names. */
 export interface DecodeFault {
-  /** e.g. `after_sequence`, `comparisons.groups[2].ranks[1]`. */
+  /** e.g. `after_sequence`, `chunk.header.tensors[1].byte_length`. */
   path: string;
   problem: string;
 }

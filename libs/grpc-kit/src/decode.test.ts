@@ -7,23 +7,22 @@ import { Writable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
 import { common, policy, ppoCoordinator, referenceModel, rewardModel } from "@rlhf/proto";
 import { createLogger, startServer, unary, clientStream, serverStream } from "./index";
-import { locateFault } from "./decode";
+import { int64Value, locateFault } from "./decode";
 import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "decode-test", destination: new Writable({ write: (_c, _e, cb) => cb() }), level: "debug" });
 const raw = (b: Buffer) => b;
 
-/** WatchRunRequest{run_id: "r", after_sequence: 2^60}: well-formed protobuf the generated decoder refuses. */
-function hugeUint64(): Buffer {
-  const varint: number[] = [];
-  let v = 1n << 60n;
-  while (v >= 0x80n) {
-    varint.push(Number((v & 0x7fn) | 0x80n));
-    v >>= 7n;
-  }
-  varint.push(Number(v));
-  return Buffer.from([0x0a, 0x01, 0x72, 0x10, ...varint]);
+/** The bytes of `v` as a protobuf varint. */
+function varint(v: bigint): number[] {
+  const out: number[] = [];
+  for (; v >= 0x80n; v >>= 7n) out.push(Number((v & 0x7fn) | 0x80n));
+  out.push(Number(v));
+  return out;
 }
+
+/** WatchRunRequest{run_id: "r", after_sequence: 2^60}: well-formed protobuf the generated decoder refuses. */
+const hugeUint64 = () => Buffer.from([0x0a, 0x01, 0x72, 0x10, ...varint(1n << 60n)]);
 // Field 1, length-delimited, declaring 100 bytes that never come.
 const TRUNCATED = Buffer.from([0x0a, 0x64, 0x01]);
 
@@ -97,7 +96,13 @@ test("the field a request fails on is named: nested, repeated (packed or not), s
   // A message cut short names the field it breaks off in.
   const whole = header({ totalBytes: 2 ** 60 });
   assert.match(locateFault(upload, whole.subarray(0, whole.length - 3))?.path ?? "", /^chunk/);
-  // Signed: int64 as two's complement, sint64 zigzag: -(2^53 - 1) is fine, one past is not.
+  // The bound itself is fine, one past it is not. No contract has a signed 64-bit field yet: their
+  // raw bits are read as protobuf writes them (int64 two's complement, sint64 zigzag).
+  assert.equal(int64Value("TYPE_INT64", (1n << 64n) - 1n), -1n);
+  assert.equal(int64Value("TYPE_SFIXED64", 1n << 63n), -(1n << 63n));
+  assert.equal(int64Value("TYPE_SINT64", 3n), -2n);
+  assert.equal(int64Value("TYPE_SINT64", 4n), 2n);
+  assert.equal(int64Value("TYPE_UINT32", 4n), undefined);
   const generate = "/rlhf.policy.v1.PolicyService/Generate";
   const gen = (seed: number) => policy.GenerateRequest.encode(policy.GenerateRequest.fromPartial({ prompts: { tokens: [1, 2, 3], lengths: [3], promptLengths: [] }, seed })).finish();
   assert.equal(locateFault(generate, gen(Number.MAX_SAFE_INTEGER)), undefined);
@@ -114,9 +119,7 @@ test("the field a request fails on is named: nested, repeated (packed or not), s
   const badAfter = (n: number) => {
     const pairs = Array.from({ length: n }, () => ({ prompt: [1], chosen: [2], rejected: [3] }));
     const batch = Buffer.concat([rewardModel.ComparisonBatch.encode({ groups: [], pairs }).finish(), Buffer.from([0x2f])]); // then field 5, wire type 7
-    const len: number[] = [];
-    for (let v = batch.length; v > 0 || len.length === 0; v = Math.floor(v / 128)) len.push((v % 128) | (v >= 128 ? 0x80 : 0));
-    return Buffer.concat([Buffer.from([0x0a, ...len]), batch]); // field 1 (comparisons), length-delimited
+    return Buffer.concat([Buffer.from([0x0a, ...varint(BigInt(batch.length))]), batch]); // field 1 (comparisons), length-delimited
   };
   assert.deepEqual(locateFault(accuracy, badAfter(1000)), { path: "comparisons.field 5", problem: "wire type 7 does not exist" });
   assert.equal(locateFault(accuracy, badAfter(10_000)), undefined);

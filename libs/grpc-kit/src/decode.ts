@@ -71,15 +71,19 @@ interface MessageDesc {
   field: FieldDesc[];
 }
 
-let contracts: PackageDefinition | undefined;
-/** Every contract of the project, read once, on the first request that fails to decode. */
-function contractsOnce(): PackageDefinition {
-  contracts ??= loadFileDescriptorSetFromBuffer(readFileSync(descriptorSetPath));
-  return contracts;
+const loaded = new Map<string, PackageDefinition>();
+/**
+ * The contracts of a descriptor set file, read once per process: by the server for reflection at
+ * start-up, here on the first request that fails to decode (the project's set by default).
+ */
+export function loadContracts(path: string = descriptorSetPath): PackageDefinition {
+  let pkgDef = loaded.get(path);
+  if (!pkgDef) loaded.set(path, (pkgDef = loadFileDescriptorSetFromBuffer(readFileSync(path))));
+  return pkgDef;
 }
 
 const messageAt = (fullName: string): MessageDesc | undefined => {
-  const d = contractsOnce()[fullName] as { format?: string; type?: MessageDesc } | undefined;
+  const d = loadContracts()[fullName] as { format?: string; type?: MessageDesc } | undefined;
   return d?.format === "Protocol Buffer 3 DescriptorProto" ? d.type : undefined;
 };
 
@@ -104,7 +108,7 @@ function resolveUncached(typeName: string, scope: string): string | undefined {
 /** The request type of a method path (`/pkg.Service/Method`), as a full name. */
 function requestTypeOf(method: string): string | undefined {
   const [service, name] = method.slice(1).split("/");
-  const m = (contractsOnce()[service] as Record<string, { requestType?: { type?: MessageDesc } }> | undefined)?.[name];
+  const m = (loadContracts()[service] as Record<string, { requestType?: { type?: MessageDesc } }> | undefined)?.[name];
   const short = m?.requestType?.type?.name;
   if (!short) return undefined;
   return resolveType(short, service.slice(0, service.lastIndexOf(".")));
@@ -185,7 +189,7 @@ export function locateFault(method: string, bytes: Uint8Array): DecodeFault | un
 }
 
 /** The signed value of a 64-bit integer field's raw bits, or undefined for other fields. */
-function int64Value(type: string, raw: bigint): bigint | undefined {
+export function int64Value(type: string, raw: bigint): bigint | undefined {
   if (type === "TYPE_UINT64" || type === "TYPE_FIXED64") return raw;
   if (type === "TYPE_INT64" || type === "TYPE_SFIXED64") return BigInt.asIntN(64, raw);
   if (type === "TYPE_SINT64") return (raw >> 1n) ^ -(raw & 1n);

@@ -1,13 +1,12 @@
-import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
-import { loadFileDescriptorSetFromBuffer, loadSync } from "@grpc/proto-loader";
+import { loadSync } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import type { Logger } from "pino";
 import { authInterceptor, serverAuthFromEnv, type ServerAuth } from "./auth";
 import { ConfigError } from "./env";
 import { insecureFromEnv, isLoopback, serverCredentials, serverTlsFromEnv, type ServerTls } from "./tls";
-import { tolerantDecoding } from "./decode";
+import { loadContracts, tolerantDecoding } from "./decode";
 
 /** Default receive/send limit per message: gRPC's 4 MiB. Big payloads travel as chunk streams. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -147,7 +146,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
   health.addToServer(server);
   if (opts.descriptorSetPath) {
-    const pkgDef = loadFileDescriptorSetFromBuffer(readFileSync(opts.descriptorSetPath));
+    const pkgDef = loadContracts(opts.descriptorSetPath);
     // The descriptor set holds every contract of the project; list only what this server serves.
     new ReflectionService({ ...pkgDef, ...loadSync(healthProtoPath) }, { services: [...serviceNames, HEALTH_SERVICE_NAME] }).addToServer(server);
   }

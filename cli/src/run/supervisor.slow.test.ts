@@ -125,12 +125,12 @@ test("a child that ignores SIGTERM is SIGKILLed after the grace period; one that
     sup.start(standIn("stubborn", pa, "stubborn"));
     sup.start(standIn("silent", pb, "silent"));
     await sup.waitReady(["stubborn"], { timeoutMs: testDeadlineMs(30_000) });
-    await assert.rejects(sup.waitReady(["silent"], { timeoutMs: 1000 }), (e: unknown) => {
+    await assert.rejects(sup.waitReady(["silent"], { timeoutMs: 1000 }), (e: unknown) => { // deadline under test
       assert.ok(e instanceof ChildFailedError);
       assert.match(e.message, new RegExp(`^silent did not answer health on 127\\.0\\.0\\.1:${pb} within 1 s \\(.*\\) \\(log: .*silent\\.log\\); it wrote nothing$`));
       return true;
     });
-    await assert.rejects(sup.waitReady(["stubborn"], { timeoutMs: 1000, ready: "serving" }), /stubborn was not SERVING on .* after 1 s \(last: NOT_SERVING\)/);
+    await assert.rejects(sup.waitReady(["stubborn"], { timeoutMs: 1000, ready: "serving" }), /stubborn was not SERVING on .* after 1 s \(last: NOT_SERVING\)/); // deadline under test
   } finally {
     const t0 = Date.now();
     const exits = await sup.stop();

@@ -85,7 +85,7 @@ after(async () => {
 /** The outcome of a model call, a read-only call and an operator call with `token`. */
 async function outcomes(token: string | null): Promise<string[]> {
   const s = await server();
-  const opts = { deadlineMs: 5000, token: token === null ? null : () => token };
+  const opts = { deadlineMs: testDeadlineMs(5000), token: token === null ? null : () => token };
   const ref = createClient(referenceModel.ReferenceModelServiceClient, s.address, opts);
   const coord = createClient(ppoCoordinator.PpoCoordinatorServiceClient, s.address, opts);
   const short = (r: unknown) => (typeof r === "string" ? r : "OK");
@@ -114,7 +114,7 @@ test("without a token or with a wrong one every call is UNAUTHENTICATED, alike; 
   assert.equal(await checkHealth(s.address, "rlhf.reference_model.v1.ReferenceModelService"), "SERVING");
   // Reflection and each served method need the token; only the contracts (public .proto files)
   // say which methods exist: grpc-js answers UNIMPLEMENTED for an unknown path before any interceptor.
-  const other = createClient(rewardModel.RewardModelServiceClient, s.address, { deadlineMs: 5000, token: () => TOKENS.all });
+  const other = createClient(rewardModel.RewardModelServiceClient, s.address, { deadlineMs: testDeadlineMs(5000), token: () => TOKENS.all });
   assert.match(String(await call(other.unary("getInfo", {}))), /^UNIMPLEMENTED/);
   other.close();
 });

@@ -25,6 +25,7 @@ import {
   yieldToEventLoop,
   YIELD_WAIT_AFTER_MS,
 } from "./index";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const lines: Record<string, unknown>[] = [];
 const sink = new Writable({
@@ -82,7 +83,7 @@ after(async () => srv?.shutdown(1000));
 
 function client(s: RunningServer) {
   return createClient(referenceModel.ReferenceModelServiceClient, s.address, {
-    deadlineMs: 5000,
+    deadlineMs: testDeadlineMs(5000),
     idempotent: ["getInfo", "logProbs"],
     initialBackoffMs: 10,
   });
@@ -123,7 +124,7 @@ test("domain errors map to their status with the field in the message; others be
 
 test("every call has a deadline", async () => {
   const c = client(await server());
-  await assert.rejects(c.unary("logProbs", { batch: undefined, temperature: 4 }, { deadlineMs: 50 }), (e: grpc.ServiceError) => e.code === grpc.status.DEADLINE_EXCEEDED);
+  await assert.rejects(c.unary("logProbs", { batch: undefined, temperature: 4 }, { deadlineMs: 50 }), (e: grpc.ServiceError) => e.code === grpc.status.DEADLINE_EXCEEDED); // deadline under test
   c.close();
 });
 
@@ -287,7 +288,7 @@ test("send yields to the event loop: a handler that computes between messages le
       ticks.push(ticked);
     }
   });
-  const c = createClient(rewardModel.RewardModelServiceClient, local.address, { deadlineMs: 5000 });
+  const c = createClient(rewardModel.RewardModelServiceClient, local.address, { deadlineMs: testDeadlineMs(5000) });
   try {
     const steps = await new Promise<number[]>((resolve, reject) => {
       const call = c.bidi("train");
@@ -313,7 +314,7 @@ test("a bidirectional handler that reads every request can still send and finish
     await send({ part: { $case: "progress", progress: rewardModel.TrainProgress.fromPartial({ step: n }) } });
     if (n % 2 === 1) throw new InvalidArgumentError("requests", `odd count ${n}`);
   });
-  const c = createClient(rewardModel.RewardModelServiceClient, local.address, { deadlineMs: 5000 });
+  const c = createClient(rewardModel.RewardModelServiceClient, local.address, { deadlineMs: testDeadlineMs(5000) });
   const run = (n: number) =>
     new Promise<{ got: number; code: number }>((resolve) => {
       const call = c.bidi("train");

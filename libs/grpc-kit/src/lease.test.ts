@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { referenceModel } from "@rlhf/proto";
 import { RunLease, checkHealth, createClient, createLogger, forRun, leaseInterceptor, resultOrStatus, runIdOf, startServer, unary, withRunId, RUN_ID_METADATA } from "./index";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "lease-test", level: "silent" });
 
@@ -49,7 +50,7 @@ test("on a real server: a refused call never reaches its handler; the holder's c
     services: [{ definition: referenceModel.ReferenceModelServiceService, implementation: implementation as grpc.UntypedServiceImplementation }],
     interceptors: [leaseInterceptor(lease, "rlhf.reference_model.v1.ReferenceModelService", new Set(["LoadWeights", "UploadWeights"]), log)],
   });
-  const plain = createClient(referenceModel.ReferenceModelServiceClient, server.address, { deadlineMs: 10_000 });
+  const plain = createClient(referenceModel.ReferenceModelServiceClient, server.address, { deadlineMs: testDeadlineMs(10_000) });
   const first = forRun(plain, "first");
   const second = forRun(plain, "second");
   try {

@@ -10,6 +10,7 @@ import { rewardModel, type common } from "@rlhf/proto";
 import { createLogger, startServer, freePort, resultOrStatus, type RunningServer } from "./index";
 import { ReplicaSet, dnsResolver, parseAddressList, splitTokenBatch } from "./replicas";
 import { REWARD_MODEL_ROUTES, REWARD_MODEL_IDEMPOTENT } from "./replica-routes";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "replicas-test", level: "silent" });
 
@@ -77,7 +78,7 @@ function set(addresses: () => string[], over: Partial<ConstructorParameters<type
     name: "reward-model",
     routes: REWARD_MODEL_ROUTES,
     idempotent: REWARD_MODEL_IDEMPOTENT,
-    client: { deadlineMs: 5000 },
+    client: { deadlineMs: testDeadlineMs(5000) },
     resolveEveryMs: 0,
     waitForReplicasMs: 300,
     resolve: async () => addresses(),
@@ -246,7 +247,7 @@ test("parts computed with different weights fail the call; no replica at all is 
   assert.match(String(await resultOrStatus(none.unary("score", { sequences: batch(2) }))), /^UNAVAILABLE: reward-model: no replica: dns:\/\/\/reward-model\.test:1 resolved to no address within 200 ms/);
   none.close();
   // A plain address of a stopped server: the call fails as a KitClient's would.
-  const plain = new ReplicaSet(rewardModel.RewardModelServiceClient, `127.0.0.1:${await freePort()}`, { name: "reward-model", routes: REWARD_MODEL_ROUTES, client: { deadlineMs: 2000 } });
+  const plain = new ReplicaSet(rewardModel.RewardModelServiceClient, `127.0.0.1:${await freePort()}`, { name: "reward-model", routes: REWARD_MODEL_ROUTES, client: { deadlineMs: testDeadlineMs(2000) } });
   assert.match(String(await resultOrStatus(plain.unary("getInfo", {}))), /^UNAVAILABLE: /);
   plain.close();
 });

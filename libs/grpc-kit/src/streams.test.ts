@@ -52,7 +52,7 @@ test("a client stream cancelled before it half-closes ends the handler's loop wi
       },
     ],
   });
-  const c = createClient(referenceModel.ReferenceModelServiceClient, srv.address, { deadlineMs: 5000 });
+  const c = createClient(referenceModel.ReferenceModelServiceClient, srv.address, { deadlineMs: testDeadlineMs(5000) });
   try {
     // Cancelled by the client after three messages.
     const ac = new AbortController();
@@ -66,7 +66,7 @@ test("a client stream cancelled before it half-closes ends the handler's loop wi
 
     // Its deadline passed before the half-close.
     // (1.5 s to write one message is generous; the half-close comes only after the deadline.)
-    const late = c.clientStream("uploadWeights", { deadlineMs: 1500 });
+    const late = c.clientStream("uploadWeights", { deadlineMs: 1500 }); // deadline under test
     await late.write({ chunk: undefined });
     await until(() => outcomes[1] !== undefined && outcomes[1].outcome !== "pending", "the handler to see the deadline");
     await assert.rejects(
@@ -93,7 +93,7 @@ test("a bidirectional stream cancelled before it half-closes ends the handler's 
     log,
     services: [{ definition: rewardModel.RewardModelServiceService, implementation: { train: bidiStream(log, async (reqs) => void (await w(reqs))) } }],
   });
-  const c = createClient(rewardModel.RewardModelServiceClient, srv.address, { deadlineMs: 5000 });
+  const c = createClient(rewardModel.RewardModelServiceClient, srv.address, { deadlineMs: testDeadlineMs(5000) });
   try {
     const ac = new AbortController();
     const call = c.bidi("train", { signal: ac.signal });

@@ -24,6 +24,7 @@ import {
   ConfigError,
   type RunningServer,
 } from "./index";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const log = createLogger({ service: "tls-test", level: "silent" });
 const dir = mkdtempSync(join(tmpdir(), "kit-tls-"));
@@ -69,7 +70,7 @@ async function serve(env: Record<string, string>, host = "127.0.0.1", insecure =
 /** GetInfo through a client with these client-side variables (plaintext without GRPC_TLS_CA_FILE). */
 async function getInfo(address: string, env: Record<string, string>): Promise<string> {
   const { credentials, options } = clientCredentials(clientTlsFromEnv(env));
-  const c = createClient(referenceModel.ReferenceModelServiceClient, address, { deadlineMs: 3000, token: null, credentials, channelOptions: options });
+  const c = createClient(referenceModel.ReferenceModelServiceClient, address, { deadlineMs: testDeadlineMs(3000), token: null, credentials, channelOptions: options });
   try {
     const r = await call(c.unary("getInfo", {}));
     return typeof r === "string" ? r.split(":")[0] : r.backend;

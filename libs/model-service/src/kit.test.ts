@@ -6,6 +6,7 @@ import { DomainError } from "@rlhf/errors";
 import { initBackend } from "@rlhf/compute";
 import type { GPT2Config } from "@rlhf/model";
 import { ModelSlot, ServingFlag, loadInitialWeights, loadWeightsSource, type WeightsTarget } from "./index";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const lines: Record<string, unknown>[] = [];
 const log = createLogger({
@@ -81,7 +82,7 @@ test("start-up loads CHECKPOINT_DIR, else MODEL_DIR, else INIT_PRESET, else noth
 test("a load request's source is dispatched on the queue; bad or unsupported sources are INVALID_ARGUMENT", async () => {
   const calls: string[] = [];
   const queue = new SerialQueue("test", 4);
-  const pull = { address: undefined, caller: "test-service", deadlineMs: 1000, maxReceiveMessageBytes: 1 << 20, maxTotalBytes: 1 << 20 };
+  const pull = { address: undefined, caller: "test-service", deadlineMs: testDeadlineMs(1000), maxReceiveMessageBytes: 1 << 20, maxTotalBytes: 1 << 20 };
   const opts = (target: WeightsTarget) => ({ target, queue, missing: "set one of a, b", pull, loaded: () => calls.length });
   assert.equal(await loadWeightsSource({ $case: "checkpointDir", checkpointDir: "/c" }, opts(recorder(calls))), 1);
   assert.equal(await loadWeightsSource({ $case: "modelDir", modelDir: "/m" }, opts(recorder(calls))), 2);

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { createServer, type AddressInfo } from "node:net";
 import { LabelingClient, WebSession } from "@rlhf/labeling-client";
 import { DATABASE_KINDS, freshDatabase } from "./testing/databases";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const MAIN = join(__dirname, "..", "dist", "main.js");
 
@@ -18,7 +19,7 @@ function startChild(env: Record<string, string | undefined>): Promise<{ child: C
   child.stderr?.on("data", (d: Buffer) => (err += d.toString()));
   return new Promise((resolve, reject) => {
     // Only a hang reaches this: the service prints its line within seconds.
-    const t = setTimeout(() => reject(new Error(`no start line within 120 s; stderr: ${err.slice(-2000)}`)), 120_000);
+    const t = setTimeout(() => reject(new Error(`no start line within ${testDeadlineMs(120_000)} ms; stderr: ${err.slice(-2000)}`)), testDeadlineMs(120_000));
     child.stdout?.on("data", (d: Buffer) => {
       out += d.toString();
       const m = /labeling: web UI (\S+) .* gRPC (\S+) /.exec(out);

@@ -8,6 +8,7 @@ import { createServer, type AddressInfo } from "node:net";
 import { LabelingClient, WebSession, rankingsToJsonl } from "@rlhf/labeling-client";
 import { checkDataFile } from "@rlhf/data";
 import { startTestApp } from "./testing/app";
+import { testDeadlineMs } from "@rlhf/errors/dist/testing/deadline";
 
 const codeOf = (p: Promise<unknown>) =>
   p.then(
@@ -55,7 +56,7 @@ test("gRPC over a real socket: limits name the field, SubmitBatch is idempotent,
     const ann = await WebSession.signIn(t.app.http.url, (await admin.createLabeler("ann")).token);
     const bob = await WebSession.signIn(t.app.http.url, (await admin.createLabeler("bob")).token);
     const seen: number[] = [];
-    const watching = client.waitForBatch("run-1:rankings", { onProgress: (p) => seen.push(p.rankings), deadlineMs: 60_000 });
+    const watching = client.waitForBatch("run-1:rankings", { onProgress: (p) => seen.push(p.rankings), deadlineMs: testDeadlineMs(60_000) });
     for (const who of [ann, bob]) {
       for (let a = await who.next(); a; a = await who.next()) {
         // Best = the response with the lowest index; the last two tied.

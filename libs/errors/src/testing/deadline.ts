@@ -4,6 +4,7 @@
  * through {@link testDeadlineMs}, so one environment variable stretches them all on a loaded or slow
  * machine: `RLHF_TEST_TIMEOUT_SCALE=4 pnpm test`. `scripts/run-tests.mjs` scales the runner's own
  * per-test limit by the same variable.
+ * `deadline.test.ts` checks every test file and test helper for a deadline written as a bare number.
  *
  * Other packages' tests import it as `@rlhf/errors/dist/testing/deadline` (the lib every package
  * can depend on without a cycle: it depends on nothing).

@@ -98,6 +98,11 @@ test("run: YAML and JSON configs become config_json; bad files are UsageErrors n
   bad("list.yaml", "- a\n- b\n", /list\.yaml: a run config must be an object \(a mapping of keys\), got a list$/);
   bad("empty.yaml", "", /empty\.yaml: a run config must be an object \(a mapping of keys\), got nothing$/);
   bad("number.json", "42", /number\.json: a run config must be an object \(a mapping of keys\), got number$/);
+  // Nesting: refused before any service starts, whether the parser could read it or not.
+  bad("deep.yaml", `ppo: ${"[".repeat(40)}${"]".repeat(40)}\n`, /deep\.yaml: is nested more than 32 levels deep \(a run config nests a few levels\)$/);
+  bad("deeper.yaml", `ppo: ${"[".repeat(20_000)}${"]".repeat(20_000)}\n`, /deeper\.yaml: is nested too deeply to read \(a run config may nest at most 32 levels\)$/);
+  bad("deep.json", `{"ppo": ${"[".repeat(20_000)}${"]".repeat(20_000)}}`, /deep\.json: is nested more than 32 levels deep/);
+  assert.equal(JSON.parse(readConfigFile(join(tmp, "cfg.json"))).ppo.gamma, 27.8, "a config of ordinary depth still passes");
   assert.throws(() => readConfigFile(tmp), /is not a file/);
 });
 

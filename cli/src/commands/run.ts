@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, extname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { resolveConfigPaths } from "@rlhf/run-config";
+import { MAX_CONFIG_DEPTH, nestedDeeperThan, resolveConfigPaths } from "@rlhf/run-config";
 import { type ParsedArgs, UsageError, allowFlags, flagString } from "../args";
 import { RUN_ID, resolveRunFolder } from "../run-folder";
 import type { SessionAction, SessionOptions } from "../run/session";
@@ -125,8 +125,12 @@ export function readConfigFile(path: string): string {
       value = parseYaml(text, { prettyErrors: true });
     } else value = JSON.parse(text);
   } catch (e) {
+    // The YAML parser recurses: a document thousands of levels deep overflows its stack (a
+    // RangeError, which the parser reports as a YAMLParseError with the same message).
+    if (/Maximum call stack size exceeded/.test((e as Error).message)) throw new UsageError(`${path}: is nested too deeply to read (a run config may nest at most ${MAX_CONFIG_DEPTH} levels)`);
     throw new UsageError(`${path}: invalid ${yaml ? "YAML" : "JSON"}: ${(e as Error).message.split("\n")[0]}`);
   }
+  if (nestedDeeperThan(value, MAX_CONFIG_DEPTH)) throw new UsageError(`${path}: is nested more than ${MAX_CONFIG_DEPTH} levels deep (a run config nests a few levels)`);
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw new UsageError(`${path}: a run config must be an object (a mapping of keys), got ${Array.isArray(value) ? "a list" : value === null ? "nothing" : typeof value}`);
   const json = JSON.stringify(resolveConfigPaths(value, dirname(resolve(path))));
   if (Buffer.byteLength(json) > 1024 * 1024) throw new UsageError(`${path}: the config is larger than 1 MiB as JSON`);

@@ -22,4 +22,5 @@ export { RunConfigError, resolveRunConfig, parseRunConfig, runConfigIssues } fro
 export { type RunPresetName, type JsonObject, RUN_PRESET_NAMES, presetRunConfig, mergeRunConfigs } from "./presets";
 export { runConfigMarkdown, runConfigDocument } from "./docs";
 export { PATH_KEYS, resolveConfigPaths } from "./paths";
+export { MAX_CONFIG_DEPTH, nestedDeeperThan } from "./nesting";
 export { type ConfigIssue, type Leaf, type Section, type ValueOf } from "./schema";

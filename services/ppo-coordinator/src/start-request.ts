@@ -7,27 +7,9 @@
 import { confinePath, InvalidArgumentError, type PathRoots } from "@rlhf/errors";
 import { getTokenizer } from "@rlhf/model/tokens";
 import type { ppoCoordinator } from "@rlhf/proto";
-import { PATH_KEYS, RUN_PRESET_NAMES, mergeRunConfigs, presetRunConfig, resolveRunConfig, type RunConfig, type RunPresetName } from "@rlhf/run-config";
+import { MAX_CONFIG_DEPTH, PATH_KEYS, RUN_PRESET_NAMES, nestedDeeperThan, mergeRunConfigs, presetRunConfig, resolveRunConfig, type RunConfig, type RunPresetName } from "@rlhf/run-config";
 import { loadUserData, type UserData } from "./recipe/user-data";
 import { inWorker } from "./recipe/worker";
-
-/** The deepest nesting a run config may have (the real one is 4 levels deep). */
-const MAX_CONFIG_DEPTH = 32;
-
-/**
- * Refuses a JSON value nested deeper than `max` levels (measured without recursion): every later
- * step (merge, validation, copies) recurses, and a config 10,000 levels deep would overflow the
- * stack there and answer INTERNAL.
- */
-function checkNesting(value: unknown, field: string, max: number): void {
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length > 0) {
-    const [v, depth] = stack.pop() as [unknown, number];
-    if (typeof v !== "object" || v === null) continue;
-    if (depth > max) throw new InvalidArgumentError(field, `is nested more than ${max} levels deep`);
-    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
-  }
-}
 
 /**
  * Every file or folder a run config names (`data.files.*`, `model.base_checkpoint`) must resolve,
@@ -61,7 +43,7 @@ export async function parseStartRequest(req: ppoCoordinator.StartRunRequest, dat
   } catch (e) {
     throw new InvalidArgumentError("config_json", `not valid JSON: ${(e as Error).message}`);
   }
-  checkNesting(json, "config_json", MAX_CONFIG_DEPTH);
+  if (nestedDeeperThan(json, MAX_CONFIG_DEPTH)) throw new InvalidArgumentError("config_json", `is nested more than ${MAX_CONFIG_DEPTH} levels deep`);
   // A top-level "preset" ("tiny" or "default") expands to that demo configuration, which the
   // other keys then override.
   if (typeof json === "object" && json !== null && !Array.isArray(json) && "preset" in json) {

@@ -3,7 +3,7 @@
  * that stream used by every service that loads "the policy at version N" (reference-model,
  * reward-model, pretrain-mix).
  */
-import { common, policy } from "@rlhf/proto";
+import { POLICY_MODEL_ID, common, policy } from "@rlhf/proto";
 import { createClient, type Logger } from "@rlhf/grpc-kit";
 import { FailedPreconditionError, InvalidArgumentError } from "@rlhf/errors";
 import { GPT2, type GPT2Config } from "@rlhf/model";
@@ -11,8 +11,9 @@ import type { NamedHostTensors } from "@rlhf/compute";
 import { modelConfigFromProto, receiveTensorSet } from "@rlhf/tensor-transport";
 import { WeightsCache } from "./weights-cache";
 
-/** model_id of the policy's weights (PolicyService.StreamWeights, WeightsRef). */
-export const POLICY_MODEL_ID = "policy";
+/** model_id of the policy's weights; defined with the contracts, re-exported for the services. */
+export { POLICY_MODEL_ID };
+
 
 /** Options of {@link pullPolicyWeights}. */
 export interface PullPolicyWeightsOptions {

@@ -6,7 +6,7 @@
  * layouts (the reference's L-1 log-probs into the response-token layout) and passes the run's
  * cancellation signal and id (metadata x-rlhf-run-id) with every call.
  */
-import { common, pretrainMix, type policy as policyPb, type referenceModel, type rewardModel } from "@rlhf/proto";
+import { POLICY_MODEL_ID, common, pretrainMix, type policy as policyPb, type referenceModel, type rewardModel } from "@rlhf/proto";
 import { FailedPreconditionError } from "@rlhf/errors";
 import type * as grpc from "@grpc/grpc-js";
 import { forRun, type KitClient, type ServiceClient } from "@rlhf/grpc-kit";
@@ -246,7 +246,7 @@ function minibatch(mb: PpoMinibatch, withPtxGradients: boolean, runId: string | 
 
 function ptxRequest(p: PtxRequest): pretrainMix.PtxGradientsRequest {
   return {
-    policyWeights: { modelId: "policy", version: p.policyVersion, source: "" },
+    policyWeights: { modelId: POLICY_MODEL_ID, version: p.policyVersion, source: "" },
     gamma: p.gamma,
     sequences: p.sequences,
     sequenceLength: p.sequenceLength,

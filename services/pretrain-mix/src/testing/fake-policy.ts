@@ -5,7 +5,7 @@
  * else. It counts the StreamWeights calls and can hold them until the test lets them go.
  */
 import type { MethodDefinition, UntypedServiceImplementation } from "@grpc/grpc-js";
-import { common, policy } from "@rlhf/proto";
+import { POLICY_MODEL_ID, common, policy } from "@rlhf/proto";
 import { bidiStream, clientStream, createLogger, serverStream, startServer, unary, type RunningServer } from "@rlhf/grpc-kit";
 import { sendTensorSet, modelConfigToProto } from "@rlhf/tensor-transport";
 import { DomainError, InvalidArgumentError, NotFoundError } from "@rlhf/errors";
@@ -61,7 +61,7 @@ export async function startFakePolicy(versions: ReadonlyMap<number, FakePolicyWe
       send,
       (chunk): policy.StreamWeightsResponse => ({ chunk }),
       w.tensors,
-      { kind: common.TensorSetKind.TENSOR_SET_KIND_WEIGHTS, weights: { modelId: "policy", version, source: "fake" }, modelConfig: modelConfigToProto(w.config) },
+      { kind: common.TensorSetKind.TENSOR_SET_KIND_WEIGHTS, weights: { modelId: POLICY_MODEL_ID, version, source: "fake" }, modelConfig: modelConfigToProto(w.config) },
       { wireDtype: wire },
     );
   });

@@ -14,7 +14,6 @@ import { WeightsCache } from "./weights-cache";
 /** model_id of the policy's weights; defined with the contracts, re-exported for the services. */
 export { POLICY_MODEL_ID };
 
-
 /** Options of {@link pullPolicyWeights}. */
 export interface PullPolicyWeightsOptions {
   /** POLICY_ADDR of the caller; undefined means not configured (FAILED_PRECONDITION). */

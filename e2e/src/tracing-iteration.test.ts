@@ -103,13 +103,21 @@ test("two PPO iterations across the five service processes: one trace each, link
       }
     }
     // A nested call: pretrain-mix pulls the policy's weights inside PtxGradients. It calls from
-    // its compute worker, which has no spans of its own but passes on the call's trace context:
-    // the pull's server span hangs from PtxGradients' server span, with the run's baggage.
+    // its compute worker, which has no OpenTelemetry of its own: the worker times the call under a
+    // span id it chose and its main thread records the client span with that id, so the pull's
+    // server span (in the policy) hangs from a client span in pretrain-mix, which hangs from
+    // PtxGradients' server span; the run's baggage reaches both.
     const pulls = trace.filter((s) => s.kind === SERVER && s.name.endsWith("PolicyService/StreamWeights"));
     assert.ok(pulls.length >= 1, "pretrain-mix pulled the policy's weights in the iteration's trace");
     for (const pull of pulls) {
-      const parent = byId.get(pull.parentSpanId ?? "");
-      assert.ok(parent && parent.kind === SERVER && parent.service === "pretrain-mix" && parent.name.endsWith("PtxGradients"), "inside pretrain-mix's PtxGradients server span");
+      const client = byId.get(pull.parentSpanId ?? "");
+      assert.ok(client && client.kind === CLIENT && client.name === pull.name && client.service === "pretrain-mix", `the pull's server span hangs from pretrain-mix's client span (got ${client?.service} ${client?.name})`);
+      assert.equal(client.attributes["rpc.grpc.status_code"], 0, "the pull's client span says OK");
+      // Two processes' clocks: ordered within 50 ms (a span in the wrong unit would be far off).
+      assert.ok(client.startMs <= pull.startMs + 50 && client.endMs + 50 >= pull.endMs, `the client span's time covers the server span's (client ${client.startMs}..${client.endMs}, server ${pull.startMs}..${pull.endMs})`);
+      const parent = byId.get(client.parentSpanId ?? "");
+      assert.ok(parent && parent.kind === SERVER && parent.service === "pretrain-mix" && parent.name.endsWith("PtxGradients"), "the client span is inside pretrain-mix's PtxGradients server span");
+      assert.equal(client.attributes["rlhf.iteration"], it, "the iteration reached the pull's client span as baggage");
       assert.equal(pull.attributes["rlhf.iteration"], it, "the iteration reached the pull's server span as baggage");
     }
     // Every span of the trace hangs from the root.

@@ -10,15 +10,25 @@ export const RETRYABLE_CODES: ReadonlySet<grpc.status> = new Set([
   grpc.status.ABORTED,
 ]);
 
-let outgoingHeaders: (() => Record<string, string> | undefined) | undefined;
+/** What a thread that traces its own outgoing calls adds to one of them, and hears of its end. */
+export interface OutgoingCall {
+  /** Headers the call carries (unless the call sets them itself), e.g. `traceparent`, `baggage`. */
+  headers: Record<string, string>;
+  /** The call's final status (once: OK, an error, CANCELLED or DEADLINE_EXCEEDED). */
+  ended(status: { code: number; details: string }): void;
+}
+
+let outgoingCalls: ((path: string, address: string) => OutgoingCall | undefined) | undefined;
 
 /**
- * Headers every KitClient of this thread adds to its calls (unless the call sets them): a model
- * service's compute worker, which has no OpenTelemetry of its own, passes on the trace context
- * (`traceparent`, `baggage`) of the call it is serving, so that what it calls joins that trace.
+ * A hook every KitClient of this thread calls as each call (each attempt of a retried one) starts,
+ * with the method's path (`/rlhf.policy.v1.PolicyService/StreamWeights`) and the client's address.
+ * A model service's compute worker, which has no OpenTelemetry of its own, uses it to pass on the
+ * trace context of the call it is serving with a client span id of its own, and to time the call,
+ * so that the main thread records the client span (`@rlhf/model-service`'s worker).
  */
-export function setOutgoingHeaders(fn: (() => Record<string, string> | undefined) | undefined): void {
-  outgoingHeaders = fn;
+export function setOutgoingCalls(fn: ((path: string, address: string) => OutgoingCall | undefined) | undefined): void {
+  outgoingCalls = fn;
 }
 
 /** Options of {@link createClient}. */
@@ -169,11 +179,21 @@ export class KitClient<C extends grpc.Client> {
     this.token = opts.token === undefined ? clientTokenFromEnv(process.env) : (opts.token ?? undefined);
   }
 
-  /** The call's metadata with the bearer token and this thread's outgoing headers added. */
-  private md(call: CallOpts): grpc.Metadata {
+  /**
+   * The call's metadata with the bearer token and, where this thread traces its outgoing calls
+   * (setOutgoingCalls), that call's headers; `watch` then tells the hook how the call ended.
+   */
+  private md(method: string, call: CallOpts): { md: grpc.Metadata; watch: (c: { once(event: "status", l: (s: grpc.StatusObject) => void): unknown }) => void } {
     const md = withToken(call.metadata, this.token);
-    for (const [k, v] of Object.entries(outgoingHeaders?.() ?? {})) if (md.get(k).length === 0) md.set(k, v);
-    return md;
+    const out = outgoingCalls?.(this.path(method), this.address);
+    for (const [k, v] of Object.entries(out?.headers ?? {})) if (md.get(k).length === 0) md.set(k, v);
+    return { md, watch: (c) => void (out && c.once("status", (st) => out.ended({ code: st.code, details: st.details }))) };
+  }
+
+  /** A method's full path, as the server sees it (`/package.Service/Method`). */
+  private path(method: string): string {
+    const service = (this.raw.constructor as { service?: Record<string, { path?: string } | undefined> }).service;
+    return service?.[method]?.path ?? method;
   }
 
   /** Prefixes a failed call's message with `<name>.<method>` (see ClientOptions.name). */
@@ -212,9 +232,11 @@ export class KitClient<C extends grpc.Client> {
 
   private once<R>(method: string, req: unknown, deadline: number, call: CallOpts): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      const c = this.fn(method)(req, this.md(call), { deadline }, (err: grpc.ServiceError | null, res: R) =>
+      const { md, watch } = this.md(method, call);
+      const c = this.fn(method)(req, md, { deadline }, (err: grpc.ServiceError | null, res: R) =>
         err ? reject(this.label(err, method)) : resolve(res),
       ) as grpc.ClientUnaryCall;
+      watch(c);
       cancelOnAbort(call.signal, c);
     });
   }
@@ -226,7 +248,9 @@ export class KitClient<C extends grpc.Client> {
     call: CallOpts = {},
   ): grpc.ClientReadableStream<ServerStreamRes<C, K>> {
     const deadline = Date.now() + (call.deadlineMs ?? this.deadlineMs);
-    const s = this.fn(method)(req, this.md(call), { deadline }) as grpc.ClientReadableStream<ServerStreamRes<C, K>>;
+    const { md, watch } = this.md(method, call);
+    const s = this.fn(method)(req, md, { deadline }) as grpc.ClientReadableStream<ServerStreamRes<C, K>>;
+    watch(s);
     cancelOnAbort(call.signal, s);
     if (this.opts.name) s.on("error", (e) => this.label(e, method));
     return s;
@@ -239,12 +263,14 @@ export class KitClient<C extends grpc.Client> {
     const response = new Promise<ClientStreamRes<C, K>>((resolve, reject) => (settle = { resolve, reject }));
     response.catch(() => undefined); // observed through end()
     let failed: unknown;
-    const s = this.fn(method)(this.md(call), { deadline }, (err: grpc.ServiceError | null, res: ClientStreamRes<C, K>) => {
+    const { md, watch } = this.md(method, call);
+    const s = this.fn(method)(md, { deadline }, (err: grpc.ServiceError | null, res: ClientStreamRes<C, K>) => {
       if (err) {
         failed = this.label(err, method);
         settle.reject(err);
       } else settle.resolve(res);
     }) as grpc.ClientWritableStream<ClientStreamReq<C, K>>;
+    watch(s);
     cancelOnAbort(call.signal, s);
     return {
       write: (msg) =>
@@ -273,7 +299,9 @@ export class KitClient<C extends grpc.Client> {
   /** A bidirectional call with a deadline. */
   bidi<K extends BidiMethod<C>>(method: K, call: CallOpts = {}): grpc.ClientDuplexStream<BidiReq<C, K>, BidiRes<C, K>> {
     const deadline = Date.now() + (call.deadlineMs ?? this.deadlineMs);
-    const s = this.fn(method)(this.md(call), { deadline }) as grpc.ClientDuplexStream<BidiReq<C, K>, BidiRes<C, K>>;
+    const { md, watch } = this.md(method, call);
+    const s = this.fn(method)(md, { deadline }) as grpc.ClientDuplexStream<BidiReq<C, K>, BidiRes<C, K>>;
+    watch(s);
     cancelOnAbort(call.signal, s);
     if (this.opts.name) s.on("error", (e) => this.label(e, method));
     return s;

@@ -33,6 +33,7 @@ import { BaggageAttributesProcessor } from "./spans";
 import { RunFolderSpanExporter } from "./run-traces";
 import { installDiagLogger } from "./diag";
 import { otlpTarget } from "./otlp-env";
+import { CHOSEN_SPAN_IDS } from "./timed-calls";
 
 export * from "./instruments";
 export * from "./metrics";
@@ -41,6 +42,7 @@ export * from "./otlp-json";
 export * from "./run-traces";
 export * from "./receiver";
 export * from "./timeline";
+export * from "./timed-calls";
 
 /** Options of {@link startTelemetry}. */
 export interface TelemetryOptions {
@@ -120,6 +122,8 @@ export function startTelemetry(opts: TelemetryOptions): Telemetry {
     logRecordProcessors: [],
     metricReaders: metricsPipeline.readers,
     instrumentations: [new GrpcInstrumentation()],
+    // Random ids, except for a client span timed in a compute worker (./timed-calls.ts).
+    idGenerator: CHOSEN_SPAN_IDS,
   });
   sdk.start();
   let stopping: Promise<void> | undefined;

@@ -8,13 +8,14 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { AsyncLocalStorage } from "node:async_hooks";
+import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { metrics } from "@opentelemetry/api";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "@rlhf/compute";
 import { DomainError } from "@rlhf/errors";
-import { createLogger, handlerOf, SerialQueue, setOutgoingHeaders, type CallContext, type HandlerKind, type Logger } from "@rlhf/grpc-kit";
-import { relayAnnotations } from "@rlhf/telemetry";
+import { createLogger, handlerOf, SerialQueue, setOutgoingCalls, type CallContext, type HandlerKind, type Logger } from "@rlhf/grpc-kit";
+import { childTraceparent, relayAnnotations } from "@rlhf/telemetry";
 import { receiveBudget } from "@rlhf/tensor-transport";
 import { fromWire, metadataFromWire, toWire, type FromWorker, type ToWorker, type WireError } from "./protocol";
 import { relayMeterProvider } from "./metrics-relay";
@@ -48,7 +49,23 @@ relayAnnotations((attrs) => {
   const call = currentCall.getStore();
   if (call !== undefined) post({ t: "annotate", id: call.id, attrs });
 });
-setOutgoingHeaders(() => currentCall.getStore()?.trace);
+// A call made from here (a weights pull) carries the served call's baggage and a traceparent with a
+// span id chosen here; once it ends, the main thread records the client span with that id, so the
+// server span at the other end hangs from it.
+const epochMs = () => performance.timeOrigin + performance.now();
+setOutgoingCalls((path, address) => {
+  const served = currentCall.getStore();
+  if (served === undefined) return undefined;
+  let spanId = randomBytes(8).toString("hex");
+  while (/^0+$/.test(spanId)) spanId = randomBytes(8).toString("hex");
+  const traceparent = childTraceparent(served.trace.traceparent, spanId);
+  if (traceparent === undefined) return { headers: served.trace, ended: () => undefined };
+  const startMs = epochMs();
+  return {
+    headers: { ...served.trace, traceparent },
+    ended: ({ code, details }) => post({ t: "clientSpan", call: { path, address, parent: served.trace, spanId, startMs, endMs: epochMs(), code, details } }),
+  };
+});
 
 /** A call in progress: its cancellation, and what the main thread sends it. */
 interface Pending {

@@ -15,6 +15,7 @@ import { DomainError } from "@rlhf/errors";
 import { bidiStream, clientStream, serverStream, unary, type CallContext, type HandlerKind, type Logger, type Send, type ServiceRegistration } from "@rlhf/grpc-kit";
 import { fromWire, toWire, type FromWorker, type ToWorker, type WireError, type WireMetadata } from "./protocol";
 import { RelayedMetrics } from "./metrics-relay";
+import { recordTimedClientCall } from "@rlhf/telemetry";
 import { KERNELS_ENV_VAR, chooseKernels, parseKernelSet } from "@rlhf/torch-backend/dist/kernel-set";
 
 /** The health a service reports, as its compute sets it. */
@@ -228,6 +229,9 @@ export class ComputeWorker {
         return this.settle(m.id, (p) => p.reject(fromWire(m.err)));
       case "annotate":
         this.pending.get(m.id)?.span?.setAttributes(m.attrs);
+        return;
+      case "clientSpan":
+        recordTimedClientCall(m.call);
         return;
       case "log":
         return relayLog(this.opts.log, m.line);

@@ -6,6 +6,7 @@ import { Metadata, type ServiceError } from "@grpc/grpc-js";
 import { DomainError, type ErrorCode } from "@rlhf/errors";
 import { isServiceError, type HandlerKind } from "@rlhf/grpc-kit";
 import type { Attributes } from "@opentelemetry/api";
+import type { TimedClientCall } from "@rlhf/telemetry";
 
 /** An error as it crosses threads: a DomainError keeps its code, a downstream call's error its status. */
 export type WireError = { kind: "domain"; code: ErrorCode; message: string } | { kind: "status"; code: number; details: string } | { kind: "internal"; message: string; stack?: string };
@@ -69,6 +70,8 @@ export type FromWorker =
   | { t: "metric"; instrument: WireInstrument; value: number; attrs?: Attributes }
   | { t: "observed"; points: { instrument: WireInstrument; value: number; attrs?: Attributes }[] }
   | { t: "annotate"; id: number; attrs: Attributes }
+  /** A call the worker made (e.g. a weights pull) has ended: its client span, for the main thread to record. */
+  | { t: "clientSpan"; call: TimedClientCall }
   | { t: "serving"; on: boolean }
   | { t: "stuck"; what?: string }
   | { t: "notice"; notice: unknown }

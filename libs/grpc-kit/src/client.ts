@@ -187,7 +187,10 @@ export class KitClient<C extends grpc.Client> {
     const md = withToken(call.metadata, this.token);
     const out = outgoingCalls?.(this.path(method), this.address);
     for (const [k, v] of Object.entries(out?.headers ?? {})) if (md.get(k).length === 0) md.set(k, v);
-    return { md, watch: (c) => void (out && c.once("status", (st) => out.ended({ code: st.code, details: st.details }))) };
+    const watch = (c: { once(event: "status", l: (s: grpc.StatusObject) => void): unknown }) => {
+      if (out) c.once("status", (st) => out.ended({ code: st.code, details: st.details }));
+    };
+    return { md, watch };
   }
 
   /** A method's full path, as the server sees it (`/package.Service/Method`). */

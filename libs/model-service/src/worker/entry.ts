@@ -4,7 +4,7 @@
  * leases, cancellation) is never blocked by a forward or backward pass, however long it runs on
  * whatever backend. The main thread's {@link ComputeWorker} starts it with the service's module
  * (which exports a {@link CreateCompute}) and forwards every call; logs, metrics, span attributes,
- * health changes and notices come back. Started only through ./host.ts.
+ * the timings of the calls it makes (client spans), health changes and notices come back. Started only through ./host.ts.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { AsyncLocalStorage } from "node:async_hooks";

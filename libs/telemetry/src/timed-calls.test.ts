@@ -14,10 +14,16 @@ const processor = new SimpleSpanProcessor(exporter);
 startTelemetry({ serviceName: "timed-calls-test", spanProcessors: [processor], env: {} });
 const tracer = trace.getTracer("timed-calls-test");
 
-test("childTraceparent keeps the trace and its flags, with another span id; anything else is undefined", () => {
+test("childTraceparent keeps the trace and its flags, with a new valid span id each time; anything else is undefined", () => {
   const parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-  assert.equal(childTraceparent(parent, "00f067aa0ba902b7"), "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01");
-  for (const bad of [undefined, "", "00-xyz-b7ad6b7169203331-01", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b71-01"]) assert.equal(childTraceparent(bad, "00f067aa0ba902b7"), undefined, String(bad));
+  const a = childTraceparent(parent);
+  const b = childTraceparent(parent);
+  assert.ok(a && b);
+  assert.match(a.spanId, /^[0-9a-f]{16}$/);
+  assert.notEqual(a.spanId, "0000000000000000");
+  assert.notEqual(a.spanId, b.spanId);
+  assert.equal(a.traceparent, `00-0af7651916cd43dd8448eb211c80319c-${a.spanId}-01`);
+  for (const bad of [undefined, "", "00-xyz-b7ad6b7169203331-01", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b71-01"]) assert.equal(childTraceparent(bad), undefined, String(bad));
 });
 
 test("recordTimedClientCall: the chosen span id, under the served call's span, with the run's baggage, the times and the status", async () => {

@@ -8,17 +8,19 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace, type Span } from "@opentelemetry/api";
 import { RandomIdGenerator, type IdGenerator } from "@opentelemetry/sdk-trace-base";
 
+/** W3C ids as the SDK makes them (random, never all zeros). */
+const random = new RandomIdGenerator();
+
 /** A span id generator that hands out one chosen id when asked to (see {@link recordTimedClientCall}). */
 export class ChosenSpanIds implements IdGenerator {
-  private readonly random = new RandomIdGenerator();
   private chosen: string | undefined;
   generateTraceId(): string {
-    return this.random.generateTraceId();
+    return random.generateTraceId();
   }
   generateSpanId(): string {
     const id = this.chosen;
     this.chosen = undefined;
-    return id ?? this.random.generateSpanId();
+    return id ?? random.generateSpanId();
   }
   /** Runs `fn` (which starts exactly one span, synchronously) so that its span gets `spanId`. */
   with<T>(spanId: string, fn: () => T): T {
@@ -52,10 +54,16 @@ export interface TimedClientCall {
   details: string;
 }
 
-/** A traceparent like the parent's, with another span id: what a timed call sends. */
-export function childTraceparent(parent: string | undefined, spanId: string): string | undefined {
+/**
+ * A client span for a call made under the W3C `parent` traceparent: a new span id, and the
+ * traceparent the call sends (the parent's trace and flags, that span id). Undefined without a
+ * well-formed parent.
+ */
+export function childTraceparent(parent: string | undefined): { spanId: string; traceparent: string } | undefined {
   const m = /^([0-9a-f]{2})-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})$/.exec(parent ?? "");
-  return m ? `${m[1]}-${m[2]}-${spanId}-${m[3]}` : undefined;
+  if (!m) return undefined;
+  const spanId = random.generateSpanId();
+  return { spanId, traceparent: `${m[1]}-${m[2]}-${spanId}-${m[3]}` };
 }
 
 /**

@@ -8,7 +8,6 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { AsyncLocalStorage } from "node:async_hooks";
-import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { metrics } from "@opentelemetry/api";
 import * as tf from "@tensorflow/tfjs-core";
@@ -56,10 +55,9 @@ const epochMs = () => performance.timeOrigin + performance.now();
 setOutgoingCalls((path, address) => {
   const served = currentCall.getStore();
   if (served === undefined) return undefined;
-  let spanId = randomBytes(8).toString("hex");
-  while (/^0+$/.test(spanId)) spanId = randomBytes(8).toString("hex");
-  const traceparent = childTraceparent(served.trace.traceparent, spanId);
-  if (traceparent === undefined) return { headers: served.trace, ended: () => undefined };
+  const child = childTraceparent(served.trace.traceparent);
+  if (child === undefined) return { headers: served.trace, ended: () => undefined };
+  const { spanId, traceparent } = child;
   const startMs = epochMs();
   return {
     headers: { ...served.trace, traceparent },
